@@ -1,0 +1,129 @@
+//! Prefixed, time-sortable identifiers (`wh_`, `evt_`, `dlv_`, `att_`, `tok_`).
+//!
+//! The body is 26 Crockford base32 characters: 48 bits of milliseconds then 80 random bits, so ids
+//! sort by creation time as plain strings. That is what list cursors rely on.
+
+use std::fmt;
+
+use rand::RngCore;
+use serde::{Deserialize, Deserializer, Serialize};
+
+const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+const BODY_LEN: usize = 26;
+
+/// Why a string is not an id of the expected kind.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not a valid {kind} id (expected `{prefix}` followed by 26 base32 characters)")]
+pub struct IdError {
+    pub kind: &'static str,
+    pub prefix: &'static str,
+}
+
+/// Generates a new id body for the time `now_ms`.
+fn new_body(now_ms: i64) -> String {
+    let mut random = [0u8; 10];
+    rand::thread_rng().fill_bytes(&mut random);
+    let mut value: u128 = (now_ms.max(0) as u128 & 0xFFFF_FFFF_FFFF) << 80;
+    for (i, b) in random.iter().enumerate() {
+        value |= (*b as u128) << (8 * (9 - i));
+    }
+    let mut out = [0u8; BODY_LEN];
+    for (i, slot) in out.iter_mut().enumerate() {
+        let shift = 5 * (BODY_LEN - 1 - i);
+        *slot = ALPHABET[((value >> shift) & 0x1F) as usize];
+    }
+    String::from_utf8(out.to_vec()).expect("alphabet is ASCII")
+}
+
+fn valid_body(body: &str) -> bool {
+    body.len() == BODY_LEN && body.bytes().all(|b| ALPHABET.contains(&b))
+}
+
+macro_rules! prefixed_id {
+    ($(#[$doc:meta])* $name:ident, $prefix:literal, $kind:literal) => {
+        $(#[$doc])*
+        #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, utoipa::ToSchema)]
+        #[serde(transparent)]
+        #[schema(value_type = String, example = json!(concat!($prefix, "01JD8Z0Q9V4W6XKJ3M2N5P7R8S")))]
+        pub struct $name(String);
+
+        impl $name {
+            pub const PREFIX: &'static str = $prefix;
+
+            /// A new id for something created at `now_ms`.
+            pub fn generate(now_ms: i64) -> Self {
+                Self(format!("{}{}", $prefix, new_body(now_ms)))
+            }
+
+            /// Parses an id received from outside (a path, a query, a body).
+            pub fn parse(s: &str) -> Result<Self, IdError> {
+                match s.strip_prefix($prefix) {
+                    Some(body) if valid_body(body) => Ok(Self(s.to_owned())),
+                    _ => Err(IdError { kind: $kind, prefix: $prefix }),
+                }
+            }
+
+            /// Wraps a value read back from the database, which only ever holds valid ids.
+            pub fn from_trusted(s: String) -> Self {
+                Self(s)
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = String::deserialize(d)?;
+                Self::parse(&s).map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+prefixed_id!(/// A webhook (an outbound subscription).
+    WebhookId, "wh_", "webhook");
+prefixed_id!(/// An event published into hookd.
+    EventId, "evt_", "event");
+prefixed_id!(/// One event sent to one webhook; stable across retries, sent as `webhook-id`.
+    DeliveryId, "dlv_", "delivery");
+prefixed_id!(/// One HTTP try of a delivery.
+    AttemptId, "att_", "attempt");
+prefixed_id!(/// An admin API token (its id; the token itself is only stored hashed).
+    TokenId, "tok_", "token");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_sort_by_creation_time() {
+        let a = EventId::generate(1_700_000_000_000);
+        let b = EventId::generate(1_700_000_000_001);
+        assert!(a < b, "{a} < {b}");
+        assert!(a.as_str().starts_with("evt_"));
+        assert_eq!(EventId::parse(a.as_str()), Ok(a.clone()));
+    }
+
+    #[test]
+    fn parse_refuses_wrong_prefix_and_malformed_bodies() {
+        let wh = WebhookId::generate(1);
+        assert!(EventId::parse(wh.as_str()).is_err());
+        assert!(WebhookId::parse("wh_short").is_err());
+        assert!(WebhookId::parse("wh_01JD8Z0Q9V4W6XKJ3M2N5P7R8!").is_err());
+        assert!(WebhookId::parse("").is_err());
+    }
+}

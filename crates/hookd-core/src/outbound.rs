@@ -1,0 +1,238 @@
+//! Builds the exact HTTP request a delivery sends: method, URL, merged headers, auth, body and
+//! signature. The worker sends it, the test endpoint sends it, and records keep a masked copy.
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+
+use crate::delivery::RequestRecord;
+use crate::event::Event;
+use crate::payload::default_payload;
+use crate::signature::sign_standard;
+use crate::webhook::{AuthConfig, BodyConfig, SignatureConfig, Webhook};
+
+/// What a masked header value is replaced with.
+pub const MASK: &str = "****";
+
+/// A request ready to send.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboundRequest {
+    pub method: &'static str,
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    /// Lower-case names of headers whose values are secrets (masked in records and logs).
+    pub sensitive: Vec<String>,
+}
+
+impl OutboundRequest {
+    /// The request as it may be stored or shown: secret header values masked.
+    pub fn record(&self) -> RequestRecord {
+        let headers = self
+            .headers
+            .iter()
+            .map(|(k, v)| {
+                let masked = self.sensitive.iter().any(|s| s.eq_ignore_ascii_case(k));
+                (k.clone(), if masked { mask_value(v) } else { v.clone() })
+            })
+            .collect();
+        RequestRecord { method: self.method.to_owned(), url: self.url.clone(), headers }
+    }
+}
+
+/// Masks a header value, keeping an auth scheme word (`Basic ****`) so records stay readable.
+fn mask_value(v: &str) -> String {
+    match v.split_once(' ') {
+        Some((scheme, _)) if matches!(scheme, "Basic" | "Bearer") => format!("{scheme} {MASK}"),
+        _ => MASK.to_owned(),
+    }
+}
+
+/// Why a request could not be built; the delivery fails permanently with this message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct BuildError(pub String);
+
+/// Everything about one try that is not in the webhook or the event.
+#[derive(Debug, Clone, Copy)]
+pub struct SendContext<'a> {
+    /// The delivery id: the `webhook-id` header.
+    pub delivery_id: &'a str,
+    /// Seconds since the epoch: the `webhook-timestamp` header.
+    pub now_secs: i64,
+    pub now_ms: i64,
+    /// The server's `default_headers`, under the webhook's own.
+    pub default_headers: &'a [(String, String)],
+}
+
+/// Builds the request `webhook` sends for `event`.
+pub fn build_request(
+    webhook: &Webhook,
+    event: &Event,
+    ctx: &SendContext<'_>,
+) -> Result<OutboundRequest, BuildError> {
+    let spec = &webhook.spec;
+    let secret = spec.include_secret.then(|| spec.secret.expose());
+    let body = match &spec.body {
+        BodyConfig::Default => serde_json::to_vec(&default_payload(event, secret))
+            .map_err(|e| BuildError(format!("payload is not serialisable: {e}")))?,
+    };
+    let mut headers = HeaderList::default();
+    headers.set("Content-Type", "application/json");
+    headers.set("User-Agent", &format!("hookd/{}", crate::VERSION));
+    for (k, v) in ctx.default_headers {
+        headers.set(k, v);
+    }
+    for (k, v) in &spec.headers {
+        match v {
+            Some(v) => headers.set(k, v),
+            None => headers.remove(k),
+        }
+    }
+    let mut sensitive = Vec::new();
+    match &spec.auth {
+        AuthConfig::None => {}
+        AuthConfig::Basic { username, password } => {
+            let token = B64.encode(format!("{username}:{password}"));
+            headers.set("Authorization", &format!("Basic {token}"));
+            sensitive.push("authorization".to_owned());
+        }
+        AuthConfig::Bearer { token } => {
+            headers.set("Authorization", &format!("Bearer {token}"));
+            sensitive.push("authorization".to_owned());
+        }
+        AuthConfig::ApiKey { header, value } => {
+            headers.set(header, value);
+            sensitive.push(header.to_ascii_lowercase());
+        }
+    }
+    match &spec.signature {
+        SignatureConfig::Standard => {
+            let mut sigs = sign_standard(&spec.secret, ctx.delivery_id, ctx.now_secs, &body);
+            if let Some(prev) = spec.previous_secret.as_ref().filter(|p| p.expires_at > ctx.now_ms) {
+                sigs.push(' ');
+                sigs.push_str(&sign_standard(&prev.secret, ctx.delivery_id, ctx.now_secs, &body));
+            }
+            headers.set("webhook-id", ctx.delivery_id);
+            headers.set("webhook-timestamp", &ctx.now_secs.to_string());
+            headers.set("webhook-signature", &sigs);
+        }
+        SignatureConfig::None => {}
+    }
+    Ok(OutboundRequest {
+        method: spec.method.as_str(),
+        url: spec.url.clone(),
+        headers: headers.0,
+        body,
+        sensitive,
+    })
+}
+
+/// Headers with case-insensitive replacement that keeps the first spelling's position.
+#[derive(Debug, Default)]
+struct HeaderList(Vec<(String, String)>);
+
+impl HeaderList {
+    fn set(&mut self, name: &str, value: &str) {
+        match self.0.iter_mut().find(|(k, _)| k.eq_ignore_ascii_case(name)) {
+            Some(slot) => *slot = (name.to_owned(), value.to_owned()),
+            None => self.0.push((name.to_owned(), value.to_owned())),
+        }
+    }
+
+    fn remove(&mut self, name: &str) {
+        self.0.retain(|(k, _)| !k.eq_ignore_ascii_case(name));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::signature::{verify_standard, SigningSecret};
+    use crate::webhook::{HttpMethod, WebhookSpec};
+    use crate::{EventId, WebhookId};
+
+    fn webhook(headers: BTreeMap<String, Option<String>>, auth: AuthConfig) -> Webhook {
+        Webhook {
+            id: WebhookId::generate(0),
+            active: true,
+            disabled_reason: None,
+            failing_since: None,
+            spec: WebhookSpec {
+                name: "w".into(),
+                description: None,
+                url: "http://example.com/h".into(),
+                method: HttpMethod::Post,
+                events: vec![],
+                headers,
+                auth,
+                secret: SigningSecret::parse_standard("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+                    .unwrap(),
+                previous_secret: None,
+                signature: SignatureConfig::Standard,
+                include_secret: false,
+                body: BodyConfig::Default,
+                tls_verify: true,
+                timeout_ms: None,
+                max_attempts: None,
+                retry_schedule: None,
+            },
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+
+    fn event() -> Event {
+        Event {
+            id: EventId::generate(0),
+            event_type: "invoice.paid".into(),
+            model: None,
+            data: json!({"n": 1}),
+            occurred_at: 0,
+            idempotency_key: None,
+            created_at: 0,
+        }
+    }
+
+    fn header<'a>(r: &'a OutboundRequest, name: &str) -> Option<&'a str> {
+        r.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    const CTX: SendContext<'static> =
+        SendContext { delivery_id: "dlv_x", now_secs: 1_700_000_000, now_ms: 0, default_headers: &[] };
+
+    #[test]
+    fn headers_merge_case_insensitively_and_null_removes_content_type() {
+        let defaults = vec![("X-Env".to_string(), "prod".to_string())];
+        let ctx = SendContext { default_headers: &defaults, ..CTX };
+        let mut h = BTreeMap::new();
+        h.insert("content-type".to_string(), None);
+        h.insert("x-env".to_string(), Some("staging".to_string()));
+        let r = build_request(&webhook(h, AuthConfig::None), &event(), &ctx).unwrap();
+        assert_eq!(header(&r, "Content-Type"), None);
+        assert_eq!(header(&r, "X-Env"), Some("staging"));
+        assert_eq!(r.headers.iter().filter(|(k, _)| k.eq_ignore_ascii_case("x-env")).count(), 1);
+        assert_eq!(header(&r, "User-Agent"), Some(format!("hookd/{}", crate::VERSION).as_str()));
+    }
+
+    #[test]
+    fn signature_verifies_and_auth_is_masked_in_the_record() {
+        let auth = AuthConfig::Basic { username: "u".into(), password: "p".into() };
+        let r = build_request(&webhook(BTreeMap::new(), auth), &event(), &CTX).unwrap();
+        verify_standard(
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            header(&r, "webhook-id"),
+            header(&r, "webhook-timestamp"),
+            header(&r, "webhook-signature"),
+            &r.body,
+            1_700_000_000,
+        )
+        .unwrap();
+        let rec = r.record();
+        let auth = rec.headers.iter().find(|(k, _)| k == "Authorization").unwrap();
+        assert_eq!(auth.1, "Basic ****");
+    }
+}

@@ -1,0 +1,204 @@
+//! The [`Store`] trait: every use case hookd needs from its database, one method each.
+//!
+//! Two backends implement it (`hookd-store-sqlite`, `hookd-store-postgres`) and both pass the same
+//! conformance tests. Invariants every backend keeps:
+//! - an event and its deliveries are written in one transaction ([`Store::enqueue_events`]);
+//! - a claim hands each due delivery to one claimer only, under a lease; a delivery whose lease ran
+//!   out is due again ([`Store::claim_due_deliveries`]);
+//! - an outcome only moves a delivery that is still under the lease that sent it
+//!   ([`Store::record_outcomes`]); the attempt is recorded either way.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::delivery::{Attempt, Delivery, DeliveryStatus};
+use crate::event::{Event, NewEvent};
+use crate::ids::{DeliveryId, EventId, TokenId, WebhookId};
+use crate::retry::WebhookEffect;
+use crate::webhook::Webhook;
+
+/// A storage failure. Details are for logs, never for API responses.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A uniqueness rule was broken (for example a duplicate token name).
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The database could not do what was asked.
+    #[error("database error: {0}")]
+    Backend(#[from] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl StoreError {
+    pub fn backend(e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::Backend(Box::new(e))
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A page request over an id-ordered list, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct Page {
+    /// Rows to return; backends return at most this many.
+    pub limit: u32,
+    /// Only rows whose id sorts before this one (the previous page's last id).
+    pub before: Option<String>,
+}
+
+/// An admin API token as stored: only the SHA-256 of the token itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRecord {
+    pub id: TokenId,
+    pub name: String,
+    /// Lower-case hex SHA-256 of the token.
+    pub hash: String,
+    pub created_at: i64,
+}
+
+/// One event to store with the deliveries it causes.
+#[derive(Debug, Clone)]
+pub struct EventToStore {
+    pub id: EventId,
+    pub event: NewEvent,
+    pub deliveries: Vec<NewDelivery>,
+}
+
+/// A delivery to create with its event.
+#[derive(Debug, Clone)]
+pub struct NewDelivery {
+    pub id: DeliveryId,
+    pub webhook_id: WebhookId,
+    pub entry_index: Option<u32>,
+    /// `Pending` for the worker, or `Delivering` under `lease` when the caller sends it itself.
+    pub status: DeliveryStatus,
+    /// When it is due (pending), or when the caller's lease ends (delivering).
+    pub next_attempt_at: i64,
+    /// The lease token when created as `Delivering`.
+    pub lease: Option<String>,
+}
+
+/// What [`Store::enqueue_events`] did with one event.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Enqueued {
+    /// Stored, with this many deliveries.
+    Created { id: EventId, deliveries: u32 },
+    /// Its `idempotency_key` was already used: nothing new stored; this is the first event.
+    Duplicate(Event),
+}
+
+/// Which deliveries a claim is for. Retries and first attempts are claimed separately so a
+/// backlog of retries to failing endpoints never delays first attempts to healthy ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lane {
+    /// Deliveries with no attempt yet.
+    First,
+    /// Deliveries with at least one attempt.
+    Retry,
+}
+
+/// A claim request.
+#[derive(Debug, Clone)]
+pub struct Claim {
+    pub lane: Lane,
+    pub now_ms: i64,
+    pub limit: u32,
+    pub lease: Duration,
+    /// Unique per claim; outcomes must present it.
+    pub lease_token: String,
+}
+
+/// Where a delivery goes after an attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NextState {
+    Succeeded,
+    Retry { at_ms: i64 },
+    Failed,
+}
+
+/// The result of one attempt, to be recorded.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub attempt: Attempt,
+    pub lease_token: String,
+    pub next: NextState,
+    pub webhook: WebhookEffect,
+    /// When the failure clock has run since before this instant, [`WebhookEffect::Failing`]
+    /// disables the webhook (SPEC §7: failures for 5 days).
+    pub disable_if_failing_since_before: i64,
+    pub now_ms: i64,
+}
+
+/// Filters for listing deliveries.
+#[derive(Debug, Clone, Default)]
+pub struct DeliveryFilter {
+    pub webhook_id: Option<WebhookId>,
+    pub event_id: Option<EventId>,
+    pub status: Option<DeliveryStatus>,
+}
+
+/// Every use case hookd needs from its database.
+#[async_trait]
+pub trait Store: Send + Sync + std::fmt::Debug {
+    /// Applies pending migrations; safe to run concurrently from several processes.
+    async fn migrate(&self) -> StoreResult<()>;
+    /// Checks the database answers.
+    async fn ping(&self) -> StoreResult<()>;
+
+    // --- admin tokens ---
+    async fn count_tokens(&self) -> StoreResult<u64>;
+    async fn insert_token(&self, token: &TokenRecord) -> StoreResult<()>;
+    async fn token_hash_exists(&self, hash: &str) -> StoreResult<bool>;
+
+    // --- webhooks ---
+    async fn insert_webhook(&self, webhook: &Webhook) -> StoreResult<()>;
+    async fn get_webhook(&self, id: &WebhookId) -> StoreResult<Option<Webhook>>;
+    async fn list_webhooks(&self, page: &Page) -> StoreResult<Vec<Webhook>>;
+    /// Replaces every stored field of an existing webhook; `false` if it does not exist.
+    async fn update_webhook(&self, webhook: &Webhook) -> StoreResult<bool>;
+    /// Deletes a webhook, cancels its unfinished deliveries; `false` if it did not exist.
+    async fn delete_webhook(&self, id: &WebhookId, now_ms: i64) -> StoreResult<bool>;
+    async fn active_webhooks(&self) -> StoreResult<Vec<Webhook>>;
+    async fn webhooks_by_ids(&self, ids: &[WebhookId]) -> StoreResult<Vec<Webhook>>;
+    /// A number that changes whenever any webhook is written, so callers can cache
+    /// [`Store::active_webhooks`] across processes.
+    async fn webhooks_version(&self) -> StoreResult<i64>;
+
+    // --- events ---
+    /// Stores events with their deliveries in one transaction, honouring idempotency keys.
+    async fn enqueue_events(&self, events: &[EventToStore], now_ms: i64)
+        -> StoreResult<Vec<Enqueued>>;
+    async fn get_event(&self, id: &EventId) -> StoreResult<Option<Event>>;
+    async fn list_events(&self, page: &Page) -> StoreResult<Vec<Event>>;
+    async fn events_by_ids(&self, ids: &[EventId]) -> StoreResult<Vec<Event>>;
+
+    // --- deliveries ---
+    /// Leases up to `limit` due deliveries of the lane (oldest due first), setting them to
+    /// `delivering` with `next_attempt_at = now + lease`.
+    async fn claim_due_deliveries(&self, claim: &Claim) -> StoreResult<Vec<Delivery>>;
+    /// The earliest `next_attempt_at` of any pending, retrying or delivering delivery.
+    async fn next_due_at(&self) -> StoreResult<Option<i64>>;
+    /// Records attempts and moves their deliveries and webhooks, in one transaction.
+    async fn record_outcomes(&self, outcomes: &[Outcome]) -> StoreResult<()>;
+    async fn get_delivery(&self, id: &DeliveryId) -> StoreResult<Option<Delivery>>;
+    async fn list_deliveries(
+        &self,
+        filter: &DeliveryFilter,
+        page: &Page,
+    ) -> StoreResult<Vec<Delivery>>;
+    /// Attempts of a delivery, oldest first.
+    async fn list_attempts(&self, delivery: &DeliveryId) -> StoreResult<Vec<Attempt>>;
+    /// Makes a delivery that is not being delivered due now (`pending` if it never ran, else
+    /// `retrying`). `None` if it does not exist; `Some(false)` if it is being delivered.
+    async fn retry_delivery_now(&self, id: &DeliveryId, now_ms: i64) -> StoreResult<Option<bool>>;
+
+    // --- waking workers ---
+    /// Returns when deliveries may have been queued by another process, or after `max_wait`.
+    /// PostgreSQL uses LISTEN/NOTIFY; SQLite watches the file's change counter.
+    async fn wait_for_work(&self, max_wait: Duration);
+
+    // --- retention ---
+    /// Deletes finished deliveries with their attempts, and events with no unfinished delivery,
+    /// created before `before_ms`. Returns the number of rows removed.
+    async fn prune(&self, before_ms: i64) -> StoreResult<u64>;
+}

@@ -1,0 +1,269 @@
+//! Webhooks: outbound subscriptions, and which events they fire for.
+//!
+//! [`WebhookSpec`] is everything a user configures. It is stored as one JSON document beside a few
+//! columns the database needs to query (`active`, timestamps), so new fields need no migration.
+//! Enums here are tagged (`scheme`, `type`, `format`) so that later auth types, signature schemes
+//! and body formats are new variants, not new shapes.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::event::Event;
+use crate::ids::WebhookId;
+use crate::signature::SigningSecret;
+
+/// A stored webhook.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Webhook {
+    pub id: WebhookId,
+    pub active: bool,
+    /// Set when hookd itself turned `active` off (a `410 Gone`, or the failure window elapsed).
+    pub disabled_reason: Option<String>,
+    /// Start of the current run of failed attempts; cleared by any success.
+    pub failing_since: Option<i64>,
+    pub spec: WebhookSpec,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// Everything about a webhook that its owner sets.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WebhookSpec {
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    pub url: String,
+    pub method: HttpMethod,
+    /// Empty: every event. Otherwise the webhook fires when any entry matches.
+    #[serde(default)]
+    pub events: Vec<EventFilter>,
+    /// Header overrides merged over the server's `default_headers`; `None` removes one.
+    #[serde(default)]
+    pub headers: BTreeMap<String, Option<String>>,
+    #[serde(default)]
+    pub auth: AuthConfig,
+    pub secret: SigningSecret,
+    /// The secret being rotated out, still signing until `expires_at` (epoch ms).
+    #[serde(default)]
+    pub previous_secret: Option<PreviousSecret>,
+    #[serde(default)]
+    pub signature: SignatureConfig,
+    #[serde(default)]
+    pub include_secret: bool,
+    #[serde(default)]
+    pub body: BodyConfig,
+    #[serde(default = "default_true")]
+    pub tls_verify: bool,
+    /// `None`: the server's `delivery.timeout_ms`.
+    #[serde(default)]
+    pub timeout_ms: Option<u32>,
+    /// `None`: the server's `delivery.max_attempts`.
+    #[serde(default)]
+    pub max_attempts: Option<u32>,
+    /// Seconds to wait after each failed attempt; `None`: the server's schedule.
+    #[serde(default)]
+    pub retry_schedule: Option<Vec<u32>>,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// A secret kept signing during a rotation's grace period.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PreviousSecret {
+    pub secret: SigningSecret,
+    pub expires_at: i64,
+}
+
+/// The HTTP methods a webhook may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum HttpMethod {
+    Post,
+    Put,
+    Patch,
+    Get,
+    Delete,
+}
+
+impl HttpMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Post => "POST",
+            Self::Put => "PUT",
+            Self::Patch => "PATCH",
+            Self::Get => "GET",
+            Self::Delete => "DELETE",
+        }
+    }
+
+    /// Parses a method name case-insensitively.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.to_ascii_uppercase().as_str() {
+            "POST" => Some(Self::Post),
+            "PUT" => Some(Self::Put),
+            "PATCH" => Some(Self::Patch),
+            "GET" => Some(Self::Get),
+            "DELETE" => Some(Self::Delete),
+            _ => None,
+        }
+    }
+}
+
+/// One entry of a webhook's `events`: all fields given must match.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct EventFilter {
+    /// Shown in APIO-style payloads as `event.label`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// Exact type or a glob with `*` (`entry.*`, `*`).
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub event_type: Option<String>,
+    /// Exact model (Strapi model, Frappe DocType).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+}
+
+impl EventFilter {
+    pub fn matches(&self, event: &Event) -> bool {
+        let type_ok = self.event_type.as_deref().is_none_or(|g| glob_match(g, &event.event_type));
+        let model_ok = self.model.as_deref().is_none_or(|m| event.model.as_deref() == Some(m));
+        type_ok && model_ok
+    }
+}
+
+impl WebhookSpec {
+    /// Which entry of `events` the event matches (its index is APIO's `event.id`), or `None` when
+    /// the webhook does not fire for it. A webhook without entries fires for every event, with no
+    /// entry index.
+    pub fn matches(&self, event: &Event) -> Option<Match> {
+        if self.events.is_empty() {
+            return Some(Match { entry: None });
+        }
+        self.events
+            .iter()
+            .position(|f| f.matches(event))
+            .map(|i| Match { entry: Some(i as u32) })
+    }
+}
+
+/// The result of matching an event against a webhook.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Match {
+    /// Index of the first matching `events` entry.
+    pub entry: Option<u32>,
+}
+
+/// Glob matching where `*` stands for any run of characters (dots included) and `?` for one.
+pub fn glob_match(pattern: &str, text: &str) -> bool {
+    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
+    let (mut pi, mut ti) = (0, 0);
+    let mut backtrack: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            backtrack = Some((pi, ti));
+            pi += 1;
+        } else if let Some((bp, bt)) = backtrack {
+            pi = bp + 1;
+            ti = bt + 1;
+            backtrack = Some((bp, bt + 1));
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&c| c == '*')
+}
+
+/// How hookd authenticates to the target.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum AuthConfig {
+    #[default]
+    None,
+    Basic { username: String, password: String },
+    Bearer { token: String },
+    ApiKey { header: String, value: String },
+}
+
+/// How deliveries are signed.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(tag = "scheme", rename_all = "kebab-case")]
+pub enum SignatureConfig {
+    /// Standard Webhooks `v1`: `webhook-id`, `webhook-timestamp`, `webhook-signature`.
+    #[default]
+    Standard,
+    /// No signature headers.
+    None,
+}
+
+impl SignatureConfig {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Standard => "standard",
+            Self::None => "none",
+        }
+    }
+}
+
+/// How the request body is built.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(tag = "format", rename_all = "snake_case")]
+pub enum BodyConfig {
+    /// The default payload of SPEC §5.
+    #[default]
+    Default,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(t: &str, model: Option<&str>) -> Event {
+        Event {
+            id: crate::EventId::generate(0),
+            event_type: t.into(),
+            model: model.map(Into::into),
+            data: serde_json::json!({}),
+            occurred_at: 0,
+            idempotency_key: None,
+            created_at: 0,
+        }
+    }
+
+    #[test]
+    fn globs() {
+        for (p, t, want) in [
+            ("*", "entry.create", true),
+            ("entry.*", "entry.create", true),
+            ("entry.*", "media.create", false),
+            ("entry.create", "entry.create", true),
+            ("entry.create", "entry.created", false),
+            ("*.delete", "media.delete", true),
+            ("a.*.c", "a.b.x.c", true),
+            ("a.?", "a.b", true),
+            ("a.?", "a.bc", false),
+            ("", "", true),
+            ("", "a", false),
+        ] {
+            assert_eq!(glob_match(p, t), want, "{p} ~ {t}");
+        }
+    }
+
+    #[test]
+    fn filters_need_every_given_field_and_return_the_entry_index() {
+        let filters = vec![
+            EventFilter { model: Some("address".into()), event_type: Some("entry.create".into()), label: None },
+            EventFilter { event_type: Some("media.*".into()), ..Default::default() },
+        ];
+        let f = |e: &Event| filters.iter().position(|f| f.matches(e));
+        assert_eq!(f(&event("entry.create", Some("address"))), Some(0));
+        assert_eq!(f(&event("entry.create", Some("user"))), None);
+        assert_eq!(f(&event("entry.create", None)), None);
+        assert_eq!(f(&event("media.delete", None)), Some(1));
+    }
+}

@@ -1,0 +1,86 @@
+//! The server's own settings, already parsed and validated by the binary's configuration loader.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// Settings of the API, the worker and the delivery client.
+#[derive(Clone)]
+pub struct Settings {
+    /// Where the HTTP server listens.
+    pub listen: SocketAddr,
+    /// Base URL users reach hookd at (for printed links and inbound URLs), no trailing slash.
+    pub public_url: String,
+    /// An admin token from the configuration, accepted beside stored tokens.
+    pub admin_token: Option<String>,
+    /// Headers every webhook sends unless it overrides or removes them (`default_headers`).
+    pub default_headers: Vec<(String, String)>,
+    pub delivery: DeliverySettings,
+    /// Deliveries, attempts and events older than this are pruned by the worker.
+    pub retention: Duration,
+    /// Largest request body the API accepts.
+    pub max_body_bytes: usize,
+}
+
+/// How deliveries are made (`[delivery]`).
+#[derive(Debug, Clone)]
+pub struct DeliverySettings {
+    /// Per-request timeout unless a webhook sets `timeout_ms`.
+    pub timeout: Duration,
+    /// Attempts in all unless a webhook sets `max_attempts`.
+    pub max_attempts: u32,
+    /// Seconds after each failed attempt unless a webhook sets `retry_schedule`.
+    pub retry_schedule: Vec<u32>,
+    /// Requests in flight per worker process, per lane (first attempts and retries each get this).
+    pub concurrency: usize,
+    /// How long a claimed delivery stays leased; a worker that dies frees it after this.
+    pub lease: Duration,
+    /// A webhook failing for this long with no success is disabled.
+    pub disable_after: Duration,
+    /// Networks deliveries may reach despite the SSRF guard (CIDRs, kept as text for now).
+    pub allow_networks: Vec<String>,
+    /// Grace period during which a rotated-out secret keeps signing.
+    pub rotation_grace: Duration,
+}
+
+impl Default for DeliverySettings {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(15),
+            max_attempts: hookd_core::retry::DEFAULT_MAX_ATTEMPTS,
+            retry_schedule: hookd_core::retry::DEFAULT_SCHEDULE.to_vec(),
+            concurrency: 128,
+            lease: Duration::from_secs(120),
+            disable_after: Duration::from_secs(5 * 24 * 3600),
+            allow_networks: Vec::new(),
+            rotation_grace: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            public_url: "http://127.0.0.1:8080".into(),
+            admin_token: None,
+            default_headers: Vec::new(),
+            delivery: DeliverySettings::default(),
+            retention: Duration::from_secs(30 * 24 * 3600),
+            max_body_bytes: 1024 * 1024,
+        }
+    }
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("listen", &self.listen)
+            .field("public_url", &self.public_url)
+            .field("admin_token", &self.admin_token.as_ref().map(|_| "****"))
+            .field("default_headers", &self.default_headers)
+            .field("delivery", &self.delivery)
+            .field("retention", &self.retention)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .finish()
+    }
+}
