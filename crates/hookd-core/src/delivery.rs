@@ -90,7 +90,10 @@ pub enum ErrorKind {
 /// The outcome of one HTTP try, as the retry policy sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AttemptResult {
-    Response { status: u16, retry_after: Option<Duration> },
+    Response {
+        status: u16,
+        retry_after: Option<Duration>,
+    },
     Error(ErrorKind),
 }
 

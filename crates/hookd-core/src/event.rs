@@ -27,7 +27,9 @@ impl EventType {
             .chars()
             .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | ':' | '/')))
         {
-            return Err(format!("contains the character {c:?}; use letters, digits and . _ - : /"));
+            return Err(format!(
+                "contains the character {c:?}; use letters, digits and . _ - : /"
+            ));
         }
         if s.split('.').any(str::is_empty) {
             return Err("has an empty segment between dots".into());

@@ -35,7 +35,11 @@ impl OutboundRequest {
                 (k.clone(), if masked { mask_value(v) } else { v.clone() })
             })
             .collect();
-        RequestRecord { method: self.method.to_owned(), url: self.url.clone(), headers }
+        RequestRecord {
+            method: self.method.to_owned(),
+            url: self.url.clone(),
+            headers,
+        }
     }
 }
 
@@ -108,9 +112,18 @@ pub fn build_request(
     match &spec.signature {
         SignatureConfig::Standard => {
             let mut sigs = sign_standard(&spec.secret, ctx.delivery_id, ctx.now_secs, &body);
-            if let Some(prev) = spec.previous_secret.as_ref().filter(|p| p.expires_at > ctx.now_ms) {
+            if let Some(prev) = spec
+                .previous_secret
+                .as_ref()
+                .filter(|p| p.expires_at > ctx.now_ms)
+            {
                 sigs.push(' ');
-                sigs.push_str(&sign_standard(&prev.secret, ctx.delivery_id, ctx.now_secs, &body));
+                sigs.push_str(&sign_standard(
+                    &prev.secret,
+                    ctx.delivery_id,
+                    ctx.now_secs,
+                    &body,
+                ));
             }
             headers.set("webhook-id", ctx.delivery_id);
             headers.set("webhook-timestamp", &ctx.now_secs.to_string());
@@ -133,7 +146,11 @@ struct HeaderList(Vec<(String, String)>);
 
 impl HeaderList {
     fn set(&mut self, name: &str, value: &str) {
-        match self.0.iter_mut().find(|(k, _)| k.eq_ignore_ascii_case(name)) {
+        match self
+            .0
+            .iter_mut()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        {
             Some(slot) => *slot = (name.to_owned(), value.to_owned()),
             None => self.0.push((name.to_owned(), value.to_owned())),
         }
@@ -198,29 +215,51 @@ mod tests {
     }
 
     fn header<'a>(r: &'a OutboundRequest, name: &str) -> Option<&'a str> {
-        r.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        r.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 
-    const CTX: SendContext<'static> =
-        SendContext { delivery_id: "dlv_x", now_secs: 1_700_000_000, now_ms: 0, default_headers: &[] };
+    const CTX: SendContext<'static> = SendContext {
+        delivery_id: "dlv_x",
+        now_secs: 1_700_000_000,
+        now_ms: 0,
+        default_headers: &[],
+    };
 
     #[test]
     fn headers_merge_case_insensitively_and_null_removes_content_type() {
         let defaults = vec![("X-Env".to_string(), "prod".to_string())];
-        let ctx = SendContext { default_headers: &defaults, ..CTX };
+        let ctx = SendContext {
+            default_headers: &defaults,
+            ..CTX
+        };
         let mut h = BTreeMap::new();
         h.insert("content-type".to_string(), None);
         h.insert("x-env".to_string(), Some("staging".to_string()));
         let r = build_request(&webhook(h, AuthConfig::None), &event(), &ctx).unwrap();
         assert_eq!(header(&r, "Content-Type"), None);
         assert_eq!(header(&r, "X-Env"), Some("staging"));
-        assert_eq!(r.headers.iter().filter(|(k, _)| k.eq_ignore_ascii_case("x-env")).count(), 1);
-        assert_eq!(header(&r, "User-Agent"), Some(format!("hookd/{}", crate::VERSION).as_str()));
+        assert_eq!(
+            r.headers
+                .iter()
+                .filter(|(k, _)| k.eq_ignore_ascii_case("x-env"))
+                .count(),
+            1
+        );
+        assert_eq!(
+            header(&r, "User-Agent"),
+            Some(format!("hookd/{}", crate::VERSION).as_str())
+        );
     }
 
     #[test]
     fn signature_verifies_and_auth_is_masked_in_the_record() {
-        let auth = AuthConfig::Basic { username: "u".into(), password: "p".into() };
+        let auth = AuthConfig::Basic {
+            username: "u".into(),
+            password: "p".into(),
+        };
         let r = build_request(&webhook(BTreeMap::new(), auth), &event(), &CTX).unwrap();
         verify_standard(
             "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
@@ -232,7 +271,11 @@ mod tests {
         )
         .unwrap();
         let rec = r.record();
-        let auth = rec.headers.iter().find(|(k, _)| k == "Authorization").unwrap();
+        let auth = rec
+            .headers
+            .iter()
+            .find(|(k, _)| k == "Authorization")
+            .unwrap();
         assert_eq!(auth.1, "Basic ****");
     }
 }

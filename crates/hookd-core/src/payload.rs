@@ -15,7 +15,11 @@ pub fn default_payload(event: &Event, secret: Option<&str>) -> Value {
             "created_at": rfc3339_ms(event.occurred_at),
         });
         if key == "entry" {
-            v["model"] = event.model.clone().map(Value::String).unwrap_or(Value::Null);
+            v["model"] = event
+                .model
+                .clone()
+                .map(Value::String)
+                .unwrap_or(Value::Null);
         }
         v[key] = event.data.clone();
         v

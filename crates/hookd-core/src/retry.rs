@@ -22,7 +22,10 @@ pub struct RetryPolicy {
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        Self { max_attempts: DEFAULT_MAX_ATTEMPTS, schedule: DEFAULT_SCHEDULE.to_vec() }
+        Self {
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
+            schedule: DEFAULT_SCHEDULE.to_vec(),
+        }
     }
 }
 
@@ -30,7 +33,12 @@ impl RetryPolicy {
     /// The scheduled delay after failed attempt number `attempt` (1-based), before jitter.
     pub fn base_delay(&self, attempt: u32) -> Duration {
         let i = (attempt.max(1) - 1) as usize;
-        let secs = self.schedule.get(i).or(self.schedule.last()).copied().unwrap_or(5);
+        let secs = self
+            .schedule
+            .get(i)
+            .or(self.schedule.last())
+            .copied()
+            .unwrap_or(5);
         Duration::from_secs(secs.into())
     }
 }
@@ -71,7 +79,11 @@ pub fn decide(
             let reason = "the endpoint answered 410 Gone".to_string();
             return (Decision::Failed, WebhookEffect::Disable(reason));
         }
-        AttemptResult::Response { status: 429 | 503, retry_after, .. } => *retry_after,
+        AttemptResult::Response {
+            status: 429 | 503,
+            retry_after,
+            ..
+        } => *retry_after,
         AttemptResult::Response { .. } => None,
         AttemptResult::Error(kind) if !kind.is_retryable() => {
             return (Decision::Failed, WebhookEffect::Failing);
@@ -84,7 +96,7 @@ pub fn decide(
     let base = policy.base_delay(attempt);
     let delay = match retry_after {
         // Honour the receiver's wish, but never beyond twice our own schedule.
-        Some(wish) => wish.clamp(Duration::from_secs(1), base * 2),
+        Some(wish) => wish.min(base * 2),
         None => base.mul_f64(1.0 - JITTER + 2.0 * JITTER * jitter.clamp(0.0, 1.0)),
     };
     (Decision::Retry(delay), WebhookEffect::Failing)
@@ -96,8 +108,12 @@ pub fn parse_retry_after(value: &str, now_ms: i64) -> Option<Duration> {
     if let Ok(secs) = value.parse::<u64>() {
         return Some(Duration::from_secs(secs));
     }
-    let at = chrono::DateTime::parse_from_rfc2822(value).ok()?.timestamp_millis();
-    Some(Duration::from_millis(at.saturating_sub(now_ms).max(0) as u64))
+    let at = chrono::DateTime::parse_from_rfc2822(value)
+        .ok()?
+        .timestamp_millis();
+    Some(Duration::from_millis(
+        at.saturating_sub(now_ms).max(0) as u64
+    ))
 }
 
 impl ErrorKind {
@@ -113,7 +129,10 @@ mod tests {
     use super::*;
 
     fn status(s: u16) -> AttemptResult {
-        AttemptResult::Response { status: s, retry_after: None }
+        AttemptResult::Response {
+            status: s,
+            retry_after: None,
+        }
     }
 
     #[test]
@@ -121,32 +140,62 @@ mod tests {
         let p = RetryPolicy::default();
         assert_eq!(decide(&p, 1, &status(204), 0.5).0, Decision::Succeeded);
         for s in [301, 302, 400, 404, 500] {
-            assert_eq!(decide(&p, 1, &status(s), 0.5).0, Decision::Retry(Duration::from_secs(5)));
+            assert_eq!(
+                decide(&p, 1, &status(s), 0.5).0,
+                Decision::Retry(Duration::from_secs(5))
+            );
         }
     }
 
     #[test]
     fn schedule_jitter_and_exhaustion() {
         let p = RetryPolicy::default();
-        assert_eq!(decide(&p, 2, &status(500), 0.5).0, Decision::Retry(Duration::from_secs(300)));
-        assert_eq!(decide(&p, 2, &status(500), 0.0).0, Decision::Retry(Duration::from_secs(240)));
-        assert_eq!(decide(&p, 2, &status(500), 1.0).0, Decision::Retry(Duration::from_secs(360)));
-        assert_eq!(decide(&p, 7, &status(500), 0.5).0, Decision::Retry(Duration::from_secs(36000)));
-        assert_eq!(decide(&p, 8, &status(500), 0.5), (Decision::Failed, WebhookEffect::Failing));
-        let short = RetryPolicy { max_attempts: 4, schedule: vec![1] };
+        assert_eq!(
+            decide(&p, 2, &status(500), 0.5).0,
+            Decision::Retry(Duration::from_secs(300))
+        );
+        assert_eq!(
+            decide(&p, 2, &status(500), 0.0).0,
+            Decision::Retry(Duration::from_secs(240))
+        );
+        assert_eq!(
+            decide(&p, 2, &status(500), 1.0).0,
+            Decision::Retry(Duration::from_secs(360))
+        );
+        assert_eq!(
+            decide(&p, 7, &status(500), 0.5).0,
+            Decision::Retry(Duration::from_secs(36000))
+        );
+        assert_eq!(
+            decide(&p, 8, &status(500), 0.5),
+            (Decision::Failed, WebhookEffect::Failing)
+        );
+        let short = RetryPolicy {
+            max_attempts: 4,
+            schedule: vec![1],
+        };
         assert_eq!(short.base_delay(3), Duration::from_secs(1));
     }
 
     #[test]
     fn gone_disables_and_retry_after_is_clamped() {
         let p = RetryPolicy::default();
-        assert!(matches!(decide(&p, 1, &status(410), 0.5).1, WebhookEffect::Disable(_)));
+        assert!(matches!(
+            decide(&p, 1, &status(410), 0.5).1,
+            WebhookEffect::Disable(_)
+        ));
         let wish = |secs| AttemptResult::Response {
             status: 429,
             retry_after: Some(Duration::from_secs(secs)),
         };
-        assert_eq!(decide(&p, 1, &wish(7), 0.5).0, Decision::Retry(Duration::from_secs(7)));
-        assert_eq!(decide(&p, 1, &wish(3600), 0.5).0, Decision::Retry(Duration::from_secs(10)));
+        assert_eq!(
+            decide(&p, 1, &wish(7), 0.5).0,
+            Decision::Retry(Duration::from_secs(7))
+        );
+        assert_eq!(
+            decide(&p, 1, &wish(3600), 0.5).0,
+            Decision::Retry(Duration::from_secs(10))
+        );
     }
 
     #[test]

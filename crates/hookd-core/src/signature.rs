@@ -64,9 +64,14 @@ fn decode_whsec(s: &str) -> Result<Vec<u8>, String> {
     let body = s
         .strip_prefix(WHSEC_PREFIX)
         .ok_or_else(|| format!("must start with `{WHSEC_PREFIX}`"))?;
-    let key = B64.decode(body).map_err(|_| "is not valid base64 after `whsec_`".to_string())?;
+    let key = B64
+        .decode(body)
+        .map_err(|_| "is not valid base64 after `whsec_`".to_string())?;
     if !(24..=64).contains(&key.len()) {
-        return Err(format!("must hold 24 to 64 bytes of key, not {}", key.len()));
+        return Err(format!(
+            "must hold 24 to 64 bytes of key, not {}",
+            key.len()
+        ));
     }
     Ok(key)
 }
@@ -90,7 +95,10 @@ pub enum VerifyError {
     #[error("missing header `{0}`")]
     MissingHeader(&'static str),
     #[error("malformed header `{header}`: {reason}")]
-    MalformedHeader { header: &'static str, reason: String },
+    MalformedHeader {
+        header: &'static str,
+        reason: String,
+    },
     #[error("timestamp is {0} s away from now (more than {TIMESTAMP_TOLERANCE_SECS} s)")]
     StaleTimestamp(i64),
     #[error("no signature matches")]
@@ -130,7 +138,9 @@ pub fn verify_standard(
     content.extend_from_slice(body);
     let mut saw_v1 = false;
     for entry in sigs.split(' ').filter(|e| !e.is_empty()) {
-        let Some(b64) = entry.strip_prefix("v1,") else { continue };
+        let Some(b64) = entry.strip_prefix("v1,") else {
+            continue;
+        };
         saw_v1 = true;
         let Ok(given) = B64.decode(b64) else { continue };
         let mut mac = HmacSha256::new_from_slice(&key).expect("HMAC takes any key length");

@@ -166,8 +166,11 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     // --- events ---
     /// Stores events with their deliveries in one transaction, honouring idempotency keys.
-    async fn enqueue_events(&self, events: &[EventToStore], now_ms: i64)
-        -> StoreResult<Vec<Enqueued>>;
+    async fn enqueue_events(
+        &self,
+        events: &[EventToStore],
+        now_ms: i64,
+    ) -> StoreResult<Vec<Enqueued>>;
     async fn get_event(&self, id: &EventId) -> StoreResult<Option<Event>>;
     async fn list_events(&self, page: &Page) -> StoreResult<Vec<Event>>;
     async fn events_by_ids(&self, ids: &[EventId]) -> StoreResult<Vec<Event>>;

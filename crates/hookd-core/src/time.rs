@@ -16,7 +16,9 @@ pub fn rfc3339(ms: i64) -> String {
 
 /// Parses an RFC 3339 timestamp into epoch milliseconds.
 pub fn parse_rfc3339(s: &str) -> Option<i64> {
-    DateTime::parse_from_rfc3339(s).ok().map(|d| d.timestamp_millis())
+    DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|d| d.timestamp_millis())
 }
 
 fn to_datetime(ms: i64) -> DateTime<Utc> {

@@ -128,8 +128,14 @@ pub struct EventFilter {
 
 impl EventFilter {
     pub fn matches(&self, event: &Event) -> bool {
-        let type_ok = self.event_type.as_deref().is_none_or(|g| glob_match(g, &event.event_type));
-        let model_ok = self.model.as_deref().is_none_or(|m| event.model.as_deref() == Some(m));
+        let type_ok = self
+            .event_type
+            .as_deref()
+            .is_none_or(|g| glob_match(g, &event.event_type));
+        let model_ok = self
+            .model
+            .as_deref()
+            .is_none_or(|m| event.model.as_deref() == Some(m));
         type_ok && model_ok
     }
 }
@@ -145,7 +151,9 @@ impl WebhookSpec {
         self.events
             .iter()
             .position(|f| f.matches(event))
-            .map(|i| Match { entry: Some(i as u32) })
+            .map(|i| Match {
+                entry: Some(i as u32),
+            })
     }
 }
 
@@ -185,9 +193,17 @@ pub fn glob_match(pattern: &str, text: &str) -> bool {
 pub enum AuthConfig {
     #[default]
     None,
-    Basic { username: String, password: String },
-    Bearer { token: String },
-    ApiKey { header: String, value: String },
+    Basic {
+        username: String,
+        password: String,
+    },
+    Bearer {
+        token: String,
+    },
+    ApiKey {
+        header: String,
+        value: String,
+    },
 }
 
 /// How deliveries are signed.
@@ -257,8 +273,15 @@ mod tests {
     #[test]
     fn filters_need_every_given_field_and_return_the_entry_index() {
         let filters = vec![
-            EventFilter { model: Some("address".into()), event_type: Some("entry.create".into()), label: None },
-            EventFilter { event_type: Some("media.*".into()), ..Default::default() },
+            EventFilter {
+                model: Some("address".into()),
+                event_type: Some("entry.create".into()),
+                label: None,
+            },
+            EventFilter {
+                event_type: Some("media.*".into()),
+                ..Default::default()
+            },
         ];
         let f = |e: &Event| filters.iter().position(|f| f.matches(e));
         assert_eq!(f(&event("entry.create", Some("address"))), Some(0));

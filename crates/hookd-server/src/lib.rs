@@ -1,1 +1,128 @@
-//! placeholder
+//! hookd's HTTP side: the admin API under `/api/v1`, operations endpoints, and the delivery worker.
+//!
+//! It knows axum and reqwest, and talks to the database only through [`hookd_core::Store`].
+//! Configuration arrives already parsed as [`Settings`].
+
+pub mod auth;
+pub mod error;
+pub mod http;
+pub mod publish;
+pub mod settings;
+pub mod worker;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use hookd_core::{Store, StoreError};
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Notify};
+
+pub use auth::create_token;
+pub use settings::{DeliverySettings, Settings};
+use worker::send::HttpSender;
+use worker::Worker;
+
+/// Whether `serve` also runs the delivery worker in its process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WorkerMode {
+    /// API and worker in one process, with in-process hand-off of new work.
+    Embedded,
+    /// API only (`hookd serve --no-worker`); separate `hookd worker` processes deliver.
+    Separate,
+}
+
+/// State shared by every handler.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub store: Arc<dyn Store>,
+    /// Notified when deliveries are queued, so an embedded worker starts at once.
+    pub wake: Arc<Notify>,
+    pub sender: HttpSender,
+    pub webhooks: Arc<publish::WebhookCache>,
+    pub tokens: Arc<auth::TokenCache>,
+}
+
+impl AppState {
+    pub fn new(settings: Settings, store: Arc<dyn Store>) -> Self {
+        Self {
+            settings: Arc::new(settings),
+            store,
+            wake: Arc::new(Notify::new()),
+            sender: HttpSender::new(),
+            webhooks: Arc::default(),
+            tokens: Arc::default(),
+        }
+    }
+
+    fn worker(&self) -> Worker {
+        Worker {
+            store: self.store.clone(),
+            settings: self.settings.clone(),
+            sender: self.sender.clone(),
+            wake: self.wake.clone(),
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch: hookd's one clock.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// Runs the API (and the worker, with [`WorkerMode::Embedded`]) on `listener` until `shutdown`
+/// resolves; then stops taking requests, lets in-flight deliveries finish and returns.
+pub async fn serve(
+    settings: Settings,
+    store: Arc<dyn Store>,
+    listener: TcpListener,
+    mode: WorkerMode,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let state = AppState::new(settings, store);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let worker =
+        (mode == WorkerMode::Embedded).then(|| tokio::spawn(state.worker().run(stop_rx.clone())));
+    let mut http_stop = stop_rx.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    axum::serve(listener, http::app(state))
+        .with_graceful_shutdown(async move {
+            let _ = http_stop.wait_for(|stop| *stop).await;
+        })
+        .await?;
+    if let Some(worker) = worker {
+        let _ = worker.await;
+    }
+    Ok(())
+}
+
+/// Runs a delivery worker until `shutdown` resolves.
+pub async fn work(
+    settings: Settings,
+    store: Arc<dyn Store>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let state = AppState::new(settings, store);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    state.worker().run(stop_rx).await;
+    Ok(())
+}
+
+/// On first start (no stored tokens and none configured) creates an admin token and returns it
+/// so the caller can print it once.
+pub async fn bootstrap_admin_token(
+    store: &dyn Store,
+    settings: &Settings,
+) -> Result<Option<String>, StoreError> {
+    if settings.admin_token.is_some() || store.count_tokens().await? > 0 {
+        return Ok(None);
+    }
+    create_token(store, "admin").await.map(Some)
+}

@@ -1,0 +1,105 @@
+//! Extractors that turn bad input into [`ApiError`]s naming the field: JSON bodies (with the path
+//! of the offending value), query strings, and prefixed ids in paths.
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+use crate::AppState;
+
+/// A JSON body. Syntax errors are 400; a value of the wrong shape is 422 naming its path.
+#[derive(Debug)]
+pub struct JsonBody<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|e| body_error(e, state))?;
+        parse_json(&bytes).map(JsonBody)
+    }
+}
+
+/// A JSON body that may be absent (an empty body reads as `None`).
+#[derive(Debug)]
+pub struct OptionalJsonBody<T>(pub Option<T>);
+
+impl<T: DeserializeOwned> FromRequest<AppState> for OptionalJsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|e| body_error(e, state))?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Self(None));
+        }
+        parse_json(&bytes).map(|v| Self(Some(v)))
+    }
+}
+
+fn body_error(e: BytesRejection, state: &AppState) -> ApiError {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::too_large(state.settings.max_body_bytes)
+    } else {
+        ApiError::malformed(format!("could not read the request body: {e}"))
+    }
+}
+
+/// Parses JSON, reporting where it went wrong.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    match serde_path_to_error::deserialize::<_, T>(de) {
+        Ok(v) => Ok(v),
+        Err(err) => {
+            let path = err.path().to_string();
+            let inner = err.into_inner();
+            if inner.is_syntax() || inner.is_eof() {
+                return Err(ApiError::malformed(format!(
+                    "request body is not valid JSON: {inner}"
+                )));
+            }
+            let message = strip_position(&inner.to_string());
+            // serde names a missing or unknown field in the message, at the parent's path.
+            let named = ["missing field `", "unknown field `"]
+                .iter()
+                .find_map(|p| message.strip_prefix(p))
+                .and_then(|rest| rest.split('`').next());
+            let field = match (named, path.as_str()) {
+                (Some(name), ".") => name.to_owned(),
+                (Some(name), parent) => format!("{parent}.{name}"),
+                (None, ".") => "body".to_owned(),
+                (None, _) => path,
+            };
+            Err(ApiError::invalid(field, message))
+        }
+    }
+}
+
+/// serde_json appends " at line 1 column 42"; the field path says more.
+fn strip_position(msg: &str) -> String {
+    match msg.rfind(" at line ") {
+        Some(i) => msg[..i].to_owned(),
+        None => msg.to_owned(),
+    }
+}
+
+/// A query string of text parameters (each handler parses its own, naming the one that is wrong).
+#[derive(Debug)]
+pub struct QueryParams<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for QueryParams<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        axum::extract::Query::<T>::try_from_uri(&parts.uri)
+            .map(|q| QueryParams(q.0))
+            .map_err(|e| ApiError::malformed(format!("invalid query string: {}", e.body_text())))
+    }
+}

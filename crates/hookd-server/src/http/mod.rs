@@ -1,0 +1,63 @@
+//! The HTTP surface: `/api/v1` (behind the admin token, one module per resource, each ending in
+//! `fn router()`), the OpenAPI document generated from those handlers, and operations endpoints.
+
+pub mod deliveries;
+pub mod events;
+mod extract;
+mod ops;
+mod pagination;
+mod webhook_wire;
+pub mod webhooks;
+
+use axum::extract::DefaultBodyLimit;
+use axum::middleware;
+use axum::routing::get;
+use axum::{Json, Router};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::error::ApiError;
+use crate::AppState;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "hookd", description = "Self-hosted webhook server: admin API."),
+    modifiers(&BearerAuth),
+    security(("admin_token" = []))
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        let scheme = HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build();
+        components.add_security_scheme("admin_token", SecurityScheme::Http(scheme));
+    }
+}
+
+/// The whole application router.
+pub fn app(state: AppState) -> Router {
+    let (api, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(webhooks::router())
+        .merge(events::router())
+        .merge(deliveries::router())
+        .split_for_parts();
+    doc.servers = Some(vec![utoipa::openapi::Server::new("/api/v1")]);
+    let doc = Json(doc);
+    let api = api
+        .route("/openapi.json", get(move || async move { doc.clone() }))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::auth::require_token,
+        ))
+        .fallback(|| async { ApiError::not_found("route") })
+        .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() });
+    Router::new()
+        .nest("/api/v1", api)
+        .merge(ops::router())
+        .layer(DefaultBodyLimit::max(state.settings.max_body_bytes))
+        .with_state(state)
+}

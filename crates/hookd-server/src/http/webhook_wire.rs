@@ -1,0 +1,461 @@
+//! Wire types of the webhooks API (`WebhookIn`, `WebhookPatch`, `WebhookOut`) and their conversion
+//! to and from the domain's [`WebhookSpec`]. Validation happens here, once, at the edge: every
+//! error names the field.
+
+use std::collections::BTreeMap;
+
+use axum::http::{HeaderName, HeaderValue};
+use hookd_core::outbound::MASK;
+use hookd_core::signature::SigningSecret;
+use hookd_core::time::rfc3339;
+use hookd_core::webhook::{
+    AuthConfig, BodyConfig, EventFilter, HttpMethod, SignatureConfig, Webhook, WebhookSpec,
+};
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::Value;
+
+use crate::error::ApiError;
+use crate::settings::Settings;
+
+/// Longest `name`, `label` or `model` accepted.
+const MAX_NAME: usize = 200;
+/// Headers hookd sets itself or that would break the request.
+const RESERVED_HEADERS: [&str; 6] = [
+    "host",
+    "content-length",
+    "connection",
+    "transfer-encoding",
+    "upgrade",
+    "te",
+];
+
+/// A webhook as created (`POST /webhooks`).
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookIn {
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default = "yes")]
+    pub active: bool,
+    /// The target: an `http` or `https` URL.
+    pub url: String,
+    /// `POST` (default), `PUT`, `PATCH`, `GET` or `DELETE`.
+    #[serde(default)]
+    pub method: Option<String>,
+    /// Which events fire the webhook; empty or absent: every event.
+    #[serde(default)]
+    pub events: Vec<EventFilter>,
+    /// Merged over the server's `default_headers`; `null` removes one (even `Content-Type`).
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub headers: BTreeMap<String, Option<String>>,
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub auth: Option<Value>,
+    /// Generated when omitted (`whsec_...` for the `standard` scheme).
+    #[serde(default)]
+    pub secret: Option<String>,
+    /// `{"scheme": "standard"}` (default) or `{"scheme": "none"}`.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub signature: Option<Value>,
+    #[serde(default)]
+    pub include_secret: bool,
+    /// `{"format": "default"}`.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub body: Option<Value>,
+    #[serde(default = "yes")]
+    pub tls_verify: bool,
+    pub timeout_ms: Option<u32>,
+    pub max_attempts: Option<u32>,
+    /// Seconds to wait after each failed attempt.
+    pub retry_schedule: Option<Vec<u32>>,
+    /// Not supported yet: must be absent or `null`.
+    #[serde(default)]
+    pub rate_limit_per_second: Option<u32>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A partial update (`PATCH /webhooks/{id}`): each field given replaces the stored one.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookPatch {
+    pub name: Option<String>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub description: Option<Option<String>>,
+    pub active: Option<bool>,
+    pub url: Option<String>,
+    pub method: Option<String>,
+    pub events: Option<Vec<EventFilter>>,
+    #[schema(value_type = Option<Object>)]
+    pub headers: Option<BTreeMap<String, Option<String>>>,
+    #[schema(value_type = Option<Object>)]
+    pub auth: Option<Value>,
+    pub secret: Option<String>,
+    #[schema(value_type = Option<Object>)]
+    pub signature: Option<Value>,
+    pub include_secret: Option<bool>,
+    #[schema(value_type = Option<Object>)]
+    pub body: Option<Value>,
+    pub tls_verify: Option<bool>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<u32>)]
+    pub timeout_ms: Option<Option<u32>>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<u32>)]
+    pub max_attempts: Option<Option<u32>>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<Vec<u32>>)]
+    pub retry_schedule: Option<Option<Vec<u32>>>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<u32>)]
+    pub rate_limit_per_second: Option<Option<u32>>,
+}
+
+/// Tells "absent" (`None`) from "null" (`Some(None)`).
+fn double_option<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// A webhook as returned. Secrets are not in it (see `GET /webhooks/{id}/secret`); auth values are
+/// masked.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct WebhookOut {
+    pub id: String,
+    pub name: String,
+    pub description: Option<String>,
+    pub active: bool,
+    /// Why hookd turned the webhook off itself, if it did.
+    pub disabled_reason: Option<String>,
+    pub url: String,
+    pub method: String,
+    pub events: Vec<EventFilter>,
+    #[schema(value_type = Object)]
+    pub headers: BTreeMap<String, Option<String>>,
+    #[schema(value_type = Object)]
+    pub auth: Value,
+    #[schema(value_type = Object)]
+    pub signature: Value,
+    pub include_secret: bool,
+    #[schema(value_type = Object)]
+    pub body: Value,
+    pub tls_verify: bool,
+    pub timeout_ms: Option<u32>,
+    pub max_attempts: Option<u32>,
+    pub retry_schedule: Option<Vec<u32>>,
+    pub rate_limit_per_second: Option<u32>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl WebhookOut {
+    pub fn from_domain(w: &Webhook) -> Self {
+        let s = &w.spec;
+        Self {
+            id: w.id.to_string(),
+            name: s.name.clone(),
+            description: s.description.clone(),
+            active: w.active,
+            disabled_reason: w.disabled_reason.clone(),
+            url: s.url.clone(),
+            method: s.method.as_str().to_owned(),
+            events: s.events.clone(),
+            headers: s.headers.clone(),
+            auth: masked_auth(&s.auth),
+            signature: serde_json::to_value(&s.signature).unwrap_or(Value::Null),
+            include_secret: s.include_secret,
+            body: serde_json::to_value(&s.body).unwrap_or(Value::Null),
+            tls_verify: s.tls_verify,
+            timeout_ms: s.timeout_ms,
+            max_attempts: s.max_attempts,
+            retry_schedule: s.retry_schedule.clone(),
+            rate_limit_per_second: None,
+            created_at: rfc3339(w.created_at),
+            updated_at: rfc3339(w.updated_at),
+        }
+    }
+}
+
+fn masked_auth(auth: &AuthConfig) -> Value {
+    let mut masked = auth.clone();
+    match &mut masked {
+        AuthConfig::None => {}
+        AuthConfig::Basic { password, .. } => *password = MASK.into(),
+        AuthConfig::Bearer { token } => *token = MASK.into(),
+        AuthConfig::ApiKey { value, .. } => *value = MASK.into(),
+    }
+    serde_json::to_value(masked).unwrap_or(Value::Null)
+}
+
+impl WebhookIn {
+    /// The input that would recreate `w` (secrets included), for applying a patch.
+    pub fn from_domain(w: &Webhook) -> Self {
+        let s = &w.spec;
+        Self {
+            name: s.name.clone(),
+            description: s.description.clone(),
+            active: w.active,
+            url: s.url.clone(),
+            method: Some(s.method.as_str().to_owned()),
+            events: s.events.clone(),
+            headers: s.headers.clone(),
+            auth: serde_json::to_value(&s.auth).ok(),
+            secret: Some(s.secret.expose().to_owned()),
+            signature: serde_json::to_value(&s.signature).ok(),
+            include_secret: s.include_secret,
+            body: serde_json::to_value(&s.body).ok(),
+            tls_verify: s.tls_verify,
+            timeout_ms: s.timeout_ms,
+            max_attempts: s.max_attempts,
+            retry_schedule: s.retry_schedule.clone(),
+            rate_limit_per_second: None,
+        }
+    }
+
+    /// Applies a patch: every field it gives replaces ours.
+    pub fn apply(&mut self, p: WebhookPatch) {
+        macro_rules! take {
+            ($($f:ident),*) => { $(if let Some(v) = p.$f { self.$f = v; })* };
+        }
+        take!(
+            name,
+            description,
+            active,
+            url,
+            events,
+            headers,
+            include_secret,
+            tls_verify
+        );
+        take!(
+            timeout_ms,
+            max_attempts,
+            retry_schedule,
+            rate_limit_per_second
+        );
+        macro_rules! take_some {
+            ($($f:ident),*) => { $(if let Some(v) = p.$f { self.$f = Some(v); })* };
+        }
+        take_some!(method, auth, secret, signature, body);
+    }
+
+    /// Validates and converts to the domain spec. `old_scheme` tells whether a kept secret still
+    /// fits the (maybe changed) signature scheme.
+    pub fn into_spec(self, settings: &Settings) -> Result<WebhookSpec, ApiError> {
+        let signature: SignatureConfig = tagged(self.signature, "signature")?;
+        let secret = parse_secret(self.secret.as_deref(), &signature)?;
+        if self.rate_limit_per_second.is_some() {
+            return Err(ApiError::invalid(
+                "rate_limit_per_second",
+                "is not supported yet",
+            ));
+        }
+        Ok(WebhookSpec {
+            name: text("name", &self.name, MAX_NAME)?,
+            description: self.description,
+            url: parse_url(&self.url)?,
+            method: parse_method(self.method.as_deref())?,
+            events: check_events(self.events)?,
+            headers: check_headers(self.headers)?,
+            auth: check_auth(tagged(self.auth, "auth")?)?,
+            secret,
+            previous_secret: None,
+            signature,
+            include_secret: self.include_secret,
+            body: tagged::<BodyConfig>(self.body, "body")?,
+            tls_verify: self.tls_verify,
+            timeout_ms: check_timeout(self.timeout_ms, settings)?,
+            max_attempts: check_range("max_attempts", self.max_attempts, 1, 50)?,
+            retry_schedule: check_schedule(self.retry_schedule)?,
+        })
+    }
+}
+
+/// Deserialises an internally tagged enum from an optional JSON value, naming the field on error.
+fn tagged<T: serde::de::DeserializeOwned + Default>(
+    v: Option<Value>,
+    field: &str,
+) -> Result<T, ApiError> {
+    match v {
+        None | Some(Value::Null) => Ok(T::default()),
+        Some(v) => serde_json::from_value(v).map_err(|e| ApiError::invalid(field, e.to_string())),
+    }
+}
+
+fn text(field: &str, v: &str, max: usize) -> Result<String, ApiError> {
+    let v = v.trim();
+    if v.is_empty() {
+        return Err(ApiError::invalid(field, "must not be empty"));
+    }
+    if v.chars().count() > max {
+        return Err(ApiError::invalid(
+            field,
+            format!("must be at most {max} characters"),
+        ));
+    }
+    Ok(v.to_owned())
+}
+
+pub fn parse_url(raw: &str) -> Result<String, ApiError> {
+    let url = reqwest::Url::parse(raw.trim())
+        .map_err(|e| ApiError::invalid("url", format!("is not a valid URL ({e})")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(ApiError::invalid("url", "must use http or https"));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(ApiError::invalid("url", "must have a host"));
+    }
+    if raw.len() > 2048 {
+        return Err(ApiError::invalid("url", "must be at most 2048 characters"));
+    }
+    Ok(url.to_string())
+}
+
+fn parse_method(m: Option<&str>) -> Result<HttpMethod, ApiError> {
+    match m {
+        None => Ok(HttpMethod::Post),
+        Some(m) => HttpMethod::parse(m).ok_or_else(|| {
+            ApiError::invalid("method", "must be one of POST, PUT, PATCH, GET, DELETE")
+        }),
+    }
+}
+
+fn check_events(events: Vec<EventFilter>) -> Result<Vec<EventFilter>, ApiError> {
+    for (i, e) in events.iter().enumerate() {
+        if let Some(t) = &e.event_type {
+            let ok = !t.is_empty()
+                && t.len() <= 200
+                && t.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "._-:/*?".contains(c));
+            if !ok {
+                let msg = "must be an event type or a glob of letters, digits, . _ - : / * ?";
+                return Err(ApiError::invalid(format!("events[{i}].type"), msg));
+            }
+        }
+        for (name, v) in [("label", &e.label), ("model", &e.model)] {
+            if let Some(v) = v {
+                text(&format!("events[{i}].{name}"), v, MAX_NAME)?;
+            }
+        }
+    }
+    Ok(events)
+}
+
+fn check_headers(
+    headers: BTreeMap<String, Option<String>>,
+) -> Result<BTreeMap<String, Option<String>>, ApiError> {
+    for (name, value) in &headers {
+        let field = format!("headers.{name}");
+        if HeaderName::from_bytes(name.as_bytes()).is_err() {
+            return Err(ApiError::invalid(field, "is not a valid HTTP header name"));
+        }
+        if RESERVED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+            return Err(ApiError::invalid(
+                field,
+                "is set by hookd and cannot be configured",
+            ));
+        }
+        if let Some(v) = value {
+            if HeaderValue::from_str(v).is_err() {
+                return Err(ApiError::invalid(field, "is not a valid HTTP header value"));
+            }
+        }
+    }
+    Ok(headers)
+}
+
+fn check_auth(auth: AuthConfig) -> Result<AuthConfig, ApiError> {
+    let required = |field: &str, v: &str| {
+        if v.is_empty() {
+            Err(ApiError::invalid(
+                format!("auth.{field}"),
+                "must not be empty",
+            ))
+        } else if HeaderValue::from_str(v).is_err() {
+            Err(ApiError::invalid(
+                format!("auth.{field}"),
+                "must be printable text",
+            ))
+        } else {
+            Ok(())
+        }
+    };
+    match &auth {
+        AuthConfig::None => {}
+        AuthConfig::Basic { username, .. } if username.contains(':') => {
+            return Err(ApiError::invalid("auth.username", "must not contain `:`"));
+        }
+        AuthConfig::Basic { username, password } => {
+            required("username", username)?;
+            required("password", password)?;
+        }
+        AuthConfig::Bearer { token } => required("token", token)?,
+        AuthConfig::ApiKey { header, value } => {
+            if HeaderName::from_bytes(header.as_bytes()).is_err() {
+                return Err(ApiError::invalid(
+                    "auth.header",
+                    "is not a valid HTTP header name",
+                ));
+            }
+            required("value", value)?;
+        }
+    }
+    Ok(auth)
+}
+
+fn parse_secret(raw: Option<&str>, scheme: &SignatureConfig) -> Result<SigningSecret, ApiError> {
+    let parsed = match (raw, scheme) {
+        (None, _) => Ok(new_secret(scheme)),
+        (Some(s), SignatureConfig::Standard) => SigningSecret::parse_standard(s),
+        (Some(s), SignatureConfig::None) => SigningSecret::parse_plain(s),
+    };
+    parsed.map_err(|m| ApiError::invalid("secret", m))
+}
+
+/// A fresh secret of the kind the scheme needs.
+pub fn new_secret(scheme: &SignatureConfig) -> SigningSecret {
+    match scheme {
+        SignatureConfig::Standard | SignatureConfig::None => SigningSecret::generate_standard(),
+    }
+}
+
+fn check_timeout(v: Option<u32>, settings: &Settings) -> Result<Option<u32>, ApiError> {
+    let lease_ms = settings.delivery.lease.as_millis() as u32;
+    let max = 120_000.min(lease_ms.saturating_sub(5_000)).max(1);
+    check_range("timeout_ms", v, 1, max)
+}
+
+fn check_range(field: &str, v: Option<u32>, lo: u32, hi: u32) -> Result<Option<u32>, ApiError> {
+    match v {
+        Some(n) if !(lo..=hi).contains(&n) => Err(ApiError::invalid(
+            field,
+            format!("must be between {lo} and {hi}, got {n}"),
+        )),
+        other => Ok(other),
+    }
+}
+
+fn check_schedule(v: Option<Vec<u32>>) -> Result<Option<Vec<u32>>, ApiError> {
+    let Some(s) = v else { return Ok(None) };
+    if s.is_empty() || s.len() > 50 {
+        return Err(ApiError::invalid(
+            "retry_schedule",
+            "must hold 1 to 50 delays",
+        ));
+    }
+    if let Some(i) = s.iter().position(|&d| d > 7 * 24 * 3600) {
+        return Err(ApiError::invalid(
+            format!("retry_schedule[{i}]"),
+            "must be at most 604800 s",
+        ));
+    }
+    Ok(Some(s))
+}

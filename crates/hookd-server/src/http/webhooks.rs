@@ -1,0 +1,272 @@
+//! `/api/v1/webhooks`: create, list, get, patch, delete, enable, disable, test, secrets.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use hookd_core::store::{EventToStore, NewDelivery};
+use hookd_core::webhook::PreviousSecret;
+use hookd_core::{DeliveryId, DeliveryStatus, EventId, EventType, NewEvent, Webhook, WebhookId};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::deliveries::AttemptOut;
+use super::extract::{JsonBody, OptionalJsonBody, QueryParams};
+use super::pagination::{paginate, ListOut, PageQuery};
+use super::webhook_wire::{new_secret, WebhookIn, WebhookOut, WebhookPatch};
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::worker::send;
+use crate::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_webhooks, create_webhook))
+        .routes(routes!(get_webhook, patch_webhook, delete_webhook))
+        .routes(routes!(enable_webhook))
+        .routes(routes!(disable_webhook))
+        .routes(routes!(test_webhook))
+        .routes(routes!(rotate_secret))
+        .routes(routes!(get_secret))
+}
+
+/// The signing secret of a webhook.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SecretOut {
+    pub secret: String,
+}
+
+/// The event a test sends; defaults to a `webhook.test` event.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TestIn {
+    #[serde(rename = "type")]
+    pub event_type: Option<String>,
+    pub model: Option<String>,
+    #[schema(value_type = Object)]
+    pub data: Option<serde_json::Value>,
+}
+
+async fn load(state: &AppState, id: &str) -> ApiResult<Webhook> {
+    let id = WebhookId::parse(id).map_err(|_| ApiError::not_found("webhook"))?;
+    state
+        .store
+        .get_webhook(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("webhook"))
+}
+
+#[utoipa::path(post, path = "/webhooks", tag = "webhooks", request_body = WebhookIn,
+    responses((status = 201, body = WebhookOut), (status = 422, body = ErrorBody)))]
+async fn create_webhook(
+    State(state): State<AppState>,
+    JsonBody(input): JsonBody<WebhookIn>,
+) -> ApiResult<(StatusCode, Json<WebhookOut>)> {
+    let now = crate::now_ms();
+    let active = input.active;
+    let webhook = Webhook {
+        id: WebhookId::generate(now),
+        active,
+        disabled_reason: None,
+        failing_since: None,
+        spec: input.into_spec(&state.settings)?,
+        created_at: now,
+        updated_at: now,
+    };
+    state.store.insert_webhook(&webhook).await?;
+    Ok((StatusCode::CREATED, Json(WebhookOut::from_domain(&webhook))))
+}
+
+#[utoipa::path(get, path = "/webhooks", tag = "webhooks", params(PageQuery),
+    responses((status = 200, body = ListOut<WebhookOut>)))]
+async fn list_webhooks(
+    State(state): State<AppState>,
+    QueryParams(q): QueryParams<PageQuery>,
+) -> ApiResult<Json<ListOut<WebhookOut>>> {
+    let page = q.parse(|c| WebhookId::parse(c).is_ok())?;
+    let rows = state.store.list_webhooks(&page).await?;
+    Ok(Json(paginate(
+        rows,
+        &page,
+        |w| w.id.to_string(),
+        |w| WebhookOut::from_domain(&w),
+    )))
+}
+
+#[utoipa::path(get, path = "/webhooks/{id}", tag = "webhooks",
+    responses((status = 200, body = WebhookOut), (status = 404, body = ErrorBody)))]
+async fn get_webhook(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<WebhookOut>> {
+    Ok(Json(WebhookOut::from_domain(&load(&state, &id).await?)))
+}
+
+#[utoipa::path(patch, path = "/webhooks/{id}", tag = "webhooks", request_body = WebhookPatch,
+    responses((status = 200, body = WebhookOut), (status = 404, body = ErrorBody),
+              (status = 422, body = ErrorBody)))]
+async fn patch_webhook(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    JsonBody(patch): JsonBody<WebhookPatch>,
+) -> ApiResult<Json<WebhookOut>> {
+    let mut webhook = load(&state, &id).await?;
+    let reactivated = patch.active == Some(true) && !webhook.active;
+    let mut input = WebhookIn::from_domain(&webhook);
+    input.apply(patch);
+    webhook.active = input.active;
+    let previous = webhook.spec.previous_secret.take();
+    webhook.spec = input.into_spec(&state.settings)?;
+    webhook.spec.previous_secret = previous;
+    if reactivated {
+        webhook.disabled_reason = None;
+        webhook.failing_since = None;
+    }
+    save(&state, webhook).await
+}
+
+async fn save(state: &AppState, mut webhook: Webhook) -> ApiResult<Json<WebhookOut>> {
+    webhook.updated_at = crate::now_ms();
+    if !state.store.update_webhook(&webhook).await? {
+        return Err(ApiError::not_found("webhook"));
+    }
+    Ok(Json(WebhookOut::from_domain(&webhook)))
+}
+
+#[utoipa::path(delete, path = "/webhooks/{id}", tag = "webhooks",
+    responses((status = 204), (status = 404, body = ErrorBody)))]
+async fn delete_webhook(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let id = WebhookId::parse(&id).map_err(|_| ApiError::not_found("webhook"))?;
+    if state.store.delete_webhook(&id, crate::now_ms()).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found("webhook"))
+    }
+}
+
+#[utoipa::path(post, path = "/webhooks/{id}/enable", tag = "webhooks",
+    responses((status = 200, body = WebhookOut), (status = 404, body = ErrorBody)))]
+async fn enable_webhook(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<WebhookOut>> {
+    let mut webhook = load(&state, &id).await?;
+    webhook.active = true;
+    webhook.disabled_reason = None;
+    webhook.failing_since = None;
+    save(&state, webhook).await
+}
+
+#[utoipa::path(post, path = "/webhooks/{id}/disable", tag = "webhooks",
+    responses((status = 200, body = WebhookOut), (status = 404, body = ErrorBody)))]
+async fn disable_webhook(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<WebhookOut>> {
+    let mut webhook = load(&state, &id).await?;
+    webhook.active = false;
+    save(&state, webhook).await
+}
+
+#[utoipa::path(post, path = "/webhooks/{id}/rotate-secret", tag = "webhooks",
+    responses((status = 200, body = SecretOut), (status = 404, body = ErrorBody)))]
+async fn rotate_secret(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<SecretOut>> {
+    let mut webhook = load(&state, &id).await?;
+    let now = crate::now_ms();
+    let grace = state.settings.delivery.rotation_grace.as_millis() as i64;
+    let fresh = new_secret(&webhook.spec.signature);
+    let old = std::mem::replace(&mut webhook.spec.secret, fresh.clone());
+    webhook.spec.previous_secret = Some(PreviousSecret {
+        secret: old,
+        expires_at: now + grace,
+    });
+    let _saved = save(&state, webhook).await?;
+    Ok(Json(SecretOut {
+        secret: fresh.expose().to_owned(),
+    }))
+}
+
+#[utoipa::path(get, path = "/webhooks/{id}/secret", tag = "webhooks",
+    responses((status = 200, body = SecretOut), (status = 404, body = ErrorBody)))]
+async fn get_secret(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<SecretOut>> {
+    let webhook = load(&state, &id).await?;
+    Ok(Json(SecretOut {
+        secret: webhook.spec.secret.expose().to_owned(),
+    }))
+}
+
+#[utoipa::path(post, path = "/webhooks/{id}/test", tag = "webhooks", request_body(content = Option<TestIn>),
+    responses((status = 200, body = AttemptOut, description = "The attempt: response or error"),
+              (status = 404, body = ErrorBody)))]
+async fn test_webhook(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    OptionalJsonBody(input): OptionalJsonBody<TestIn>,
+) -> ApiResult<Json<AttemptOut>> {
+    let webhook = load(&state, &id).await?;
+    let input = input.unwrap_or_default();
+    let event_type = input.event_type.as_deref().unwrap_or("webhook.test");
+    let event_type = EventType::parse(event_type).map_err(|m| ApiError::invalid("type", m))?;
+    let now = crate::now_ms();
+    let data = input
+        .data
+        .unwrap_or_else(|| json!({"webhook_id": webhook.id}));
+    let event = NewEvent {
+        event_type,
+        model: input.model,
+        data,
+        occurred_at: now,
+        idempotency_key: None,
+    };
+    let lease = crate::auth::generate_token();
+    let delivery = NewDelivery {
+        id: DeliveryId::generate(now),
+        webhook_id: webhook.id.clone(),
+        entry_index: None,
+        status: DeliveryStatus::Delivering,
+        next_attempt_at: now + state.settings.delivery.lease.as_millis() as i64,
+        lease: Some(lease.clone()),
+    };
+    let stored = EventToStore {
+        id: EventId::generate(now),
+        event,
+        deliveries: vec![delivery],
+    };
+    state
+        .store
+        .enqueue_events(std::slice::from_ref(&stored), now)
+        .await?;
+    let event = state
+        .store
+        .get_event(&stored.id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("event"))?;
+    let delivery = state
+        .store
+        .get_delivery(&stored.deliveries[0].id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("delivery"))?;
+    let outcome = send::attempt(
+        &state.sender,
+        &state.settings,
+        &webhook,
+        &event,
+        &delivery,
+        &lease,
+    )
+    .await;
+    state
+        .store
+        .record_outcomes(std::slice::from_ref(&outcome))
+        .await?;
+    Ok(Json(AttemptOut::from_domain(outcome.attempt)))
+}

@@ -1,0 +1,218 @@
+//! The delivery worker: claim due deliveries under a lease, send them, record the outcomes.
+//!
+//! Two lanes, each with its own concurrency budget: first attempts and retries. A backlog of
+//! retries to a failing endpoint therefore never holds up first attempts to healthy ones.
+//! Outcomes are written in batches by one recorder task. An idle lane sleeps until it is woken
+//! (in-process hand-off from the API, or the store's cross-process signal) or the next delivery
+//! falls due.
+
+mod recorder;
+pub mod send;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hookd_core::store::{Claim, Lane};
+use hookd_core::{Delivery, Event, Store, Webhook};
+use tokio::sync::{mpsc, watch, Notify, Semaphore};
+use tokio::task::JoinSet;
+
+use crate::settings::Settings;
+use send::HttpSender;
+
+/// Most deliveries claimed in one query.
+const CLAIM_BATCH: u32 = 256;
+/// Longest an idle lane sleeps without any signal: a safety net, not the wake-up mechanism.
+const IDLE_MAX: Duration = Duration::from_secs(5);
+/// How often retention pruning runs.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+/// Everything a worker needs, shared by its tasks.
+#[derive(Debug, Clone)]
+pub struct Worker {
+    pub store: Arc<dyn Store>,
+    pub settings: Arc<Settings>,
+    pub sender: HttpSender,
+    /// Woken when deliveries are queued.
+    pub wake: Arc<Notify>,
+}
+
+/// What one claim-and-dispatch step did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Step {
+    /// Dispatched this many deliveries.
+    Dispatched(usize),
+    /// Nothing was due.
+    Idle,
+}
+
+impl Worker {
+    /// Runs both lanes, the recorder, the cross-process waker and retention until `shutdown`
+    /// flips to true; then lets in-flight deliveries finish and flushes their outcomes.
+    pub async fn run(self, shutdown: watch::Receiver<bool>) {
+        let (tx, rx) = mpsc::channel(4096);
+        let recorder = tokio::spawn(recorder::run(self.store.clone(), rx));
+        let mut tasks = JoinSet::new();
+        for lane in [Lane::First, Lane::Retry] {
+            tasks.spawn(self.clone().lane(lane, tx.clone(), shutdown.clone()));
+        }
+        drop(tx);
+        tasks.spawn(self.clone().relay_external_wakeups(shutdown.clone()));
+        tasks.spawn(self.clone().prune_periodically(shutdown));
+        while tasks.join_next().await.is_some() {}
+        let _ = recorder.await;
+    }
+
+    async fn lane(
+        self,
+        lane: Lane,
+        tx: mpsc::Sender<hookd_core::store::Outcome>,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        let slots = Arc::new(Semaphore::new(self.settings.delivery.concurrency));
+        let mut inflight = JoinSet::new();
+        while !*shutdown.borrow() {
+            let notified = self.wake.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            match self.step(lane, &slots, &tx, &mut inflight).await {
+                Ok(Step::Dispatched(_)) => continue,
+                Ok(Step::Idle) => {}
+                Err(e) => tracing::warn!(error = %e, ?lane, "claiming deliveries failed"),
+            }
+            let wait = self.idle_wait().await;
+            tokio::select! {
+                _ = notified => {}
+                _ = tokio::time::sleep(wait) => {}
+                _ = shutdown.changed() => {}
+            }
+            while inflight.try_join_next().is_some() {}
+        }
+        while inflight.join_next().await.is_some() {}
+    }
+
+    /// Claims what is due in `lane` (as many as there are free slots) and starts sending it.
+    pub async fn step(
+        &self,
+        lane: Lane,
+        slots: &Arc<Semaphore>,
+        tx: &mpsc::Sender<hookd_core::store::Outcome>,
+        inflight: &mut JoinSet<()>,
+    ) -> Result<Step, hookd_core::StoreError> {
+        let first = slots
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("semaphore never closed");
+        let free = (slots.available_permits() + 1).min(CLAIM_BATCH as usize) as u32;
+        let token = crate::auth::generate_token();
+        let claim = Claim {
+            lane,
+            now_ms: crate::now_ms(),
+            limit: free,
+            lease: self.settings.delivery.lease,
+            lease_token: token.clone(),
+        };
+        let claimed = self.store.claim_due_deliveries(&claim).await?;
+        if claimed.is_empty() {
+            return Ok(Step::Idle);
+        }
+        let n = claimed.len();
+        let (events, hooks) = self.load_context(&claimed).await?;
+        let mut permit = Some(first);
+        for delivery in claimed {
+            let permit = match permit.take() {
+                Some(p) => p,
+                None => slots
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .expect("semaphore never closed"),
+            };
+            let (Some(event), Some(hook)) = (
+                events.get(&delivery.event_id),
+                hooks.get(&delivery.webhook_id),
+            ) else {
+                // Deleted underneath us: the lease runs out and the store's state decides.
+                continue;
+            };
+            let (me, tx, token) = (self.clone(), tx.clone(), token.clone());
+            let (event, hook) = (event.clone(), hook.clone());
+            inflight.spawn(async move {
+                let outcome =
+                    send::attempt(&me.sender, &me.settings, &hook, &event, &delivery, &token).await;
+                let _ = tx.send(outcome).await;
+                drop(permit);
+            });
+        }
+        Ok(Step::Dispatched(n))
+    }
+
+    async fn load_context(
+        &self,
+        claimed: &[Delivery],
+    ) -> Result<
+        (
+            HashMap<hookd_core::EventId, Arc<Event>>,
+            HashMap<hookd_core::WebhookId, Arc<Webhook>>,
+        ),
+        hookd_core::StoreError,
+    > {
+        let mut event_ids: Vec<_> = claimed.iter().map(|d| d.event_id.clone()).collect();
+        event_ids.sort();
+        event_ids.dedup();
+        let mut hook_ids: Vec<_> = claimed.iter().map(|d| d.webhook_id.clone()).collect();
+        hook_ids.sort();
+        hook_ids.dedup();
+        let events = self.store.events_by_ids(&event_ids).await?;
+        let hooks = self.store.webhooks_by_ids(&hook_ids).await?;
+        Ok((
+            events
+                .into_iter()
+                .map(|e| (e.id.clone(), Arc::new(e)))
+                .collect(),
+            hooks
+                .into_iter()
+                .map(|w| (w.id.clone(), Arc::new(w)))
+                .collect(),
+        ))
+    }
+
+    /// How long an idle lane may sleep: until the next delivery is due, at most [`IDLE_MAX`].
+    async fn idle_wait(&self) -> Duration {
+        match self.store.next_due_at().await {
+            Ok(Some(at)) => {
+                let ms = (at - crate::now_ms()).clamp(0, IDLE_MAX.as_millis() as i64);
+                Duration::from_millis(ms as u64)
+            }
+            Ok(None) => IDLE_MAX,
+            Err(_) => Duration::from_secs(1),
+        }
+    }
+
+    /// Turns the store's cross-process signal (another process queued work) into a local wake-up.
+    async fn relay_external_wakeups(self, mut shutdown: watch::Receiver<bool>) {
+        while !*shutdown.borrow() {
+            tokio::select! {
+                _ = self.store.wait_for_work(IDLE_MAX) => self.wake.notify_waiters(),
+                _ = shutdown.changed() => {}
+            }
+        }
+    }
+
+    async fn prune_periodically(self, mut shutdown: watch::Receiver<bool>) {
+        while !*shutdown.borrow() {
+            let cutoff = crate::now_ms() - self.settings.retention.as_millis() as i64;
+            match self.store.prune(cutoff).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(rows = n, "pruned records past retention"),
+                Err(e) => tracing::warn!(error = %e, "pruning failed"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(PRUNE_EVERY) => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+    }
+}

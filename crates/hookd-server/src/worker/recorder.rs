@@ -1,0 +1,39 @@
+//! Writes attempt outcomes in batches: one transaction for whatever has arrived, so a busy worker
+//! pays one commit for hundreds of deliveries.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hookd_core::store::Outcome;
+use hookd_core::Store;
+use tokio::sync::mpsc;
+
+/// Most outcomes written in one transaction.
+const BATCH: usize = 512;
+/// Tries for one batch before it is given up (its deliveries are sent again after their lease).
+const TRIES: u32 = 5;
+
+/// Runs until every sender is dropped and the channel is drained.
+pub async fn run(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Outcome>) {
+    let mut batch = Vec::with_capacity(BATCH);
+    while rx.recv_many(&mut batch, BATCH).await > 0 {
+        write(&*store, &batch).await;
+        batch.clear();
+    }
+}
+
+async fn write(store: &dyn Store, batch: &[Outcome]) {
+    for attempt in 1..=TRIES {
+        match store.record_outcomes(batch).await {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, attempt, outcomes = batch.len(), "recording outcomes failed");
+                tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
+            }
+        }
+    }
+    tracing::error!(
+        outcomes = batch.len(),
+        "gave up recording outcomes; their deliveries will be sent again when their leases expire"
+    );
+}

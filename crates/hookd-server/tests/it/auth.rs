@@ -1,0 +1,92 @@
+//! Admin API authentication and the OpenAPI document.
+
+use axum::http::StatusCode;
+use serde_json::Value;
+
+use crate::backend_test;
+use crate::support::{spawn_app, Backend};
+
+backend_test!(api_calls_without_a_valid_token_are_refused);
+async fn api_calls_without_a_valid_token_are_refused(b: Backend) {
+    let app = spawn_app(&b).await;
+    for auth in [
+        None,
+        Some("Bearer wrong-token"),
+        Some("Basic abc"),
+        Some("Bearer "),
+    ] {
+        let mut req = app.client.get(app.url("/webhooks"));
+        if let Some(a) = auth {
+            req = req.header("authorization", a);
+        }
+        let resp = req.send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), 401, "{auth:?}");
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "unauthorized");
+    }
+    let (status, _) = app.get("/webhooks").await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+backend_test!(stored_tokens_are_accepted);
+async fn stored_tokens_are_accepted(b: Backend) {
+    let app = spawn_app(&b).await;
+    let token = hookd_server::create_token(&*app.store, "ci").await.unwrap();
+    let resp = app
+        .client
+        .get(app.url("/events"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let resp = app
+        .client
+        .get(app.url("/events"))
+        .bearer_auth(format!("{token}x"))
+        .send()
+        .await;
+    assert_eq!(resp.unwrap().status().as_u16(), 401);
+}
+
+backend_test!(openapi_document_lists_the_api);
+async fn openapi_document_lists_the_api(b: Backend) {
+    let app = spawn_app(&b).await;
+    let (status, doc) = app.get("/openapi.json").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    for path in [
+        "/webhooks",
+        "/webhooks/{id}/test",
+        "/events/batch",
+        "/deliveries/{id}/retry",
+    ] {
+        assert!(doc["paths"][path].is_object(), "missing {path}");
+    }
+    assert!(doc["components"]["schemas"]["WebhookIn"].is_object());
+}
+
+backend_test!(operations_endpoints_answer);
+async fn operations_endpoints_answer(b: Backend) {
+    let app = spawn_app(&b).await;
+    for path in ["/health", "/ready"] {
+        let resp = app
+            .client
+            .get(format!("{}{path}", app.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 200, "{path}");
+    }
+}
+
+backend_test!(unknown_routes_and_methods_get_json_errors);
+async fn unknown_routes_and_methods_get_json_errors(b: Backend) {
+    let app = spawn_app(&b).await;
+    let (status, body) = app.get("/nothing-here").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["error"]["code"], "not_found");
+    let (status, body) = app.call("PUT", "/events", None).await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(body["error"]["code"], "method_not_allowed");
+}

@@ -1,0 +1,320 @@
+//! End-to-end delivery through the worker to a real receiver: signatures, payloads, headers,
+//! retries, failure handling and the deliveries API.
+
+use std::time::Duration;
+
+use hookd_core::signature::verify_standard;
+use serde_json::{json, Value};
+
+use crate::backend_test;
+use crate::support::{spawn_app, spawn_app_with, test_settings, Backend, Reply, TestReceiver};
+
+fn status_is(want: &'static str) -> impl Fn(&Value) -> bool {
+    move |d| d["status"] == want
+}
+
+async fn publish_one(app: &crate::support::TestApp, event: Value) -> String {
+    let (_, out) = app.post("/events", event).await;
+    let id = out["id"].as_str().unwrap().to_owned();
+    let ds = app.deliveries_of(&id).await;
+    assert_eq!(ds.len(), 1, "{ds:?}");
+    ds[0]["id"].as_str().unwrap().to_owned()
+}
+
+backend_test!(delivers_a_signed_standard_payload);
+async fn delivers_a_signed_standard_payload(b: Backend) {
+    let app = spawn_app(&b).await;
+    let rx = TestReceiver::start().await;
+    let w = app
+        .create_webhook(json!({"name": "r", "url": rx.url("/in"),
+        "auth": {"type": "bearer", "token": "tok-secret"}, "headers": {"X-Tenant": "acme"}}))
+        .await;
+    let (_, secret) = app
+        .get(&format!("/webhooks/{}/secret", w["id"].as_str().unwrap()))
+        .await;
+    let dlv = publish_one(
+        &app,
+        json!({"type": "invoice.paid", "data": {"amount": 42}}),
+    )
+    .await;
+    let got = rx.wait_for(1).await;
+    let r = &got[0];
+    assert_eq!((r.method.as_str(), r.path.as_str()), ("POST", "/in"));
+    assert_eq!(r.header("webhook-id"), Some(dlv.as_str()));
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    assert_eq!(r.header("x-tenant"), Some("acme"));
+    assert_eq!(r.header("authorization"), Some("Bearer tok-secret"));
+    assert!(r.header("user-agent").unwrap().starts_with("hookd/"));
+    let ts = r
+        .header("webhook-timestamp")
+        .unwrap()
+        .parse::<i64>()
+        .unwrap();
+    verify_standard(
+        secret["secret"].as_str().unwrap(),
+        r.header("webhook-id"),
+        r.header("webhook-timestamp"),
+        r.header("webhook-signature"),
+        &r.body,
+        ts,
+    )
+    .expect("signature verifies");
+    let body = r.json();
+    assert_eq!(body["type"], "invoice.paid");
+    assert_eq!(body["data"], json!({"amount": 42}));
+    let d = app.wait_delivery(&dlv, status_is("succeeded")).await;
+    assert_eq!(d["attempt_count"], 1);
+    let a = &d["attempts"][0];
+    assert_eq!(a["response"]["status"], 200);
+    let headers = a["request"]["headers"].as_array().unwrap();
+    let auth = headers.iter().find(|h| h[0] == "Authorization").unwrap();
+    assert_eq!(
+        auth[1], "Bearer ****",
+        "secrets are masked in the attempt record"
+    );
+    assert!(!d.to_string().contains("tok-secret"));
+}
+
+backend_test!(strapi_events_get_strapi_payloads_and_default_headers_merge);
+async fn strapi_events_get_strapi_payloads_and_default_headers_merge(b: Backend) {
+    let mut settings = test_settings();
+    settings.default_headers = vec![
+        ("X-Env".into(), "prod".into()),
+        ("X-Source".into(), "hookd".into()),
+    ];
+    let app = spawn_app_with(&b, settings, hookd_server::WorkerMode::Embedded).await;
+    let rx = TestReceiver::start().await;
+    app.create_webhook(json!({"name": "strapi", "url": rx.url("/s"),
+        "headers": {"x-env": "staging", "Content-Type": null}}))
+        .await;
+    publish_one(
+        &app,
+        json!({"type": "entry.create", "model": "address",
+        "data": {"id": 1, "city": "Paris"}, "occurred_at": "2020-01-10T08:47:36.649Z"}),
+    )
+    .await;
+    let r = &rx.wait_for(1).await[0];
+    assert_eq!(
+        r.json(),
+        json!({"event": "entry.create", "created_at": "2020-01-10T08:47:36.649Z",
+        "model": "address", "entry": {"id": 1, "city": "Paris"}})
+    );
+    assert_eq!(r.header("x-env"), Some("staging"));
+    assert_eq!(r.header("x-source"), Some("hookd"));
+    assert_eq!(r.header("content-type"), None);
+}
+
+backend_test!(failures_are_retried_until_success);
+async fn failures_are_retried_until_success(b: Backend) {
+    let app = spawn_app(&b).await;
+    let rx = TestReceiver::start().await;
+    rx.script([Reply::status(500), Reply::status(302)]);
+    app.create_webhook(json!({"name": "r", "url": rx.url("/"), "retry_schedule": [0]}))
+        .await;
+    let dlv = publish_one(&app, json!({"type": "a.b"})).await;
+    let d = app.wait_delivery(&dlv, status_is("succeeded")).await;
+    let statuses: Vec<_> = d["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["response"]["status"].clone())
+        .collect();
+    assert_eq!(statuses, vec![json!(500), json!(302), json!(200)]);
+    let ids: Vec<_> = rx
+        .received()
+        .iter()
+        .map(|r| r.header("webhook-id").unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        ids,
+        vec![dlv.clone(), dlv.clone(), dlv],
+        "webhook-id is stable across retries"
+    );
+}
+
+backend_test!(exhausted_attempts_fail_the_delivery);
+async fn exhausted_attempts_fail_the_delivery(b: Backend) {
+    let app = spawn_app(&b).await;
+    let rx = TestReceiver::start().await;
+    rx.always(Reply::status(500));
+    app.create_webhook(
+        json!({"name": "r", "url": rx.url("/"), "retry_schedule": [0], "max_attempts": 3}),
+    )
+    .await;
+    let dlv = publish_one(&app, json!({"type": "a.b"})).await;
+    let d = app.wait_delivery(&dlv, status_is("failed")).await;
+    assert_eq!(d["attempt_count"], 3);
+    assert_eq!(rx.received().len(), 3);
+}
+
+backend_test!(gone_disables_the_webhook_with_a_reason);
+async fn gone_disables_the_webhook_with_a_reason(b: Backend) {
+    let app = spawn_app(&b).await;
+    let rx = TestReceiver::start().await;
+    rx.always(Reply::status(410));
+    let w = app
+        .create_webhook(json!({"name": "r", "url": rx.url("/")}))
+        .await;
+    let dlv = publish_one(&app, json!({"type": "a.b"})).await;
+    app.wait_delivery(&dlv, status_is("failed")).await;
+    let (_, w) = app
+        .get(&format!("/webhooks/{}", w["id"].as_str().unwrap()))
+        .await;
+    assert_eq!(w["active"], false);
+    assert!(w["disabled_reason"].as_str().unwrap().contains("410"));
+    let (_, out) = app.post("/events", json!({"type": "a.b"})).await;
+    assert_eq!(out["deliveries"], 0, "a disabled webhook gets nothing");
+}
+
+backend_test!(retry_after_is_honoured_within_the_clamp);
+async fn retry_after_is_honoured_within_the_clamp(b: Backend) {
+    let app = spawn_app(&b).await;
+    let rx = TestReceiver::start().await;
+    let mut busy = Reply::status(429);
+    busy.headers = vec![("retry-after", "1".into())];
+    rx.script([busy]);
+    // Scheduled delay 3600 s; the receiver asks for 1 s, which is within twice the schedule.
+    app.create_webhook(json!({"name": "r", "url": rx.url("/"), "retry_schedule": [3600]}))
+        .await;
+    let dlv = publish_one(&app, json!({"type": "a.b"})).await;
+    let d = app.wait_delivery(&dlv, status_is("succeeded")).await;
+    assert_eq!(d["attempt_count"], 2);
+}
+
+backend_test!(transport_errors_are_recorded_and_retried);
+async fn transport_errors_are_recorded_and_retried(b: Backend) {
+    let app = spawn_app(&b).await;
+    let rx = TestReceiver::start().await;
+    let mut slow = Reply::status(200);
+    slow.delay = Duration::from_secs(3);
+    rx.script([slow]);
+    app.create_webhook(
+        json!({"name": "slow", "url": rx.url("/"), "timeout_ms": 300, "retry_schedule": [0]}),
+    )
+    .await;
+    let dlv = publish_one(&app, json!({"type": "a.b"})).await;
+    let d = app.wait_delivery(&dlv, status_is("succeeded")).await;
+    assert_eq!(d["attempts"][0]["error_kind"], "timeout");
+    assert_eq!(d["attempts"][0]["response"], Value::Null);
+
+    // Nothing listens on this port: connection refused.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let w = app
+        .create_webhook(json!({"name": "down", "url": format!("http://{closed}/"),
+        "events": [{"type": "down.*"}], "retry_schedule": [3600]}))
+        .await;
+    let dlv = publish_one(&app, json!({"type": "down.x"})).await;
+    let d = app.wait_delivery(&dlv, status_is("retrying")).await;
+    assert_eq!(d["attempts"][0]["error_kind"], "connect");
+    assert!(d["next_attempt_at"].is_string());
+    let _ = w;
+}
+
+backend_test!(test_endpoint_sends_now_and_returns_the_attempt);
+async fn test_endpoint_sends_now_and_returns_the_attempt(b: Backend) {
+    let app = spawn_app(&b).await;
+    let rx = TestReceiver::start().await;
+    let mut reply = Reply::status(202);
+    reply.body = "thanks".into();
+    rx.script([reply]);
+    let w = app
+        .create_webhook(json!({"name": "r", "url": rx.url("/t"), "active": false}))
+        .await;
+    let (status, a) = app
+        .post(
+            &format!("/webhooks/{}/test", w["id"].as_str().unwrap()),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status.as_u16(), 200, "{a}");
+    assert_eq!(a["response"]["status"], 202);
+    assert_eq!(a["response"]["body"], "thanks");
+    assert_eq!(rx.received()[0].json()["type"], "webhook.test");
+    let d = app
+        .wait_delivery(a["delivery_id"].as_str().unwrap(), status_is("succeeded"))
+        .await;
+    assert_eq!(d["attempts"].as_array().unwrap().len(), 1);
+}
+
+backend_test!(retry_endpoint_sends_a_failed_delivery_again);
+async fn retry_endpoint_sends_a_failed_delivery_again(b: Backend) {
+    let app = spawn_app(&b).await;
+    let rx = TestReceiver::start().await;
+    rx.script([Reply::status(500)]);
+    app.create_webhook(json!({"name": "r", "url": rx.url("/"), "max_attempts": 1}))
+        .await;
+    let dlv = publish_one(&app, json!({"type": "a.b"})).await;
+    app.wait_delivery(&dlv, status_is("failed")).await;
+    let (status, d) = app
+        .post(&format!("/deliveries/{dlv}/retry"), json!({}))
+        .await;
+    assert_eq!(status.as_u16(), 202, "{d}");
+    let d = app.wait_delivery(&dlv, status_is("succeeded")).await;
+    assert_eq!(d["attempt_count"], 2);
+    let (status, _) = app
+        .post(
+            "/deliveries/dlv_01JD8Z0Q9V4W6XKJ3M2N5P7R8S/retry",
+            json!({}),
+        )
+        .await;
+    assert_eq!(status.as_u16(), 404);
+}
+
+backend_test!(rotated_secret_keeps_signing_beside_the_new_one);
+async fn rotated_secret_keeps_signing_beside_the_new_one(b: Backend) {
+    let app = spawn_app(&b).await;
+    let rx = TestReceiver::start().await;
+    let w = app
+        .create_webhook(json!({"name": "r", "url": rx.url("/")}))
+        .await;
+    let id = w["id"].as_str().unwrap();
+    let (_, old) = app.get(&format!("/webhooks/{id}/secret")).await;
+    let (_, new) = app
+        .post(&format!("/webhooks/{id}/rotate-secret"), json!({}))
+        .await;
+    publish_one(&app, json!({"type": "a.b"})).await;
+    let r = &rx.wait_for(1).await[0];
+    let sig = r.header("webhook-signature").unwrap();
+    assert_eq!(sig.split(' ').count(), 2, "{sig}");
+    let ts = r
+        .header("webhook-timestamp")
+        .unwrap()
+        .parse::<i64>()
+        .unwrap();
+    for s in [&old, &new] {
+        verify_standard(
+            s["secret"].as_str().unwrap(),
+            r.header("webhook-id"),
+            r.header("webhook-timestamp"),
+            Some(sig),
+            &r.body,
+            ts,
+        )
+        .unwrap();
+    }
+}
+
+backend_test!(deleting_a_webhook_cancels_its_pending_deliveries);
+async fn deleting_a_webhook_cancels_its_pending_deliveries(b: Backend) {
+    let app = spawn_app(&b).await;
+    let rx = TestReceiver::start().await;
+    rx.always(Reply::status(500));
+    let w = app
+        .create_webhook(json!({"name": "r", "url": rx.url("/"), "retry_schedule": [3600]}))
+        .await;
+    let dlv = publish_one(&app, json!({"type": "a.b"})).await;
+    app.wait_delivery(&dlv, status_is("retrying")).await;
+    app.call(
+        "DELETE",
+        &format!("/webhooks/{}", w["id"].as_str().unwrap()),
+        None,
+    )
+    .await;
+    let (_, d) = app.get(&format!("/deliveries/{dlv}")).await;
+    assert_eq!(d["status"], "cancelled");
+    let (_, list) = app.get("/deliveries?status=cancelled").await;
+    assert_eq!(list["data"][0]["id"], dlv.as_str());
+}

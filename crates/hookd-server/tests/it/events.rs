@@ -1,0 +1,106 @@
+//! Publishing events: single, batch, idempotency, listing.
+
+use axum::http::StatusCode;
+use serde_json::{json, Value};
+
+use crate::backend_test;
+use crate::support::{spawn_app, Backend, TestReceiver};
+
+backend_test!(publish_counts_matching_webhooks);
+async fn publish_counts_matching_webhooks(b: Backend) {
+    let app = spawn_app(&b).await;
+    let rx = TestReceiver::start().await;
+    let url = rx.url("/h");
+    app.create_webhook(json!({"name": "all", "url": url})).await;
+    app.create_webhook(json!({"name": "entries", "url": url, "events": [{"type": "entry.*"}]}))
+        .await;
+    app.create_webhook(json!({"name": "addr", "url": url,
+        "events": [{"type": "entry.create", "model": "address"}]}))
+        .await;
+    app.create_webhook(json!({"name": "off", "url": url, "active": false}))
+        .await;
+    let cases = [
+        (
+            json!({"type": "entry.create", "model": "address", "data": {"id": 1}}),
+            3,
+        ),
+        (json!({"type": "entry.update", "model": "address"}), 2),
+        (json!({"type": "invoice.paid"}), 1),
+    ];
+    for (event, want) in cases {
+        let (status, out) = app.post("/events", event.clone()).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{out}");
+        assert_eq!(out["deliveries"], want, "{event}");
+        assert!(out["id"].as_str().unwrap().starts_with("evt_"));
+    }
+}
+
+backend_test!(idempotency_key_returns_the_first_event_and_queues_nothing);
+async fn idempotency_key_returns_the_first_event_and_queues_nothing(b: Backend) {
+    let app = spawn_app(&b).await;
+    let rx = TestReceiver::start().await;
+    app.create_webhook(json!({"name": "all", "url": rx.url("/h")}))
+        .await;
+    let event = json!({"type": "order.paid", "data": {"n": 1}, "idempotency_key": "order-1"});
+    let (status, first) = app.post("/events", event.clone()).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let mut again = event.clone();
+    again["data"] = json!({"n": 2});
+    let (status, dup) = app.post("/events", again).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(dup["id"], first["id"]);
+    assert_eq!(dup["data"], json!({"n": 1}));
+    let (_, list) = app.get("/events").await;
+    assert_eq!(list["data"].as_array().unwrap().len(), 1);
+    let (_, ds) = app.get("/deliveries").await;
+    assert_eq!(ds["data"].as_array().unwrap().len(), 1);
+}
+
+backend_test!(batch_stores_all_or_nothing);
+async fn batch_stores_all_or_nothing(b: Backend) {
+    let app = spawn_app(&b).await;
+    let events: Vec<Value> = (0..10)
+        .map(|i| json!({"type": "a.b", "data": {"i": i}}))
+        .collect();
+    let (status, out) = app.post("/events/batch", json!({"events": events})).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{out}");
+    assert_eq!(out["data"].as_array().unwrap().len(), 10);
+    let mut bad: Vec<Value> = (0..3).map(|_| json!({"type": "a.b"})).collect();
+    bad.push(json!({"type": "not valid"}));
+    let (status, err) = app.post("/events/batch", json!({"events": bad})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(err["error"]["field"], "events[3].type");
+    let too_many: Vec<Value> = (0..1001).map(|_| json!({"type": "a.b"})).collect();
+    let (status, err) = app.post("/events/batch", json!({"events": too_many})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(err["error"]["field"], "events");
+    let (_, list) = app.get("/events?limit=1000").await;
+    assert_eq!(
+        list["data"].as_array().unwrap().len(),
+        10,
+        "failed batches stored nothing"
+    );
+}
+
+backend_test!(events_can_be_read_back);
+async fn events_can_be_read_back(b: Backend) {
+    let app = spawn_app(&b).await;
+    let body = json!({"type": "entry.create", "model": "address", "data": {"city": "Paris"},
+                      "occurred_at": "2020-01-10T08:47:36.649Z"});
+    let (_, out) = app.post("/events", body).await;
+    let id = out["id"].as_str().unwrap();
+    let (status, e) = app.get(&format!("/events/{id}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(e["type"], "entry.create");
+    assert_eq!(e["model"], "address");
+    assert_eq!(e["data"], json!({"city": "Paris"}));
+    assert_eq!(e["occurred_at"], "2020-01-10T08:47:36.649Z");
+    let (status, err) = app
+        .post(
+            "/events",
+            json!({"type": "a.b", "occurred_at": "yesterday"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(err["error"]["field"], "occurred_at");
+}

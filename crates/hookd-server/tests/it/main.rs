@@ -1,0 +1,9 @@
+//! Black-box tests of hookd's API and worker: a real server on 127.0.0.1, a real receiver, a
+//! fresh database per test, on SQLite and (with `HOOKD_TEST_DATABASE_URL`) PostgreSQL.
+
+mod support;
+
+mod auth;
+mod delivery;
+mod events;
+mod webhooks;
