@@ -178,4 +178,84 @@ mod tests {
         // 16 bytes: too short.
         assert!(SigningSecret::parse_standard("whsec_AAAAAAAAAAAAAAAAAAAAAA==").is_err());
     }
+
+    /// The published vectors, copied from the shared signature fixtures.
+    fn vectors() -> serde_json::Value {
+        serde_json::from_str(include_str!("../fixtures/signatures.json")).unwrap()
+    }
+
+    fn check(v: &serde_json::Value, signature: &str, now: i64) -> Result<(), VerifyError> {
+        verify_standard(
+            v["secret"].as_str().unwrap(),
+            v["id"].as_str(),
+            Some(&v["timestamp"].as_i64().unwrap().to_string()),
+            Some(signature),
+            v["body"].as_str().unwrap().as_bytes(),
+            now,
+        )
+    }
+
+    #[test]
+    fn standard_v1_vectors_sign_and_verify() {
+        for v in vectors()["standard_webhooks_v1"].as_array().unwrap() {
+            let secret = SigningSecret::parse_standard(v["secret"].as_str().unwrap()).unwrap();
+            let ts = v["timestamp"].as_i64().unwrap();
+            let body = v["body"].as_str().unwrap().as_bytes();
+            let want = v["signature"].as_str().unwrap();
+            assert_eq!(sign_standard(&secret, v["id"].as_str().unwrap(), ts, body), want);
+            assert_eq!(check(v, want, ts), Ok(()));
+        }
+    }
+
+    #[test]
+    fn standard_v1_must_fail_vectors_fail() {
+        for v in vectors()["standard_webhooks_v1_must_fail"].as_array().unwrap() {
+            let ts = v["timestamp"].as_i64().unwrap();
+            assert_eq!(check(v, v["signature"].as_str().unwrap(), ts), Err(VerifyError::BadSignature));
+        }
+    }
+
+    #[test]
+    fn standard_rules() {
+        let all = vectors();
+        let v = &all["standard_webhooks_v1"][0];
+        let good = v["signature"].as_str().unwrap();
+        let ts = v["timestamp"].as_i64().unwrap();
+        let wrong = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OA=";
+        // Any matching entry among several passes; without it the list fails.
+        let list = format!("{wrong} v2,anything {good} {wrong}");
+        assert_eq!(check(v, &list, ts), Ok(()));
+        let list = format!("{wrong} v2,anything {wrong}");
+        assert_eq!(check(v, &list, ts), Err(VerifyError::BadSignature));
+        // Empty, truncated, or missing pieces fail cleanly.
+        assert_eq!(check(v, "v1,", ts), Err(VerifyError::BadSignature));
+        assert_eq!(check(v, &good[..20], ts), Err(VerifyError::BadSignature));
+        let secret = v["secret"].as_str().unwrap();
+        let body = v["body"].as_str().unwrap().as_bytes();
+        let id = v["id"].as_str();
+        let tss = ts.to_string();
+        assert_eq!(
+            verify_standard(secret, None, Some(&tss), Some(good), body, ts),
+            Err(VerifyError::MissingHeader("webhook-id"))
+        );
+        assert_eq!(
+            verify_standard(secret, id, None, Some(good), body, ts),
+            Err(VerifyError::MissingHeader("webhook-timestamp"))
+        );
+        assert_eq!(
+            verify_standard(secret, id, Some(&tss), None, body, ts),
+            Err(VerifyError::MissingHeader("webhook-signature"))
+        );
+        // Timestamps: within 300 s either way, and a plain integer.
+        assert_eq!(check(v, good, ts + 300), Ok(()));
+        assert!(matches!(check(v, good, ts + 301), Err(VerifyError::StaleTimestamp(_))));
+        assert!(matches!(check(v, good, ts - 301), Err(VerifyError::StaleTimestamp(_))));
+        for bad in ["12abc", "1e9", "1.5", ""] {
+            let r = verify_standard(secret, id, Some(bad), Some(good), body, ts);
+            assert!(matches!(r, Err(VerifyError::MalformedHeader { .. })), "{bad}");
+        }
+        // An empty secret is refused.
+        let r = verify_standard("whsec_", id, Some(&tss), Some(good), body, ts);
+        assert!(matches!(r, Err(VerifyError::InvalidSecret(_))));
+    }
 }
