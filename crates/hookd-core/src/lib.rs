@@ -5,6 +5,8 @@
 //! rule here is a plain function, tested without sockets or databases. It must not know axum,
 //! sqlx or reqwest.
 
+#[cfg(feature = "conformance")]
+pub mod conformance;
 pub mod delivery;
 pub mod event;
 pub mod ids;

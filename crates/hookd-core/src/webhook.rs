@@ -272,7 +272,7 @@ mod tests {
 
     #[test]
     fn filters_need_every_given_field_and_return_the_entry_index() {
-        let filters = vec![
+        let filters = [
             EventFilter {
                 model: Some("address".into()),
                 event_type: Some("entry.create".into()),

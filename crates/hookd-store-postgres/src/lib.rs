@@ -1,1 +1,217 @@
-//! placeholder
+//! hookd's [`Store`] on PostgreSQL.
+//!
+//! Tables live in the connection's current schema (set `search_path`, for example with
+//! `?options=-c%20search_path%3Dhookd` in the URL), so one database can hold several
+//! installations. Claims use `FOR UPDATE SKIP LOCKED`, so any number of workers in any number of
+//! processes share the queue; writes that queue deliveries `NOTIFY` a channel the workers
+//! `LISTEN` on.
+//!
+//! Modules own one use case each: migrate, tokens, webhooks, events, deliveries, outcomes,
+//! prune and wake (LISTEN/NOTIFY).
+
+mod deliveries;
+mod events;
+mod migrate;
+mod outcomes;
+mod prune;
+mod rows;
+pub mod testing;
+mod tokens;
+mod wake;
+mod webhooks;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use hookd_core::delivery::{Attempt, Delivery};
+use hookd_core::event::Event;
+use hookd_core::ids::{DeliveryId, EventId, WebhookId};
+use hookd_core::store::{
+    Claim, DeliveryFilter, Enqueued, EventToStore, Outcome, Page, Store, StoreError, StoreResult,
+    TokenRecord,
+};
+use hookd_core::webhook::Webhook;
+use sqlx::postgres::{PgPool, PgPoolOptions};
+
+use crate::rows::store_err;
+
+/// Pool size: the API, the claimers and the outcome recorder each hold a connection only for a
+/// statement or a short transaction, so a few connections serve many tasks.
+const MAX_CONNECTIONS: u32 = 16;
+
+/// A [`Store`] on PostgreSQL. Clones share the pool and the listener.
+#[derive(Debug, Clone)]
+pub struct PgStore {
+    pool: PgPool,
+    /// The NOTIFY channel of this schema's installation.
+    channel: Arc<str>,
+    waker: Arc<wake::Waker>,
+}
+
+impl PgStore {
+    /// Connects to a `postgres://` URL; its `options` parameter may set `search_path`.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .connect(url)
+            .await
+            .map_err(StoreError::backend)?;
+        let channel = wake::channel_name(&pool)
+            .await
+            .map_err(StoreError::backend)?;
+        let options = (*pool.connect_options()).clone();
+        let waker = Arc::new(wake::Waker::new(options, channel.clone()));
+        Ok(Self {
+            pool,
+            channel: channel.into(),
+            waker,
+        })
+    }
+}
+
+fn now_ms() -> i64 {
+    let since_epoch = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    i64::try_from(since_epoch.as_millis()).unwrap_or(i64::MAX)
+}
+
+#[async_trait]
+impl Store for PgStore {
+    async fn migrate(&self) -> StoreResult<()> {
+        migrate::run(&self.pool, now_ms()).await.map_err(store_err)
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(store_err)?;
+        Ok(())
+    }
+
+    async fn count_tokens(&self) -> StoreResult<u64> {
+        tokens::count(&self.pool).await.map_err(store_err)
+    }
+
+    async fn insert_token(&self, token: &TokenRecord) -> StoreResult<()> {
+        tokens::insert(&self.pool, token).await.map_err(store_err)
+    }
+
+    async fn token_hash_exists(&self, hash: &str) -> StoreResult<bool> {
+        tokens::hash_exists(&self.pool, hash)
+            .await
+            .map_err(store_err)
+    }
+
+    async fn insert_webhook(&self, webhook: &Webhook) -> StoreResult<()> {
+        webhooks::insert(&self.pool, webhook)
+            .await
+            .map_err(store_err)
+    }
+
+    async fn get_webhook(&self, id: &WebhookId) -> StoreResult<Option<Webhook>> {
+        webhooks::get(&self.pool, id).await.map_err(store_err)
+    }
+
+    async fn list_webhooks(&self, page: &Page) -> StoreResult<Vec<Webhook>> {
+        webhooks::list(&self.pool, page).await.map_err(store_err)
+    }
+
+    async fn update_webhook(&self, webhook: &Webhook) -> StoreResult<bool> {
+        webhooks::update(&self.pool, webhook)
+            .await
+            .map_err(store_err)
+    }
+
+    async fn delete_webhook(&self, id: &WebhookId, now_ms: i64) -> StoreResult<bool> {
+        webhooks::delete(&self.pool, id, now_ms)
+            .await
+            .map_err(store_err)
+    }
+
+    async fn active_webhooks(&self) -> StoreResult<Vec<Webhook>> {
+        webhooks::active(&self.pool).await.map_err(store_err)
+    }
+
+    async fn webhooks_by_ids(&self, ids: &[WebhookId]) -> StoreResult<Vec<Webhook>> {
+        webhooks::by_ids(&self.pool, ids).await.map_err(store_err)
+    }
+
+    async fn webhooks_version(&self) -> StoreResult<i64> {
+        webhooks::version(&self.pool).await.map_err(store_err)
+    }
+
+    async fn enqueue_events(
+        &self,
+        events: &[EventToStore],
+        now_ms: i64,
+    ) -> StoreResult<Vec<Enqueued>> {
+        events::enqueue(&self.pool, &self.channel, events, now_ms)
+            .await
+            .map_err(store_err)
+    }
+
+    async fn get_event(&self, id: &EventId) -> StoreResult<Option<Event>> {
+        events::get(&self.pool, id).await.map_err(store_err)
+    }
+
+    async fn list_events(&self, page: &Page) -> StoreResult<Vec<Event>> {
+        events::list(&self.pool, page).await.map_err(store_err)
+    }
+
+    async fn events_by_ids(&self, ids: &[EventId]) -> StoreResult<Vec<Event>> {
+        events::by_ids(&self.pool, ids).await.map_err(store_err)
+    }
+
+    async fn claim_due_deliveries(&self, claim: &Claim) -> StoreResult<Vec<Delivery>> {
+        deliveries::claim(&self.pool, claim)
+            .await
+            .map_err(store_err)
+    }
+
+    async fn next_due_at(&self) -> StoreResult<Option<i64>> {
+        deliveries::next_due_at(&self.pool).await.map_err(store_err)
+    }
+
+    async fn record_outcomes(&self, outcomes: &[Outcome]) -> StoreResult<()> {
+        outcomes::record(&self.pool, outcomes)
+            .await
+            .map_err(store_err)
+    }
+
+    async fn get_delivery(&self, id: &DeliveryId) -> StoreResult<Option<Delivery>> {
+        deliveries::get(&self.pool, id).await.map_err(store_err)
+    }
+
+    async fn list_deliveries(
+        &self,
+        filter: &DeliveryFilter,
+        page: &Page,
+    ) -> StoreResult<Vec<Delivery>> {
+        deliveries::list(&self.pool, filter, page)
+            .await
+            .map_err(store_err)
+    }
+
+    async fn list_attempts(&self, delivery: &DeliveryId) -> StoreResult<Vec<Attempt>> {
+        deliveries::attempts(&self.pool, delivery)
+            .await
+            .map_err(store_err)
+    }
+
+    async fn retry_delivery_now(&self, id: &DeliveryId, now_ms: i64) -> StoreResult<Option<bool>> {
+        deliveries::retry_now(&self.pool, &self.channel, id, now_ms)
+            .await
+            .map_err(store_err)
+    }
+
+    async fn wait_for_work(&self, max_wait: Duration) {
+        self.waker.wait(max_wait).await;
+    }
+
+    async fn prune(&self, before_ms: i64) -> StoreResult<u64> {
+        prune::prune(&self.pool, before_ms).await.map_err(store_err)
+    }
+}

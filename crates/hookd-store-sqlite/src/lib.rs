@@ -1,1 +1,273 @@
-//! placeholder
+//! hookd's [`Store`] on one SQLite file.
+//!
+//! The file runs in WAL mode, so readers never block the writer nor each other. All writes go
+//! through a pool of one connection: SQLite has a single writer anyway, and queueing our own
+//! writes in the pool avoids `SQLITE_BUSY` storms between our connections. Reads use a small
+//! pool of their own. Several processes may share the file (`serve` plus workers): the busy
+//! timeout covers writer contention between processes, and every multi-statement write starts
+//! with `BEGIN IMMEDIATE` so it takes the write lock up front instead of failing on upgrade.
+//!
+//! Modules own one use case each: migrate, tokens, webhooks, events, deliveries, outcomes,
+//! prune and wake (waiting for work queued by other processes).
+
+mod deliveries;
+mod events;
+mod migrate;
+mod outcomes;
+mod prune;
+mod rows;
+mod tokens;
+mod wake;
+mod webhooks;
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use hookd_core::delivery::{Attempt, Delivery};
+use hookd_core::event::Event;
+use hookd_core::ids::{DeliveryId, EventId, WebhookId};
+use hookd_core::store::{
+    Claim, DeliveryFilter, Enqueued, EventToStore, Outcome, Page, Store, StoreError, StoreResult,
+    TokenRecord,
+};
+use hookd_core::webhook::Webhook;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+use crate::rows::store_err;
+
+/// Read connections: enough for concurrent API reads; in WAL mode they never wait for writes.
+const READER_CONNECTIONS: u32 = 4;
+/// How long a statement waits for another process's write lock before failing with
+/// `SQLITE_BUSY`; longer than any write hookd makes.
+const BUSY_TIMEOUT: Duration = Duration::from_millis(5000);
+
+/// Attempts at opening a pool. Switching a new file to WAL takes a lock that the busy timeout
+/// does not wait for, so processes starting together on a new file can see `SQLITE_BUSY` once.
+const OPEN_ATTEMPTS: u32 = 5;
+/// Pause before the second attempt; it grows linearly (50, 100, 150, 200 ms).
+const OPEN_RETRY_STEP: Duration = Duration::from_millis(50);
+
+/// A [`Store`] on a SQLite file. Clones share the pools.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    /// One connection: every write, claims included.
+    writer: SqlitePool,
+    reader: SqlitePool,
+    watcher: Arc<wake::Watcher>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the file named by `sqlite://path` or `sqlite:path`.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let options = connect_options(url)?;
+        // The writer connects first: it creates the file and switches it to WAL.
+        let writer = open_pool(&options, 1).await?;
+        let reader = open_pool(&options, READER_CONNECTIONS).await?;
+        let watcher = Arc::new(wake::Watcher::new(options));
+        Ok(Self {
+            writer,
+            reader,
+            watcher,
+        })
+    }
+}
+
+async fn open_pool(
+    options: &SqliteConnectOptions,
+    max_connections: u32,
+) -> Result<SqlitePool, StoreError> {
+    let mut attempt = 1;
+    loop {
+        let opened = SqlitePoolOptions::new()
+            .max_connections(max_connections)
+            .connect_with(options.clone())
+            .await;
+        match opened {
+            Err(e) if attempt < OPEN_ATTEMPTS && is_busy(&e) => {
+                tokio::time::sleep(OPEN_RETRY_STEP * attempt).await;
+                attempt += 1;
+            }
+            opened => return opened.map_err(StoreError::backend),
+        }
+    }
+}
+
+/// `SQLITE_BUSY`, with or without an extended code.
+fn is_busy(e: &sqlx::Error) -> bool {
+    let code = match e {
+        sqlx::Error::Database(db) => db.code().and_then(|c| c.parse::<i32>().ok()),
+        _ => None,
+    };
+    code.is_some_and(|c| c & 0xff == 5)
+}
+
+fn connect_options(url: &str) -> Result<SqliteConnectOptions, StoreError> {
+    Ok(SqliteConnectOptions::from_str(url)
+        .map_err(StoreError::backend)?
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        // In WAL mode, NORMAL syncs to disk at checkpoints rather than at every commit. A
+        // committed transaction is in the WAL file (the OS holds it) and survives the process
+        // being killed, `kill -9` included; only a power cut or an OS crash can lose the last
+        // commits. That is the trade hookd makes for write throughput.
+        .synchronous(SqliteSynchronous::Normal)
+        .busy_timeout(BUSY_TIMEOUT)
+        // hookd keeps integrity itself (deliveries outlive deleted webhooks, as cancelled).
+        .foreign_keys(false))
+}
+
+fn now_ms() -> i64 {
+    let since_epoch = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    i64::try_from(since_epoch.as_millis()).unwrap_or(i64::MAX)
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn migrate(&self) -> StoreResult<()> {
+        migrate::run(&self.writer, now_ms())
+            .await
+            .map_err(store_err)
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.reader)
+            .await
+            .map_err(store_err)?;
+        Ok(())
+    }
+
+    async fn count_tokens(&self) -> StoreResult<u64> {
+        tokens::count(&self.reader).await.map_err(store_err)
+    }
+
+    async fn insert_token(&self, token: &TokenRecord) -> StoreResult<()> {
+        tokens::insert(&self.writer, token).await.map_err(store_err)
+    }
+
+    async fn token_hash_exists(&self, hash: &str) -> StoreResult<bool> {
+        tokens::hash_exists(&self.reader, hash)
+            .await
+            .map_err(store_err)
+    }
+
+    async fn insert_webhook(&self, webhook: &Webhook) -> StoreResult<()> {
+        webhooks::insert(&self.writer, webhook)
+            .await
+            .map_err(store_err)
+    }
+
+    async fn get_webhook(&self, id: &WebhookId) -> StoreResult<Option<Webhook>> {
+        webhooks::get(&self.reader, id).await.map_err(store_err)
+    }
+
+    async fn list_webhooks(&self, page: &Page) -> StoreResult<Vec<Webhook>> {
+        webhooks::list(&self.reader, page).await.map_err(store_err)
+    }
+
+    async fn update_webhook(&self, webhook: &Webhook) -> StoreResult<bool> {
+        webhooks::update(&self.writer, webhook)
+            .await
+            .map_err(store_err)
+    }
+
+    async fn delete_webhook(&self, id: &WebhookId, now_ms: i64) -> StoreResult<bool> {
+        webhooks::delete(&self.writer, id, now_ms)
+            .await
+            .map_err(store_err)
+    }
+
+    async fn active_webhooks(&self) -> StoreResult<Vec<Webhook>> {
+        webhooks::active(&self.reader).await.map_err(store_err)
+    }
+
+    async fn webhooks_by_ids(&self, ids: &[WebhookId]) -> StoreResult<Vec<Webhook>> {
+        webhooks::by_ids(&self.reader, ids).await.map_err(store_err)
+    }
+
+    async fn webhooks_version(&self) -> StoreResult<i64> {
+        webhooks::version(&self.reader).await.map_err(store_err)
+    }
+
+    async fn enqueue_events(
+        &self,
+        events: &[EventToStore],
+        now_ms: i64,
+    ) -> StoreResult<Vec<Enqueued>> {
+        events::enqueue(&self.writer, events, now_ms)
+            .await
+            .map_err(store_err)
+    }
+
+    async fn get_event(&self, id: &EventId) -> StoreResult<Option<Event>> {
+        events::get(&self.reader, id).await.map_err(store_err)
+    }
+
+    async fn list_events(&self, page: &Page) -> StoreResult<Vec<Event>> {
+        events::list(&self.reader, page).await.map_err(store_err)
+    }
+
+    async fn events_by_ids(&self, ids: &[EventId]) -> StoreResult<Vec<Event>> {
+        events::by_ids(&self.reader, ids).await.map_err(store_err)
+    }
+
+    async fn claim_due_deliveries(&self, claim: &Claim) -> StoreResult<Vec<Delivery>> {
+        deliveries::claim(&self.writer, claim)
+            .await
+            .map_err(store_err)
+    }
+
+    async fn next_due_at(&self) -> StoreResult<Option<i64>> {
+        deliveries::next_due_at(&self.reader)
+            .await
+            .map_err(store_err)
+    }
+
+    async fn record_outcomes(&self, outcomes: &[Outcome]) -> StoreResult<()> {
+        outcomes::record(&self.writer, outcomes)
+            .await
+            .map_err(store_err)
+    }
+
+    async fn get_delivery(&self, id: &DeliveryId) -> StoreResult<Option<Delivery>> {
+        deliveries::get(&self.reader, id).await.map_err(store_err)
+    }
+
+    async fn list_deliveries(
+        &self,
+        filter: &DeliveryFilter,
+        page: &Page,
+    ) -> StoreResult<Vec<Delivery>> {
+        deliveries::list(&self.reader, filter, page)
+            .await
+            .map_err(store_err)
+    }
+
+    async fn list_attempts(&self, delivery: &DeliveryId) -> StoreResult<Vec<Attempt>> {
+        deliveries::attempts(&self.reader, delivery)
+            .await
+            .map_err(store_err)
+    }
+
+    async fn retry_delivery_now(&self, id: &DeliveryId, now_ms: i64) -> StoreResult<Option<bool>> {
+        deliveries::retry_now(&self.writer, id, now_ms)
+            .await
+            .map_err(store_err)
+    }
+
+    async fn wait_for_work(&self, max_wait: Duration) {
+        self.watcher.wait(max_wait).await;
+    }
+
+    async fn prune(&self, before_ms: i64) -> StoreResult<u64> {
+        prune::prune(&self.writer, before_ms)
+            .await
+            .map_err(store_err)
+    }
+}

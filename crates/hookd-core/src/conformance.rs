@@ -1,0 +1,1307 @@
+//! The conformance suite every [`Store`] backend must pass (cargo feature `conformance`).
+//!
+//! Each case is a story told through the trait only: it writes, reads back and asserts what a
+//! caller relies on. A backend runs every case on a fresh database with
+//! [`conformance_tests!`](crate::conformance_tests), given something implementing
+//! [`TestDatabase`]. Most cases get one migrated handle; the multi-process cases get two handles on
+//! the same database (two `connect`s, as two processes would have) and migrate them concurrently
+//! themselves. No case sleeps to synchronise; the wake-up case measures real time with generous
+//! bounds.
+
+use std::collections::{BTreeMap, HashSet};
+use std::future::{poll_fn, Future};
+use std::pin::pin;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use serde_json::json;
+
+use crate::delivery::{
+    Attempt, Delivery, DeliveryStatus, ErrorKind, RequestRecord, ResponseRecord,
+};
+use crate::event::{Event, EventType, NewEvent};
+use crate::ids::{AttemptId, DeliveryId, EventId, TokenId, WebhookId};
+use crate::retry::WebhookEffect;
+use crate::signature::SigningSecret;
+use crate::store::{
+    Claim, DeliveryFilter, Enqueued, EventToStore, Lane, NewDelivery, NextState, Outcome, Page,
+    Store, StoreError, TokenRecord,
+};
+use crate::time::rfc3339;
+use crate::webhook::{
+    AuthConfig, BodyConfig, EventFilter, HttpMethod, SignatureConfig, Webhook, WebhookSpec,
+};
+
+/// A fresh database for one case, provided by the backend's test file.
+#[async_trait]
+pub trait TestDatabase: Send + Sync {
+    /// Opens a new handle on this case's database, as another process would. Not migrated.
+    async fn open(&self) -> Box<dyn Store>;
+    /// Removes the database, best effort. Called only after the case passed, so a failed
+    /// case leaves its database behind to inspect.
+    async fn remove(&self);
+}
+
+/// Generates one `#[tokio::test]` per conformance case. `$fresh` is an expression evaluated once
+/// per case to an `Option` of a [`TestDatabase`]; `None` skips the case (the backend prints why).
+/// The calling crate needs `tokio` with the `macros` and `rt-multi-thread` features.
+#[macro_export]
+macro_rules! conformance_tests {
+    ($fresh:expr) => {
+        $crate::conformance_tests!(@single $fresh;
+            tokens_count_insert_and_conflicts,
+            webhook_crud_bumps_the_version,
+            webhook_lists_are_newest_first_with_a_cursor,
+            active_webhooks_and_webhooks_by_ids,
+            deleting_a_webhook_cancels_its_unfinished_deliveries,
+            enqueue_stores_events_with_their_deliveries,
+            enqueue_honours_idempotency_keys,
+            enqueue_fans_out_to_thousands_of_webhooks,
+            claims_respect_due_time_and_lane,
+            claims_take_the_oldest_due_first,
+            expired_leases_are_claimable_and_stale_outcomes_do_not_move,
+            caller_sent_deliveries_are_leased_to_the_caller,
+            record_outcomes_moves_deliveries_and_keeps_attempts,
+            failing_webhooks_are_disabled_after_the_window,
+            disable_effect_turns_the_webhook_off,
+            retry_delivery_now_makes_deliveries_due,
+            list_deliveries_filters_and_pages,
+            next_due_at_is_the_earliest_unfinished,
+            prune_removes_old_finished_rows_only,
+        );
+        $crate::conformance_tests!(@pair $fresh;
+            migrations_run_concurrently_and_repeat_safely,
+            concurrent_enqueues_with_one_key_create_once,
+            concurrent_claimers_never_share_a_delivery,
+            wait_for_work_wakes_when_another_handle_enqueues,
+        );
+    };
+    (@single $fresh:expr; $($case:ident),+ $(,)?) => {$(
+        #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $case() {
+            let Some(db) = $fresh.await else { return };
+            let store = $crate::conformance::TestDatabase::open(&db).await;
+            $crate::store::Store::migrate(&*store).await.expect("migrate");
+            $crate::conformance::$case(&*store).await;
+            drop(store);
+            $crate::conformance::TestDatabase::remove(&db).await;
+        }
+    )+};
+    (@pair $fresh:expr; $($case:ident),+ $(,)?) => {$(
+        #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $case() {
+            let Some(db) = $fresh.await else { return };
+            let store = $crate::conformance::TestDatabase::open(&db).await;
+            let other = $crate::conformance::TestDatabase::open(&db).await;
+            $crate::conformance::$case(&*store, &*other).await;
+            drop((store, other));
+            $crate::conformance::TestDatabase::remove(&db).await;
+        }
+    )+};
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fixtures
+// ---------------------------------------------------------------------------------------------
+
+/// The cases' clock: fixed, so leases and due times are exact.
+const T0: i64 = 1_700_000_000_000;
+const DAY_MS: i64 = 86_400_000;
+const LEASE: Duration = Duration::from_secs(30);
+const LEASE_MS: i64 = 30_000;
+
+/// A strictly increasing instant for generating ids, so ids sort in the order a case creates
+/// them (ids made in one millisecond sort at random).
+fn seq() -> i64 {
+    static NEXT: AtomicI64 = AtomicI64::new(T0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+fn spec(name: &str) -> WebhookSpec {
+    WebhookSpec {
+        name: name.to_owned(),
+        description: Some(format!("{name} receiver")),
+        url: format!("https://example.com/{name}"),
+        method: HttpMethod::Post,
+        events: vec![EventFilter {
+            label: Some("entries".into()),
+            event_type: Some("entry.*".into()),
+            model: None,
+        }],
+        headers: BTreeMap::from([
+            ("x-team".to_owned(), Some("core".to_owned())),
+            ("user-agent".to_owned(), None),
+        ]),
+        auth: AuthConfig::Bearer {
+            token: "t0ken".into(),
+        },
+        secret: SigningSecret::generate_standard(),
+        previous_secret: None,
+        signature: SignatureConfig::Standard,
+        include_secret: false,
+        body: BodyConfig::Default,
+        tls_verify: true,
+        timeout_ms: Some(5000),
+        max_attempts: None,
+        retry_schedule: Some(vec![1, 2, 3]),
+    }
+}
+
+fn webhook(name: &str) -> Webhook {
+    Webhook {
+        id: WebhookId::generate(seq()),
+        active: true,
+        disabled_reason: None,
+        failing_since: None,
+        spec: spec(name),
+        created_at: T0,
+        updated_at: T0,
+    }
+}
+
+fn event(key: Option<&str>, deliveries: Vec<NewDelivery>) -> EventToStore {
+    EventToStore {
+        id: EventId::generate(seq()),
+        event: NewEvent {
+            event_type: EventType::parse("entry.create").expect("valid event type"),
+            model: Some("address".into()),
+            data: json!({"id": 7, "city": "Paris", "tags": ["a", "b"], "price": 1.5, "n": null}),
+            occurred_at: T0 - 10,
+            idempotency_key: key.map(Into::into),
+        },
+        deliveries,
+    }
+}
+
+fn pending(webhook_id: &WebhookId, due: i64) -> NewDelivery {
+    NewDelivery {
+        id: DeliveryId::generate(seq()),
+        webhook_id: webhook_id.clone(),
+        entry_index: None,
+        status: DeliveryStatus::Pending,
+        next_attempt_at: due,
+        lease: None,
+    }
+}
+
+fn claim(lane: Lane, now_ms: i64, limit: u32) -> Claim {
+    Claim {
+        lane,
+        now_ms,
+        limit,
+        lease: LEASE,
+        lease_token: format!("lease-{}", seq()),
+    }
+}
+
+/// An attempt answered with `status`, or timed out when `None`.
+fn attempt(d: &Delivery, number: u32, status: Option<u16>, at: i64) -> Attempt {
+    let error = match status {
+        None => Some("timed out after 5s".to_owned()),
+        Some(s) if !(200..300).contains(&s) => Some(format!("HTTP {s}")),
+        Some(_) => None,
+    };
+    Attempt {
+        id: AttemptId::generate(seq()),
+        delivery_id: d.id.clone(),
+        webhook_id: d.webhook_id.clone(),
+        attempt: number,
+        started_at: at,
+        duration_ms: 42,
+        request: RequestRecord {
+            method: "POST".into(),
+            url: "https://example.com/hook".into(),
+            headers: vec![
+                ("webhook-id".into(), d.id.to_string()),
+                ("x-key".into(), "****".into()),
+            ],
+        },
+        response: status.map(|s| ResponseRecord {
+            status: s,
+            headers: vec![("content-type".into(), "text/plain".into())],
+            body: format!("answered {s} ✓"),
+            body_truncated: false,
+        }),
+        error_kind: status.is_none().then_some(ErrorKind::Timeout),
+        error,
+    }
+}
+
+/// How an attempt went: the response status (`None`: timed out), and what follows.
+type Answer = (Option<u16>, NextState, WebhookEffect);
+
+fn ok() -> Answer {
+    (Some(200), NextState::Succeeded, WebhookEffect::Healthy)
+}
+
+fn retry_at(at_ms: i64) -> Answer {
+    (
+        Some(500),
+        NextState::Retry { at_ms },
+        WebhookEffect::Failing,
+    )
+}
+
+fn timed_out_for_good() -> Answer {
+    (None, NextState::Failed, WebhookEffect::Failing)
+}
+
+/// The outcome of the next attempt of `d`, sent at `at` under claim `c`; recorded 42 ms later.
+fn answer(c: &Claim, d: &Delivery, at: i64, (status, next, effect): Answer) -> Outcome {
+    let now_ms = at + 42;
+    Outcome {
+        attempt: attempt(d, d.attempts + 1, status, at),
+        lease_token: c.lease_token.clone(),
+        next,
+        webhook: effect,
+        disable_if_failing_since_before: now_ms - 5 * DAY_MS,
+        now_ms,
+    }
+}
+
+fn page(limit: u32, before: Option<&str>) -> Page {
+    Page {
+        limit,
+        before: before.map(Into::into),
+    }
+}
+
+async fn enqueue(store: &dyn Store, events: Vec<EventToStore>, now_ms: i64) -> Vec<Enqueued> {
+    store
+        .enqueue_events(&events, now_ms)
+        .await
+        .expect("enqueue_events")
+}
+
+/// Queues one event with one pending delivery to `webhook`, due at `due` (and created then).
+async fn queue(store: &dyn Store, webhook: &WebhookId, due: i64) -> DeliveryId {
+    let e = event(None, vec![pending(webhook, due)]);
+    let id = e.deliveries[0].id.clone();
+    enqueue(store, vec![e], due).await;
+    id
+}
+
+async fn delivery(store: &dyn Store, id: &DeliveryId) -> Delivery {
+    store
+        .get_delivery(id)
+        .await
+        .expect("get_delivery")
+        .expect("delivery exists")
+}
+
+/// A delivery's status, attempts and `next_attempt_at`.
+async fn state(store: &dyn Store, id: &DeliveryId) -> (DeliveryStatus, u32, Option<i64>) {
+    let d = delivery(store, id).await;
+    (d.status, d.attempts, d.next_attempt_at)
+}
+
+/// Claims, returning the deliveries in id order.
+async fn claimed(store: &dyn Store, claim: &Claim) -> Vec<Delivery> {
+    let mut claimed = store
+        .claim_due_deliveries(claim)
+        .await
+        .expect("claim_due_deliveries");
+    claimed.sort_by(|a, b| a.id.cmp(&b.id));
+    claimed
+}
+
+async fn claim_ids(store: &dyn Store, claim: &Claim) -> Vec<DeliveryId> {
+    claimed(store, claim)
+        .await
+        .into_iter()
+        .map(|d| d.id)
+        .collect()
+}
+
+async fn record(store: &dyn Store, outcomes: &[Outcome]) {
+    store
+        .record_outcomes(outcomes)
+        .await
+        .expect("record_outcomes");
+}
+
+async fn webhook_state(store: &dyn Store, id: &WebhookId) -> Webhook {
+    store
+        .get_webhook(id)
+        .await
+        .expect("get_webhook")
+        .expect("webhook exists")
+}
+
+fn sorted<T: Ord>(mut v: Vec<T>) -> Vec<T> {
+    v.sort();
+    v
+}
+
+/// Claims `id` (due at `now` in `lane`) and records its next attempt.
+async fn try_once(store: &dyn Store, id: &DeliveryId, lane: Lane, now: i64, how: Answer) {
+    let c = claim(lane, now, 100);
+    let all = claimed(store, &c).await;
+    let d = all
+        .iter()
+        .find(|d| &d.id == id)
+        .expect("the delivery is due");
+    record(store, &[answer(&c, d, now, how)]).await;
+}
+
+/// Polls two futures on the current task until both finish (a dependency-free `join`).
+async fn join<A: Future, B: Future>(a: A, b: B) -> (A::Output, B::Output) {
+    let (mut a, mut b) = (pin!(a), pin!(b));
+    let (mut out_a, mut out_b) = (None, None);
+    poll_fn(move |cx| {
+        if out_a.is_none() {
+            if let Poll::Ready(v) = a.as_mut().poll(cx) {
+                out_a = Some(v);
+            }
+        }
+        if out_b.is_none() {
+            if let Poll::Ready(v) = b.as_mut().poll(cx) {
+                out_b = Some(v);
+            }
+        }
+        match (out_a.take(), out_b.take()) {
+            (Some(a), Some(b)) => Poll::Ready((a, b)),
+            (a, b) => {
+                (out_a, out_b) = (a, b);
+                Poll::Pending
+            }
+        }
+    })
+    .await
+}
+
+async fn timed(f: impl Future<Output = ()>) -> Duration {
+    let start = Instant::now();
+    f.await;
+    start.elapsed()
+}
+
+async fn migrate_both(store: &dyn Store, other: &dyn Store) {
+    let (a, b) = join(store.migrate(), other.migrate()).await;
+    a.expect("migrate (first handle)");
+    b.expect("migrate (second handle)");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tokens and webhooks
+// ---------------------------------------------------------------------------------------------
+
+pub async fn tokens_count_insert_and_conflicts(store: &dyn Store) {
+    assert_eq!(store.count_tokens().await.unwrap(), 0);
+    let token = |name: &str, hash: &str| TokenRecord {
+        id: TokenId::generate(seq()),
+        name: name.into(),
+        hash: hash.into(),
+        created_at: T0,
+    };
+    let (h1, h2) = ("ab".repeat(32), "cd".repeat(32));
+    store.insert_token(&token("admin", &h1)).await.unwrap();
+    assert_eq!(store.count_tokens().await.unwrap(), 1);
+    assert!(store.token_hash_exists(&h1).await.unwrap());
+    assert!(!store.token_hash_exists(&h2).await.unwrap());
+
+    let same_name = store.insert_token(&token("admin", &h2)).await;
+    assert!(
+        matches!(same_name, Err(StoreError::Conflict(_))),
+        "{same_name:?}"
+    );
+    let same_hash = store.insert_token(&token("ci", &h1)).await;
+    assert!(
+        matches!(same_hash, Err(StoreError::Conflict(_))),
+        "{same_hash:?}"
+    );
+    assert_eq!(store.count_tokens().await.unwrap(), 1);
+    assert!(!store.token_hash_exists(&h2).await.unwrap());
+}
+
+pub async fn webhook_crud_bumps_the_version(store: &dyn Store) {
+    let version = || async { store.webhooks_version().await.unwrap() };
+    let v0 = version().await;
+    let mut w = webhook("crm");
+    store.insert_webhook(&w).await.unwrap();
+    let v1 = version().await;
+    assert_ne!(v1, v0, "insert changes the version");
+    assert_eq!(store.get_webhook(&w.id).await.unwrap(), Some(w.clone()));
+    assert_eq!(
+        store
+            .get_webhook(&WebhookId::generate(seq()))
+            .await
+            .unwrap(),
+        None
+    );
+    let again = store.insert_webhook(&w).await;
+    assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
+
+    w.active = false;
+    w.disabled_reason = Some("paused by hand".into());
+    w.failing_since = Some(T0 + 5);
+    w.spec.name = "crm-v2".into();
+    w.spec.headers.insert("x-extra".into(), Some("1".into()));
+    w.updated_at = T0 + 10;
+    assert!(store.update_webhook(&w).await.unwrap());
+    assert_eq!(store.get_webhook(&w.id).await.unwrap(), Some(w.clone()));
+    let v2 = version().await;
+    assert_ne!(v2, v1, "update changes the version");
+    assert!(!store.update_webhook(&webhook("ghost")).await.unwrap());
+
+    assert!(store.delete_webhook(&w.id, T0 + 20).await.unwrap());
+    assert_eq!(store.get_webhook(&w.id).await.unwrap(), None);
+    let v3 = version().await;
+    assert!(v3 != v2 && v3 != v1, "delete changes the version");
+    assert!(!store.delete_webhook(&w.id, T0 + 30).await.unwrap());
+}
+
+pub async fn webhook_lists_are_newest_first_with_a_cursor(store: &dyn Store) {
+    let hooks: Vec<Webhook> = (0..5).map(|i| webhook(&format!("h{i}"))).collect();
+    for i in [3, 0, 4, 1, 2] {
+        store.insert_webhook(&hooks[i]).await.unwrap();
+    }
+    let id = |i: usize| hooks[i].id.clone();
+    let list = |before: Option<WebhookId>| async move {
+        let p = page(2, before.as_ref().map(WebhookId::as_str));
+        let found = store.list_webhooks(&p).await.unwrap();
+        found.into_iter().map(|w| w.id).collect::<Vec<_>>()
+    };
+    assert_eq!(list(None).await, vec![id(4), id(3)]);
+    assert_eq!(list(Some(id(3))).await, vec![id(2), id(1)]);
+    assert_eq!(list(Some(id(1))).await, vec![id(0)]);
+    assert!(list(Some(id(0))).await.is_empty());
+    let all = store.list_webhooks(&page(100, None)).await.unwrap();
+    let newest_first: Vec<Webhook> = hooks.iter().rev().cloned().collect();
+    assert_eq!(all, newest_first, "whole rows, newest first");
+}
+
+pub async fn active_webhooks_and_webhooks_by_ids(store: &dyn Store) {
+    let (a, b) = (webhook("a"), webhook("b"));
+    let mut off = webhook("off");
+    off.active = false;
+    for w in [&a, &b, &off] {
+        store.insert_webhook(w).await.unwrap();
+    }
+    let ids = |list: &[Webhook]| sorted(list.iter().map(|w| w.id.clone()).collect());
+    let active = store.active_webhooks().await.unwrap();
+    assert_eq!(ids(&active), sorted(vec![a.id.clone(), b.id.clone()]));
+    assert!(active.contains(&a), "active webhooks are returned whole");
+
+    let wanted = [a.id.clone(), off.id.clone(), WebhookId::generate(seq())];
+    let found = store.webhooks_by_ids(&wanted).await.unwrap();
+    assert_eq!(ids(&found), sorted(vec![a.id.clone(), off.id.clone()]));
+    assert!(found.contains(&off));
+    assert!(store.webhooks_by_ids(&[]).await.unwrap().is_empty());
+}
+
+pub async fn deleting_a_webhook_cancels_its_unfinished_deliveries(store: &dyn Store) {
+    let (gone, kept) = (webhook("gone"), webhook("kept"));
+    store.insert_webhook(&gone).await.unwrap();
+    store.insert_webhook(&kept).await.unwrap();
+    let done = queue(store, &gone.id, T0).await;
+    try_once(store, &done, Lane::First, T0, ok()).await;
+    let later = queue(store, &gone.id, T0 + DAY_MS).await;
+    let other = queue(store, &kept.id, T0 + DAY_MS).await;
+    let in_flight = queue(store, &gone.id, T0 + 1).await;
+    let c = claim(Lane::First, T0 + 1, 10);
+    let sent = claimed(store, &c).await;
+    assert_eq!(
+        sent.iter().map(|d| &d.id).collect::<Vec<_>>(),
+        vec![&in_flight]
+    );
+
+    assert!(store.delete_webhook(&gone.id, T0 + 2).await.unwrap());
+    for id in [&later, &in_flight] {
+        assert_eq!(state(store, id).await, (DeliveryStatus::Cancelled, 0, None));
+        assert_eq!(delivery(store, id).await.updated_at, T0 + 2);
+    }
+    assert_eq!(
+        delivery(store, &done).await.status,
+        DeliveryStatus::Succeeded
+    );
+    assert_eq!(
+        delivery(store, &other).await.status,
+        DeliveryStatus::Pending
+    );
+
+    // The attempt in flight comes back: recorded, but the delivery stays cancelled.
+    record(store, &[answer(&c, &sent[0], T0 + 3, ok())]).await;
+    assert_eq!(
+        delivery(store, &in_flight).await.status,
+        DeliveryStatus::Cancelled
+    );
+    assert_eq!(store.list_attempts(&in_flight).await.unwrap().len(), 1);
+    let far = claim(Lane::First, T0 + 10 * DAY_MS, 10);
+    assert_eq!(claim_ids(store, &far).await, vec![other]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Events
+// ---------------------------------------------------------------------------------------------
+
+pub async fn enqueue_stores_events_with_their_deliveries(store: &dyn Store) {
+    let (w1, w2) = (WebhookId::generate(seq()), WebhookId::generate(seq()));
+    let mut e = event(None, vec![pending(&w1, T0 + 5), pending(&w2, T0 + 6)]);
+    e.deliveries[0].entry_index = Some(3);
+    let result = enqueue(store, vec![e.clone()], T0).await;
+    assert_eq!(
+        result,
+        vec![Enqueued::Created {
+            id: e.id.clone(),
+            deliveries: 2
+        }]
+    );
+
+    let stored = store.get_event(&e.id).await.unwrap().expect("event stored");
+    let expected = Event {
+        id: e.id.clone(),
+        event_type: "entry.create".into(),
+        model: Some("address".into()),
+        data: e.event.data.clone(),
+        occurred_at: T0 - 10,
+        idempotency_key: None,
+        created_at: T0,
+    };
+    assert_eq!(stored, expected);
+    assert_eq!(
+        store.get_event(&EventId::generate(seq())).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        delivery(store, &e.deliveries[0].id).await,
+        expected_delivery(&e, 0, Some(3))
+    );
+    assert_eq!(
+        delivery(store, &e.deliveries[1].id).await,
+        expected_delivery(&e, 1, None)
+    );
+    event_reads_page_and_batch(store, &expected).await;
+}
+
+/// The `i`th delivery of `e` as stored by an enqueue at `T0`.
+fn expected_delivery(e: &EventToStore, i: usize, entry_index: Option<u32>) -> Delivery {
+    let new = &e.deliveries[i];
+    Delivery {
+        id: new.id.clone(),
+        event_id: e.id.clone(),
+        webhook_id: new.webhook_id.clone(),
+        status: DeliveryStatus::Pending,
+        attempts: 0,
+        next_attempt_at: Some(new.next_attempt_at),
+        entry_index,
+        last_status_code: None,
+        last_error: None,
+        created_at: T0,
+        updated_at: T0,
+    }
+}
+
+async fn event_reads_page_and_batch(store: &dyn Store, first: &Event) {
+    let (e2, e3) = (event(None, vec![]), event(None, vec![]));
+    let result = enqueue(store, vec![e2.clone(), e3.clone()], T0 + 1).await;
+    assert_eq!(
+        result[1],
+        Enqueued::Created {
+            id: e3.id.clone(),
+            deliveries: 0
+        }
+    );
+    let ids = |list: Vec<Event>| list.into_iter().map(|e| e.id).collect::<Vec<_>>();
+    let newest = ids(store.list_events(&page(2, None)).await.unwrap());
+    assert_eq!(newest, vec![e3.id.clone(), e2.id.clone()]);
+    let older = store
+        .list_events(&page(2, Some(e2.id.as_str())))
+        .await
+        .unwrap();
+    assert_eq!(older, vec![first.clone()]);
+    let wanted = [first.id.clone(), e3.id.clone(), EventId::generate(seq())];
+    let found = store.events_by_ids(&wanted).await.unwrap();
+    assert_eq!(
+        sorted(ids(found)),
+        sorted(vec![first.id.clone(), e3.id.clone()])
+    );
+    assert!(store.events_by_ids(&[]).await.unwrap().is_empty());
+}
+
+pub async fn enqueue_honours_idempotency_keys(store: &dyn Store) {
+    let wh = WebhookId::generate(seq());
+    let original = event(Some("order-1"), vec![pending(&wh, T0)]);
+    enqueue(store, vec![original.clone()], T0).await;
+    let first = store
+        .get_event(&original.id)
+        .await
+        .unwrap()
+        .expect("stored");
+
+    let mut retry = event(Some("order-1"), vec![pending(&wh, T0)]);
+    retry.event.data = json!({"different": true});
+    let result = enqueue(store, vec![retry.clone()], T0 + 1).await;
+    assert_eq!(result, vec![Enqueued::Duplicate(first)]);
+    assert_eq!(store.get_event(&retry.id).await.unwrap(), None);
+    assert_eq!(
+        store.get_delivery(&retry.deliveries[0].id).await.unwrap(),
+        None
+    );
+    keys_repeated_within_a_batch(store, &wh).await;
+    let all = store
+        .list_deliveries(&DeliveryFilter::default(), &page(100, None))
+        .await
+        .unwrap();
+    assert_eq!(
+        all.len(),
+        3,
+        "one delivery each for the original and two in the batch"
+    );
+}
+
+/// Within one batch, the second use of a key is a duplicate of the first.
+async fn keys_repeated_within_a_batch(store: &dyn Store, wh: &WebhookId) {
+    let a = event(Some("order-2"), vec![pending(wh, T0)]);
+    let b = event(Some("order-2"), vec![pending(wh, T0)]);
+    let c = event(None, vec![pending(wh, T0)]);
+    let result = enqueue(store, vec![a.clone(), b.clone(), c.clone()], T0 + 2).await;
+    assert_eq!(
+        result[0],
+        Enqueued::Created {
+            id: a.id.clone(),
+            deliveries: 1
+        }
+    );
+    assert!(
+        matches!(&result[1], Enqueued::Duplicate(e) if e.id == a.id),
+        "{result:?}"
+    );
+    assert_eq!(
+        result[2],
+        Enqueued::Created {
+            id: c.id,
+            deliveries: 1
+        }
+    );
+    assert_eq!(store.get_delivery(&b.deliveries[0].id).await.unwrap(), None);
+}
+
+pub async fn enqueue_fans_out_to_thousands_of_webhooks(store: &dyn Store) {
+    let hooks: Vec<WebhookId> = (0..2500).map(|_| WebhookId::generate(seq())).collect();
+    let big = event(None, hooks.iter().map(|w| pending(w, T0)).collect());
+    let small = event(None, hooks[..1000].iter().map(|w| pending(w, T0)).collect());
+    let result = enqueue(store, vec![big.clone(), small.clone()], T0).await;
+    assert_eq!(
+        result[0],
+        Enqueued::Created {
+            id: big.id.clone(),
+            deliveries: 2500
+        }
+    );
+    assert_eq!(
+        result[1],
+        Enqueued::Created {
+            id: small.id.clone(),
+            deliveries: 1000
+        }
+    );
+    let of_event = |id: &EventId| DeliveryFilter {
+        event_id: Some(id.clone()),
+        ..Default::default()
+    };
+    let stored = store
+        .list_deliveries(&of_event(&big.id), &page(10_000, None))
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), 2500);
+    let distinct: HashSet<&WebhookId> = stored.iter().map(|d| &d.webhook_id).collect();
+    assert_eq!(distinct.len(), 2500);
+    let stored = store
+        .list_deliveries(&of_event(&small.id), &page(10_000, None))
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), 1000);
+    assert!(stored
+        .iter()
+        .all(|d| d.status == DeliveryStatus::Pending && d.attempts == 0));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Claims and outcomes
+// ---------------------------------------------------------------------------------------------
+
+pub async fn claims_respect_due_time_and_lane(store: &dyn Store) {
+    let wh = WebhookId::generate(seq());
+    let now_due = queue(store, &wh, T0).await;
+    let later = queue(store, &wh, T0 + LEASE_MS).await;
+    let c = claim(Lane::First, T0, 10);
+    let got = claimed(store, &c).await;
+    assert_eq!(got.iter().map(|d| &d.id).collect::<Vec<_>>(), [&now_due]);
+    let leased = (DeliveryStatus::Delivering, 0, Some(T0 + LEASE_MS));
+    assert_eq!(
+        (got[0].status, got[0].attempts, got[0].next_attempt_at),
+        leased
+    );
+    assert_eq!(
+        delivery(store, &now_due).await,
+        got[0],
+        "the claim returns the row as stored"
+    );
+    assert!(
+        claim_ids(store, &claim(Lane::First, T0, 10))
+            .await
+            .is_empty(),
+        "leased"
+    );
+
+    record(store, &[answer(&c, &got[0], T0 + 1, retry_at(T0 + 5000))]).await;
+    let first_lane = claim(Lane::First, T0 + 5000, 10);
+    assert!(
+        claim_ids(store, &first_lane).await.is_empty(),
+        "a retry is not a first attempt"
+    );
+    let early = claim(Lane::Retry, T0 + 4999, 10);
+    assert!(claim_ids(store, &early).await.is_empty(), "not due yet");
+    let retried = claimed(store, &claim(Lane::Retry, T0 + 5000, 10)).await;
+    let summary: Vec<(&DeliveryId, u32)> = retried.iter().map(|d| (&d.id, d.attempts)).collect();
+    assert_eq!(summary, [(&now_due, 1)]);
+
+    let retry_lane = claim(Lane::Retry, T0 + LEASE_MS, 10);
+    assert!(
+        claim_ids(store, &retry_lane).await.is_empty(),
+        "a first attempt is not a retry"
+    );
+    let first_lane = claim(Lane::First, T0 + LEASE_MS, 10);
+    assert_eq!(claim_ids(store, &first_lane).await, [later]);
+}
+
+pub async fn claims_take_the_oldest_due_first(store: &dyn Store) {
+    let wh = WebhookId::generate(seq());
+    let oldest = queue(store, &wh, T0 - 3000).await;
+    let newest = queue(store, &wh, T0 - 1000).await;
+    let middle = queue(store, &wh, T0 - 2000).await;
+    queue(store, &wh, T0 + 1).await;
+    let first = claim_ids(store, &claim(Lane::First, T0, 2)).await;
+    assert_eq!(first, sorted(vec![oldest, middle]));
+    assert_eq!(
+        claim_ids(store, &claim(Lane::First, T0, 2)).await,
+        vec![newest]
+    );
+    assert!(claim_ids(store, &claim(Lane::First, T0, 2))
+        .await
+        .is_empty());
+}
+
+pub async fn expired_leases_are_claimable_and_stale_outcomes_do_not_move(store: &dyn Store) {
+    let wh = WebhookId::generate(seq());
+    let id = queue(store, &wh, T0).await;
+    let stale = claim(Lane::First, T0, 10);
+    let first = claimed(store, &stale).await;
+    assert_eq!(first.len(), 1);
+    let before_expiry = claim(Lane::First, T0 + LEASE_MS - 1, 10);
+    assert!(claim_ids(store, &before_expiry).await.is_empty());
+
+    // The first worker crashed, say: its lease runs out and another worker takes the delivery.
+    let fresh = claim(Lane::First, T0 + LEASE_MS, 10);
+    let second = claimed(store, &fresh).await;
+    assert_eq!(second.iter().map(|d| &d.id).collect::<Vec<_>>(), vec![&id]);
+    assert_eq!(second[0].next_attempt_at, Some(T0 + 2 * LEASE_MS));
+
+    record(store, &[answer(&stale, &first[0], T0 + LEASE_MS + 1, ok())]).await;
+    let still_leased = (DeliveryStatus::Delivering, 0, Some(T0 + 2 * LEASE_MS));
+    assert_eq!(
+        state(store, &id).await,
+        still_leased,
+        "a stale lease does not move it"
+    );
+    assert_eq!(
+        store.list_attempts(&id).await.unwrap().len(),
+        1,
+        "but the attempt is kept"
+    );
+
+    record(
+        store,
+        &[answer(&fresh, &second[0], T0 + LEASE_MS + 2, ok())],
+    )
+    .await;
+    assert_eq!(
+        state(store, &id).await,
+        (DeliveryStatus::Succeeded, 1, None)
+    );
+    assert_eq!(store.list_attempts(&id).await.unwrap().len(), 2);
+}
+
+pub async fn caller_sent_deliveries_are_leased_to_the_caller(store: &dyn Store) {
+    let wh = WebhookId::generate(seq());
+    let leased = |lease: &str| NewDelivery {
+        status: DeliveryStatus::Delivering,
+        next_attempt_at: T0 + LEASE_MS,
+        lease: Some(lease.into()),
+        ..pending(&wh, T0)
+    };
+    let (sent, abandoned) = (leased("caller-1"), leased("caller-2"));
+    enqueue(
+        store,
+        vec![event(None, vec![sent.clone(), abandoned.clone()])],
+        T0,
+    )
+    .await;
+    let d = delivery(store, &sent.id).await;
+    assert_eq!(
+        (d.status, d.next_attempt_at),
+        (DeliveryStatus::Delivering, Some(T0 + LEASE_MS))
+    );
+    assert!(claim_ids(store, &claim(Lane::First, T0 + 1, 10))
+        .await
+        .is_empty());
+
+    let caller = Claim {
+        lease_token: "caller-1".into(),
+        ..claim(Lane::First, T0, 1)
+    };
+    record(store, &[answer(&caller, &d, T0 + 1, ok())]).await;
+    assert_eq!(
+        delivery(store, &sent.id).await.status,
+        DeliveryStatus::Succeeded
+    );
+    let expired = claim(Lane::First, T0 + LEASE_MS, 10);
+    assert_eq!(claim_ids(store, &expired).await, vec![abandoned.id.clone()]);
+}
+
+pub async fn record_outcomes_moves_deliveries_and_keeps_attempts(store: &dyn Store) {
+    let wh = WebhookId::generate(seq());
+    for _ in 0..3 {
+        queue(store, &wh, T0).await;
+    }
+    let c = claim(Lane::First, T0, 10);
+    let got = claimed(store, &c).await;
+    let (done, again, dead) = (&got[0], &got[1], &got[2]);
+    let outcomes = [
+        answer(&c, done, T0 + 1, ok()),
+        answer(&c, again, T0 + 1, retry_at(T0 + 5000)),
+        answer(&c, dead, T0 + 1, timed_out_for_good()),
+    ];
+    record(store, &outcomes).await;
+    record(store, &[]).await;
+
+    use DeliveryStatus::{Failed, Retrying, Succeeded};
+    let after = |d: Delivery| (d.status, d.attempts, d.next_attempt_at, d.last_status_code);
+    assert_eq!(
+        after(delivery(store, &done.id).await),
+        (Succeeded, 1, None, Some(200))
+    );
+    let retrying = (Retrying, 1, Some(T0 + 5000), Some(500));
+    assert_eq!(after(delivery(store, &again.id).await), retrying);
+    assert_eq!(
+        after(delivery(store, &dead.id).await),
+        (Failed, 1, None, None)
+    );
+    let errors = |d: Delivery| (d.last_error, d.updated_at);
+    assert_eq!(errors(delivery(store, &done.id).await), (None, T0 + 43));
+    let http_500 = (Some("HTTP 500".to_owned()), T0 + 43);
+    assert_eq!(errors(delivery(store, &again.id).await), http_500);
+    let timeout = (Some("timed out after 5s".to_owned()), T0 + 43);
+    assert_eq!(errors(delivery(store, &dead.id).await), timeout);
+    for (d, o) in [(again, &outcomes[1]), (dead, &outcomes[2])] {
+        let kept = store.list_attempts(&d.id).await.unwrap();
+        assert_eq!(
+            kept,
+            std::slice::from_ref(&o.attempt),
+            "the attempt record is kept intact"
+        );
+    }
+    second_attempts_are_counted(store, &again.id, &outcomes[1].attempt).await;
+}
+
+async fn second_attempts_are_counted(store: &dyn Store, id: &DeliveryId, first: &Attempt) {
+    try_once(store, id, Lane::Retry, T0 + 5000, ok()).await;
+    let d = delivery(store, id).await;
+    let summary = (d.status, d.attempts, d.last_status_code, d.last_error);
+    assert_eq!(summary, (DeliveryStatus::Succeeded, 2, Some(200), None));
+    let attempts = store.list_attempts(id).await.unwrap();
+    let numbers: Vec<u32> = attempts.iter().map(|a| a.attempt).collect();
+    assert_eq!(numbers, vec![1, 2], "oldest first");
+    assert_eq!(&attempts[0], first);
+}
+
+pub async fn failing_webhooks_are_disabled_after_the_window(store: &dyn Store) {
+    let w = webhook("flaky");
+    store.insert_webhook(&w).await.unwrap();
+    let failing_since = || async { webhook_state(store, &w.id).await.failing_since };
+    let d = queue(store, &w.id, T0).await;
+    try_once(store, &d, Lane::First, T0, retry_at(T0 + 1000)).await;
+    assert_eq!(
+        failing_since().await,
+        Some(T0 + 42),
+        "the first failure starts the clock"
+    );
+    try_once(store, &d, Lane::Retry, T0 + 1000, retry_at(T0 + 2000)).await;
+    assert_eq!(
+        failing_since().await,
+        Some(T0 + 42),
+        "later failures keep its start"
+    );
+    try_once(store, &d, Lane::Retry, T0 + 2000, ok()).await;
+    assert_eq!(failing_since().await, None, "a success stops the clock");
+    failing_for_days_disables(store, &w).await;
+}
+
+/// Fails `w` for six days; the failure window is five.
+async fn failing_for_days_disables(store: &dyn Store, w: &Webhook) {
+    let d = queue(store, &w.id, T0 + 3000).await;
+    try_once(store, &d, Lane::First, T0 + 3000, retry_at(T0 + 6 * DAY_MS)).await;
+    let started = T0 + 3042;
+    let failing = webhook_state(store, &w.id).await;
+    assert_eq!(
+        (failing.failing_since, failing.active),
+        (Some(started), true),
+        "in the window"
+    );
+    let version = store.webhooks_version().await.unwrap();
+    try_once(
+        store,
+        &d,
+        Lane::Retry,
+        T0 + 6 * DAY_MS,
+        timed_out_for_good(),
+    )
+    .await;
+
+    let after = webhook_state(store, &w.id).await;
+    let reason = format!(
+        "failing since {} with no successful delivery",
+        rfc3339(started)
+    );
+    assert_eq!((after.active, after.disabled_reason), (false, Some(reason)));
+    let changed = store.webhooks_version().await.unwrap() != version;
+    assert!(changed, "disabling changes the version");
+    assert!(store.active_webhooks().await.unwrap().is_empty());
+    assert_eq!(delivery(store, &d).await.status, DeliveryStatus::Failed);
+}
+
+pub async fn disable_effect_turns_the_webhook_off(store: &dyn Store) {
+    let w = webhook("gone");
+    store.insert_webhook(&w).await.unwrap();
+    let version = store.webhooks_version().await.unwrap();
+    let d = queue(store, &w.id, T0).await;
+    let reason = "the endpoint answered 410 Gone".to_owned();
+    let gone = (
+        Some(410),
+        NextState::Failed,
+        WebhookEffect::Disable(reason.clone()),
+    );
+    try_once(store, &d, Lane::First, T0, gone).await;
+    let after = webhook_state(store, &w.id).await;
+    assert_eq!((after.active, after.disabled_reason), (false, Some(reason)));
+    assert_eq!(after.spec, w.spec, "the configuration is untouched");
+    assert_ne!(store.webhooks_version().await.unwrap(), version);
+    assert_eq!(delivery(store, &d).await.status, DeliveryStatus::Failed);
+}
+
+pub async fn retry_delivery_now_makes_deliveries_due(store: &dyn Store) {
+    let wh = WebhookId::generate(seq());
+    let missing = DeliveryId::generate(seq());
+    assert_eq!(store.retry_delivery_now(&missing, T0).await.unwrap(), None);
+    let id = queue(store, &wh, T0 + DAY_MS).await;
+    assert_eq!(store.retry_delivery_now(&id, T0).await.unwrap(), Some(true));
+    assert_eq!(
+        state(store, &id).await,
+        (DeliveryStatus::Pending, 0, Some(T0))
+    );
+    assert_eq!(delivery(store, &id).await.updated_at, T0);
+
+    let c = claim(Lane::First, T0, 10);
+    let got = claimed(store, &c).await;
+    assert_eq!(got.len(), 1);
+    let in_flight = store.retry_delivery_now(&id, T0 + 1).await.unwrap();
+    assert_eq!(in_flight, Some(false), "a delivery in flight is left alone");
+    assert_eq!(
+        delivery(store, &id).await.status,
+        DeliveryStatus::Delivering
+    );
+
+    let rejected = (Some(400), NextState::Failed, WebhookEffect::Failing);
+    record(store, &[answer(&c, &got[0], T0 + 2, rejected)]).await;
+    assert_eq!(
+        store.retry_delivery_now(&id, T0 + 100).await.unwrap(),
+        Some(true)
+    );
+    assert_eq!(
+        state(store, &id).await,
+        (DeliveryStatus::Retrying, 1, Some(T0 + 100))
+    );
+    assert!(claim_ids(store, &claim(Lane::First, T0 + 100, 10))
+        .await
+        .is_empty());
+    assert_eq!(
+        claim_ids(store, &claim(Lane::Retry, T0 + 100, 10)).await,
+        vec![id]
+    );
+}
+
+pub async fn list_deliveries_filters_and_pages(store: &dyn Store) {
+    let (w1, w2) = (WebhookId::generate(seq()), WebhookId::generate(seq()));
+    let e1 = event(None, vec![pending(&w1, T0 + DAY_MS), pending(&w2, T0)]);
+    let e2 = event(None, vec![pending(&w1, T0 + DAY_MS)]);
+    let [d1, d2, d3] =
+        [&e1.deliveries[0], &e1.deliveries[1], &e2.deliveries[0]].map(|d| d.id.clone());
+    enqueue(store, vec![e1.clone(), e2.clone()], T0).await;
+    try_once(store, &d2, Lane::First, T0, ok()).await;
+
+    let list = |w: Option<&WebhookId>, e: Option<&EventId>, s: Option<DeliveryStatus>| {
+        let filter = DeliveryFilter {
+            webhook_id: w.cloned(),
+            event_id: e.cloned(),
+            status: s,
+        };
+        async move {
+            let found = store
+                .list_deliveries(&filter, &page(10, None))
+                .await
+                .unwrap();
+            found.into_iter().map(|d| d.id).collect::<Vec<_>>()
+        }
+    };
+    use DeliveryStatus::{Pending, Succeeded};
+    assert_eq!(list(Some(&w1), None, None).await, [d3.clone(), d1.clone()]);
+    assert_eq!(
+        list(None, Some(&e1.id), None).await,
+        [d2.clone(), d1.clone()]
+    );
+    assert_eq!(
+        list(None, None, Some(Succeeded)).await,
+        std::slice::from_ref(&d2)
+    );
+    assert_eq!(
+        list(Some(&w1), None, Some(Pending)).await,
+        [d3.clone(), d1.clone()]
+    );
+    assert!(list(Some(&w2), None, Some(Pending)).await.is_empty());
+    assert_eq!(
+        list(Some(&w1), Some(&e2.id), None).await,
+        std::slice::from_ref(&d3)
+    );
+    deliveries_page_newest_first(store, [d1, d2, d3], &w1).await;
+}
+
+/// `d` in creation order: d1 and d3 to `w1`, d2 elsewhere.
+async fn deliveries_page_newest_first(store: &dyn Store, d: [DeliveryId; 3], w1: &WebhookId) {
+    let list = |webhook_id: Option<WebhookId>, limit: u32, before: Option<&DeliveryId>| {
+        let p = page(limit, before.map(DeliveryId::as_str));
+        let filter = DeliveryFilter {
+            webhook_id,
+            ..Default::default()
+        };
+        async move {
+            let found = store.list_deliveries(&filter, &p).await.unwrap();
+            found.into_iter().map(|d| d.id).collect::<Vec<_>>()
+        }
+    };
+    let [d1, d2, d3] = d;
+    assert_eq!(list(None, 2, None).await, [d3.clone(), d2.clone()]);
+    assert_eq!(list(None, 2, Some(&d2)).await, std::slice::from_ref(&d1));
+    assert!(list(None, 2, Some(&d1)).await.is_empty());
+    assert_eq!(
+        list(Some(w1.clone()), 1, Some(&d3)).await,
+        std::slice::from_ref(&d1)
+    );
+}
+
+pub async fn next_due_at_is_the_earliest_unfinished(store: &dyn Store) {
+    let next_due = || async { store.next_due_at().await.unwrap() };
+    assert_eq!(next_due().await, None);
+    let wh = WebhookId::generate(seq());
+    let later = queue(store, &wh, T0 + 500).await;
+    let sooner = queue(store, &wh, T0 + 100).await;
+    assert_eq!(next_due().await, Some(T0 + 100));
+
+    let c = claim(Lane::First, T0 + 100, 10);
+    let got = claimed(store, &c).await;
+    assert_eq!(got.iter().map(|d| &d.id).collect::<Vec<_>>(), vec![&sooner]);
+    assert_eq!(next_due().await, Some(T0 + 500), "the lease ends later");
+    record(store, &[answer(&c, &got[0], T0 + 101, ok())]).await;
+    assert_eq!(next_due().await, Some(T0 + 500));
+
+    try_once(store, &later, Lane::First, T0 + 500, retry_at(T0 + 9000)).await;
+    assert_eq!(next_due().await, Some(T0 + 9000), "retries count");
+    try_once(store, &later, Lane::Retry, T0 + 9000, ok()).await;
+    assert_eq!(next_due().await, None);
+}
+
+pub async fn prune_removes_old_finished_rows_only(store: &dyn Store) {
+    let wh = WebhookId::generate(seq());
+    let mixed = event(
+        None,
+        vec![pending(&wh, T0), pending(&wh, T0 + 100 * DAY_MS)],
+    );
+    let failed = event(None, vec![pending(&wh, T0 + 1)]);
+    let [done, waiting, dead] = [
+        &mixed.deliveries[0],
+        &mixed.deliveries[1],
+        &failed.deliveries[0],
+    ]
+    .map(|d| d.id.clone());
+    enqueue(store, vec![mixed.clone(), failed.clone()], T0).await;
+    try_once(store, &done, Lane::First, T0, ok()).await;
+    try_once(store, &dead, Lane::First, T0 + 1, timed_out_for_good()).await;
+    let recent_at = T0 + 10 * DAY_MS;
+    let recent = queue(store, &wh, recent_at).await;
+    try_once(store, &recent, Lane::First, recent_at, ok()).await;
+
+    // Old and finished: `done` and `dead` with an attempt each, and the event left empty.
+    assert_eq!(store.prune(T0 + DAY_MS).await.unwrap(), 5);
+    let all = [&done, &dead, &waiting, &recent];
+    let left = [
+        None,
+        None,
+        Some(DeliveryStatus::Pending),
+        Some(DeliveryStatus::Succeeded),
+    ];
+    assert_eq!(statuses(store, &all).await, left);
+    assert_eq!(attempt_counts(store, &all).await, [0, 0, 0, 1]);
+    assert_eq!(store.get_event(&failed.id).await.unwrap(), None);
+    let kept = store.get_event(&mixed.id).await.unwrap();
+    assert!(kept.is_some(), "an event with an unfinished delivery stays");
+    assert_eq!(store.prune(T0 + DAY_MS).await.unwrap(), 0);
+
+    let removed = store.prune(recent_at + 1).await.unwrap();
+    assert_eq!(removed, 3, "the recent delivery, its attempt and its event");
+    let events = store.list_events(&page(10, None)).await.unwrap();
+    assert_eq!(
+        events.into_iter().map(|e| e.id).collect::<Vec<_>>(),
+        [mixed.id]
+    );
+}
+
+/// Each delivery's status, `None` when it is gone.
+async fn statuses(store: &dyn Store, ids: &[&DeliveryId]) -> Vec<Option<DeliveryStatus>> {
+    let mut found = Vec::new();
+    for id in ids {
+        found.push(store.get_delivery(id).await.unwrap().map(|d| d.status));
+    }
+    found
+}
+
+async fn attempt_counts(store: &dyn Store, ids: &[&DeliveryId]) -> Vec<usize> {
+    let mut counts = Vec::new();
+    for id in ids {
+        counts.push(store.list_attempts(id).await.unwrap().len());
+    }
+    counts
+}
+
+// ---------------------------------------------------------------------------------------------
+// Several processes
+// ---------------------------------------------------------------------------------------------
+
+pub async fn migrations_run_concurrently_and_repeat_safely(store: &dyn Store, other: &dyn Store) {
+    migrate_both(store, other).await;
+    store.migrate().await.expect("migrating again is a no-op");
+    store.ping().await.unwrap();
+    other.ping().await.unwrap();
+    let token = TokenRecord {
+        id: TokenId::generate(seq()),
+        name: "admin".into(),
+        hash: "ef".repeat(32),
+        created_at: T0,
+    };
+    store.insert_token(&token).await.unwrap();
+    assert_eq!(other.count_tokens().await.unwrap(), 1);
+
+    let before = other.webhooks_version().await.unwrap();
+    let w = webhook("shared");
+    store.insert_webhook(&w).await.unwrap();
+    assert_ne!(
+        other.webhooks_version().await.unwrap(),
+        before,
+        "seen by the other process"
+    );
+    assert_eq!(other.active_webhooks().await.unwrap(), vec![w]);
+}
+
+pub async fn concurrent_enqueues_with_one_key_create_once(store: &dyn Store, other: &dyn Store) {
+    migrate_both(store, other).await;
+    let wh = WebhookId::generate(seq());
+    for i in 0..5 {
+        let key = format!("race-{i}");
+        let a = event(Some(&key), vec![pending(&wh, T0)]);
+        let b = event(Some(&key), vec![pending(&wh, T0)]);
+        let (ra, rb) = join(
+            store.enqueue_events(std::slice::from_ref(&a), T0),
+            other.enqueue_events(std::slice::from_ref(&b), T0),
+        )
+        .await;
+        let (ra, rb) = (ra.expect("first enqueue"), rb.expect("second enqueue"));
+        match (&ra[0], &rb[0]) {
+            (Enqueued::Created { id, .. }, Enqueued::Duplicate(first))
+            | (Enqueued::Duplicate(first), Enqueued::Created { id, .. }) => {
+                assert_eq!(&first.id, id, "the duplicate returns the created event");
+            }
+            results => panic!("exactly one enqueue must create the event: {results:?}"),
+        }
+    }
+    let all = store
+        .list_deliveries(&DeliveryFilter::default(), &page(100, None))
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 5, "one delivery per key");
+}
+
+pub async fn concurrent_claimers_never_share_a_delivery(store: &dyn Store, other: &dyn Store) {
+    migrate_both(store, other).await;
+    let wh = WebhookId::generate(seq());
+    let deliveries: Vec<NewDelivery> = (0..200).map(|_| pending(&wh, T0)).collect();
+    enqueue(store, vec![event(None, deliveries)], T0).await;
+
+    let (a, b) = join(drain(store), drain(other)).await;
+    let union: HashSet<&DeliveryId> = a.iter().chain(&b).collect();
+    assert_eq!(
+        a.len() + b.len(),
+        200,
+        "every delivery claimed once ({} + {})",
+        a.len(),
+        b.len()
+    );
+    assert_eq!(union.len(), 200, "no delivery claimed twice");
+    let leased = DeliveryFilter {
+        status: Some(DeliveryStatus::Delivering),
+        ..Default::default()
+    };
+    assert_eq!(
+        store
+            .list_deliveries(&leased, &page(1000, None))
+            .await
+            .unwrap()
+            .len(),
+        200
+    );
+}
+
+/// Claims batches of 10 until a claim comes back empty.
+async fn drain(store: &dyn Store) -> Vec<DeliveryId> {
+    let mut claimed = Vec::new();
+    loop {
+        let batch = claim_ids(store, &claim(Lane::First, T0, 10)).await;
+        if batch.is_empty() {
+            return claimed;
+        }
+        assert!(batch.len() <= 10, "a claim returns at most its limit");
+        claimed.extend(batch);
+    }
+}
+
+pub async fn wait_for_work_wakes_when_another_handle_enqueues(
+    store: &dyn Store,
+    other: &dyn Store,
+) {
+    migrate_both(store, other).await;
+    // The first call subscribes (a listener, a change counter) and returns what was pending.
+    store.wait_for_work(Duration::from_millis(1)).await;
+    let quiet = timed(store.wait_for_work(Duration::from_millis(300))).await;
+    assert!(
+        quiet >= Duration::from_millis(250),
+        "returned after {quiet:?} with nothing queued"
+    );
+
+    let wh = WebhookId::generate(seq());
+    let waiting = timed(store.wait_for_work(Duration::from_secs(10)));
+    let (waited, ()) = join(waiting, async {
+        queue(other, &wh, T0).await;
+    })
+    .await;
+    assert!(waited < Duration::from_secs(5), "woke after {waited:?}");
+}

@@ -1,0 +1,192 @@
+//! Recording attempt outcomes: the attempt rows, the deliveries' next states (only under the
+//! lease that sent each) and the effects on the webhooks' health, all in one transaction per
+//! batch. Attempts and deliveries are written with one statement each per batch (arrays
+//! `UNNEST`ed into rows), so a batch of hundreds of outcomes costs a few round trips, not
+//! hundreds, when the database is across a network.
+
+use hookd_core::retry::WebhookEffect;
+use hookd_core::store::{NextState, Outcome};
+use hookd_core::time::rfc3339;
+use sqlx::{PgConnection, PgPool, Row};
+
+use crate::rows::{encode_err, int};
+use crate::webhooks::bump_version;
+
+pub(crate) async fn record(pool: &PgPool, outcomes: &[Outcome]) -> sqlx::Result<()> {
+    if outcomes.is_empty() {
+        return Ok(());
+    }
+    let mut tx = pool.begin().await?;
+    // Row locks follow the order of the other writes: webhooks (in id order), then deliveries
+    // (in id order), then the version row, so batches, webhook updates and deletes do not
+    // deadlock in the usual plans. Should PostgreSQL still find a cycle, it aborts one
+    // transaction with an error and nothing of that batch is written.
+    let disabled = apply_effects(&mut tx, outcomes).await?;
+    insert_attempts(&mut tx, outcomes).await?;
+    move_deliveries(&mut tx, outcomes).await?;
+    if disabled {
+        bump_version(&mut tx).await?;
+    }
+    tx.commit().await
+}
+
+/// Applies the webhook effects in webhook id order. The sort is stable, so one webhook's
+/// outcomes keep their order; a repeat of the same effect (many deliveries to one failing
+/// endpoint) changes nothing and is skipped. `true` when a webhook was turned off.
+async fn apply_effects(conn: &mut PgConnection, outcomes: &[Outcome]) -> sqlx::Result<bool> {
+    let mut by_webhook: Vec<&Outcome> = outcomes.iter().collect();
+    by_webhook.sort_by(|a, b| a.attempt.webhook_id.cmp(&b.attempt.webhook_id));
+    by_webhook.dedup_by(|later, earlier| same_effect(later, earlier));
+    let mut disabled = false;
+    for outcome in by_webhook {
+        disabled |= apply_effect(conn, outcome).await?;
+    }
+    Ok(disabled)
+}
+
+fn same_effect(a: &Outcome, b: &Outcome) -> bool {
+    a.attempt.webhook_id == b.attempt.webhook_id
+        && a.webhook == b.webhook
+        && a.disable_if_failing_since_before == b.disable_if_failing_since_before
+}
+
+/// Inserts every attempt in one statement (one array per column). Inserting the same attempt
+/// twice (a batch retried after an unclear commit) is a no-op.
+async fn insert_attempts(conn: &mut PgConnection, outcomes: &[Outcome]) -> sqlx::Result<()> {
+    let attempts = outcomes.iter().map(|o| &o.attempt);
+    let ids: Vec<&str> = attempts.clone().map(|a| a.id.as_str()).collect();
+    let delivery_ids: Vec<&str> = attempts.clone().map(|a| a.delivery_id.as_str()).collect();
+    let started: Vec<i64> = attempts.clone().map(|a| a.started_at).collect();
+    let records = attempts
+        .map(|a| serde_json::to_string(a).map_err(encode_err))
+        .collect::<sqlx::Result<Vec<String>>>()?;
+    sqlx::query(
+        "INSERT INTO attempts (id, delivery_id, started_at, record)
+         SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::text[])
+         ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(ids)
+    .bind(delivery_ids)
+    .bind(started)
+    .bind(records)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Moves every delivery still under the lease that sent its attempt, in one statement: a batch
+/// costs the same few round trips however many outcomes it holds.
+async fn move_deliveries(conn: &mut PgConnection, outcomes: &[Outcome]) -> sqlx::Result<()> {
+    let mut outcomes: Vec<&Outcome> = outcomes.iter().collect();
+    outcomes.sort_by(|a, b| a.attempt.delivery_id.cmp(&b.attempt.delivery_id));
+    let ids: Vec<&str> = outcomes
+        .iter()
+        .map(|o| o.attempt.delivery_id.as_str())
+        .collect();
+    let leases: Vec<&str> = outcomes.iter().map(|o| o.lease_token.as_str()).collect();
+    let (statuses, due): (Vec<&str>, Vec<Option<i64>>) =
+        outcomes.iter().map(|o| next_state(o)).unzip();
+    let attempts: Vec<i32> = outcomes.iter().map(|o| int(o.attempt.attempt)).collect();
+    let codes: Vec<Option<i32>> = outcomes
+        .iter()
+        .map(|o| o.attempt.response.as_ref().map(|r| int(r.status)))
+        .collect();
+    let errors: Vec<Option<&str>> = outcomes
+        .iter()
+        .map(|o| o.attempt.error.as_deref())
+        .collect();
+    let now: Vec<i64> = outcomes.iter().map(|o| o.now_ms).collect();
+    sqlx::query(
+        "UPDATE deliveries AS d
+         SET status = u.status, attempts = u.attempts, next_attempt_at = u.next_attempt_at,
+             last_status_code = u.status_code, last_error = u.error, lease_token = NULL,
+             updated_at = u.now_ms
+         FROM UNNEST($1::text[], $2::text[], $3::text[], $4::integer[], $5::bigint[],
+                     $6::integer[], $7::text[], $8::bigint[])
+             AS u (id, lease_token, status, attempts, next_attempt_at, status_code, error, now_ms)
+         WHERE d.id = u.id AND d.lease_token = u.lease_token",
+    )
+    .bind(ids)
+    .bind(leases)
+    .bind(statuses)
+    .bind(attempts)
+    .bind(due)
+    .bind(codes)
+    .bind(errors)
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The delivery's status and `next_attempt_at` after the outcome.
+fn next_state(o: &Outcome) -> (&'static str, Option<i64>) {
+    match o.next {
+        NextState::Succeeded => ("succeeded", None),
+        NextState::Retry { at_ms } => ("retrying", Some(at_ms)),
+        NextState::Failed => ("failed", None),
+    }
+}
+
+/// Applies the outcome's effect on its webhook; `true` when it turned the webhook off.
+async fn apply_effect(conn: &mut PgConnection, o: &Outcome) -> sqlx::Result<bool> {
+    let id = o.attempt.webhook_id.as_str();
+    match &o.webhook {
+        WebhookEffect::Healthy => {
+            sqlx::query(
+                "UPDATE webhooks SET failing_since = NULL
+                 WHERE id = $1 AND failing_since IS NOT NULL",
+            )
+            .bind(id)
+            .execute(conn)
+            .await?;
+            Ok(false)
+        }
+        WebhookEffect::Failing => failing(conn, o).await,
+        WebhookEffect::Disable(reason) => disable(conn, id, reason, o.now_ms).await,
+    }
+}
+
+/// Starts the failure clock if it is not running; disables the webhook once it has run since
+/// before the outcome's cutoff.
+async fn failing(conn: &mut PgConnection, o: &Outcome) -> sqlx::Result<bool> {
+    let id = o.attempt.webhook_id.as_str();
+    sqlx::query("UPDATE webhooks SET failing_since = $2 WHERE id = $1 AND failing_since IS NULL")
+        .bind(id)
+        .bind(o.now_ms)
+        .execute(&mut *conn)
+        .await?;
+    let expired = sqlx::query(
+        "SELECT failing_since FROM webhooks WHERE id = $1 AND active AND failing_since < $2",
+    )
+    .bind(id)
+    .bind(o.disable_if_failing_since_before)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(row) = expired else { return Ok(false) };
+    let since: i64 = row.try_get("failing_since")?;
+    let reason = format!(
+        "failing since {} with no successful delivery",
+        rfc3339(since)
+    );
+    disable(conn, id, &reason, o.now_ms).await
+}
+
+async fn disable(
+    conn: &mut PgConnection,
+    id: &str,
+    reason: &str,
+    now_ms: i64,
+) -> sqlx::Result<bool> {
+    let done = sqlx::query(
+        "UPDATE webhooks SET active = $2, disabled_reason = $3, updated_at = $4
+         WHERE id = $1 AND active",
+    )
+    .bind(id)
+    .bind(false)
+    .bind(reason)
+    .bind(now_ms)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() > 0)
+}

@@ -1,0 +1,76 @@
+//! Retention: removes finished deliveries with their attempts, then events left without
+//! deliveries, in small transactions so no sweep holds many row locks for long.
+
+use sqlx::{PgPool, Row};
+
+/// Rows removed per transaction: big enough to make progress, small enough to keep each
+/// transaction short.
+const PRUNE_BATCH: usize = 500;
+
+pub(crate) async fn prune(pool: &PgPool, before_ms: i64) -> sqlx::Result<u64> {
+    let mut removed = 0;
+    loop {
+        let (rows, more) = prune_deliveries(pool, before_ms).await?;
+        removed += rows;
+        if !more {
+            break;
+        }
+    }
+    loop {
+        let done = sqlx::query(
+            "DELETE FROM events WHERE id IN (
+                 SELECT id FROM events e WHERE created_at < $1
+                 AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id)
+                 LIMIT $2)",
+        )
+        .bind(before_ms)
+        .bind(PRUNE_BATCH as i64)
+        .execute(pool)
+        .await?;
+        removed += done.rows_affected();
+        if done.rows_affected() < PRUNE_BATCH as u64 {
+            return Ok(removed);
+        }
+    }
+}
+
+/// Removes one batch of finished deliveries and their attempts; `true` when there may be more.
+/// The delete re-checks the status, so a delivery retried by hand meanwhile stays, with its
+/// attempts.
+async fn prune_deliveries(pool: &PgPool, before_ms: i64) -> sqlx::Result<(u64, bool)> {
+    let mut tx = pool.begin().await?;
+    let candidates = sqlx::query(
+        "SELECT id FROM deliveries
+         WHERE status IN ('succeeded', 'failed', 'cancelled') AND created_at < $1
+         LIMIT $2",
+    )
+    .bind(before_ms)
+    .bind(PRUNE_BATCH as i64)
+    .fetch_all(&mut *tx)
+    .await?;
+    if candidates.is_empty() {
+        return Ok((0, false));
+    }
+    let ids: Vec<String> = candidates
+        .iter()
+        .map(|r| r.try_get("id"))
+        .collect::<sqlx::Result<_>>()?;
+    let deleted: Vec<String> = sqlx::query(
+        "DELETE FROM deliveries
+         WHERE id = ANY($1) AND status IN ('succeeded', 'failed', 'cancelled')
+         RETURNING id",
+    )
+    .bind(&ids)
+    .fetch_all(&mut *tx)
+    .await?
+    .iter()
+    .map(|r| r.try_get("id"))
+    .collect::<sqlx::Result<_>>()?;
+    let attempts = sqlx::query("DELETE FROM attempts WHERE delivery_id = ANY($1)")
+        .bind(&deleted)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    tx.commit().await?;
+    Ok((attempts + deleted.len() as u64, ids.len() == PRUNE_BATCH))
+}

@@ -1,0 +1,57 @@
+//! Runs hookd-core's `Store` conformance suite against PostgreSQL, each case in a new schema of
+//! the database named by `HOOKD_TEST_DATABASE_URL` (for example
+//! `postgres://postgres@127.0.0.1:5432/test`). Without that variable every case says it was
+//! skipped and passes, so the workspace's tests run on machines without PostgreSQL.
+
+use async_trait::async_trait;
+use hookd_core::conformance::TestDatabase;
+use hookd_core::store::Store;
+use hookd_store_postgres::{testing, PgStore};
+use sqlx::postgres::{PgPool, PgPoolOptions};
+
+const URL_VAR: &str = "HOOKD_TEST_DATABASE_URL";
+
+/// A schema of its own, dropped after a passing case.
+struct Schema {
+    admin: PgPool,
+    base_url: String,
+    name: String,
+}
+
+async fn fresh() -> Option<Schema> {
+    let Ok(base_url) = std::env::var(URL_VAR) else {
+        println!("skipped: set {URL_VAR} to run the PostgreSQL conformance tests");
+        return None;
+    };
+    let admin = PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&base_url)
+        .await
+        .unwrap_or_else(|e| panic!("cannot connect to {URL_VAR}: {e}"));
+    let name = format!("hookd_test_{:016x}", rand::random::<u64>());
+    sqlx::query(&format!("CREATE SCHEMA {name}"))
+        .execute(&admin)
+        .await
+        .expect("create the test schema");
+    Some(Schema {
+        admin,
+        base_url,
+        name,
+    })
+}
+
+#[async_trait]
+impl TestDatabase for Schema {
+    /// Connects with `search_path` set to the case's schema, as a deployment would.
+    async fn open(&self) -> Box<dyn Store> {
+        let url = testing::with_search_path(&self.base_url, &self.name);
+        Box::new(PgStore::connect(&url).await.expect("connect to PostgreSQL"))
+    }
+
+    async fn remove(&self) {
+        let drop_schema = format!("DROP SCHEMA {} CASCADE", self.name);
+        let _ = sqlx::query(&drop_schema).execute(&self.admin).await;
+    }
+}
+
+hookd_core::conformance_tests!(fresh());

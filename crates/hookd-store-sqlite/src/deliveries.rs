@@ -1,0 +1,157 @@
+//! Deliveries: claiming due ones under a lease, reading and listing them, their attempts, and
+//! making one due again by hand.
+
+use hookd_core::delivery::{Attempt, Delivery};
+use hookd_core::ids::DeliveryId;
+use hookd_core::store::{Claim, DeliveryFilter, Lane, Page};
+use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
+
+use crate::rows::{self, delivery_columns};
+
+/// Leases the oldest due deliveries of a lane. One statement, so it is atomic under SQLite's
+/// single writer: two claimers (threads or processes) never get the same delivery. A
+/// `delivering` row whose lease ran out is due again: that is how a crashed worker's deliveries
+/// come back. The lane predicates repeat the partial indexes' word for word.
+///
+/// `INDEXED BY` names the lane's partial index: without statistics SQLite's planner prefers the
+/// status index (an equality looks more selective than a range), which would make every claim
+/// read and sort all unfinished rows. With it, a claim is a range scan that stops after `limit`
+/// rows, and a missing index is an error rather than a silent slowdown.
+macro_rules! claim_sql {
+    ($index:literal, $lane:literal) => {
+        concat!(
+            "UPDATE deliveries
+             SET status = 'delivering', next_attempt_at = $1, lease_token = $2, updated_at = $3
+             WHERE id IN (
+                 SELECT id FROM deliveries INDEXED BY ",
+            $index,
+            "
+                 WHERE status IN ('pending', 'retrying', 'delivering') AND ",
+            $lane,
+            " AND next_attempt_at <= $3
+                 ORDER BY next_attempt_at
+                 LIMIT $4)
+             RETURNING ",
+            delivery_columns!()
+        )
+    };
+}
+const CLAIM_FIRST: &str = claim_sql!("deliveries_due_first", "attempts = 0");
+const CLAIM_RETRY: &str = claim_sql!("deliveries_due_retry", "attempts > 0");
+
+pub(crate) async fn claim(writer: &SqlitePool, claim: &Claim) -> sqlx::Result<Vec<Delivery>> {
+    let sql = match claim.lane {
+        Lane::First => CLAIM_FIRST,
+        Lane::Retry => CLAIM_RETRY,
+    };
+    let lease_ms = i64::try_from(claim.lease.as_millis()).unwrap_or(i64::MAX);
+    let mut claimed = sqlx::query(sql)
+        .bind(claim.now_ms.saturating_add(lease_ms))
+        .bind(&claim.lease_token)
+        .bind(claim.now_ms)
+        .bind(i64::from(claim.limit))
+        .fetch_all(writer)
+        .await?
+        .iter()
+        .map(rows::delivery)
+        .collect::<sqlx::Result<Vec<_>>>()?;
+    claimed.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(claimed)
+}
+
+pub(crate) async fn next_due_at(reader: &SqlitePool) -> sqlx::Result<Option<i64>> {
+    // One MIN per lane index (each reads one index entry); see `claim_sql!` for `INDEXED BY`.
+    let row = sqlx::query(
+        "SELECT MIN(due) AS due FROM (
+             SELECT MIN(next_attempt_at) AS due FROM deliveries INDEXED BY deliveries_due_first
+             WHERE status IN ('pending', 'retrying', 'delivering') AND attempts = 0
+             UNION ALL
+             SELECT MIN(next_attempt_at) AS due FROM deliveries INDEXED BY deliveries_due_retry
+             WHERE status IN ('pending', 'retrying', 'delivering') AND attempts > 0
+         )",
+    )
+    .fetch_one(reader)
+    .await?;
+    row.try_get("due")
+}
+
+pub(crate) async fn get(reader: &SqlitePool, id: &DeliveryId) -> sqlx::Result<Option<Delivery>> {
+    sqlx::query(concat!(
+        "SELECT ",
+        delivery_columns!(),
+        " FROM deliveries WHERE id = $1"
+    ))
+    .bind(id.as_str())
+    .fetch_optional(reader)
+    .await?
+    .as_ref()
+    .map(rows::delivery)
+    .transpose()
+}
+
+pub(crate) async fn list(
+    reader: &SqlitePool,
+    filter: &DeliveryFilter,
+    page: &Page,
+) -> sqlx::Result<Vec<Delivery>> {
+    let mut q = QueryBuilder::<Sqlite>::new(concat!(
+        "SELECT ",
+        delivery_columns!(),
+        " FROM deliveries WHERE 1 = 1"
+    ));
+    if let Some(webhook_id) = &filter.webhook_id {
+        q.push(" AND webhook_id = ").push_bind(webhook_id.as_str());
+    }
+    if let Some(event_id) = &filter.event_id {
+        q.push(" AND event_id = ").push_bind(event_id.as_str());
+    }
+    if let Some(status) = filter.status {
+        q.push(" AND status = ").push_bind(status.as_str());
+    }
+    if let Some(before) = &page.before {
+        q.push(" AND id < ").push_bind(before.as_str());
+    }
+    q.push(" ORDER BY id DESC LIMIT ")
+        .push_bind(i64::from(page.limit));
+    q.build()
+        .fetch_all(reader)
+        .await?
+        .iter()
+        .map(rows::delivery)
+        .collect()
+}
+
+pub(crate) async fn attempts(reader: &SqlitePool, id: &DeliveryId) -> sqlx::Result<Vec<Attempt>> {
+    sqlx::query("SELECT record FROM attempts WHERE delivery_id = $1 ORDER BY started_at, id")
+        .bind(id.as_str())
+        .fetch_all(reader)
+        .await?
+        .iter()
+        .map(rows::attempt)
+        .collect()
+}
+
+pub(crate) async fn retry_now(
+    writer: &SqlitePool,
+    id: &DeliveryId,
+    now_ms: i64,
+) -> sqlx::Result<Option<bool>> {
+    let done = sqlx::query(
+        "UPDATE deliveries
+         SET status = CASE WHEN attempts = 0 THEN 'pending' ELSE 'retrying' END,
+             next_attempt_at = $2, lease_token = NULL, updated_at = $2
+         WHERE id = $1 AND status <> 'delivering'",
+    )
+    .bind(id.as_str())
+    .bind(now_ms)
+    .execute(writer)
+    .await?;
+    if done.rows_affected() > 0 {
+        return Ok(Some(true));
+    }
+    let exists = sqlx::query("SELECT 1 FROM deliveries WHERE id = $1")
+        .bind(id.as_str())
+        .fetch_optional(writer)
+        .await?;
+    Ok(exists.map(|_| false))
+}

@@ -1,0 +1,75 @@
+//! Retention: removes finished deliveries with their attempts, then events left without
+//! deliveries, in small transactions so the single writer lock is never held for long.
+
+use sqlx::{Row, SqliteConnection, SqlitePool};
+
+use crate::rows::placeholders;
+
+/// Rows removed per transaction: big enough to make progress, small enough that workers and the
+/// API never wait long for the write lock.
+const PRUNE_BATCH: usize = 500;
+
+pub(crate) async fn prune(writer: &SqlitePool, before_ms: i64) -> sqlx::Result<u64> {
+    let mut removed = 0;
+    loop {
+        let (rows, more) = prune_deliveries(writer, before_ms).await?;
+        removed += rows;
+        if !more {
+            break;
+        }
+    }
+    loop {
+        let done = sqlx::query(
+            "DELETE FROM events WHERE id IN (
+                 SELECT id FROM events e WHERE created_at < $1
+                 AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id)
+                 LIMIT $2)",
+        )
+        .bind(before_ms)
+        .bind(PRUNE_BATCH as i64)
+        .execute(writer)
+        .await?;
+        removed += done.rows_affected();
+        if done.rows_affected() < PRUNE_BATCH as u64 {
+            return Ok(removed);
+        }
+    }
+}
+
+/// Removes one batch of finished deliveries and their attempts; `true` when there may be more.
+async fn prune_deliveries(writer: &SqlitePool, before_ms: i64) -> sqlx::Result<(u64, bool)> {
+    let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
+    let ids: Vec<String> = sqlx::query(
+        "SELECT id FROM deliveries INDEXED BY deliveries_finished
+         WHERE status IN ('succeeded', 'failed', 'cancelled') AND created_at < $1
+         LIMIT $2",
+    )
+    .bind(before_ms)
+    .bind(PRUNE_BATCH as i64)
+    .fetch_all(&mut *tx)
+    .await?
+    .iter()
+    .map(|row| row.try_get("id"))
+    .collect::<sqlx::Result<_>>()?;
+    if ids.is_empty() {
+        return Ok((0, false));
+    }
+    let attempts =
+        delete_by_ids(&mut tx, "DELETE FROM attempts WHERE delivery_id IN", &ids).await?;
+    let deliveries = delete_by_ids(&mut tx, "DELETE FROM deliveries WHERE id IN", &ids).await?;
+    tx.commit().await?;
+    Ok((attempts + deliveries, ids.len() == PRUNE_BATCH))
+}
+
+async fn delete_by_ids(
+    conn: &mut SqliteConnection,
+    sql: &str,
+    ids: &[String],
+) -> sqlx::Result<u64> {
+    let sql = format!("{sql} ({})", placeholders(ids.len()));
+    let mut query = sqlx::query(&sql).persistent(false);
+    for id in ids {
+        query = query.bind(id.as_str());
+    }
+    Ok(query.execute(conn).await?.rows_affected())
+}
