@@ -4,6 +4,7 @@
 //! sort by creation time as plain strings. That is what list cursors rely on.
 
 use std::fmt;
+use std::sync::Mutex;
 
 use rand::RngCore;
 use serde::{Deserialize, Deserializer, Serialize};
@@ -19,6 +20,11 @@ pub struct IdError {
     pub prefix: &'static str,
 }
 
+/// The last id value handed out in this process: ids made in the same millisecond count up from
+/// it, so a process's ids sort in creation order even within one millisecond (ULID's monotonic
+/// mode).
+static LAST: Mutex<u128> = Mutex::new(0);
+
 /// Generates a new id body for the time `now_ms`.
 fn new_body(now_ms: i64) -> String {
     let mut random = [0u8; 10];
@@ -26,6 +32,13 @@ fn new_body(now_ms: i64) -> String {
     let mut value: u128 = (now_ms.max(0) as u128 & 0xFFFF_FFFF_FFFF) << 80;
     for (i, b) in random.iter().enumerate() {
         value |= (*b as u128) << (8 * (9 - i));
+    }
+    {
+        let mut last = LAST.lock().unwrap_or_else(|e| e.into_inner());
+        if value >> 80 == *last >> 80 && value <= *last {
+            value = *last + 1;
+        }
+        *last = value;
     }
     let mut out = [0u8; BODY_LEN];
     for (i, slot) in out.iter_mut().enumerate() {
@@ -116,6 +129,12 @@ mod tests {
         assert!(a < b, "{a} < {b}");
         assert!(a.as_str().starts_with("evt_"));
         assert_eq!(EventId::parse(a.as_str()), Ok(a.clone()));
+    }
+
+    #[test]
+    fn ids_made_in_one_millisecond_still_sort_in_order() {
+        let ids: Vec<_> = (0..1000).map(|_| DeliveryId::generate(1_700_000_000_000)).collect();
+        assert!(ids.windows(2).all(|w| w[0] < w[1]));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! Configuration arrives already parsed as [`Settings`].
 
 pub mod auth;
+pub mod bench;
 pub mod error;
 pub mod http;
 pub mod publish;

@@ -228,6 +228,9 @@ async fn retry_delivery(
     Path(id): Path<String>,
 ) -> ApiResult<(StatusCode, Json<DeliveryOut>)> {
     let delivery = load(&state, &id).await?;
+    if delivery.status == DeliveryStatus::Cancelled {
+        return Err(ApiError::conflict("the delivery was cancelled: its webhook is gone"));
+    }
     match state
         .store
         .retry_delivery_now(&delivery.id, crate::now_ms())

@@ -189,7 +189,7 @@ async fn transport_errors_are_recorded_and_retried(b: Backend) {
     slow.delay = Duration::from_secs(3);
     rx.script([slow]);
     app.create_webhook(
-        json!({"name": "slow", "url": rx.url("/"), "timeout_ms": 300, "retry_schedule": [0]}),
+        json!({"name": "slow", "url": rx.url("/"), "timeout_ms": 300, "events": [{"type": "a.*"}], "retry_schedule": [0]}),
     )
     .await;
     let dlv = publish_one(&app, json!({"type": "a.b"})).await;
@@ -202,7 +202,7 @@ async fn transport_errors_are_recorded_and_retried(b: Backend) {
         .unwrap()
         .local_addr()
         .unwrap();
-    let w = app
+    app
         .create_webhook(json!({"name": "down", "url": format!("http://{closed}/"),
         "events": [{"type": "down.*"}], "retry_schedule": [3600]}))
         .await;
@@ -210,7 +210,6 @@ async fn transport_errors_are_recorded_and_retried(b: Backend) {
     let d = app.wait_delivery(&dlv, status_is("retrying")).await;
     assert_eq!(d["attempts"][0]["error_kind"], "connect");
     assert!(d["next_attempt_at"].is_string());
-    let _ = w;
 }
 
 backend_test!(test_endpoint_sends_now_and_returns_the_attempt);
@@ -317,4 +316,6 @@ async fn deleting_a_webhook_cancels_its_pending_deliveries(b: Backend) {
     assert_eq!(d["status"], "cancelled");
     let (_, list) = app.get("/deliveries?status=cancelled").await;
     assert_eq!(list["data"][0]["id"], dlv.as_str());
+    let (status, err) = app.post(&format!("/deliveries/{dlv}/retry"), json!({})).await;
+    assert_eq!(status.as_u16(), 409, "{err}");
 }
