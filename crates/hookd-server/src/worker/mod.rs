@@ -52,7 +52,7 @@ impl Worker {
     /// flips to true; then lets in-flight deliveries finish and flushes their outcomes.
     pub async fn run(self, shutdown: watch::Receiver<bool>) {
         let (tx, rx) = mpsc::channel(4096);
-        let recorder = tokio::spawn(recorder::run(self.store.clone(), rx));
+        let recorder = tokio::spawn(recorder::run(self.store.clone(), rx, self.wake.clone()));
         let mut tasks = JoinSet::new();
         for lane in [Lane::First, Lane::Retry] {
             tasks.spawn(self.clone().lane(lane, tx.clone(), shutdown.clone()));

@@ -4,20 +4,24 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use hookd_core::store::Outcome;
+use hookd_core::store::{NextState, Outcome};
 use hookd_core::Store;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 
 /// Most outcomes written in one transaction.
 const BATCH: usize = 512;
 /// Tries for one batch before it is given up (its deliveries are sent again after their lease).
 const TRIES: u32 = 5;
 
-/// Runs until every sender is dropped and the channel is drained.
-pub async fn run(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Outcome>) {
+/// Runs until every sender is dropped and the channel is drained. After a batch that scheduled
+/// retries it wakes the lanes, which may be asleep until a later due time.
+pub async fn run(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Outcome>, wake: Arc<Notify>) {
     let mut batch = Vec::with_capacity(BATCH);
     while rx.recv_many(&mut batch, BATCH).await > 0 {
         write(&*store, &batch).await;
+        if batch.iter().any(|o| matches!(o.next, NextState::Retry { .. })) {
+            wake.notify_waiters();
+        }
         batch.clear();
     }
 }

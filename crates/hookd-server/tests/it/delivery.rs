@@ -319,3 +319,33 @@ async fn deleting_a_webhook_cancels_its_pending_deliveries(b: Backend) {
     let (status, err) = app.post(&format!("/deliveries/{dlv}/retry"), json!({})).await;
     assert_eq!(status.as_u16(), 409, "{err}");
 }
+
+backend_test!(a_webhook_failing_for_the_whole_window_is_disabled);
+async fn a_webhook_failing_for_the_whole_window_is_disabled(b: Backend) {
+    let mut settings = test_settings();
+    // The window is 5 days by default; a tiny one shows the rule without waiting.
+    settings.delivery.disable_after = Duration::from_millis(1);
+    let app = spawn_app_with(&b, settings, hookd_server::WorkerMode::Embedded).await;
+    let rx = TestReceiver::start().await;
+    rx.always(Reply::status(500));
+    let w = app
+        .create_webhook(json!({"name": "dead", "url": rx.url("/"), "retry_schedule": [0], "max_attempts": 5}))
+        .await;
+    let dlv = publish_one(&app, json!({"type": "a.b"})).await;
+    app.wait_delivery(&dlv, |d| d["attempt_count"].as_u64() >= Some(2)).await;
+    let id = w["id"].as_str().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, w) = app.get(&format!("/webhooks/{id}")).await;
+        if w["active"] == false {
+            assert!(w["disabled_reason"].as_str().unwrap().contains("failing since"), "{w}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never disabled: {w}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Enabling it again clears the reason and the failure clock.
+    let (_, w) = app.post(&format!("/webhooks/{id}/enable"), json!({})).await;
+    assert_eq!(w["active"], true);
+    assert_eq!(w["disabled_reason"], Value::Null);
+}
