@@ -133,7 +133,9 @@ mod tests {
 
     #[test]
     fn ids_made_in_one_millisecond_still_sort_in_order() {
-        let ids: Vec<_> = (0..1000).map(|_| DeliveryId::generate(1_700_000_000_000)).collect();
+        let ids: Vec<_> = (0..1000)
+            .map(|_| DeliveryId::generate(1_700_000_000_000))
+            .collect();
         assert!(ids.windows(2).all(|w| w[0] < w[1]));
     }
 

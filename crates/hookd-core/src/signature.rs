@@ -202,16 +202,25 @@ mod tests {
             let ts = v["timestamp"].as_i64().unwrap();
             let body = v["body"].as_str().unwrap().as_bytes();
             let want = v["signature"].as_str().unwrap();
-            assert_eq!(sign_standard(&secret, v["id"].as_str().unwrap(), ts, body), want);
+            assert_eq!(
+                sign_standard(&secret, v["id"].as_str().unwrap(), ts, body),
+                want
+            );
             assert_eq!(check(v, want, ts), Ok(()));
         }
     }
 
     #[test]
     fn standard_v1_must_fail_vectors_fail() {
-        for v in vectors()["standard_webhooks_v1_must_fail"].as_array().unwrap() {
+        for v in vectors()["standard_webhooks_v1_must_fail"]
+            .as_array()
+            .unwrap()
+        {
             let ts = v["timestamp"].as_i64().unwrap();
-            assert_eq!(check(v, v["signature"].as_str().unwrap(), ts), Err(VerifyError::BadSignature));
+            assert_eq!(
+                check(v, v["signature"].as_str().unwrap(), ts),
+                Err(VerifyError::BadSignature)
+            );
         }
     }
 
@@ -248,11 +257,20 @@ mod tests {
         );
         // Timestamps: within 300 s either way, and a plain integer.
         assert_eq!(check(v, good, ts + 300), Ok(()));
-        assert!(matches!(check(v, good, ts + 301), Err(VerifyError::StaleTimestamp(_))));
-        assert!(matches!(check(v, good, ts - 301), Err(VerifyError::StaleTimestamp(_))));
+        assert!(matches!(
+            check(v, good, ts + 301),
+            Err(VerifyError::StaleTimestamp(_))
+        ));
+        assert!(matches!(
+            check(v, good, ts - 301),
+            Err(VerifyError::StaleTimestamp(_))
+        ));
         for bad in ["12abc", "1e9", "1.5", ""] {
             let r = verify_standard(secret, id, Some(bad), Some(good), body, ts);
-            assert!(matches!(r, Err(VerifyError::MalformedHeader { .. })), "{bad}");
+            assert!(
+                matches!(r, Err(VerifyError::MalformedHeader { .. })),
+                "{bad}"
+            );
         }
         // An empty secret is refused.
         let r = verify_standard("whsec_", id, Some(&tss), Some(good), body, ts);

@@ -65,11 +65,27 @@ impl std::fmt::Display for BenchReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let l = &self.latency_ms;
         writeln!(f, "events published      {}", self.events)?;
-        writeln!(f, "events accepted/s     {:.0}", self.events as f64 / self.publish_secs)?;
-        writeln!(f, "deliveries expected   {} (healthy receivers)", self.expected)?;
+        writeln!(
+            f,
+            "events accepted/s     {:.0}",
+            self.events as f64 / self.publish_secs
+        )?;
+        writeln!(
+            f,
+            "deliveries expected   {} (healthy receivers)",
+            self.expected
+        )?;
         writeln!(f, "deliveries completed  {}", self.delivered)?;
-        writeln!(f, "deliveries/s          {:.0} (end to end, recorded)", self.delivered as f64 / self.total_secs)?;
-        writeln!(f, "latency p50/p95/p99/max  {:.2} / {:.2} / {:.2} / {:.2} ms", l.p50, l.p95, l.p99, l.max)?;
+        writeln!(
+            f,
+            "deliveries/s          {:.0} (end to end, recorded)",
+            self.delivered as f64 / self.total_secs
+        )?;
+        writeln!(
+            f,
+            "latency p50/p95/p99/max  {:.2} / {:.2} / {:.2} / {:.2} ms",
+            l.p50, l.p95, l.p99, l.max
+        )?;
         writeln!(f, "lost                  {}", self.lost)?;
         writeln!(f, "duplicated            {}", self.duplicated)?;
         writeln!(f, "failing receiver hits {}", self.failing_hits)?;
@@ -98,7 +114,9 @@ async fn receiver() -> (SocketAddr, Shared) {
         .route("/ok/{n}", axum::routing::post(healthy))
         .route("/fail/{n}", axum::routing::post(failing))
         .with_state(shared.clone());
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind receiver");
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind receiver");
     let addr = listener.local_addr().expect("receiver address");
     tokio::spawn(async move { axum::serve(listener, app).await });
     (addr, shared)
@@ -106,12 +124,19 @@ async fn receiver() -> (SocketAddr, Shared) {
 
 async fn healthy(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> StatusCode {
     let now = Instant::now();
-    let id = headers.get("webhook-id").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
-    let seq = serde_json::from_slice::<Value>(&body).ok().and_then(|v| v["data"]["seq"].as_u64());
+    let id = headers
+        .get("webhook-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let seq = serde_json::from_slice::<Value>(&body)
+        .ok()
+        .and_then(|v| v["data"]["seq"].as_u64());
     let mut a = s.lock().expect("arrivals lock");
     *a.seen.entry(id).or_default() += 1;
     if let Some(at) = seq.and_then(|n| a.accepted.get(&n).copied()) {
-        a.latencies_us.push(now.saturating_duration_since(at).as_micros() as u64);
+        a.latencies_us
+            .push(now.saturating_duration_since(at).as_micros() as u64);
     }
     StatusCode::OK
 }
@@ -132,7 +157,11 @@ pub async fn run(opts: BenchOptions) -> Result<BenchReport, String> {
     let failing = (f64::from(opts.webhooks) * opts.failing_share).round() as u32;
     let run_tag = format!("bench.{}", crate::now_ms());
     for i in 0..opts.webhooks {
-        let path = if i < failing { format!("fail/{i}") } else { format!("ok/{i}") };
+        let path = if i < failing {
+            format!("fail/{i}")
+        } else {
+            format!("ok/{i}")
+        };
         let body = json!({"name": format!("bench {i}"), "url": format!("http://{addr}/{path}"),
             "events": [{"type": run_tag}], "retry_schedule": [1]});
         call(&client, &opts, "/api/v1/webhooks", &body).await?;
@@ -153,7 +182,11 @@ pub async fn run(opts: BenchOptions) -> Result<BenchReport, String> {
         expected,
         delivered,
         lost: expected.saturating_sub(delivered),
-        duplicated: a.seen.values().map(|&n| u64::from(n.saturating_sub(1))).sum(),
+        duplicated: a
+            .seen
+            .values()
+            .map(|&n| u64::from(n.saturating_sub(1)))
+            .sum(),
         total_secs,
         latency_ms: percentiles(a.latencies_us.clone()),
         failing_hits: a.failing_hits,
@@ -161,7 +194,12 @@ pub async fn run(opts: BenchOptions) -> Result<BenchReport, String> {
     })
 }
 
-async fn call(client: &reqwest::Client, opts: &BenchOptions, path: &str, body: &Value) -> Result<Value, String> {
+async fn call(
+    client: &reqwest::Client,
+    opts: &BenchOptions,
+    path: &str,
+    body: &Value,
+) -> Result<Value, String> {
     let resp = client
         .post(format!("{}{path}", opts.server))
         .bearer_auth(&opts.token)
@@ -179,13 +217,23 @@ async fn call(client: &reqwest::Client, opts: &BenchOptions, path: &str, body: &
 }
 
 /// Publishes `opts.events` events from `opts.concurrency` tasks, paced when `opts.rate` > 0.
-async fn publish_all(client: &reqwest::Client, opts: &BenchOptions, tag: &str, arrivals: &Shared) -> Result<(), String> {
+async fn publish_all(
+    client: &reqwest::Client,
+    opts: &BenchOptions,
+    tag: &str,
+    arrivals: &Shared,
+) -> Result<(), String> {
     let next = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let start = Instant::now();
     let mut tasks = JoinSet::new();
     for _ in 0..opts.concurrency.max(1) {
-        let (client, opts, tag, arrivals, next) =
-            (client.clone(), opts.clone(), tag.to_owned(), arrivals.clone(), next.clone());
+        let (client, opts, tag, arrivals, next) = (
+            client.clone(),
+            opts.clone(),
+            tag.to_owned(),
+            arrivals.clone(),
+            next.clone(),
+        );
         tasks.spawn(async move {
             loop {
                 let seq = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -198,10 +246,24 @@ async fn publish_all(client: &reqwest::Client, opts: &BenchOptions, tag: &str, a
                 }
                 let sent = Instant::now();
                 // Record the send time first; the accept time replaces it when the API answers.
-                arrivals.lock().expect("arrivals lock").accepted.insert(seq, sent);
-                call(&client, &opts, "/api/v1/events", &json!({"type": tag, "data": {"seq": seq}})).await?;
+                arrivals
+                    .lock()
+                    .expect("arrivals lock")
+                    .accepted
+                    .insert(seq, sent);
+                call(
+                    &client,
+                    &opts,
+                    "/api/v1/events",
+                    &json!({"type": tag, "data": {"seq": seq}}),
+                )
+                .await?;
                 let accepted = Instant::now();
-                arrivals.lock().expect("arrivals lock").accepted.insert(seq, accepted);
+                arrivals
+                    .lock()
+                    .expect("arrivals lock")
+                    .accepted
+                    .insert(seq, accepted);
             }
         });
     }
@@ -222,14 +284,28 @@ async fn wait_delivered(arrivals: &Shared, expected: u64, deadline: Duration) {
 }
 
 /// Waits until no delivery is pending or being delivered (retries of failing receivers aside).
-async fn wait_recorded(client: &reqwest::Client, opts: &BenchOptions, failing: bool, deadline: Duration) -> Result<(), String> {
+async fn wait_recorded(
+    client: &reqwest::Client,
+    opts: &BenchOptions,
+    failing: bool,
+    deadline: Duration,
+) -> Result<(), String> {
     let until = Instant::now() + deadline;
-    let statuses: &[&str] = if failing { &["pending"] } else { &["pending", "delivering"] };
+    let statuses: &[&str] = if failing {
+        &["pending"]
+    } else {
+        &["pending", "delivering"]
+    };
     while Instant::now() < until {
         let mut busy = false;
         for s in statuses {
             let url = format!("{}/api/v1/deliveries?status={s}&limit=1", opts.server);
-            let resp = client.get(url).bearer_auth(&opts.token).send().await.map_err(|e| e.to_string())?;
+            let resp = client
+                .get(url)
+                .bearer_auth(&opts.token)
+                .send()
+                .await
+                .map_err(|e| e.to_string())?;
             let v: Value = resp.json_or_null().await;
             busy |= v["data"].as_array().is_some_and(|d| !d.is_empty());
         }
@@ -260,7 +336,12 @@ fn percentiles(mut us: Vec<u64>) -> Percentiles {
     }
     us.sort_unstable();
     let at = |q: f64| us[((us.len() as f64 - 1.0) * q).round() as usize] as f64 / 1000.0;
-    Percentiles { p50: at(0.50), p95: at(0.95), p99: at(0.99), max: at(1.0) }
+    Percentiles {
+        p50: at(0.50),
+        p95: at(0.95),
+        p99: at(0.99),
+        max: at(1.0),
+    }
 }
 
 /// Peak resident set size of this process (Linux `VmHWM`).

@@ -229,7 +229,9 @@ async fn retry_delivery(
 ) -> ApiResult<(StatusCode, Json<DeliveryOut>)> {
     let delivery = load(&state, &id).await?;
     if delivery.status == DeliveryStatus::Cancelled {
-        return Err(ApiError::conflict("the delivery was cancelled: its webhook is gone"));
+        return Err(ApiError::conflict(
+            "the delivery was cancelled: its webhook is gone",
+        ));
     }
     match state
         .store

@@ -19,7 +19,10 @@ pub async fn run(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Outcome>, wake: A
     let mut batch = Vec::with_capacity(BATCH);
     while rx.recv_many(&mut batch, BATCH).await > 0 {
         write(&*store, &batch).await;
-        if batch.iter().any(|o| matches!(o.next, NextState::Retry { .. })) {
+        if batch
+            .iter()
+            .any(|o| matches!(o.next, NextState::Retry { .. }))
+        {
             wake.notify_waiters();
         }
         batch.clear();

@@ -202,8 +202,7 @@ async fn transport_errors_are_recorded_and_retried(b: Backend) {
         .unwrap()
         .local_addr()
         .unwrap();
-    app
-        .create_webhook(json!({"name": "down", "url": format!("http://{closed}/"),
+    app.create_webhook(json!({"name": "down", "url": format!("http://{closed}/"),
         "events": [{"type": "down.*"}], "retry_schedule": [3600]}))
         .await;
     let dlv = publish_one(&app, json!({"type": "down.x"})).await;
@@ -316,7 +315,9 @@ async fn deleting_a_webhook_cancels_its_pending_deliveries(b: Backend) {
     assert_eq!(d["status"], "cancelled");
     let (_, list) = app.get("/deliveries?status=cancelled").await;
     assert_eq!(list["data"][0]["id"], dlv.as_str());
-    let (status, err) = app.post(&format!("/deliveries/{dlv}/retry"), json!({})).await;
+    let (status, err) = app
+        .post(&format!("/deliveries/{dlv}/retry"), json!({}))
+        .await;
     assert_eq!(status.as_u16(), 409, "{err}");
 }
 
@@ -329,16 +330,25 @@ async fn a_webhook_failing_for_the_whole_window_is_disabled(b: Backend) {
     let rx = TestReceiver::start().await;
     rx.always(Reply::status(500));
     let w = app
-        .create_webhook(json!({"name": "dead", "url": rx.url("/"), "retry_schedule": [0], "max_attempts": 5}))
+        .create_webhook(
+            json!({"name": "dead", "url": rx.url("/"), "retry_schedule": [0], "max_attempts": 5}),
+        )
         .await;
     let dlv = publish_one(&app, json!({"type": "a.b"})).await;
-    app.wait_delivery(&dlv, |d| d["attempt_count"].as_u64() >= Some(2)).await;
+    app.wait_delivery(&dlv, |d| d["attempt_count"].as_u64() >= Some(2))
+        .await;
     let id = w["id"].as_str().unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {
         let (_, w) = app.get(&format!("/webhooks/{id}")).await;
         if w["active"] == false {
-            assert!(w["disabled_reason"].as_str().unwrap().contains("failing since"), "{w}");
+            assert!(
+                w["disabled_reason"]
+                    .as_str()
+                    .unwrap()
+                    .contains("failing since"),
+                "{w}"
+            );
             break;
         }
         assert!(std::time::Instant::now() < deadline, "never disabled: {w}");

@@ -1,0 +1,315 @@
+//! The command line (SPEC §3) as clap definitions: what each command takes, nothing it does.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// hookd: a self-hosted webhook server that sends and receives webhooks.
+#[derive(Debug, Parser)]
+#[command(name = "hookd", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the API, inbound URLs and (unless --no-worker) the delivery worker.
+    Serve(ServeArgs),
+    /// Run a delivery worker only (any number of them may share a PostgreSQL database).
+    Worker(ConfigArgs),
+    /// Apply the database schema migrations.
+    Migrate(ConfigArgs),
+    /// Manage admin API tokens.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// Manage webhooks on a running server.
+    Webhooks {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(subcommand)]
+        command: WebhooksCommand,
+    },
+    /// Publish and inspect events on a running server.
+    Events {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(subcommand)]
+        command: EventsCommand,
+    },
+    /// Inspect and retry deliveries on a running server.
+    Deliveries {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(subcommand)]
+        command: DeliveriesCommand,
+    },
+    /// Follow deliveries live: one line per new or changed delivery among the latest 50.
+    Tail(ClientArgs),
+    /// Verify the signature of a received webhook.
+    Verify(VerifyArgs),
+}
+
+impl Command {
+    /// Whether the command reads the server configuration (and logs with its `log` filter).
+    pub fn loads_config(&self) -> bool {
+        matches!(
+            self,
+            Self::Serve(_) | Self::Worker(_) | Self::Migrate(_) | Self::Token { .. }
+        )
+    }
+}
+
+/// Where the server configuration comes from (beside `hookd.toml` and `HOOKD_*`).
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    /// Configuration file (default: hookd.toml in the working directory, if present).
+    #[arg(long, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Database URL (sqlite://… or postgres://…), over the file and HOOKD_DATABASE_URL.
+    #[arg(long, value_name = "URL")]
+    pub database_url: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Run the API only; deliveries are made by separate `hookd worker` processes.
+    #[arg(long)]
+    pub no_worker: bool,
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// Address to listen on (e.g. 0.0.0.0:8080), over the file and HOOKD_LISTEN.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create an admin API token and print it (it is stored hashed and shown only once).
+    Create {
+        /// A name to recognise the token by.
+        #[arg(long, default_value = "cli")]
+        name: String,
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
+}
+
+/// How to reach a running server.
+#[derive(Debug, Args)]
+pub struct ClientArgs {
+    /// Base URL of the hookd server.
+    #[arg(
+        long,
+        global = true,
+        env = "HOOKD_SERVER",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    pub server: String,
+    /// Admin API token.
+    #[arg(long, global = true, env = "HOOKD_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+/// A page of a list.
+#[derive(Debug, Args)]
+pub struct PageArgs {
+    /// Rows to return (server default 50, at most 1000).
+    #[arg(long)]
+    pub limit: Option<u32>,
+    /// The `next_cursor` of the previous page.
+    #[arg(long)]
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WebhooksCommand {
+    /// List webhooks.
+    List(PageArgs),
+    /// Show one webhook.
+    Get { id: String },
+    /// Create a webhook from JSON.
+    Create(DataArg),
+    /// Change a webhook: only the fields given in the JSON.
+    Update {
+        id: String,
+        #[command(flatten)]
+        data: DataArg,
+    },
+    /// Delete a webhook.
+    Delete { id: String },
+    /// Turn a webhook on.
+    Enable { id: String },
+    /// Turn a webhook off.
+    Disable { id: String },
+    /// Send a `webhook.test` event (or the event given with --data) now and show the attempt.
+    Test {
+        id: String,
+        #[command(flatten)]
+        data: OptionalDataArg,
+    },
+}
+
+/// A JSON body: inline, `@file`, or `@-` for standard input.
+#[derive(Debug, Args)]
+pub struct DataArg {
+    /// JSON text, @FILE to read a file, or @- to read standard input.
+    #[arg(long, value_name = "JSON|@FILE")]
+    pub data: String,
+}
+
+#[derive(Debug, Args)]
+pub struct OptionalDataArg {
+    /// JSON text, @FILE to read a file, or @- to read standard input.
+    #[arg(long, value_name = "JSON|@FILE")]
+    pub data: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EventsCommand {
+    /// Publish an event; matching webhooks get a delivery each.
+    Publish(PublishArgs),
+    /// List events.
+    List(PageArgs),
+    /// Show one event.
+    Get { id: String },
+}
+
+#[derive(Debug, Args)]
+pub struct PublishArgs {
+    /// Event type, e.g. entry.create or invoice.paid.
+    #[arg(long = "type", value_name = "TYPE")]
+    pub event_type: String,
+    /// Model (Strapi model, Frappe doctype).
+    #[arg(long)]
+    pub model: Option<String>,
+    #[command(flatten)]
+    pub data: OptionalDataArg,
+    /// Publishing again with the same key returns the first event and queues nothing.
+    #[arg(long)]
+    pub idempotency_key: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DeliveriesCommand {
+    /// List deliveries, newest first.
+    List {
+        #[arg(long)]
+        webhook_id: Option<String>,
+        #[arg(long)]
+        event_id: Option<String>,
+        /// pending, delivering, succeeded, retrying, failed or cancelled.
+        #[arg(long)]
+        status: Option<String>,
+        #[command(flatten)]
+        page: PageArgs,
+    },
+    /// Show one delivery with its attempts.
+    Get { id: String },
+    /// Send a delivery again now.
+    Retry { id: String },
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The signing secret (whsec_… for the standard scheme).
+    #[arg(long)]
+    pub secret: String,
+    /// A received header, as `Name: value` (repeat for each; names ignore case).
+    #[arg(long = "header", short = 'H', value_name = "NAME: VALUE", value_parser = parse_header)]
+    pub headers: Vec<(String, String)>,
+    /// File holding the exact received body (default: standard input).
+    #[arg(long, value_name = "FILE")]
+    pub body_file: Option<PathBuf>,
+    /// Signature scheme.
+    #[arg(long, value_enum, default_value_t = Scheme::Standard)]
+    pub scheme: Scheme,
+}
+
+/// Signature schemes `hookd verify` knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Scheme {
+    /// Standard Webhooks: webhook-id, webhook-timestamp, webhook-signature (v1, HMAC-SHA256).
+    Standard,
+}
+
+/// `Name: value` → (`name` lower-cased, `value` trimmed).
+fn parse_header(text: &str) -> Result<(String, String), String> {
+    let (name, value) = text.split_once(':').ok_or("expected `Name: value`")?;
+    let name = name.trim();
+    if name.is_empty() {
+        return Err("expected `Name: value`, the name is empty".into());
+    }
+    Ok((name.to_ascii_lowercase(), value.trim().to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Command {
+        Cli::try_parse_from(std::iter::once("hookd").chain(args.iter().copied()))
+            .unwrap()
+            .command
+    }
+
+    #[test]
+    fn the_definitions_are_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn serve_takes_config_flags() {
+        let Command::Serve(args) = parse(&[
+            "serve",
+            "--no-worker",
+            "--listen",
+            "0.0.0.0:1",
+            "--database-url",
+            "sqlite:",
+        ]) else {
+            panic!("not serve");
+        };
+        assert!(args.no_worker);
+        assert_eq!(args.listen.as_deref(), Some("0.0.0.0:1"));
+        assert_eq!(args.config.database_url.as_deref(), Some("sqlite:"));
+    }
+
+    #[test]
+    fn client_flags_may_follow_the_subcommand() {
+        let Command::Webhooks {
+            client,
+            command: WebhooksCommand::Get { id },
+        } = parse(&[
+            "webhooks",
+            "get",
+            "wh_1",
+            "--server",
+            "http://h:1",
+            "--token",
+            "t",
+        ])
+        else {
+            panic!("not webhooks get");
+        };
+        assert_eq!(
+            (client.server.as_str(), client.token.as_deref()),
+            ("http://h:1", Some("t"))
+        );
+        assert_eq!(id, "wh_1");
+    }
+
+    #[test]
+    fn headers_are_split_and_lower_cased() {
+        assert_eq!(
+            parse_header("Webhook-Id: msg_1").unwrap(),
+            ("webhook-id".into(), "msg_1".into())
+        );
+        assert_eq!(parse_header("a:b:c").unwrap(), ("a".into(), "b:c".into()));
+        assert!(parse_header("no colon").is_err());
+        assert!(parse_header(": v").is_err());
+    }
+}

@@ -1,0 +1,88 @@
+//! Runs a parsed command line. One module per command group; this file holds what they share:
+//! loading the configuration, starting logs and opening the database.
+
+mod client;
+mod serve;
+mod token;
+mod verify;
+
+use std::sync::Arc;
+
+use anyhow::{anyhow, Context as _};
+use hookd_core::Store;
+use hookd_store_postgres::PgStore;
+use hookd_store_sqlite::SqliteStore;
+use tracing_subscriber::EnvFilter;
+
+use crate::cli::{Cli, Command, ConfigArgs, TokenCommand};
+use crate::config::{Backend, Config, DatabaseUrl, Overrides};
+
+/// Environment variable whose tracing filter wins over the `log` key.
+const LOG_VAR: &str = "HOOKD_LOG";
+/// Log filter of the commands that load no configuration.
+const CLIENT_LOG: &str = "warn";
+
+/// Runs `cli`'s command to its end.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    if !cli.command.loads_config() {
+        init_tracing(CLIENT_LOG)?;
+    }
+    match cli.command {
+        Command::Serve(args) => serve::serve(args).await,
+        Command::Worker(args) => serve::worker(&args).await,
+        Command::Migrate(args) => serve::migrate(&args).await,
+        Command::Token {
+            command: TokenCommand::Create { name, config },
+        } => token::create(&name, &config).await,
+        Command::Webhooks { client, command } => client::webhooks(&client, command).await,
+        Command::Events { client, command } => client::events(&client, command).await,
+        Command::Deliveries { client, command } => client::deliveries(&client, command).await,
+        Command::Tail(client) => client::tail(&client).await,
+        Command::Verify(args) => verify::run(&args),
+    }
+}
+
+/// Loads the configuration with the flags of `args` (and `--listen`, for `serve`) and starts
+/// logging with its `log` filter (the commands that load none log with [`CLIENT_LOG`]).
+fn load_config(args: &ConfigArgs, listen: Option<String>) -> anyhow::Result<Config> {
+    let overrides = Overrides {
+        database_url: args.database_url.clone(),
+        listen,
+    };
+    let config = Config::load(args.config.as_deref(), &overrides)?;
+    init_tracing(&config.log)?;
+    tracing::debug!(?config, "configuration loaded");
+    Ok(config)
+}
+
+/// Logs to standard error (standard output is for results) with `HOOKD_LOG`, else `filter`.
+fn init_tracing(filter: &str) -> anyhow::Result<()> {
+    let filter = match std::env::var(LOG_VAR) {
+        Ok(from_env) => EnvFilter::try_new(&from_env)
+            .with_context(|| format!("{LOG_VAR}: not a valid tracing filter"))?,
+        Err(_) => EnvFilter::try_new(filter).context("log: not a valid tracing filter")?,
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init()
+        .map_err(|e| anyhow!(e).context("cannot start logging"))
+}
+
+/// Connects to the database `url` names and applies pending migrations.
+async fn open_store(url: &DatabaseUrl) -> anyhow::Result<Arc<dyn Store>> {
+    let context = || format!("database_url: cannot open {url}");
+    let store: Arc<dyn Store> = match url.backend() {
+        Backend::Sqlite => Arc::new(
+            SqliteStore::connect(url.expose())
+                .await
+                .with_context(context)?,
+        ),
+        Backend::Postgres => Arc::new(PgStore::connect(url.expose()).await.with_context(context)?),
+    };
+    store
+        .migrate()
+        .await
+        .with_context(|| format!("applying migrations to {url}"))?;
+    Ok(store)
+}

@@ -1,0 +1,476 @@
+//! The client commands (`webhooks`, `events`, `deliveries`, `tail`): calls to a running server's
+//! REST API (SPEC §4), printing the answers as pretty JSON.
+
+use std::collections::HashMap;
+use std::io::Read as _;
+use std::time::Duration;
+
+use anyhow::{anyhow, Context as _};
+use reqwest::{Method, StatusCode, Url};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::cli::{
+    ClientArgs, DeliveriesCommand, EventsCommand, PageArgs, PublishArgs, WebhooksCommand,
+};
+
+/// Longest wait for one answer: `webhooks test` waits for the target, up to its own timeout.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(150);
+/// How often `tail` asks for the latest deliveries.
+const TAIL_INTERVAL: Duration = Duration::from_secs(1);
+/// How many of the latest deliveries `tail` watches.
+const TAIL_PAGE: &str = "50";
+
+/// An authenticated client of one server's `/api/v1`.
+struct ApiClient {
+    http: reqwest::Client,
+    /// The server's base URL, as given by `--server`.
+    base: Url,
+    token: String,
+}
+
+impl std::fmt::Debug for ApiClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiClient")
+            .field("base", &self.base.as_str())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Query parameters; those set to `None` are left out.
+type Query<'a> = [(&'a str, Option<&'a str>)];
+
+impl ApiClient {
+    fn new(args: &ClientArgs) -> anyhow::Result<Self> {
+        let base = Url::parse(&args.server)
+            .ok()
+            .filter(|url| matches!(url.scheme(), "http" | "https") && url.has_host())
+            .ok_or_else(|| anyhow!("--server: `{}` is not an http(s) URL", args.server))?;
+        let token = args.token.clone().context(
+            "no admin token: pass --token or set HOOKD_TOKEN (`hookd token create` makes one)",
+        )?;
+        let http = reqwest::Client::builder()
+            .timeout(REQUEST_TIMEOUT)
+            .user_agent(concat!("hookd-cli/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .context("cannot build the HTTP client")?;
+        Ok(Self { http, base, token })
+    }
+
+    /// `/api/v1/<path...>` on the server, each path segment escaped.
+    fn url(&self, path: &[&str], query: &Query<'_>) -> Url {
+        let mut url = self.base.clone();
+        if let Ok(mut segments) = url.path_segments_mut() {
+            segments.pop_if_empty().extend(["api", "v1"]).extend(path);
+        }
+        let pairs: Vec<(&str, &str)> = query
+            .iter()
+            .filter_map(|(k, v)| Some((*k, (*v)?)))
+            .collect();
+        if !pairs.is_empty() {
+            url.query_pairs_mut().extend_pairs(pairs);
+        }
+        url
+    }
+
+    /// Calls the API; `None` for an empty answer. A non-2xx answer is an error with the
+    /// server's message.
+    async fn call(
+        &self,
+        method: Method,
+        path: &[&str],
+        query: &Query<'_>,
+        body: Option<&Value>,
+    ) -> anyhow::Result<Option<Value>> {
+        let url = self.url(path, query);
+        let mut request = self
+            .http
+            .request(method.clone(), url.clone())
+            .bearer_auth(&self.token);
+        if let Some(body) = body {
+            request = request
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(serde_json::to_vec(body)?);
+        }
+        let response = request
+            .send()
+            .await
+            .with_context(|| format!("{method} {url} failed"))?;
+        let status = response.status();
+        let bytes = response
+            .bytes()
+            .await
+            .with_context(|| format!("reading the answer to {url}"))?;
+        if !status.is_success() {
+            return Err(api_error(status, &bytes));
+        }
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(None);
+        }
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .context("the server answered with invalid JSON")
+    }
+
+    async fn get(&self, path: &[&str], query: &Query<'_>) -> anyhow::Result<Option<Value>> {
+        self.call(Method::GET, path, query, None).await
+    }
+}
+
+/// The error of a non-2xx answer, with the message of the server's `{"error": {…}}` body.
+fn api_error(status: StatusCode, body: &[u8]) -> anyhow::Error {
+    #[derive(Deserialize)]
+    struct Envelope {
+        error: ApiError,
+    }
+    #[derive(Deserialize)]
+    struct ApiError {
+        code: String,
+        message: String,
+        field: Option<String>,
+    }
+    let hint = match status {
+        StatusCode::UNAUTHORIZED => "; check --token or HOOKD_TOKEN",
+        _ => "",
+    };
+    match serde_json::from_slice::<Envelope>(body) {
+        Ok(Envelope { error }) => {
+            let field = error
+                .field
+                .map(|f| format!(", field `{f}`"))
+                .unwrap_or_default();
+            anyhow!("{} ({status}, {}{field}{hint})", error.message, error.code)
+        }
+        Err(_) => {
+            let text: String = String::from_utf8_lossy(body).chars().take(500).collect();
+            anyhow!("the server answered {status}: {}{hint}", text.trim())
+        }
+    }
+}
+
+fn print(value: Option<Value>) -> anyhow::Result<()> {
+    if let Some(value) = value {
+        println!("{}", serde_json::to_string_pretty(&value)?);
+    }
+    Ok(())
+}
+
+/// The JSON of a `--data` argument: inline text, `@FILE`, or `@-` for standard input.
+fn read_data(arg: &str) -> anyhow::Result<Value> {
+    let text = match arg.strip_prefix('@') {
+        Some("-") => {
+            let mut text = String::new();
+            std::io::stdin()
+                .read_to_string(&mut text)
+                .context("--data @-: reading standard input")?;
+            text
+        }
+        Some(path) => {
+            std::fs::read_to_string(path).with_context(|| format!("--data: reading {path}"))?
+        }
+        None => arg.to_owned(),
+    };
+    serde_json::from_str(&text).context("--data: not valid JSON")
+}
+
+fn page_query(page: &PageArgs) -> (Option<String>, Option<&str>) {
+    (page.limit.map(|n| n.to_string()), page.cursor.as_deref())
+}
+
+/// `hookd webhooks …`.
+pub async fn webhooks(args: &ClientArgs, command: WebhooksCommand) -> anyhow::Result<()> {
+    let api = ApiClient::new(args)?;
+    let answer = match command {
+        WebhooksCommand::List(page) => {
+            let (limit, cursor) = page_query(&page);
+            api.get(
+                &["webhooks"],
+                &[("limit", limit.as_deref()), ("cursor", cursor)],
+            )
+            .await?
+        }
+        WebhooksCommand::Get { id } => api.get(&["webhooks", &id], &[]).await?,
+        WebhooksCommand::Create(data) => {
+            let body = read_data(&data.data)?;
+            api.call(Method::POST, &["webhooks"], &[], Some(&body))
+                .await?
+        }
+        WebhooksCommand::Update { id, data } => {
+            let body = read_data(&data.data)?;
+            api.call(Method::PATCH, &["webhooks", &id], &[], Some(&body))
+                .await?
+        }
+        WebhooksCommand::Delete { id } => {
+            let answer = api
+                .call(Method::DELETE, &["webhooks", &id], &[], None)
+                .await?;
+            answer.or_else(|| Some(json!({ "deleted": id })))
+        }
+        WebhooksCommand::Enable { id } => post(&api, &["webhooks", &id, "enable"], None).await?,
+        WebhooksCommand::Disable { id } => post(&api, &["webhooks", &id, "disable"], None).await?,
+        WebhooksCommand::Test { id, data } => {
+            let body = data.data.as_deref().map(read_data).transpose()?;
+            post(&api, &["webhooks", &id, "test"], body.as_ref()).await?
+        }
+    };
+    print(answer)
+}
+
+async fn post(
+    api: &ApiClient,
+    path: &[&str],
+    body: Option<&Value>,
+) -> anyhow::Result<Option<Value>> {
+    api.call(Method::POST, path, &[], body).await
+}
+
+/// `hookd events …`.
+pub async fn events(args: &ClientArgs, command: EventsCommand) -> anyhow::Result<()> {
+    let api = ApiClient::new(args)?;
+    let answer = match command {
+        EventsCommand::Publish(publish) => {
+            let body = event_body(&publish)?;
+            post(&api, &["events"], Some(&body)).await?
+        }
+        EventsCommand::List(page) => {
+            let (limit, cursor) = page_query(&page);
+            api.get(
+                &["events"],
+                &[("limit", limit.as_deref()), ("cursor", cursor)],
+            )
+            .await?
+        }
+        EventsCommand::Get { id } => api.get(&["events", &id], &[]).await?,
+    };
+    print(answer)
+}
+
+/// The body of `POST /api/v1/events`; `data` is `{}` unless given.
+fn event_body(publish: &PublishArgs) -> anyhow::Result<Value> {
+    let data = publish.data.data.as_deref().map(read_data).transpose()?;
+    let mut body = json!({ "type": publish.event_type, "data": data.unwrap_or_else(|| json!({})) });
+    if let Some(model) = &publish.model {
+        body["model"] = json!(model);
+    }
+    if let Some(key) = &publish.idempotency_key {
+        body["idempotency_key"] = json!(key);
+    }
+    Ok(body)
+}
+
+/// `hookd deliveries …`.
+pub async fn deliveries(args: &ClientArgs, command: DeliveriesCommand) -> anyhow::Result<()> {
+    let api = ApiClient::new(args)?;
+    let answer = match command {
+        DeliveriesCommand::List {
+            webhook_id,
+            event_id,
+            status,
+            page,
+        } => {
+            let (limit, cursor) = page_query(&page);
+            let query = [
+                ("webhook_id", webhook_id.as_deref()),
+                ("event_id", event_id.as_deref()),
+                ("status", status.as_deref()),
+                ("limit", limit.as_deref()),
+                ("cursor", cursor),
+            ];
+            api.get(&["deliveries"], &query).await?
+        }
+        DeliveriesCommand::Get { id } => api.get(&["deliveries", &id], &[]).await?,
+        DeliveriesCommand::Retry { id } => post(&api, &["deliveries", &id, "retry"], None).await?,
+    };
+    print(answer)
+}
+
+/// `hookd tail`: polls the latest deliveries every second and prints each new or changed one,
+/// oldest first, until Ctrl-C. While the server cannot be reached it keeps trying.
+pub async fn tail(args: &ClientArgs) -> anyhow::Result<()> {
+    let api = ApiClient::new(args)?;
+    let mut seen: HashMap<String, String> = HashMap::new();
+    let mut unreachable = false;
+    let mut ticks = tokio::time::interval(TAIL_INTERVAL);
+    let interrupted = tokio::signal::ctrl_c();
+    tokio::pin!(interrupted);
+    loop {
+        tokio::select! {
+            _ = &mut interrupted => return Ok(()),
+            _ = ticks.tick() => {}
+        }
+        let page = match api
+            .get(&["deliveries"], &[("limit", Some(TAIL_PAGE))])
+            .await
+        {
+            Ok(page) => page,
+            Err(e) if e.downcast_ref::<reqwest::Error>().is_some() => {
+                if !std::mem::replace(&mut unreachable, true) {
+                    eprintln!("waiting for the server: {e:#}");
+                }
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        unreachable = false;
+        for line in changes(page.as_ref(), &mut seen) {
+            println!("{line}");
+        }
+    }
+}
+
+/// Lines for the deliveries of `page` that are new or changed since `seen`, oldest first;
+/// `seen` becomes this page's deliveries.
+fn changes(page: Option<&Value>, seen: &mut HashMap<String, String>) -> Vec<String> {
+    let rows = page
+        .and_then(|p| p["data"].as_array())
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let mut current = HashMap::with_capacity(rows.len());
+    let mut lines = Vec::new();
+    for row in rows.iter().rev() {
+        let id = text(&row["id"]);
+        let state = format!(
+            "{:<10} {} {} attempts={} last_status={}",
+            text(&row["status"]),
+            text(&row["webhook_id"]),
+            text(&row["event_id"]),
+            text(&row["attempt_count"]),
+            text(&row["last_status_code"]),
+        );
+        if seen.get(&id) != Some(&state) {
+            lines.push(format!("{} {id} {state}", time(&row["updated_at"])));
+        }
+        current.insert(id, state);
+    }
+    *seen = current;
+    lines
+}
+
+/// A JSON value as plain text: strings unquoted, `-` for null or missing.
+fn text(value: &Value) -> String {
+    match value {
+        Value::Null => "-".into(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// A timestamp given as RFC 3339 text or as Unix milliseconds, as RFC 3339 text.
+fn time(value: &Value) -> String {
+    let millis = value
+        .as_i64()
+        .and_then(chrono::DateTime::from_timestamp_millis);
+    match millis {
+        Some(at) => at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        None => text(value),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client(server: &str) -> ApiClient {
+        let args = ClientArgs {
+            server: server.into(),
+            token: Some("t".into()),
+        };
+        ApiClient::new(&args).unwrap()
+    }
+
+    #[test]
+    fn urls_are_built_under_api_v1_with_escaped_segments() {
+        let api = client("http://127.0.0.1:8080");
+        let url = api.url(&["webhooks", "wh_1", "enable"], &[]);
+        assert_eq!(
+            url.as_str(),
+            "http://127.0.0.1:8080/api/v1/webhooks/wh_1/enable"
+        );
+        let url = client("https://h/base/").url(
+            &["deliveries", "a/b"],
+            &[("status", Some("failed")), ("limit", None)],
+        );
+        assert_eq!(
+            url.as_str(),
+            "https://h/base/api/v1/deliveries/a%2Fb?status=failed"
+        );
+    }
+
+    #[test]
+    fn the_client_needs_an_http_server_url_and_a_token() {
+        let no_token = ClientArgs {
+            server: "http://h".into(),
+            token: None,
+        };
+        assert!(format!("{:#}", ApiClient::new(&no_token).unwrap_err()).contains("HOOKD_TOKEN"));
+        let bad = ClientArgs {
+            server: "h:8080".into(),
+            token: Some("t".into()),
+        };
+        assert!(format!("{:#}", ApiClient::new(&bad).unwrap_err()).contains("--server"));
+    }
+
+    #[test]
+    fn api_errors_show_the_server_message() {
+        let body = br#"{"error": {"code": "invalid_field", "message": "must be an http(s) URL",
+                        "field": "url"}}"#;
+        let message = api_error(StatusCode::UNPROCESSABLE_ENTITY, body).to_string();
+        assert_eq!(
+            message,
+            "must be an http(s) URL (422 Unprocessable Entity, invalid_field, field `url`)"
+        );
+        let message = api_error(StatusCode::BAD_GATEWAY, b"upstream down").to_string();
+        assert_eq!(
+            message,
+            "the server answered 502 Bad Gateway: upstream down"
+        );
+    }
+
+    #[test]
+    fn events_are_published_with_optional_fields() {
+        let publish = PublishArgs {
+            event_type: "entry.create".into(),
+            model: Some("address".into()),
+            data: crate::cli::OptionalDataArg {
+                data: Some(r#"{"id": 1}"#.into()),
+            },
+            idempotency_key: None,
+        };
+        let body = event_body(&publish).unwrap();
+        assert_eq!(
+            body,
+            json!({"type": "entry.create", "model": "address", "data": {"id": 1}})
+        );
+        assert!(read_data("{not json").is_err());
+    }
+
+    #[test]
+    fn tail_prints_new_and_changed_deliveries_oldest_first() {
+        let page = |rows: Value| json!({ "data": rows, "next_cursor": null });
+        let row = |id: &str, status: &str, attempts: u32| {
+            json!({"id": id, "status": status, "webhook_id": "wh_1", "event_id": "evt_1",
+                   "attempt_count": attempts, "last_status_code": null, "updated_at": 0})
+        };
+        let mut seen = HashMap::new();
+        let first = page(json!([
+            row("dlv_2", "pending", 0),
+            row("dlv_1", "succeeded", 1)
+        ]));
+        let lines = changes(Some(&first), &mut seen);
+        assert_eq!(lines.len(), 2);
+        assert!(
+            lines[0].starts_with("1970-01-01T00:00:00.000Z dlv_1 succeeded"),
+            "{lines:?}"
+        );
+        assert!(changes(Some(&first), &mut seen).is_empty());
+        let second = page(json!([
+            row("dlv_2", "retrying", 1),
+            row("dlv_1", "succeeded", 1)
+        ]));
+        let lines = changes(Some(&second), &mut seen);
+        assert_eq!(lines.len(), 1);
+        assert!(
+            lines[0].contains("dlv_2 retrying") && lines[0].ends_with("attempts=1 last_status=-")
+        );
+    }
+}

@@ -1,0 +1,111 @@
+//! The configuration as written: serde structs mirroring `config.default.toml` key for key,
+//! with the built-in defaults.
+//!
+//! Unknown keys are refused here (`deny_unknown_fields`); ranges and formats are checked later by
+//! `validate`. Numbers are read as `i64` so that an out-of-range value gets the validator's message
+//! ("must be between …, got -1") instead of a serde type error.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// The whole file (top-level keys and the `[delivery]`, `[inbound]`, `[proxy]` tables).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawConfig {
+    pub listen: String,
+    /// `None` means `http://<listen>`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_url: Option<String>,
+    pub database_url: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admin_token: Option<String>,
+    pub retention_days: i64,
+    pub log: String,
+    pub default_headers: BTreeMap<String, String>,
+    pub delivery: RawDelivery,
+    pub inbound: RawInbound,
+    pub proxy: RawProxy,
+}
+
+/// `[delivery]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawDelivery {
+    pub timeout_ms: i64,
+    pub max_attempts: i64,
+    pub retry_schedule: Vec<i64>,
+    pub concurrency: i64,
+    pub lease_seconds: i64,
+    pub disable_after_days: i64,
+    pub allow_networks: Vec<String>,
+    pub rotation_grace_seconds: i64,
+}
+
+/// `[inbound]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawInbound {
+    pub max_body_bytes: i64,
+}
+
+/// `[proxy]`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawProxy {
+    /// Empty by default; left out when serializing so that the defaults file can show
+    /// `[[proxy.routes]]` examples without also declaring `routes = []`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub routes: Vec<RawRoute>,
+}
+
+/// One `[[proxy.routes]]` entry; every field but `strip_prefix` is required.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRoute {
+    pub prefix: String,
+    pub upstream: String,
+    pub tag: String,
+    #[serde(default)]
+    pub strip_prefix: bool,
+}
+
+impl Default for RawConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            public_url: None,
+            database_url: "sqlite://hookd.db".into(),
+            admin_token: None,
+            retention_days: 30,
+            log: "info".into(),
+            default_headers: BTreeMap::new(),
+            delivery: RawDelivery::default(),
+            inbound: RawInbound::default(),
+            proxy: RawProxy::default(),
+        }
+    }
+}
+
+impl Default for RawDelivery {
+    fn default() -> Self {
+        Self {
+            timeout_ms: 15_000,
+            max_attempts: hookd_core::retry::DEFAULT_MAX_ATTEMPTS.into(),
+            retry_schedule: hookd_core::retry::DEFAULT_SCHEDULE.map(i64::from).to_vec(),
+            concurrency: 128,
+            lease_seconds: 120,
+            disable_after_days: 5,
+            allow_networks: Vec::new(),
+            rotation_grace_seconds: 86_400,
+        }
+    }
+}
+
+impl Default for RawInbound {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 1_048_576,
+        }
+    }
+}

@@ -1,0 +1,244 @@
+//! Turns a [`RawConfig`] into a [`Config`]: ranges, formats and relations between keys, every
+//! problem reported as `key.path: what is wrong, got what`.
+
+use std::collections::BTreeMap;
+use std::fmt::Display;
+use std::net::SocketAddr;
+use std::ops::RangeInclusive;
+
+use super::raw::{RawConfig, RawDelivery, RawRoute};
+use super::values::{self, Cidr, DatabaseUrl};
+use super::{Config, DeliveryConfig, ProxyRoute};
+
+/// Allowed ranges, as documented in `config.default.toml`.
+const RETENTION_DAYS: RangeInclusive<i64> = 1..=36_500;
+const MAX_BODY_BYTES: RangeInclusive<i64> = 1..=104_857_600;
+const TIMEOUT_MS: RangeInclusive<i64> = 1..=120_000;
+const MAX_ATTEMPTS: RangeInclusive<i64> = 1..=50;
+const RETRY_DELAY_SECONDS: RangeInclusive<i64> = 0..=604_800;
+const MAX_RETRY_ENTRIES: usize = 50;
+const CONCURRENCY: RangeInclusive<i64> = 1..=10_000;
+const LEASE_SECONDS: RangeInclusive<i64> = 1..=86_400;
+const DISABLE_AFTER_DAYS: RangeInclusive<i64> = 1..=36_500;
+const ROTATION_GRACE_SECONDS: RangeInclusive<i64> = 0..=31_536_000;
+/// A lease must outlast a request by this much, so a slow answer is recorded before another
+/// worker may claim the delivery again.
+const LEASE_MARGIN_MS: i64 = 5_000;
+const MIN_ADMIN_TOKEN_LEN: usize = 16;
+
+/// Collects the problems found so far; each check returns a placeholder value after a problem so
+/// that all of them are reported at once.
+#[derive(Debug, Default)]
+struct Checker {
+    problems: Vec<String>,
+}
+
+impl Checker {
+    fn problem(&mut self, key: impl Display, problem: impl Display) {
+        self.problems.push(format!("{key}: {problem}"));
+    }
+
+    fn int<T: TryFrom<i64> + Default>(
+        &mut self,
+        key: impl Display,
+        value: i64,
+        range: RangeInclusive<i64>,
+    ) -> T {
+        match T::try_from(value) {
+            Ok(v) if range.contains(&value) => v,
+            _ => {
+                let (lo, hi) = range.into_inner();
+                self.problem(key, format!("must be between {lo} and {hi}, got {value}"));
+                T::default()
+            }
+        }
+    }
+
+    fn ok<T: Default>(&mut self, key: impl Display, result: Result<T, String>) -> T {
+        result.unwrap_or_else(|problem| {
+            self.problem(key, problem);
+            T::default()
+        })
+    }
+}
+
+/// Validates `raw`; the error lists every problem, one per entry.
+pub fn config(raw: RawConfig) -> Result<Config, Vec<String>> {
+    let mut c = Checker::default();
+    let listen = c.ok("listen", parse_listen(&raw.listen).map(Some));
+    let public_url = match (&raw.public_url, listen) {
+        (Some(url), _) => c.ok("public_url", public_url(url)),
+        (None, Some(listen)) => format!("http://{listen}"),
+        (None, None) => String::new(),
+    };
+    let database_url = c.ok(
+        "database_url",
+        DatabaseUrl::parse(&raw.database_url).map(Some),
+    );
+    let admin_token = raw
+        .admin_token
+        .map(|t| c.ok("admin_token", admin_token(&t).map(|()| t)));
+    let default_headers = default_headers(&mut c, raw.default_headers);
+    let retention_days = c.int("retention_days", raw.retention_days, RETENTION_DAYS);
+    let log = c.ok("log", log_filter(&raw.log).map(|()| raw.log));
+    let delivery = delivery(&mut c, &raw.delivery);
+    let max_body_bytes = c.int(
+        "inbound.max_body_bytes",
+        raw.inbound.max_body_bytes,
+        MAX_BODY_BYTES,
+    );
+    let proxy_routes = proxy_routes(&mut c, raw.proxy.routes);
+    match (listen, database_url) {
+        (Some(listen), Some(database_url)) if c.problems.is_empty() => Ok(Config {
+            listen,
+            public_url,
+            database_url,
+            admin_token,
+            default_headers,
+            retention_days,
+            log,
+            delivery,
+            max_body_bytes,
+            proxy_routes,
+        }),
+        _ => Err(c.problems),
+    }
+}
+
+fn parse_listen(text: &str) -> Result<SocketAddr, String> {
+    text.parse()
+        .map_err(|_| format!("must be an IP address and port like 127.0.0.1:8080, got `{text}`"))
+}
+
+fn public_url(text: &str) -> Result<String, String> {
+    let url = values::http_url(text)?;
+    if url.contains(['?', '#']) {
+        return Err(format!("must not have a query or fragment, got `{text}`"));
+    }
+    Ok(url)
+}
+
+fn admin_token(token: &str) -> Result<(), String> {
+    if !token.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err("must be printable ASCII without spaces".into());
+    }
+    if token.len() < MIN_ADMIN_TOKEN_LEN {
+        let n = token.len();
+        return Err(format!(
+            "must be at least {MIN_ADMIN_TOKEN_LEN} characters long, got {n}"
+        ));
+    }
+    Ok(())
+}
+
+fn log_filter(filter: &str) -> Result<(), String> {
+    tracing_subscriber::EnvFilter::try_new(filter)
+        .map(drop)
+        .map_err(|e| format!("not a valid tracing filter: {e}"))
+}
+
+fn default_headers(c: &mut Checker, headers: BTreeMap<String, String>) -> Vec<(String, String)> {
+    let mut seen: BTreeMap<String, String> = BTreeMap::new();
+    let mut out = Vec::with_capacity(headers.len());
+    for (name, value) in headers {
+        let key = format!("default_headers.{name}");
+        c.ok(&key, values::header_name(&name));
+        c.ok(&key, values::header_value(&value));
+        if let Some(first) = seen.insert(name.to_ascii_lowercase(), name.clone()) {
+            c.problem(
+                &key,
+                format!("same header as default_headers.{first} (names ignore case)"),
+            );
+        }
+        out.push((name, value));
+    }
+    out
+}
+
+fn delivery(c: &mut Checker, raw: &RawDelivery) -> DeliveryConfig {
+    let both_in_range =
+        TIMEOUT_MS.contains(&raw.timeout_ms) && LEASE_SECONDS.contains(&raw.lease_seconds);
+    if both_in_range && raw.lease_seconds * 1000 <= raw.timeout_ms + LEASE_MARGIN_MS {
+        let floor = (raw.timeout_ms + LEASE_MARGIN_MS) as f64 / 1000.0;
+        let problem = format!(
+            "must exceed delivery.timeout_ms in seconds plus 5 ({floor}), got {}",
+            raw.lease_seconds
+        );
+        c.problem("delivery.lease_seconds", problem);
+    }
+    let allow_networks = raw
+        .allow_networks
+        .iter()
+        .enumerate()
+        .filter_map(|(i, text)| {
+            c.ok(
+                format!("delivery.allow_networks[{i}]"),
+                Cidr::parse(text).map(Some),
+            )
+        });
+    DeliveryConfig {
+        allow_networks: allow_networks.collect(),
+        timeout_ms: c.int("delivery.timeout_ms", raw.timeout_ms, TIMEOUT_MS),
+        max_attempts: c.int("delivery.max_attempts", raw.max_attempts, MAX_ATTEMPTS),
+        retry_schedule: retry_schedule(c, &raw.retry_schedule),
+        concurrency: c.int("delivery.concurrency", raw.concurrency, CONCURRENCY),
+        lease_seconds: c.int("delivery.lease_seconds", raw.lease_seconds, LEASE_SECONDS),
+        disable_after_days: c.int(
+            "delivery.disable_after_days",
+            raw.disable_after_days,
+            DISABLE_AFTER_DAYS,
+        ),
+        rotation_grace_seconds: c.int(
+            "delivery.rotation_grace_seconds",
+            raw.rotation_grace_seconds,
+            ROTATION_GRACE_SECONDS,
+        ),
+    }
+}
+
+fn retry_schedule(c: &mut Checker, schedule: &[i64]) -> Vec<u32> {
+    match schedule.len() {
+        0 => c.problem("delivery.retry_schedule", "must not be empty"),
+        n if n > MAX_RETRY_ENTRIES => c.problem(
+            "delivery.retry_schedule",
+            format!("must have at most {MAX_RETRY_ENTRIES} entries, got {n}"),
+        ),
+        _ => {}
+    }
+    let key = |i| format!("delivery.retry_schedule[{i}]");
+    schedule
+        .iter()
+        .enumerate()
+        .map(|(i, s)| c.int(key(i), *s, RETRY_DELAY_SECONDS))
+        .collect()
+}
+
+fn proxy_routes(c: &mut Checker, routes: Vec<RawRoute>) -> Vec<ProxyRoute> {
+    let mut prefixes: BTreeMap<String, usize> = BTreeMap::new();
+    let mut out = Vec::with_capacity(routes.len());
+    for (i, route) in routes.into_iter().enumerate() {
+        let key = format!("proxy.routes[{i}]");
+        if !route.prefix.starts_with('/') {
+            c.problem(
+                format!("{key}.prefix"),
+                format!("must start with `/`, got `{}`", route.prefix),
+            );
+        } else if let Some(first) = prefixes.insert(route.prefix.clone(), i) {
+            c.problem(
+                format!("{key}.prefix"),
+                format!("same prefix as proxy.routes[{first}]"),
+            );
+        }
+        if route.tag.trim().is_empty() {
+            c.problem(format!("{key}.tag"), "must not be empty");
+        }
+        let upstream = c.ok(format!("{key}.upstream"), values::http_url(&route.upstream));
+        out.push(ProxyRoute {
+            prefix: route.prefix,
+            upstream,
+            tag: route.tag,
+            strip_prefix: route.strip_prefix,
+        });
+    }
+    out
+}

@@ -1,0 +1,120 @@
+//! Separate processes on one database: first start, worker sharing, and crash safety.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::backend_test;
+use crate::support::{free_port, hookd, read_until, wait_ready, Api, Backend, Counter, TOKEN};
+
+backend_test!(first_start_prints_an_admin_token_once);
+async fn first_start_prints_an_admin_token_once(b: Backend) {
+    let db = b.fresh_url().await;
+    let listen = format!("127.0.0.1:{}", free_port());
+    let mut first = hookd(&["serve", "--listen", &listen], &db, &[]);
+    let lines = read_until(&mut first, |l| l.contains("Admin token"));
+    let token_line = lines
+        .iter()
+        .find(|l| l.contains("Admin token"))
+        .expect("token printed");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains(&format!("http://{listen}/api/v1"))),
+        "{lines:?}"
+    );
+    let token = token_line.rsplit(' ').next().unwrap().to_owned();
+    let base = format!("http://{listen}");
+    wait_ready(&base).await;
+    let resp = reqwest::Client::new()
+        .get(format!("{base}/api/v1/webhooks"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200, "the printed token works");
+    drop(first);
+
+    let mut second = hookd(&["serve", "--listen", &listen], &db, &[]);
+    wait_ready(&base).await;
+    let _ = second.0.kill();
+    let lines = read_until(&mut second, |_| false);
+    assert!(
+        !lines.iter().any(|l| l.contains("Admin token")),
+        "printed again: {lines:?}"
+    );
+}
+
+/// Settings for the worker tests: a short lease so a killed worker's deliveries come back fast.
+const WORKER_ENV: [(&str, &str); 3] = [
+    ("HOOKD_ADMIN_TOKEN", TOKEN),
+    ("HOOKD_DELIVERY__TIMEOUT_MS", "2000"),
+    ("HOOKD_DELIVERY__LEASE_SECONDS", "8"),
+];
+
+async fn api_only(db: &str) -> (crate::support::Proc, Api) {
+    let listen = format!("127.0.0.1:{}", free_port());
+    let proc = hookd(
+        &["serve", "--no-worker", "--listen", &listen],
+        db,
+        &WORKER_ENV,
+    );
+    let base = format!("http://{listen}");
+    wait_ready(&base).await;
+    (proc, Api::new(&base))
+}
+
+backend_test!(two_workers_share_the_work_without_duplicates);
+async fn two_workers_share_the_work_without_duplicates(b: Backend) {
+    let db = b.fresh_url().await;
+    let (_api_proc, api) = api_only(&db).await;
+    let rx = Counter::start(Duration::from_millis(2)).await;
+    api.post(
+        "/webhooks",
+        json!({"name": "r", "url": format!("http://{}/", rx.addr)}),
+    )
+    .await;
+    let _w1 = hookd(&["worker"], &db, &WORKER_ENV);
+    let _w2 = hookd(&["worker"], &db, &WORKER_ENV);
+    let events: Vec<_> = (0..300)
+        .map(|i| json!({"type": "a.b", "data": {"i": i}}))
+        .collect();
+    api.post("/events/batch", json!({"events": events})).await;
+    rx.wait_distinct(300, Duration::from_secs(60)).await;
+    let seen = rx.seen.lock().unwrap().clone();
+    let dups: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(dups.is_empty(), "sent twice by live workers: {dups:?}");
+}
+
+backend_test!(a_killed_worker_loses_nothing);
+async fn a_killed_worker_loses_nothing(b: Backend) {
+    let db = b.fresh_url().await;
+    let (_api_proc, api) = api_only(&db).await;
+    // A slow receiver keeps deliveries in flight when the worker dies.
+    let rx = Counter::start(Duration::from_millis(300)).await;
+    api.post(
+        "/webhooks",
+        json!({"name": "r", "url": format!("http://{}/", rx.addr)}),
+    )
+    .await;
+    let events: Vec<_> = (0..40)
+        .map(|i| json!({"type": "a.b", "data": {"i": i}}))
+        .collect();
+    api.post("/events/batch", json!({"events": events})).await;
+    let mut doomed = hookd(&["worker"], &db, &WORKER_ENV);
+    rx.wait_distinct(5, Duration::from_secs(30)).await;
+    doomed.0.kill().unwrap(); // SIGKILL
+    doomed.0.wait().unwrap();
+    let before: std::collections::HashMap<String, u32> = rx.seen.lock().unwrap().clone();
+    let _next = hookd(&["worker"], &db, &WORKER_ENV);
+    rx.wait_distinct(40, Duration::from_secs(60)).await;
+    let after = rx.seen.lock().unwrap().clone();
+    for (id, n) in &after {
+        if *n > 1 {
+            assert!(
+                before.contains_key(id),
+                "{id} was sent twice but was not in flight at the kill"
+            );
+        }
+    }
+}

@@ -1,0 +1,218 @@
+//! Helpers: database URLs per backend, child processes, a counting receiver.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::http::{HeaderMap, StatusCode};
+use tokio::net::TcpListener;
+
+pub const TOKEN: &str = "process-test-admin-token";
+
+/// Which database a test runs on.
+#[derive(Debug, Clone)]
+pub enum Backend {
+    Sqlite,
+    Postgres(String),
+}
+
+impl Backend {
+    pub fn postgres() -> Option<Self> {
+        match std::env::var("HOOKD_TEST_DATABASE_URL") {
+            Ok(url) if !url.is_empty() => Some(Self::Postgres(url)),
+            _ => {
+                eprintln!("HOOKD_TEST_DATABASE_URL is not set: PostgreSQL case skipped");
+                None
+            }
+        }
+    }
+
+    /// A URL of a fresh, empty database for this backend.
+    pub async fn fresh_url(&self) -> String {
+        let suffix = format!("{:016x}", rand::random::<u64>());
+        match self {
+            Backend::Sqlite => {
+                let path = std::env::temp_dir().join(format!("hookd-proc-{suffix}.db"));
+                format!("sqlite://{}", path.display())
+            }
+            Backend::Postgres(url) => hookd_store_postgres::testing::fresh_schema_url(url, &suffix)
+                .await
+                .unwrap(),
+        }
+    }
+}
+
+#[macro_export]
+macro_rules! backend_test {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name($crate::support::Backend::Sqlite).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                if let Some(b) = $crate::support::Backend::postgres() {
+                    super::$name(b).await
+                }
+            }
+        }
+    };
+}
+
+/// A free port on 127.0.0.1 (bound, then released for the child to take).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A `hookd` child process, killed when dropped.
+pub struct Proc(pub Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `hookd <args>` with the database and test settings in its environment.
+pub fn hookd(args: &[&str], db: &str, env: &[(&str, &str)]) -> Proc {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hookd"));
+    cmd.args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOOKD_DATABASE_URL", db)
+        .env("HOOKD_LOG", "warn")
+        .current_dir(std::env::temp_dir())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    Proc(cmd.spawn().expect("start hookd"))
+}
+
+/// Reads the child's stdout lines until one satisfies `pred` (or the deadline passes).
+pub fn read_until(proc: &mut Proc, pred: impl Fn(&str) -> bool) -> Vec<String> {
+    let out = proc.0.stdout.take().expect("stdout piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut lines = Vec::new();
+    while let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+        let done = pred(&line);
+        lines.push(line);
+        if done {
+            break;
+        }
+    }
+    lines
+}
+
+/// Polls `url` until it answers 200.
+pub async fn wait_ready(base: &str) {
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(r) = client.get(format!("{base}/ready")).send().await {
+            if r.status().is_success() {
+                return;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "hookd at {base} never became ready"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A receiver that counts requests per `webhook-id`, answering after `delay`.
+#[derive(Clone)]
+pub struct Counter {
+    pub addr: SocketAddr,
+    pub seen: Arc<Mutex<HashMap<String, u32>>>,
+}
+
+impl Counter {
+    pub async fn start(delay: Duration) -> Self {
+        let seen: Arc<Mutex<HashMap<String, u32>>> = Arc::default();
+        let s = seen.clone();
+        let app = axum::Router::new().fallback(move |headers: HeaderMap| {
+            let s = s.clone();
+            async move {
+                let id = headers
+                    .get("webhook-id")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("");
+                *s.lock().unwrap().entry(id.to_owned()).or_default() += 1;
+                tokio::time::sleep(delay).await;
+                StatusCode::OK
+            }
+        });
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Self { addr, seen }
+    }
+
+    pub fn distinct(&self) -> usize {
+        self.seen.lock().unwrap().len()
+    }
+
+    pub async fn wait_distinct(&self, n: usize, within: Duration) {
+        let deadline = Instant::now() + within;
+        while self.distinct() < n {
+            assert!(
+                Instant::now() < deadline,
+                "received {} of {n} deliveries",
+                self.distinct()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// A small API client.
+pub struct Api {
+    pub base: String,
+    pub client: reqwest::Client,
+}
+
+impl Api {
+    pub fn new(base: &str) -> Self {
+        Self {
+            base: base.to_owned(),
+            client: reqwest::Client::new(),
+        }
+    }
+
+    pub async fn post(&self, path: &str, body: serde_json::Value) -> serde_json::Value {
+        let resp = self
+            .client
+            .post(format!("{}/api/v1{path}", self.base))
+            .bearer_auth(TOKEN)
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        assert!(resp.status().is_success(), "POST {path}: {}", resp.status());
+        resp.json().await.unwrap()
+    }
+}
