@@ -215,4 +215,30 @@ impl Api {
         assert!(resp.status().is_success(), "POST {path}: {}", resp.status());
         resp.json().await.unwrap()
     }
+
+    pub async fn get(&self, path: &str) -> serde_json::Value {
+        let resp = self
+            .client
+            .get(format!("{}/api/v1{path}", self.base))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert!(resp.status().is_success(), "GET {path}: {}", resp.status());
+        resp.json().await.unwrap()
+    }
+
+    /// Polls until `n` deliveries are recorded as succeeded.
+    pub async fn wait_all_succeeded(&self, n: usize, within: Duration) {
+        let deadline = Instant::now() + within;
+        loop {
+            let list = self.get("/deliveries?status=succeeded&limit=1000").await;
+            let done = list["data"].as_array().map_or(0, Vec::len);
+            if done >= n {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{done} of {n} deliveries succeeded");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
 }
