@@ -50,6 +50,9 @@ pub enum Command {
     Tail(ClientArgs),
     /// Verify the signature of a received webhook.
     Verify(VerifyArgs),
+    /// Load-test hookd: publish events, receive the deliveries locally, report throughput,
+    /// latency, losses, duplicates and memory.
+    Bench(BenchArgs),
 }
 
 impl Command {
@@ -312,4 +315,51 @@ mod tests {
         assert!(parse_header("no colon").is_err());
         assert!(parse_header(": v").is_err());
     }
+}
+
+/// The benchmark scenarios (SPEC §10).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Scenario {
+    /// One webhook; 50,000 events published as fast as the API takes them.
+    Single,
+    /// Each event fans out to 50 webhooks.
+    Fanout,
+    /// 10 webhooks, 20 % of them answering 500, at 500 events/s: healthy latency must hold.
+    Failing,
+    /// One webhook at a fixed rate (`--rate`, default 200/s) for 10 s: publish→arrival latency.
+    Latency,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    #[arg(long, value_enum, default_value = "single")]
+    pub scenario: Scenario,
+    /// Events to publish (default per scenario).
+    #[arg(long)]
+    pub events: Option<u64>,
+    /// Webhooks each event goes to (default per scenario).
+    #[arg(long)]
+    pub webhooks: Option<u32>,
+    /// Share of webhooks whose receiver answers 500 (default per scenario).
+    #[arg(long)]
+    pub failing_share: Option<f64>,
+    /// Events per second; 0 publishes as fast as the API accepts (default per scenario).
+    #[arg(long)]
+    pub rate: Option<u32>,
+    /// Concurrent publishing connections.
+    #[arg(long, default_value_t = 32)]
+    pub concurrency: u32,
+    /// Database of the embedded server: a temporary SQLite file by default; a postgres:// URL
+    /// gets a schema of its own in that database.
+    #[arg(long, value_name = "URL")]
+    pub database_url: Option<String>,
+    /// Drive a running hookd instead of an embedded one.
+    #[arg(long, value_name = "URL", requires = "token")]
+    pub server: Option<String>,
+    /// Admin token of the running hookd (`--server`).
+    #[arg(long, env = "HOOKD_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Seconds to wait for deliveries after publishing.
+    #[arg(long, default_value_t = 300)]
+    pub deadline_secs: u64,
 }

@@ -1,6 +1,7 @@
 //! Runs a parsed command line. One module per command group; this file holds what they share:
 //! loading the configuration, starting logs and opening the database.
 
+mod bench;
 mod client;
 mod serve;
 mod token;
@@ -39,6 +40,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Deliveries { client, command } => client::deliveries(&client, command).await,
         Command::Tail(client) => client::tail(&client).await,
         Command::Verify(args) => verify::run(&args),
+        Command::Bench(args) => bench::run(&args).await,
     }
 }
 

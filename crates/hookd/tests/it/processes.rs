@@ -112,9 +112,19 @@ async fn a_killed_worker_loses_nothing(b: Backend) {
     api.wait_all_succeeded(40, Duration::from_secs(60)).await;
     let after = rx.seen.lock().unwrap().clone();
     assert_eq!(after.len(), 40);
-    let resent: Vec<_> = after.iter().filter(|(_, n)| **n > 1).map(|(id, _)| id).collect();
+    let resent: Vec<_> = after
+        .iter()
+        .filter(|(_, n)| **n > 1)
+        .map(|(id, _)| id)
+        .collect();
     for id in &resent {
-        assert!(before.contains_key(*id), "{id} was sent twice but was not in flight at the kill");
+        assert!(
+            before.contains_key(*id),
+            "{id} was sent twice but was not in flight at the kill"
+        );
     }
-    assert!(!resent.is_empty(), "the deliveries in flight at the kill were sent again");
+    assert!(
+        !resent.is_empty(),
+        "the deliveries in flight at the kill were sent again"
+    );
 }

@@ -237,7 +237,10 @@ impl Api {
             if done >= n {
                 return;
             }
-            assert!(Instant::now() < deadline, "{done} of {n} deliveries succeeded");
+            assert!(
+                Instant::now() < deadline,
+                "{done} of {n} deliveries succeeded"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
