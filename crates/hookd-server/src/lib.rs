@@ -41,15 +41,20 @@ pub struct AppState {
     pub wake: Arc<Notify>,
     pub sender: HttpSender,
     pub webhooks: Arc<publish::WebhookCache>,
+    /// Commits published events, grouping concurrent requests into one transaction.
+    pub committer: publish::Committer,
     pub tokens: Arc<auth::TokenCache>,
 }
 
 impl AppState {
+    /// Builds the state and starts its group-commit task (so it needs a Tokio runtime).
     pub fn new(settings: Settings, store: Arc<dyn Store>) -> Self {
+        let wake = Arc::new(Notify::new());
         Self {
             settings: Arc::new(settings),
+            committer: publish::Committer::start(store.clone(), wake.clone()),
             store,
-            wake: Arc::new(Notify::new()),
+            wake,
             sender: HttpSender::new(),
             webhooks: Arc::default(),
             tokens: Arc::default(),
