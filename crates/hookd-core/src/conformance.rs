@@ -1108,6 +1108,7 @@ pub async fn next_due_at_is_the_earliest_unfinished(store: &dyn Store) {
     let later = queue(store, &wh, T0 + 500).await;
     let sooner = queue(store, &wh, T0 + 100).await;
     assert_eq!(next_due().await, Some(T0 + 100));
+    assert_eq!(store.queue_depth().await.unwrap(), 2);
 
     let c = claim(Lane::First, T0 + 100, 10);
     let got = claimed(store, &c).await;
@@ -1120,6 +1121,7 @@ pub async fn next_due_at_is_the_earliest_unfinished(store: &dyn Store) {
     assert_eq!(next_due().await, Some(T0 + 9000), "retries count");
     try_once(store, &later, Lane::Retry, T0 + 9000, ok()).await;
     assert_eq!(next_due().await, None);
+    assert_eq!(store.queue_depth().await.unwrap(), 0);
 }
 
 pub async fn prune_removes_old_finished_rows_only(store: &dyn Store) {

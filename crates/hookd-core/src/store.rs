@@ -181,6 +181,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn claim_due_deliveries(&self, claim: &Claim) -> StoreResult<Vec<Delivery>>;
     /// The earliest `next_attempt_at` of any pending, retrying or delivering delivery.
     async fn next_due_at(&self) -> StoreResult<Option<i64>>;
+    /// Deliveries not finished yet (pending, delivering or retrying): the queue depth.
+    async fn queue_depth(&self) -> StoreResult<u64>;
     /// Records attempts and moves their deliveries and webhooks, in one transaction.
     async fn record_outcomes(&self, outcomes: &[Outcome]) -> StoreResult<()>;
     async fn get_delivery(&self, id: &DeliveryId) -> StoreResult<Option<Delivery>>;

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod bench;
 pub mod error;
 pub mod http;
+pub mod metrics;
 pub mod publish;
 pub mod settings;
 pub mod worker;
@@ -44,6 +45,7 @@ pub struct AppState {
     /// Commits published events, grouping concurrent requests into one transaction.
     pub committer: publish::Committer,
     pub tokens: Arc<auth::TokenCache>,
+    pub metrics: Arc<metrics::Metrics>,
 }
 
 impl AppState {
@@ -58,6 +60,7 @@ impl AppState {
             sender: HttpSender::new(),
             webhooks: Arc::default(),
             tokens: Arc::default(),
+            metrics: Arc::default(),
         }
     }
 
@@ -67,6 +70,7 @@ impl AppState {
             settings: self.settings.clone(),
             sender: self.sender.clone(),
             wake: self.wake.clone(),
+            metrics: self.metrics.clone(),
         }
     }
 }

@@ -39,8 +39,10 @@ impl WebhookCache {
 pub async fn publish(state: &AppState, events: Vec<NewEvent>) -> Result<Vec<Enqueued>, StoreError> {
     let hooks = state.webhooks.active(&*state.store).await?;
     let now = crate::now_ms();
-    let batch: Vec<EventToStore> =
-        events.into_iter().map(|event| plan_event(event, &hooks, now)).collect();
+    let batch: Vec<EventToStore> = events
+        .into_iter()
+        .map(|event| plan_event(event, &hooks, now))
+        .collect();
     state.committer.commit(batch).await
 }
 

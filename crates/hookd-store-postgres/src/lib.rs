@@ -175,6 +175,10 @@ impl Store for PgStore {
         deliveries::next_due_at(&self.pool).await.map_err(store_err)
     }
 
+    async fn queue_depth(&self) -> StoreResult<u64> {
+        deliveries::queue_depth(&self.pool).await.map_err(store_err)
+    }
+
     async fn record_outcomes(&self, outcomes: &[Outcome]) -> StoreResult<()> {
         outcomes::record(&self.pool, outcomes)
             .await

@@ -155,3 +155,13 @@ pub(crate) async fn retry_now(
         .await?;
     Ok(exists.map(|_| false))
 }
+
+/// Unfinished deliveries, counted over the claim indexes.
+pub(crate) async fn queue_depth(pool: &SqlitePool) -> sqlx::Result<u64> {
+    let row = sqlx::query(
+        "SELECT COUNT(*) AS n FROM deliveries WHERE status IN ('pending', 'retrying', 'delivering')",
+    )
+    .fetch_one(pool)
+    .await?;
+    row.try_get::<i64, _>("n").map(|n| n.max(0) as u64)
+}

@@ -229,6 +229,12 @@ impl Store for SqliteStore {
             .map_err(store_err)
     }
 
+    async fn queue_depth(&self) -> StoreResult<u64> {
+        deliveries::queue_depth(&self.reader)
+            .await
+            .map_err(store_err)
+    }
+
     async fn record_outcomes(&self, outcomes: &[Outcome]) -> StoreResult<()> {
         outcomes::record(&self.writer, outcomes)
             .await

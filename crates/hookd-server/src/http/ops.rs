@@ -1,6 +1,8 @@
-//! Operations endpoints outside `/api/v1`: liveness, readiness.
+//! Operations endpoints outside `/api/v1`: liveness, readiness, Prometheus metrics.
 
 use axum::extract::State;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{json, Value};
@@ -12,6 +14,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/health", get(health))
         .route("/ready", get(ready))
+        .route("/metrics", get(metrics))
 }
 
 async fn health() -> Json<Value> {
@@ -24,4 +27,10 @@ async fn ready(State(state): State<AppState>) -> ApiResult<Json<Value>> {
         ApiError::unavailable("database unreachable")
     })?;
     Ok(Json(json!({"status": "ready"})))
+}
+
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let depth = state.store.queue_depth().await.ok();
+    let body = state.metrics.render(depth);
+    ([(CONTENT_TYPE, "text/plain; version=0.0.4")], body)
 }

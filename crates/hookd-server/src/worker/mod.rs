@@ -36,6 +36,7 @@ pub struct Worker {
     pub sender: HttpSender,
     /// Woken when deliveries are queued.
     pub wake: Arc<Notify>,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// What one claim-and-dispatch step did.
@@ -52,7 +53,12 @@ impl Worker {
     /// flips to true; then lets in-flight deliveries finish and flushes their outcomes.
     pub async fn run(self, shutdown: watch::Receiver<bool>) {
         let (tx, rx) = mpsc::channel(4096);
-        let recorder = tokio::spawn(recorder::run(self.store.clone(), rx, self.wake.clone()));
+        let recorder = tokio::spawn(recorder::run(
+            self.store.clone(),
+            rx,
+            self.wake.clone(),
+            self.metrics.clone(),
+        ));
         let mut tasks = JoinSet::new();
         for lane in [Lane::First, Lane::Retry] {
             tasks.spawn(self.clone().lane(lane, tx.clone(), shutdown.clone()));

@@ -15,10 +15,17 @@ const TRIES: u32 = 5;
 
 /// Runs until every sender is dropped and the channel is drained. After a batch that scheduled
 /// retries it wakes the lanes, which may be asleep until a later due time.
-pub async fn run(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Outcome>, wake: Arc<Notify>) {
+pub async fn run(
+    store: Arc<dyn Store>,
+    mut rx: mpsc::Receiver<Outcome>,
+    wake: Arc<Notify>,
+    metrics: Arc<crate::metrics::Metrics>,
+) {
     let mut batch = Vec::with_capacity(BATCH);
     while rx.recv_many(&mut batch, BATCH).await > 0 {
-        write(&*store, &batch).await;
+        if write(&*store, &batch).await {
+            metrics.observe(&batch);
+        }
         if batch
             .iter()
             .any(|o| matches!(o.next, NextState::Retry { .. }))
@@ -29,10 +36,11 @@ pub async fn run(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Outcome>, wake: A
     }
 }
 
-async fn write(store: &dyn Store, batch: &[Outcome]) {
+/// Writes a batch, retrying a few times; false when it was given up.
+async fn write(store: &dyn Store, batch: &[Outcome]) -> bool {
     for attempt in 1..=TRIES {
         match store.record_outcomes(batch).await {
-            Ok(()) => return,
+            Ok(()) => return true,
             Err(e) => {
                 tracing::warn!(error = %e, attempt, outcomes = batch.len(), "recording outcomes failed");
                 tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
@@ -43,4 +51,5 @@ async fn write(store: &dyn Store, batch: &[Outcome]) {
         outcomes = batch.len(),
         "gave up recording outcomes; their deliveries will be sent again when their leases expire"
     );
+    false
 }

@@ -90,3 +90,34 @@ async fn unknown_routes_and_methods_get_json_errors(b: Backend) {
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(body["error"]["code"], "method_not_allowed");
 }
+
+backend_test!(metrics_count_outcomes_and_queue_depth);
+async fn metrics_count_outcomes_and_queue_depth(b: Backend) {
+    let app = spawn_app(&b).await;
+    let rx = crate::support::TestReceiver::start().await;
+    app.create_webhook(serde_json::json!({"name": "m", "url": rx.url("/")}))
+        .await;
+    app.post("/events", serde_json::json!({"type": "a.b"}))
+        .await;
+    rx.wait_for(1).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let text = app
+            .client
+            .get(format!("{}/metrics", app.base))
+            .send()
+            .await
+            .unwrap();
+        let text = text.text().await.unwrap();
+        if text.contains("hookd_attempts_total{outcome=\"succeeded\"} 1") {
+            assert!(text.contains("hookd_queue_depth 0"), "{text}");
+            assert!(
+                text.contains("hookd_attempt_duration_seconds_count 1"),
+                "{text}"
+            );
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{text}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}

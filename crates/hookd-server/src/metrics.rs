@@ -1,0 +1,89 @@
+//! Process metrics for `GET /metrics` in the Prometheus text format: deliveries by outcome and
+//! attempt latency as seen by this process's worker, and the queue depth from the database.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use hookd_core::store::{NextState, Outcome};
+
+/// Upper bounds (seconds) of the attempt latency histogram buckets.
+const BUCKETS: [f64; 12] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+/// Counters updated by the worker's recorder.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    succeeded: AtomicU64,
+    retrying: AtomicU64,
+    failed: AtomicU64,
+    /// Per bucket of [`BUCKETS`], then one for +Inf.
+    latency: [AtomicU64; BUCKETS.len() + 1],
+    latency_sum_ms: AtomicU64,
+}
+
+impl Metrics {
+    /// Counts recorded outcomes.
+    pub fn observe(&self, outcomes: &[Outcome]) {
+        for o in outcomes {
+            let counter = match o.next {
+                NextState::Succeeded => &self.succeeded,
+                NextState::Retry { .. } => &self.retrying,
+                NextState::Failed => &self.failed,
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+            let secs = o.attempt.duration_ms as f64 / 1000.0;
+            let i = BUCKETS
+                .iter()
+                .position(|b| secs <= *b)
+                .unwrap_or(BUCKETS.len());
+            self.latency[i].fetch_add(1, Ordering::Relaxed);
+            self.latency_sum_ms
+                .fetch_add(o.attempt.duration_ms, Ordering::Relaxed);
+        }
+    }
+
+    /// The Prometheus text exposition, with `queue_depth` read from the database.
+    pub fn render(&self, queue_depth: Option<u64>) -> String {
+        let mut out = String::new();
+        out.push_str(
+            "# HELP hookd_attempts_total Delivery attempts recorded by this process, by outcome.\n",
+        );
+        out.push_str("# TYPE hookd_attempts_total counter\n");
+        for (outcome, c) in [
+            ("succeeded", &self.succeeded),
+            ("retrying", &self.retrying),
+            ("failed", &self.failed),
+        ] {
+            let _ = writeln!(
+                out,
+                "hookd_attempts_total{{outcome=\"{outcome}\"}} {}",
+                c.load(Ordering::Relaxed)
+            );
+        }
+        out.push_str("# HELP hookd_attempt_duration_seconds Duration of delivery attempts.\n");
+        out.push_str("# TYPE hookd_attempt_duration_seconds histogram\n");
+        let mut cumulative = 0;
+        for (i, bound) in BUCKETS
+            .iter()
+            .map(|b| b.to_string())
+            .chain(["+Inf".into()])
+            .enumerate()
+        {
+            cumulative += self.latency[i].load(Ordering::Relaxed);
+            let _ = writeln!(
+                out,
+                "hookd_attempt_duration_seconds_bucket{{le=\"{bound}\"}} {cumulative}"
+            );
+        }
+        let sum = self.latency_sum_ms.load(Ordering::Relaxed) as f64 / 1000.0;
+        let _ = writeln!(out, "hookd_attempt_duration_seconds_sum {sum}");
+        let _ = writeln!(out, "hookd_attempt_duration_seconds_count {cumulative}");
+        if let Some(depth) = queue_depth {
+            out.push_str("# HELP hookd_queue_depth Deliveries pending, being delivered or waiting to retry.\n");
+            out.push_str("# TYPE hookd_queue_depth gauge\n");
+            let _ = writeln!(out, "hookd_queue_depth {depth}");
+        }
+        out
+    }
+}
