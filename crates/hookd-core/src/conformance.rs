@@ -67,6 +67,7 @@ macro_rules! conformance_tests {
             failing_webhooks_are_disabled_after_the_window,
             disable_effect_turns_the_webhook_off,
             retry_delivery_now_makes_deliveries_due,
+            recover_failed_requeues_failed_deliveries_since,
             list_deliveries_filters_and_pages,
             next_due_at_is_the_earliest_unfinished,
             prune_removes_old_finished_rows_only,
@@ -990,6 +991,33 @@ pub async fn disable_effect_turns_the_webhook_off(store: &dyn Store) {
     assert_eq!(after.spec, w.spec, "the configuration is untouched");
     assert_ne!(store.webhooks_version().await.unwrap(), version);
     assert_eq!(delivery(store, &d).await.status, DeliveryStatus::Failed);
+}
+
+pub async fn recover_failed_requeues_failed_deliveries_since(store: &dyn Store) {
+    let wh = WebhookId::generate(seq());
+    let old = queue(store, &wh, T0).await;
+    let recent = queue(store, &wh, T0 + 5).await;
+    let c = claim(Lane::First, T0 + 5, 10);
+    let got = claimed(store, &c).await;
+    assert_eq!(got.len(), 2);
+    let failed = (Some(500), NextState::Failed, WebhookEffect::Failing);
+    let outcomes: Vec<_> = got
+        .iter()
+        .map(|d| answer(&c, d, T0 + 6, failed.clone()))
+        .collect();
+    record(store, &outcomes).await;
+    assert_eq!(store.recover_failed(&wh, T0 + 5, T0 + 10).await.unwrap(), 1);
+    assert_eq!(
+        state(store, &recent).await,
+        (DeliveryStatus::Retrying, 1, Some(T0 + 10))
+    );
+    assert_eq!(
+        delivery(store, &old).await.status,
+        DeliveryStatus::Failed,
+        "older stays failed"
+    );
+    let other = WebhookId::generate(seq());
+    assert_eq!(store.recover_failed(&other, 0, T0 + 10).await.unwrap(), 0);
 }
 
 pub async fn retry_delivery_now_makes_deliveries_due(store: &dyn Store) {

@@ -197,6 +197,15 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// `retrying`). `None` if it does not exist; `Some(false)` if it is being delivered.
     async fn retry_delivery_now(&self, id: &DeliveryId, now_ms: i64) -> StoreResult<Option<bool>>;
 
+    /// Makes the webhook's `failed` deliveries created at or after `since_ms` due now again
+    /// (`retrying`). Returns how many.
+    async fn recover_failed(
+        &self,
+        webhook: &WebhookId,
+        since_ms: i64,
+        now_ms: i64,
+    ) -> StoreResult<u64>;
+
     // --- waking workers ---
     /// Returns when deliveries may have been queued by another process, or after `max_wait`.
     /// PostgreSQL uses LISTEN/NOTIFY; SQLite watches the file's change counter.

@@ -2,7 +2,7 @@
 //! making one due again by hand.
 
 use hookd_core::delivery::{Attempt, Delivery};
-use hookd_core::ids::DeliveryId;
+use hookd_core::ids::{DeliveryId, WebhookId};
 use hookd_core::store::{Claim, DeliveryFilter, Lane, Page};
 use sqlx::{PgPool, Postgres, QueryBuilder, Row};
 
@@ -162,4 +162,30 @@ pub(crate) async fn queue_depth(pool: &PgPool) -> sqlx::Result<u64> {
     .fetch_one(pool)
     .await?;
     row.try_get::<i64, _>("n").map(|n| n.max(0) as u64)
+}
+
+/// Makes a webhook's failed deliveries since `since_ms` due again, and wakes workers.
+pub(crate) async fn recover_failed(
+    pool: &PgPool,
+    channel: &str,
+    webhook: &WebhookId,
+    since_ms: i64,
+    now_ms: i64,
+) -> sqlx::Result<u64> {
+    let mut tx = pool.begin().await?;
+    let done = sqlx::query(
+        "UPDATE deliveries
+         SET status = 'retrying', next_attempt_at = $3, lease_token = NULL, updated_at = $3
+         WHERE webhook_id = $1 AND status = 'failed' AND created_at >= $2",
+    )
+    .bind(webhook.as_str())
+    .bind(since_ms)
+    .bind(now_ms)
+    .execute(&mut *tx)
+    .await?;
+    if done.rows_affected() > 0 {
+        crate::wake::notify(&mut tx, channel).await?;
+    }
+    tx.commit().await?;
+    Ok(done.rows_affected())
 }

@@ -211,6 +211,17 @@ impl Store for PgStore {
             .map_err(store_err)
     }
 
+    async fn recover_failed(
+        &self,
+        webhook: &WebhookId,
+        since_ms: i64,
+        now_ms: i64,
+    ) -> StoreResult<u64> {
+        deliveries::recover_failed(&self.pool, &self.channel, webhook, since_ms, now_ms)
+            .await
+            .map_err(store_err)
+    }
+
     async fn wait_for_work(&self, max_wait: Duration) {
         self.waker.wait(max_wait).await;
     }

@@ -267,6 +267,17 @@ impl Store for SqliteStore {
             .map_err(store_err)
     }
 
+    async fn recover_failed(
+        &self,
+        webhook: &WebhookId,
+        since_ms: i64,
+        now_ms: i64,
+    ) -> StoreResult<u64> {
+        deliveries::recover_failed(&self.writer, webhook, since_ms, now_ms)
+            .await
+            .map_err(store_err)
+    }
+
     async fn wait_for_work(&self, max_wait: Duration) {
         self.watcher.wait(max_wait).await;
     }

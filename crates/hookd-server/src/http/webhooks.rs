@@ -28,6 +28,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(test_webhook))
         .routes(routes!(rotate_secret))
         .routes(routes!(get_secret))
+        .routes(routes!(recover_webhook))
 }
 
 /// The signing secret of a webhook.
@@ -45,6 +46,20 @@ pub struct TestIn {
     pub model: Option<String>,
     #[schema(value_type = Object)]
     pub data: Option<serde_json::Value>,
+}
+
+/// Which failed deliveries to send again.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RecoverIn {
+    /// RFC 3339: failed deliveries created at or after this instant are queued again.
+    pub since: String,
+}
+
+/// How many deliveries a recovery queued again.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RecoverOut {
+    pub recovered: u64,
 }
 
 async fn load(state: &AppState, id: &str) -> ApiResult<Webhook> {
@@ -269,4 +284,25 @@ async fn test_webhook(
         .record_outcomes(std::slice::from_ref(&outcome))
         .await?;
     Ok(Json(AttemptOut::from_domain(outcome.attempt)))
+}
+
+#[utoipa::path(post, path = "/webhooks/{id}/recover", tag = "webhooks", request_body = RecoverIn,
+    responses((status = 202, body = RecoverOut), (status = 404, body = ErrorBody),
+              (status = 422, body = ErrorBody)))]
+async fn recover_webhook(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    JsonBody(input): JsonBody<RecoverIn>,
+) -> ApiResult<(StatusCode, Json<RecoverOut>)> {
+    let webhook = load(&state, &id).await?;
+    let since = hookd_core::time::parse_rfc3339(&input.since)
+        .ok_or_else(|| ApiError::invalid("since", "must be an RFC 3339 timestamp"))?;
+    let recovered = state
+        .store
+        .recover_failed(&webhook.id, since, crate::now_ms())
+        .await?;
+    if recovered > 0 {
+        state.wake.notify_waiters();
+    }
+    Ok((StatusCode::ACCEPTED, Json(RecoverOut { recovered })))
 }

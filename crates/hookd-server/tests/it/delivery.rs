@@ -359,3 +359,33 @@ async fn a_webhook_failing_for_the_whole_window_is_disabled(b: Backend) {
     assert_eq!(w["active"], true);
     assert_eq!(w["disabled_reason"], Value::Null);
 }
+
+backend_test!(recover_sends_failed_deliveries_again);
+async fn recover_sends_failed_deliveries_again(b: Backend) {
+    let app = spawn_app(&b).await;
+    let rx = TestReceiver::start().await;
+    rx.script([Reply::status(500), Reply::status(500)]);
+    let w = app
+        .create_webhook(json!({"name": "r", "url": rx.url("/"), "max_attempts": 1}))
+        .await;
+    let id = w["id"].as_str().unwrap();
+    let first = publish_one(&app, json!({"type": "a.b"})).await;
+    let second = publish_one(&app, json!({"type": "a.b"})).await;
+    for d in [&first, &second] {
+        app.wait_delivery(d, status_is("failed")).await;
+    }
+    let path = format!("/webhooks/{id}/recover");
+    let (status, err) = app.post(&path, json!({"since": "last week"})).await;
+    assert_eq!(
+        (status.as_u16(), err["error"]["field"].as_str()),
+        (422, Some("since"))
+    );
+    let (status, out) = app
+        .post(&path, json!({"since": "2000-01-01T00:00:00Z"}))
+        .await;
+    assert_eq!(status.as_u16(), 202, "{out}");
+    assert_eq!(out["recovered"], 2);
+    for d in [&first, &second] {
+        app.wait_delivery(d, status_is("succeeded")).await;
+    }
+}
