@@ -1130,25 +1130,35 @@ async fn deliveries_page_newest_first(store: &dyn Store, d: [DeliveryId; 3], w1:
 }
 
 pub async fn next_due_at_is_the_earliest_unfinished(store: &dyn Store) {
-    let next_due = || async { store.next_due_at().await.unwrap() };
-    assert_eq!(next_due().await, None);
+    let next_due = |lane| async move { store.next_due_at(lane).await.unwrap() };
+    assert_eq!(next_due(Lane::First).await, None);
     let wh = WebhookId::generate(seq());
     let later = queue(store, &wh, T0 + 500).await;
     let sooner = queue(store, &wh, T0 + 100).await;
-    assert_eq!(next_due().await, Some(T0 + 100));
+    assert_eq!(next_due(Lane::First).await, Some(T0 + 100));
+    assert_eq!(next_due(Lane::Retry).await, None, "lanes are separate");
     assert_eq!(store.queue_depth().await.unwrap(), 2);
 
     let c = claim(Lane::First, T0 + 100, 10);
     let got = claimed(store, &c).await;
     assert_eq!(got.iter().map(|d| &d.id).collect::<Vec<_>>(), vec![&sooner]);
-    assert_eq!(next_due().await, Some(T0 + 500), "the lease ends later");
+    assert_eq!(
+        next_due(Lane::First).await,
+        Some(T0 + 500),
+        "the lease ends later"
+    );
     record(store, &[answer(&c, &got[0], T0 + 101, ok())]).await;
-    assert_eq!(next_due().await, Some(T0 + 500));
+    assert_eq!(next_due(Lane::First).await, Some(T0 + 500));
 
     try_once(store, &later, Lane::First, T0 + 500, retry_at(T0 + 9000)).await;
-    assert_eq!(next_due().await, Some(T0 + 9000), "retries count");
+    assert_eq!(next_due(Lane::First).await, None);
+    assert_eq!(
+        next_due(Lane::Retry).await,
+        Some(T0 + 9000),
+        "retries count in their lane"
+    );
     try_once(store, &later, Lane::Retry, T0 + 9000, ok()).await;
-    assert_eq!(next_due().await, None);
+    assert_eq!(next_due(Lane::Retry).await, None);
     assert_eq!(store.queue_depth().await.unwrap(), 0);
 }
 

@@ -83,6 +83,10 @@ pub enum ErrorKind {
     BlockedAddress,
     /// The request could not be built (a template rendered something invalid).
     InvalidPayload,
+    /// Nothing was sent: the webhook is disabled.
+    WebhookDisabled,
+    /// Nothing was sent: the webhook or the event no longer exists.
+    Gone,
     /// Anything else; the message says what.
     Other,
 }

@@ -20,9 +20,9 @@ pub struct IdError {
     pub prefix: &'static str,
 }
 
-/// The last id value handed out in this process: ids made in the same millisecond count up from
-/// it, so a process's ids sort in creation order even within one millisecond (ULID's monotonic
-/// mode).
+/// The last id value handed out in this process: a new id that would not sort after it (made in
+/// the same millisecond, or from a clock read that lost a race) counts up from it instead, so a
+/// process's ids sort in creation order (ULID's monotonic mode).
 static LAST: Mutex<u128> = Mutex::new(0);
 
 /// Generates a new id body for the time `now_ms`.
@@ -35,7 +35,7 @@ fn new_body(now_ms: i64) -> String {
     }
     {
         let mut last = LAST.lock().unwrap_or_else(|e| e.into_inner());
-        if value >> 80 == *last >> 80 && value <= *last {
+        if value <= *last {
             value = *last + 1;
         }
         *last = value;

@@ -13,6 +13,25 @@ use crate::webhook::{AuthConfig, BodyConfig, SignatureConfig, Webhook};
 /// What a masked header value is replaced with.
 pub const MASK: &str = "****";
 
+/// Words in a header name that suggest its value is a credential (`Authorization`,
+/// `X-Api-Key`, `X-Auth-Token`, `Cookie`, ...).
+const SENSITIVE_WORDS: [&str; 6] = ["auth", "token", "key", "secret", "password", "cookie"];
+
+/// Whether a header's value should be masked wherever it is shown or stored.
+pub fn is_sensitive_header(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    SENSITIVE_WORDS.iter().any(|w| name.contains(w))
+}
+
+/// `value`, or [`MASK`] when the header's name suggests a credential.
+pub fn masked_header_value<'a>(name: &str, value: &'a str) -> &'a str {
+    if is_sensitive_header(name) {
+        MASK
+    } else {
+        value
+    }
+}
+
 /// A request ready to send.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OutboundRequest {
@@ -31,7 +50,8 @@ impl OutboundRequest {
             .headers
             .iter()
             .map(|(k, v)| {
-                let masked = self.sensitive.iter().any(|s| s.eq_ignore_ascii_case(k));
+                let masked = is_sensitive_header(k)
+                    || self.sensitive.iter().any(|s| s.eq_ignore_ascii_case(k));
                 (k.clone(), if masked { mask_value(v) } else { v.clone() })
             })
             .collect();

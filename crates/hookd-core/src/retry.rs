@@ -62,6 +62,8 @@ pub enum WebhookEffect {
     Failing,
     /// Turn the webhook off now, with this reason (`410 Gone`).
     Disable(String),
+    /// Says nothing about the endpoint (nothing was sent).
+    Unchanged,
 }
 
 /// Decides the next step after attempt number `attempt`. `jitter` is a draw in `[0, 1)`.
@@ -120,7 +122,13 @@ impl ErrorKind {
     /// Transport failures are retried; a payload that cannot be built or an address hookd refuses
     /// to call will not change by trying again.
     pub fn is_retryable(self) -> bool {
-        !matches!(self, ErrorKind::BlockedAddress | ErrorKind::InvalidPayload)
+        !matches!(
+            self,
+            ErrorKind::BlockedAddress
+                | ErrorKind::InvalidPayload
+                | ErrorKind::WebhookDisabled
+                | ErrorKind::Gone
+        )
     }
 }
 

@@ -112,8 +112,12 @@ pub struct Claim {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NextState {
     Succeeded,
-    Retry { at_ms: i64 },
+    Retry {
+        at_ms: i64,
+    },
     Failed,
+    /// Will not be attempted again: its webhook or event no longer exists.
+    Cancelled,
 }
 
 /// The result of one attempt, to be recorded.
@@ -179,8 +183,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Leases up to `limit` due deliveries of the lane (oldest due first), setting them to
     /// `delivering` with `next_attempt_at = now + lease`.
     async fn claim_due_deliveries(&self, claim: &Claim) -> StoreResult<Vec<Delivery>>;
-    /// The earliest `next_attempt_at` of any pending, retrying or delivering delivery.
-    async fn next_due_at(&self) -> StoreResult<Option<i64>>;
+    /// The earliest `next_attempt_at` of the lane's pending, retrying or delivering deliveries.
+    async fn next_due_at(&self, lane: Lane) -> StoreResult<Option<i64>>;
     /// Deliveries not finished yet (pending, delivering or retrying): the queue depth.
     async fn queue_depth(&self) -> StoreResult<u64>;
     /// Records attempts and moves their deliveries and webhooks, in one transaction.

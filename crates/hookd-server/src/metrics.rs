@@ -17,6 +17,7 @@ pub struct Metrics {
     succeeded: AtomicU64,
     retrying: AtomicU64,
     failed: AtomicU64,
+    cancelled: AtomicU64,
     /// Per bucket of [`BUCKETS`], then one for +Inf.
     latency: [AtomicU64; BUCKETS.len() + 1],
     latency_sum_ms: AtomicU64,
@@ -30,6 +31,7 @@ impl Metrics {
                 NextState::Succeeded => &self.succeeded,
                 NextState::Retry { .. } => &self.retrying,
                 NextState::Failed => &self.failed,
+                NextState::Cancelled => &self.cancelled,
             };
             counter.fetch_add(1, Ordering::Relaxed);
             let secs = o.attempt.duration_ms as f64 / 1000.0;
@@ -54,6 +56,7 @@ impl Metrics {
             ("succeeded", &self.succeeded),
             ("retrying", &self.retrying),
             ("failed", &self.failed),
+            ("cancelled", &self.cancelled),
         ] {
             let _ = writeln!(
                 out,

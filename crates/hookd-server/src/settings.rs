@@ -77,10 +77,17 @@ impl std::fmt::Debug for Settings {
             .field("listen", &self.listen)
             .field("public_url", &self.public_url)
             .field("admin_token", &self.admin_token.as_ref().map(|_| "****"))
-            .field("default_headers", &self.default_headers)
+            .field("default_headers", &masked_headers(&self.default_headers))
             .field("delivery", &self.delivery)
             .field("retention", &self.retention)
             .field("max_body_bytes", &self.max_body_bytes)
             .finish()
     }
+}
+
+fn masked_headers(headers: &[(String, String)]) -> Vec<(&str, &str)> {
+    headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), hookd_core::outbound::masked_header_value(k, v)))
+        .collect()
 }

@@ -54,19 +54,19 @@ pub(crate) async fn claim(pool: &PgPool, claim: &Claim) -> sqlx::Result<Vec<Deli
     Ok(claimed)
 }
 
-pub(crate) async fn next_due_at(pool: &PgPool) -> sqlx::Result<Option<i64>> {
-    // One MIN per lane index; a single MIN over both predicates could not use either index.
-    let row = sqlx::query(
-        "SELECT LEAST(
-             (SELECT MIN(next_attempt_at) FROM deliveries
-              WHERE status IN ('pending', 'retrying', 'delivering') AND attempts = 0),
-             (SELECT MIN(next_attempt_at) FROM deliveries
-              WHERE status IN ('pending', 'retrying', 'delivering') AND attempts > 0)
-         ) AS due",
-    )
-    .fetch_one(pool)
-    .await?;
-    row.try_get("due")
+pub(crate) async fn next_due_at(pool: &PgPool, lane: Lane) -> sqlx::Result<Option<i64>> {
+    // One query per lane, each matching its lane's partial index.
+    let sql = match lane {
+        Lane::First => {
+            "SELECT MIN(next_attempt_at) AS due FROM deliveries
+             WHERE status IN ('pending', 'retrying', 'delivering') AND attempts = 0"
+        }
+        Lane::Retry => {
+            "SELECT MIN(next_attempt_at) AS due FROM deliveries
+             WHERE status IN ('pending', 'retrying', 'delivering') AND attempts > 0"
+        }
+    };
+    sqlx::query(sql).fetch_one(pool).await?.try_get("due")
 }
 
 pub(crate) async fn get(pool: &PgPool, id: &DeliveryId) -> sqlx::Result<Option<Delivery>> {

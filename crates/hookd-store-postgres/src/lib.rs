@@ -28,8 +28,8 @@ use hookd_core::delivery::{Attempt, Delivery};
 use hookd_core::event::Event;
 use hookd_core::ids::{DeliveryId, EventId, WebhookId};
 use hookd_core::store::{
-    Claim, DeliveryFilter, Enqueued, EventToStore, Outcome, Page, Store, StoreError, StoreResult,
-    TokenRecord,
+    Claim, DeliveryFilter, Enqueued, EventToStore, Lane, Outcome, Page, Store, StoreError,
+    StoreResult, TokenRecord,
 };
 use hookd_core::webhook::Webhook;
 use sqlx::postgres::{PgPool, PgPoolOptions};
@@ -171,8 +171,10 @@ impl Store for PgStore {
             .map_err(store_err)
     }
 
-    async fn next_due_at(&self) -> StoreResult<Option<i64>> {
-        deliveries::next_due_at(&self.pool).await.map_err(store_err)
+    async fn next_due_at(&self, lane: Lane) -> StoreResult<Option<i64>> {
+        deliveries::next_due_at(&self.pool, lane)
+            .await
+            .map_err(store_err)
     }
 
     async fn queue_depth(&self) -> StoreResult<u64> {

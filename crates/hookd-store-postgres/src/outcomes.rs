@@ -125,6 +125,7 @@ fn next_state(o: &Outcome) -> (&'static str, Option<i64>) {
         NextState::Succeeded => ("succeeded", None),
         NextState::Retry { at_ms } => ("retrying", Some(at_ms)),
         NextState::Failed => ("failed", None),
+        NextState::Cancelled => ("cancelled", None),
     }
 }
 
@@ -144,6 +145,7 @@ async fn apply_effect(conn: &mut PgConnection, o: &Outcome) -> sqlx::Result<bool
         }
         WebhookEffect::Failing => failing(conn, o).await,
         WebhookEffect::Disable(reason) => disable(conn, id, reason, o.now_ms).await,
+        WebhookEffect::Unchanged => Ok(false),
     }
 }
 

@@ -59,20 +59,19 @@ pub(crate) async fn claim(writer: &SqlitePool, claim: &Claim) -> sqlx::Result<Ve
     Ok(claimed)
 }
 
-pub(crate) async fn next_due_at(reader: &SqlitePool) -> sqlx::Result<Option<i64>> {
-    // One MIN per lane index (each reads one index entry); see `claim_sql!` for `INDEXED BY`.
-    let row = sqlx::query(
-        "SELECT MIN(due) AS due FROM (
-             SELECT MIN(next_attempt_at) AS due FROM deliveries INDEXED BY deliveries_due_first
-             WHERE status IN ('pending', 'retrying', 'delivering') AND attempts = 0
-             UNION ALL
-             SELECT MIN(next_attempt_at) AS due FROM deliveries INDEXED BY deliveries_due_retry
-             WHERE status IN ('pending', 'retrying', 'delivering') AND attempts > 0
-         )",
-    )
-    .fetch_one(reader)
-    .await?;
-    row.try_get("due")
+pub(crate) async fn next_due_at(reader: &SqlitePool, lane: Lane) -> sqlx::Result<Option<i64>> {
+    // Each lane reads one entry of its own index; see `claim_sql!` for `INDEXED BY`.
+    let sql = match lane {
+        Lane::First => {
+            "SELECT MIN(next_attempt_at) AS due FROM deliveries INDEXED BY deliveries_due_first
+             WHERE status IN ('pending', 'retrying', 'delivering') AND attempts = 0"
+        }
+        Lane::Retry => {
+            "SELECT MIN(next_attempt_at) AS due FROM deliveries INDEXED BY deliveries_due_retry
+             WHERE status IN ('pending', 'retrying', 'delivering') AND attempts > 0"
+        }
+    };
+    sqlx::query(sql).fetch_one(reader).await?.try_get("due")
 }
 
 pub(crate) async fn get(reader: &SqlitePool, id: &DeliveryId) -> sqlx::Result<Option<Delivery>> {

@@ -29,8 +29,8 @@ use hookd_core::delivery::{Attempt, Delivery};
 use hookd_core::event::Event;
 use hookd_core::ids::{DeliveryId, EventId, WebhookId};
 use hookd_core::store::{
-    Claim, DeliveryFilter, Enqueued, EventToStore, Outcome, Page, Store, StoreError, StoreResult,
-    TokenRecord,
+    Claim, DeliveryFilter, Enqueued, EventToStore, Lane, Outcome, Page, Store, StoreError,
+    StoreResult, TokenRecord,
 };
 use hookd_core::webhook::Webhook;
 use sqlx::sqlite::{
@@ -223,8 +223,8 @@ impl Store for SqliteStore {
             .map_err(store_err)
     }
 
-    async fn next_due_at(&self) -> StoreResult<Option<i64>> {
-        deliveries::next_due_at(&self.reader)
+    async fn next_due_at(&self, lane: Lane) -> StoreResult<Option<i64>> {
+        deliveries::next_due_at(&self.reader, lane)
             .await
             .map_err(store_err)
     }

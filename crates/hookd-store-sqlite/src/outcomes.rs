@@ -70,6 +70,7 @@ async fn move_delivery(conn: &mut SqliteConnection, o: &Outcome) -> sqlx::Result
         NextState::Succeeded => ("succeeded", None),
         NextState::Retry { at_ms } => ("retrying", Some(at_ms)),
         NextState::Failed => ("failed", None),
+        NextState::Cancelled => ("cancelled", None),
     };
     let a = &o.attempt;
     sqlx::query(
@@ -107,6 +108,7 @@ async fn apply_effect(conn: &mut SqliteConnection, o: &Outcome) -> sqlx::Result<
         }
         WebhookEffect::Failing => failing(conn, o).await,
         WebhookEffect::Disable(reason) => disable(conn, id, reason, o.now_ms).await,
+        WebhookEffect::Unchanged => Ok(false),
     }
 }
 

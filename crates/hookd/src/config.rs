@@ -195,7 +195,12 @@ impl fmt::Debug for Config {
         let headers: Vec<(&str, &str)> = self
             .default_headers
             .iter()
-            .map(|(name, value)| (name.as_str(), masked_header_value(name, value)))
+            .map(|(name, value)| {
+                (
+                    name.as_str(),
+                    hookd_core::outbound::masked_header_value(name, value),
+                )
+            })
             .collect();
         f.debug_struct("Config")
             .field("listen", &self.listen)
@@ -220,25 +225,5 @@ impl fmt::Debug for ProxyRoute {
             .field("tag", &self.tag)
             .field("strip_prefix", &self.strip_prefix)
             .finish()
-    }
-}
-
-/// `value`, or a mask when the header's name suggests a credential (`Authorization`,
-/// `X-Api-Key`, `X-Auth-Token`, …).
-fn masked_header_value<'a>(name: &str, value: &'a str) -> &'a str {
-    let name = name.to_ascii_lowercase();
-    let secret = [
-        "auth",
-        "token",
-        "key",
-        "secret",
-        "password",
-        "signature",
-        "cookie",
-    ];
-    if secret.iter().any(|word| name.contains(word)) {
-        "****"
-    } else {
-        value
     }
 }

@@ -49,12 +49,13 @@ pub fn app(state: AppState) -> Router {
     let doc = Json(doc);
     let api = api
         .route("/openapi.json", get(move || async move { doc.clone() }))
-        .route_layer(middleware::from_fn_with_state(
+        .fallback(|| async { ApiError::not_found("route") })
+        .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
+        // Last, so it also guards unknown paths: nothing under /api/v1 answers without a token.
+        .layer(middleware::from_fn_with_state(
             state.clone(),
             crate::auth::require_token,
-        ))
-        .fallback(|| async { ApiError::not_found("route") })
-        .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() });
+        ));
     Router::new()
         .nest("/api/v1", api)
         .merge(ops::router())

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use axum::http::{HeaderName, HeaderValue};
-use hookd_core::outbound::MASK;
+use hookd_core::outbound::{masked_header_value, MASK};
 use hookd_core::signature::SigningSecret;
 use hookd_core::time::rfc3339;
 use hookd_core::webhook::{
@@ -168,7 +168,7 @@ impl WebhookOut {
             url: s.url.clone(),
             method: s.method.as_str().to_owned(),
             events: s.events.clone(),
-            headers: s.headers.clone(),
+            headers: masked_headers(&s.headers),
             auth: masked_auth(&s.auth),
             signature: serde_json::to_value(&s.signature).unwrap_or(Value::Null),
             include_secret: s.include_secret,
@@ -182,6 +182,16 @@ impl WebhookOut {
             updated_at: rfc3339(w.updated_at),
         }
     }
+}
+
+/// Header overrides as shown: values of credential-like headers masked.
+fn masked_headers(h: &BTreeMap<String, Option<String>>) -> BTreeMap<String, Option<String>> {
+    h.iter()
+        .map(|(k, v)| {
+            let v = v.as_deref().map(|v| masked_header_value(k, v).to_owned());
+            (k.clone(), v)
+        })
+        .collect()
 }
 
 fn masked_auth(auth: &AuthConfig) -> Value {
@@ -312,6 +322,10 @@ pub fn parse_url(raw: &str) -> Result<String, ApiError> {
     }
     if url.host_str().is_none_or(str::is_empty) {
         return Err(ApiError::invalid("url", "must have a host"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        let msg = "must not carry credentials: use `auth` (they are masked; URLs are not)";
+        return Err(ApiError::invalid("url", msg));
     }
     if raw.len() > 2048 {
         return Err(ApiError::invalid("url", "must be at most 2048 characters"));

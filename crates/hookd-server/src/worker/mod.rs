@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hookd_core::store::{Claim, Lane};
-use hookd_core::{Delivery, Event, Store, Webhook};
+use hookd_core::{Delivery, ErrorKind, Event, Store, Webhook};
 use tokio::sync::{mpsc, watch, Notify, Semaphore};
 use tokio::task::JoinSet;
 
@@ -79,6 +79,8 @@ impl Worker {
         let slots = Arc::new(Semaphore::new(self.settings.delivery.concurrency));
         let mut inflight = JoinSet::new();
         while !*shutdown.borrow() {
+            // Reap finished sends so a lane that never idles does not accumulate them.
+            while inflight.try_join_next().is_some() {}
             let notified = self.wake.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
@@ -87,13 +89,12 @@ impl Worker {
                 Ok(Step::Idle) => {}
                 Err(e) => tracing::warn!(error = %e, ?lane, "claiming deliveries failed"),
             }
-            let wait = self.idle_wait().await;
+            let wait = self.idle_wait(lane).await;
             tokio::select! {
                 _ = notified => {}
                 _ = tokio::time::sleep(wait) => {}
                 _ = shutdown.changed() => {}
             }
-            while inflight.try_join_next().is_some() {}
         }
         while inflight.join_next().await.is_some() {}
     }
@@ -136,11 +137,23 @@ impl Worker {
                     .await
                     .expect("semaphore never closed"),
             };
-            let (Some(event), Some(hook)) = (
+            let (event, hook) = (
                 events.get(&delivery.event_id),
                 hooks.get(&delivery.webhook_id),
-            ) else {
-                // Deleted underneath us: the lease runs out and the store's state decides.
+            );
+            let (Some(event), Some(hook)) = (event, hook.filter(|h| h.active)) else {
+                let outcome = match hook {
+                    Some(h) => {
+                        let why = "the webhook is disabled";
+                        send::not_sent(&delivery, Some(h), &token, ErrorKind::WebhookDisabled, why)
+                    }
+                    None => {
+                        let why = "the webhook or the event no longer exists";
+                        send::not_sent(&delivery, None, &token, ErrorKind::Gone, why)
+                    }
+                };
+                let _ = tx.send(outcome).await;
+                drop(permit);
                 continue;
             };
             let (me, tx, token) = (self.clone(), tx.clone(), token.clone());
@@ -185,9 +198,9 @@ impl Worker {
         ))
     }
 
-    /// How long an idle lane may sleep: until the next delivery is due, at most [`IDLE_MAX`].
-    async fn idle_wait(&self) -> Duration {
-        match self.store.next_due_at().await {
+    /// How long an idle lane may sleep: until its next delivery is due, at most [`IDLE_MAX`].
+    async fn idle_wait(&self, lane: Lane) -> Duration {
+        match self.store.next_due_at(lane).await {
             Ok(Some(at)) => {
                 let ms = (at - crate::now_ms()).clamp(0, IDLE_MAX.as_millis() as i64);
                 Duration::from_millis(ms as u64)

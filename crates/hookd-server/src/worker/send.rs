@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use hookd_core::delivery::{record_body, RequestRecord, ResponseRecord, MAX_RECORDED_BODY};
 use hookd_core::outbound::{build_request, OutboundRequest, SendContext};
-use hookd_core::retry::{decide, parse_retry_after, Decision, RetryPolicy};
+use hookd_core::retry::{decide, parse_retry_after, Decision, RetryPolicy, WebhookEffect};
 use hookd_core::store::{NextState, Outcome};
 use hookd_core::{Attempt, AttemptId, AttemptResult, Delivery, ErrorKind, Event, Webhook};
 use rand::Rng;
@@ -70,12 +70,7 @@ pub async fn attempt(
     let started = Instant::now();
     let (record, response, error) = match build_request(webhook, event, &ctx) {
         Ok(req) => {
-            let timeout = webhook
-                .spec
-                .timeout_ms
-                .map_or(settings.delivery.timeout, |ms| {
-                    Duration::from_millis(ms.into())
-                });
+            let timeout = effective_timeout(webhook, settings);
             let client = if webhook.spec.tls_verify {
                 &sender.verified
             } else {
@@ -141,6 +136,67 @@ pub async fn attempt(
         disable_if_failing_since_before: done_ms
             - settings.delivery.disable_after.as_millis() as i64,
         now_ms: done_ms,
+    }
+}
+
+/// Time left between the end of a request and the end of its lease, for recording the outcome.
+const LEASE_MARGIN: Duration = Duration::from_secs(10);
+
+/// The webhook's timeout (or the server's), never so long that the lease could run out before
+/// the outcome is recorded (the lease may have been shortened after the webhook was saved).
+fn effective_timeout(webhook: &Webhook, settings: &Settings) -> Duration {
+    let wanted = webhook
+        .spec
+        .timeout_ms
+        .map_or(settings.delivery.timeout, |ms| {
+            Duration::from_millis(ms.into())
+        });
+    let cap = settings
+        .delivery
+        .lease
+        .saturating_sub(LEASE_MARGIN)
+        .max(Duration::from_secs(1));
+    wanted.min(cap)
+}
+
+/// The outcome of a delivery that is not sent at all: its webhook is disabled (it fails, and
+/// `recover` can send it once the webhook is enabled again) or gone (it is cancelled).
+pub fn not_sent(
+    delivery: &Delivery,
+    webhook: Option<&Webhook>,
+    lease_token: &str,
+    kind: ErrorKind,
+    message: &str,
+) -> Outcome {
+    let now_ms = crate::now_ms();
+    let next = if kind == ErrorKind::Gone {
+        NextState::Cancelled
+    } else {
+        NextState::Failed
+    };
+    let request = RequestRecord {
+        method: webhook.map_or("", |w| w.spec.method.as_str()).to_owned(),
+        url: webhook.map_or(String::new(), |w| w.spec.url.clone()),
+        headers: Vec::new(),
+    };
+    Outcome {
+        attempt: Attempt {
+            id: AttemptId::generate(now_ms),
+            delivery_id: delivery.id.clone(),
+            webhook_id: delivery.webhook_id.clone(),
+            attempt: delivery.attempts + 1,
+            started_at: now_ms,
+            duration_ms: 0,
+            request,
+            response: None,
+            error_kind: Some(kind),
+            error: Some(message.to_owned()),
+        },
+        lease_token: lease_token.to_owned(),
+        next,
+        webhook: WebhookEffect::Unchanged,
+        disable_if_failing_since_before: 0,
+        now_ms,
     }
 }
 

@@ -26,6 +26,24 @@ async fn api_calls_without_a_valid_token_are_refused(b: Backend) {
     }
     let (status, _) = app.get("/webhooks").await;
     assert_eq!(status, StatusCode::OK);
+    let resp = app
+        .client
+        .get(app.url("/no-such-thing"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 401, "unknown paths are guarded too");
+    let lower = format!("bearer {}", crate::support::TOKEN);
+    let resp = app
+        .client
+        .get(app.url("/webhooks"))
+        .header("authorization", lower)
+        .send();
+    assert_eq!(
+        resp.await.unwrap().status().as_u16(),
+        200,
+        "the scheme is case-insensitive"
+    );
 }
 
 backend_test!(stored_tokens_are_accepted);

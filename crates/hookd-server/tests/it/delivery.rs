@@ -389,3 +389,34 @@ async fn recover_sends_failed_deliveries_again(b: Backend) {
         app.wait_delivery(d, status_is("succeeded")).await;
     }
 }
+
+backend_test!(a_disabled_webhook_gets_nothing_more_until_recovered);
+async fn a_disabled_webhook_gets_nothing_more_until_recovered(b: Backend) {
+    let app = spawn_app(&b).await;
+    let rx = TestReceiver::start().await;
+    rx.script([Reply::status(500)]);
+    let w = app
+        .create_webhook(json!({"name": "r", "url": rx.url("/"), "retry_schedule": [1]}))
+        .await;
+    let id = w["id"].as_str().unwrap();
+    let dlv = publish_one(&app, json!({"type": "a.b"})).await;
+    app.wait_delivery(&dlv, status_is("retrying")).await;
+    app.post(&format!("/webhooks/{id}/disable"), json!({}))
+        .await;
+    let d = app.wait_delivery(&dlv, status_is("failed")).await;
+    assert_eq!(d["attempts"][1]["error_kind"], "webhook_disabled");
+    assert_eq!(
+        rx.received().len(),
+        1,
+        "nothing was sent to the disabled webhook"
+    );
+    app.post(&format!("/webhooks/{id}/enable"), json!({})).await;
+    let (_, out) = app
+        .post(
+            &format!("/webhooks/{id}/recover"),
+            json!({"since": "2000-01-01T00:00:00Z"}),
+        )
+        .await;
+    assert_eq!(out["recovered"], 1);
+    app.wait_delivery(&dlv, status_is("succeeded")).await;
+}

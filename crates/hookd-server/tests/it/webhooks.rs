@@ -15,6 +15,7 @@ async fn create_fills_defaults_and_hides_secrets(b: Backend) {
     let app = spawn_app(&b).await;
     let mut body = minimal();
     body["auth"] = json!({"type": "basic", "username": "u", "password": "hunter2"});
+    body["headers"] = json!({"X-Api-Key": "k-hunter3", "X-Tenant": "acme"});
     let w = app.create_webhook(body).await;
     assert!(w["id"].as_str().unwrap().starts_with("wh_"));
     assert_eq!(w["active"], true);
@@ -26,6 +27,10 @@ async fn create_fills_defaults_and_hides_secrets(b: Backend) {
     let (_, got) = app.get(&format!("/webhooks/{id}")).await;
     assert_eq!(got, w);
     assert!(!got.to_string().contains("hunter2"));
+    assert_eq!(
+        got["headers"],
+        json!({"X-Api-Key": "****", "X-Tenant": "acme"})
+    );
     let (status, secret) = app.get(&format!("/webhooks/{id}/secret")).await;
     assert_eq!(status, StatusCode::OK);
     assert!(secret["secret"].as_str().unwrap().starts_with("whsec_"));
@@ -135,6 +140,11 @@ async fn bad_input_is_refused_naming_the_field(b: Backend) {
         (json!({"name": "", "url": "http://a.example/"}), 422, "name"),
         (json!({"name": "x", "url": "ftp://a.example/"}), 422, "url"),
         (json!({"name": "x", "url": "not a url"}), 422, "url"),
+        (
+            json!({"name": "x", "url": "https://u:p@a.example/"}),
+            422,
+            "url",
+        ),
         (json!({"name": "x"}), 422, "url"),
         (json!({"name": 5, "url": "http://a.example/"}), 422, "name"),
         (
