@@ -27,7 +27,7 @@ use crate::retry::WebhookEffect;
 use crate::signature::SigningSecret;
 use crate::store::{
     Claim, DeliveryFilter, Enqueued, EventToStore, Lane, NewDelivery, NextState, Outcome, Page,
-    Store, StoreError, TokenRecord,
+    Store, StoreError, TokenRecord, Written,
 };
 use crate::time::rfc3339;
 use crate::webhook::{
@@ -435,17 +435,33 @@ pub async fn webhook_crud_bumps_the_version(store: &dyn Store) {
     let again = store.insert_webhook(&w).await;
     assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
 
+    let read = w.clone();
     w.active = false;
     w.disabled_reason = Some("paused by hand".into());
     w.failing_since = Some(T0 + 5);
     w.spec.name = "crm-v2".into();
     w.spec.headers.insert("x-extra".into(), Some("1".into()));
     w.updated_at = T0 + 10;
-    assert!(store.update_webhook(&w).await.unwrap());
+    assert_eq!(
+        store.update_webhook(&w, &read).await.unwrap(),
+        Written::Done
+    );
     assert_eq!(store.get_webhook(&w.id).await.unwrap(), Some(w.clone()));
     let v2 = version().await;
     assert_ne!(v2, v1, "update changes the version");
-    assert!(!store.update_webhook(&webhook("ghost")).await.unwrap());
+    let ghost = webhook("ghost");
+    assert_eq!(
+        store.update_webhook(&ghost, &ghost).await.unwrap(),
+        Written::NotFound
+    );
+    // A write based on a stale read (the row changed since) is refused and changes nothing.
+    let mut stale = read.clone();
+    stale.spec.name = "lost update".into();
+    assert_eq!(
+        store.update_webhook(&stale, &read).await.unwrap(),
+        Written::Changed
+    );
+    assert_eq!(store.get_webhook(&w.id).await.unwrap(), Some(w.clone()));
 
     assert!(store.delete_webhook(&w.id, T0 + 20).await.unwrap());
     assert_eq!(store.get_webhook(&w.id).await.unwrap(), None);

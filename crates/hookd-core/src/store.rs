@@ -87,6 +87,15 @@ pub enum Enqueued {
     Duplicate(Event),
 }
 
+/// What a conditional write did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Written {
+    Done,
+    NotFound,
+    /// The row changed since it was read; nothing was written.
+    Changed,
+}
+
 /// Which deliveries a claim is for. Retries and first attempts are claimed separately so a
 /// backlog of retries to failing endpoints never delays first attempts to healthy ones.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -158,8 +167,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn insert_webhook(&self, webhook: &Webhook) -> StoreResult<()>;
     async fn get_webhook(&self, id: &WebhookId) -> StoreResult<Option<Webhook>>;
     async fn list_webhooks(&self, page: &Page) -> StoreResult<Vec<Webhook>>;
-    /// Replaces every stored field of an existing webhook; `false` if it does not exist.
-    async fn update_webhook(&self, webhook: &Webhook) -> StoreResult<bool>;
+    /// Replaces every stored field of a webhook, provided it is still as `read` left it
+    /// (`updated_at`, `active`, `disabled_reason`: the worker may have disabled it meanwhile).
+    async fn update_webhook(&self, webhook: &Webhook, read: &Webhook) -> StoreResult<Written>;
     /// Deletes a webhook, cancels its unfinished deliveries; `false` if it did not exist.
     async fn delete_webhook(&self, id: &WebhookId, now_ms: i64) -> StoreResult<bool>;
     async fn active_webhooks(&self) -> StoreResult<Vec<Webhook>>;

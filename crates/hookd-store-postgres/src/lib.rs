@@ -29,7 +29,7 @@ use hookd_core::event::Event;
 use hookd_core::ids::{DeliveryId, EventId, WebhookId};
 use hookd_core::store::{
     Claim, DeliveryFilter, Enqueued, EventToStore, Lane, Outcome, Page, Store, StoreError,
-    StoreResult, TokenRecord,
+    StoreResult, TokenRecord, Written,
 };
 use hookd_core::webhook::Webhook;
 use sqlx::postgres::{PgPool, PgPoolOptions};
@@ -119,8 +119,8 @@ impl Store for PgStore {
         webhooks::list(&self.pool, page).await.map_err(store_err)
     }
 
-    async fn update_webhook(&self, webhook: &Webhook) -> StoreResult<bool> {
-        webhooks::update(&self.pool, webhook)
+    async fn update_webhook(&self, webhook: &Webhook, read: &Webhook) -> StoreResult<Written> {
+        webhooks::update(&self.pool, webhook, read)
             .await
             .map_err(store_err)
     }

@@ -30,7 +30,7 @@ use hookd_core::event::Event;
 use hookd_core::ids::{DeliveryId, EventId, WebhookId};
 use hookd_core::store::{
     Claim, DeliveryFilter, Enqueued, EventToStore, Lane, Outcome, Page, Store, StoreError,
-    StoreResult, TokenRecord,
+    StoreResult, TokenRecord, Written,
 };
 use hookd_core::webhook::Webhook;
 use sqlx::sqlite::{
@@ -171,8 +171,8 @@ impl Store for SqliteStore {
         webhooks::list(&self.reader, page).await.map_err(store_err)
     }
 
-    async fn update_webhook(&self, webhook: &Webhook) -> StoreResult<bool> {
-        webhooks::update(&self.writer, webhook)
+    async fn update_webhook(&self, webhook: &Webhook, read: &Webhook) -> StoreResult<Written> {
+        webhooks::update(&self.writer, webhook, read)
             .await
             .map_err(store_err)
     }

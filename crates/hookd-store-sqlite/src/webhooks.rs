@@ -2,7 +2,7 @@
 //! bumped in the same transaction as every write so other processes can cache the active set.
 
 use hookd_core::ids::WebhookId;
-use hookd_core::store::Page;
+use hookd_core::store::{Page, Written};
 use hookd_core::webhook::Webhook;
 use sqlx::{Row, SqliteConnection, SqlitePool};
 
@@ -43,13 +43,17 @@ pub(crate) async fn insert(writer: &SqlitePool, w: &Webhook) -> sqlx::Result<()>
     tx.commit().await
 }
 
-pub(crate) async fn update(writer: &SqlitePool, w: &Webhook) -> sqlx::Result<bool> {
+pub(crate) async fn update(
+    writer: &SqlitePool,
+    w: &Webhook,
+    read: &Webhook,
+) -> sqlx::Result<Written> {
     let spec = serde_json::to_string(&w.spec).map_err(encode_err)?;
     let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
     let done = sqlx::query(
         "UPDATE webhooks SET active = $2, disabled_reason = $3, failing_since = $4, spec = $5,
              created_at = $6, updated_at = $7
-         WHERE id = $1",
+         WHERE id = $1 AND updated_at = $8 AND active = $9 AND disabled_reason IS $10",
     )
     .bind(w.id.as_str())
     .bind(w.active)
@@ -58,14 +62,25 @@ pub(crate) async fn update(writer: &SqlitePool, w: &Webhook) -> sqlx::Result<boo
     .bind(spec)
     .bind(w.created_at)
     .bind(w.updated_at)
+    .bind(read.updated_at)
+    .bind(read.active)
+    .bind(&read.disabled_reason)
     .execute(&mut *tx)
     .await?;
     if done.rows_affected() == 0 {
-        return Ok(false);
+        let exists = sqlx::query("SELECT 1 FROM webhooks WHERE id = $1")
+            .bind(w.id.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+        return Ok(if exists.is_some() {
+            Written::Changed
+        } else {
+            Written::NotFound
+        });
     }
     bump_version(&mut tx).await?;
     tx.commit().await?;
-    Ok(true)
+    Ok(Written::Done)
 }
 
 /// Deletes the webhook and cancels its unfinished deliveries. Clearing the lease means an

@@ -95,14 +95,20 @@ pub struct WebhookPatch {
     pub events: Option<Vec<EventFilter>>,
     #[schema(value_type = Option<Object>)]
     pub headers: Option<BTreeMap<String, Option<String>>>,
+    /// `null` resets it to the default.
+    #[serde(default, deserialize_with = "double_option")]
     #[schema(value_type = Option<Object>)]
-    pub auth: Option<Value>,
+    pub auth: Option<Option<Value>>,
     pub secret: Option<String>,
+    /// `null` resets it to the default.
+    #[serde(default, deserialize_with = "double_option")]
     #[schema(value_type = Option<Object>)]
-    pub signature: Option<Value>,
+    pub signature: Option<Option<Value>>,
     pub include_secret: Option<bool>,
+    /// `null` resets it to the default.
+    #[serde(default, deserialize_with = "double_option")]
     #[schema(value_type = Option<Object>)]
-    pub body: Option<Value>,
+    pub body: Option<Option<Value>>,
     pub tls_verify: Option<bool>,
     #[serde(default, deserialize_with = "double_option")]
     #[schema(value_type = Option<u32>)]
@@ -249,12 +255,15 @@ impl WebhookIn {
             timeout_ms,
             max_attempts,
             retry_schedule,
-            rate_limit_per_second
+            rate_limit_per_second,
+            auth,
+            signature,
+            body
         );
         macro_rules! take_some {
             ($($f:ident),*) => { $(if let Some(v) = p.$f { self.$f = Some(v); })* };
         }
-        take_some!(method, auth, secret, signature, body);
+        take_some!(method, secret);
     }
 
     /// Validates and converts to the domain spec. `old_scheme` tells whether a kept secret still

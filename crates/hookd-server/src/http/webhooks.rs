@@ -3,7 +3,7 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use hookd_core::store::{EventToStore, NewDelivery};
+use hookd_core::store::{EventToStore, NewDelivery, Written};
 use hookd_core::webhook::PreviousSecret;
 use hookd_core::{DeliveryId, DeliveryStatus, EventId, EventType, NewEvent, Webhook, WebhookId};
 use serde::{Deserialize, Serialize};
@@ -125,7 +125,8 @@ async fn patch_webhook(
     Path(id): Path<String>,
     JsonBody(patch): JsonBody<WebhookPatch>,
 ) -> ApiResult<Json<WebhookOut>> {
-    let mut webhook = load(&state, &id).await?;
+    let read = load(&state, &id).await?;
+    let mut webhook = read.clone();
     let reactivated = patch.active == Some(true) && !webhook.active;
     let mut input = WebhookIn::from_domain(&webhook);
     input.apply(patch);
@@ -137,15 +138,24 @@ async fn patch_webhook(
         webhook.disabled_reason = None;
         webhook.failing_since = None;
     }
-    save(&state, webhook).await
+    save(&state, &read, webhook).await
 }
 
-async fn save(state: &AppState, mut webhook: Webhook) -> ApiResult<Json<WebhookOut>> {
-    webhook.updated_at = crate::now_ms();
-    if !state.store.update_webhook(&webhook).await? {
-        return Err(ApiError::not_found("webhook"));
+async fn save(
+    state: &AppState,
+    read: &Webhook,
+    mut webhook: Webhook,
+) -> ApiResult<Json<WebhookOut>> {
+    // Strictly later than what was read, so every write is a new `updated_at`.
+    webhook.updated_at = crate::now_ms().max(read.updated_at + 1);
+    match state.store.update_webhook(&webhook, read).await? {
+        Written::Done => Ok(Json(WebhookOut::from_domain(&webhook))),
+        Written::NotFound => Err(ApiError::not_found("webhook")),
+        Written::Changed => Err(ApiError::conflict(
+            "the webhook changed while this request was handled (hookd may have disabled it); \
+             read it again and retry",
+        )),
     }
-    Ok(Json(WebhookOut::from_domain(&webhook)))
 }
 
 #[utoipa::path(delete, path = "/webhooks/{id}", tag = "webhooks",
@@ -168,11 +178,12 @@ async fn enable_webhook(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<WebhookOut>> {
-    let mut webhook = load(&state, &id).await?;
+    let read = load(&state, &id).await?;
+    let mut webhook = read.clone();
     webhook.active = true;
     webhook.disabled_reason = None;
     webhook.failing_since = None;
-    save(&state, webhook).await
+    save(&state, &read, webhook).await
 }
 
 #[utoipa::path(post, path = "/webhooks/{id}/disable", tag = "webhooks",
@@ -181,9 +192,10 @@ async fn disable_webhook(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<WebhookOut>> {
-    let mut webhook = load(&state, &id).await?;
+    let read = load(&state, &id).await?;
+    let mut webhook = read.clone();
     webhook.active = false;
-    save(&state, webhook).await
+    save(&state, &read, webhook).await
 }
 
 #[utoipa::path(post, path = "/webhooks/{id}/rotate-secret", tag = "webhooks",
@@ -192,7 +204,8 @@ async fn rotate_secret(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<SecretOut>> {
-    let mut webhook = load(&state, &id).await?;
+    let read = load(&state, &id).await?;
+    let mut webhook = read.clone();
     let now = crate::now_ms();
     let grace = state.settings.delivery.rotation_grace.as_millis() as i64;
     let fresh = new_secret(&webhook.spec.signature);
@@ -201,7 +214,7 @@ async fn rotate_secret(
         secret: old,
         expires_at: now + grace,
     });
-    let _saved = save(&state, webhook).await?;
+    let _saved = save(&state, &read, webhook).await?;
     Ok(Json(SecretOut {
         secret: fresh.expose().to_owned(),
     }))

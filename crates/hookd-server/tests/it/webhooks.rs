@@ -92,6 +92,19 @@ async fn patch_changes_only_the_given_fields(b: Backend) {
     assert_eq!(status, StatusCode::OK);
     let (_, got) = app.get(&format!("/webhooks/{id}")).await;
     assert_eq!(got["timeout_ms"], Value::Null);
+    let auth = json!({"auth": {"type": "bearer", "token": "t0k"}});
+    let (_, got) = app
+        .call("PATCH", &format!("/webhooks/{id}"), Some(auth))
+        .await;
+    assert_eq!(got["auth"], json!({"type": "bearer", "token": "****"}));
+    let (_, got) = app
+        .call(
+            "PATCH",
+            &format!("/webhooks/{id}"),
+            Some(json!({"auth": null})),
+        )
+        .await;
+    assert_eq!(got["auth"], json!({"type": "none"}), "null resets auth");
 }
 
 backend_test!(enable_disable_and_delete);
