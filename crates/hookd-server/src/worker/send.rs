@@ -13,7 +13,7 @@ use rand::Rng;
 use crate::settings::Settings;
 
 /// Keep-alive connections kept per target host.
-const IDLE_PER_HOST: usize = 64;
+const IDLE_PER_HOST: usize = 256;
 
 /// Pooled HTTP clients: one that verifies TLS certificates and one for `tls_verify: false`.
 #[derive(Debug, Clone)]
