@@ -1,9 +1,11 @@
 //! Events and the deliveries they cause, written together in one transaction, and event reads.
 
+use std::collections::{HashMap, HashSet};
+
 use hookd_core::event::Event;
 use hookd_core::ids::EventId;
 use hookd_core::store::{Enqueued, EventToStore, NewDelivery, Page};
-use sqlx::{QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
+use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
 
 use crate::rows::{self, encode_err, event_columns, placeholders, IDS_PER_QUERY};
 
@@ -11,17 +13,26 @@ use crate::rows::{self, encode_err, event_columns, placeholders, IDS_PER_QUERY};
 /// statement, so 1000 rows (9000 parameters) stays well inside while keeping a fan-out to
 /// thousands of webhooks down to a few statements.
 const DELIVERY_ROWS_PER_INSERT: usize = 1000;
+/// Event rows per multi-row `INSERT`: 7 parameters a row, so 1000 rows bind 7000, well inside
+/// SQLite's 32766, and a whole group commit of the publisher (at most 1000 events) is one
+/// statement.
+const EVENT_ROWS_PER_INSERT: usize = 1000;
 
+/// Stores the events and their deliveries in one transaction. Each statement is a round trip
+/// to the connection's worker thread, so rows go in multi-row statements across all events:
+/// events without an idempotency key in one, keyed events in another that says which were
+/// stored, and the deliveries of every stored event in a third.
 pub(crate) async fn enqueue(
     writer: &SqlitePool,
     events: &[EventToStore],
     now_ms: i64,
 ) -> sqlx::Result<Vec<Enqueued>> {
     let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
+    let firsts = insert_events(&mut tx, events, now_ms).await?;
     let mut results = Vec::with_capacity(events.len());
     let mut deliveries: Vec<(&EventId, &NewDelivery)> = Vec::new();
-    for e in events {
-        match insert_event(&mut tx, e, now_ms).await? {
+    for (e, first) in events.iter().zip(firsts) {
+        match first {
             Some(first) => results.push(Enqueued::Duplicate(first)),
             None => {
                 deliveries.extend(e.deliveries.iter().map(|d| (&e.id, d)));
@@ -40,43 +51,119 @@ pub(crate) async fn enqueue(
     Ok(results)
 }
 
-/// Inserts the event unless its idempotency key is taken; then returns the event that took it.
-async fn insert_event(
+/// Inserts the events, keeping each idempotency key's first event. Returns, in input order,
+/// `None` for an event stored, or the event that had taken its key (earlier, or earlier in
+/// this slice).
+async fn insert_events(
     conn: &mut SqliteConnection,
-    e: &EventToStore,
+    events: &[EventToStore],
     now_ms: i64,
-) -> sqlx::Result<Option<Event>> {
-    let data = serde_json::to_string(&e.event.data).map_err(encode_err)?;
-    let done = sqlx::query(concat!(
-        "INSERT INTO events (",
-        event_columns!(),
-        ") VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (idempotency_key) DO NOTHING"
-    ))
-    .bind(e.id.as_str())
-    .bind(e.event.event_type.as_str())
-    .bind(&e.event.model)
-    .bind(data)
-    .bind(e.event.occurred_at)
-    .bind(&e.event.idempotency_key)
-    .bind(now_ms)
-    .execute(&mut *conn)
-    .await?;
-    match (&e.event.idempotency_key, done.rows_affected()) {
-        (Some(key), 0) => by_idempotency_key(conn, key).await.map(Some),
-        _ => Ok(None),
+) -> sqlx::Result<Vec<Option<Event>>> {
+    let (keyed, keyless): (Vec<&EventToStore>, Vec<&EventToStore>) = events
+        .iter()
+        .partition(|e| e.event.idempotency_key.is_some());
+    for chunk in keyless.chunks(EVENT_ROWS_PER_INSERT) {
+        event_rows(chunk, now_ms)?
+            .build()
+            .persistent(false)
+            .execute(&mut *conn)
+            .await?;
     }
+    let mut stored = HashSet::new();
+    for chunk in keyed.chunks(EVENT_ROWS_PER_INSERT) {
+        stored.extend(insert_keyed(conn, chunk, now_ms).await?);
+    }
+    let taken = taken_keys(events, stored);
+    let keys: Vec<&str> = taken.iter().flatten().copied().collect();
+    let firsts = by_idempotency_keys(conn, &keys).await?;
+    taken
+        .into_iter()
+        .map(|key| key.map(|k| firsts.get(k).cloned().ok_or(sqlx::Error::RowNotFound)))
+        .map(Option::transpose)
+        .collect()
 }
 
-async fn by_idempotency_key(conn: &mut SqliteConnection, key: &str) -> sqlx::Result<Event> {
-    let row = sqlx::query(concat!(
-        "SELECT ",
-        event_columns!(),
-        " FROM events WHERE idempotency_key = $1"
-    ))
-    .bind(key)
-    .fetch_one(conn)
-    .await?;
-    rows::event(&row)
+/// For each event, in order, its idempotency key when the key was taken instead of the event
+/// being stored. `stored` holds the ids of the keyed events stored: should one event come twice
+/// in a slice, only its first occurrence was stored.
+fn taken_keys(events: &[EventToStore], mut stored: HashSet<String>) -> Vec<Option<&str>> {
+    events
+        .iter()
+        .map(|e| match e.event.idempotency_key.as_deref() {
+            Some(key) if !stored.remove(e.id.as_str()) => Some(key),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Inserts events that have an idempotency key unless the key is taken (by a stored event or
+/// one earlier in the chunk); returns the ids of those stored.
+async fn insert_keyed(
+    conn: &mut SqliteConnection,
+    chunk: &[&EventToStore],
+    now_ms: i64,
+) -> sqlx::Result<Vec<String>> {
+    let mut insert = event_rows(chunk, now_ms)?;
+    insert.push(" ON CONFLICT (idempotency_key) DO NOTHING RETURNING id");
+    insert
+        .build()
+        .persistent(false)
+        .fetch_all(conn)
+        .await?
+        .iter()
+        .map(|row| row.try_get("id"))
+        .collect()
+}
+
+/// A multi-row `INSERT` of the events, to be completed with a conflict clause if need be.
+fn event_rows<'a>(
+    chunk: &[&'a EventToStore],
+    now_ms: i64,
+) -> sqlx::Result<QueryBuilder<'a, Sqlite>> {
+    let data = chunk
+        .iter()
+        .map(|e| serde_json::to_string(&e.event.data))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(encode_err)?;
+    let mut insert = QueryBuilder::new(concat!("INSERT INTO events (", event_columns!(), ") "));
+    insert.push_values(chunk.iter().zip(data), |mut row, (e, data)| {
+        row.push_bind(e.id.as_str())
+            .push_bind(e.event.event_type.as_str())
+            .push_bind(e.event.model.as_deref())
+            .push_bind(data)
+            .push_bind(e.event.occurred_at)
+            .push_bind(e.event.idempotency_key.as_deref())
+            .push_bind(now_ms);
+    });
+    Ok(insert)
+}
+
+/// The stored events holding these idempotency keys, by key.
+async fn by_idempotency_keys(
+    conn: &mut SqliteConnection,
+    keys: &[&str],
+) -> sqlx::Result<HashMap<String, Event>> {
+    let mut found = HashMap::with_capacity(keys.len());
+    for chunk in keys.chunks(IDS_PER_QUERY) {
+        let sql = format!(
+            concat!(
+                "SELECT ",
+                event_columns!(),
+                " FROM events WHERE idempotency_key IN ({})"
+            ),
+            placeholders(chunk.len())
+        );
+        let mut query = sqlx::query(&sql).persistent(false);
+        for key in chunk {
+            query = query.bind(*key);
+        }
+        for row in query.fetch_all(&mut *conn).await? {
+            let event = rows::event(&row)?;
+            let key = event.idempotency_key.clone().unwrap_or_default();
+            found.insert(key, event);
+        }
+    }
+    Ok(found)
 }
 
 async fn insert_deliveries(

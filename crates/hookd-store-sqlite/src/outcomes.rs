@@ -1,14 +1,26 @@
 //! Recording attempt outcomes: the attempt row, the delivery's next state (only under the lease
 //! that sent it) and the effect on the webhook's health, all in one transaction per batch.
+//!
+//! sqlx runs every statement on the connection's worker thread, so each one is a round trip
+//! with thread wake-ups. A batch therefore costs a few statements whatever its size: one
+//! multi-row `INSERT` of attempts and one `UPDATE ... FROM` of deliveries per chunk, one
+//! statement clearing the failure clock of every healthy webhook, and statements of their own
+//! only for webhooks that are failing or being disabled.
 
-use hookd_core::delivery::Attempt;
+use std::collections::HashSet;
+
 use hookd_core::retry::WebhookEffect;
 use hookd_core::store::{NextState, Outcome};
 use hookd_core::time::rfc3339;
-use sqlx::{Row, SqliteConnection, SqlitePool};
+use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
 
-use crate::rows::encode_err;
+use crate::rows::{encode_err, placeholders, IDS_PER_QUERY};
 use crate::webhooks::bump_version;
+
+/// Outcomes per multi-row statement. The delivery update binds 8 parameters a row (the attempt
+/// insert 4), so 1000 rows bind 8000, well inside SQLite's 32766, and the worker's largest
+/// batch (512) takes one statement of each kind.
+const OUTCOMES_PER_STATEMENT: usize = 1000;
 
 pub(crate) async fn record(writer: &SqlitePool, outcomes: &[Outcome]) -> sqlx::Result<()> {
     if outcomes.is_empty() {
@@ -16,10 +28,9 @@ pub(crate) async fn record(writer: &SqlitePool, outcomes: &[Outcome]) -> sqlx::R
     }
     let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
     let disabled = apply_effects(&mut tx, outcomes).await?;
-    // One prepared statement each per outcome: in-process, a statement costs microseconds.
-    for outcome in outcomes {
-        insert_attempt(&mut tx, &outcome.attempt).await?;
-        move_delivery(&mut tx, outcome).await?;
+    for chunk in outcomes.chunks(OUTCOMES_PER_STATEMENT) {
+        insert_attempts(&mut tx, chunk).await?;
+        move_deliveries(&mut tx, chunk).await?;
     }
     if disabled {
         bump_version(&mut tx).await?;
@@ -30,13 +41,18 @@ pub(crate) async fn record(writer: &SqlitePool, outcomes: &[Outcome]) -> sqlx::R
 /// Applies the webhook effects in webhook id order (as the PostgreSQL store must, to take row
 /// locks in one order). The sort is stable, so one webhook's outcomes keep their order; a
 /// repeat of the same effect (many deliveries to one failing endpoint) changes nothing and is
-/// skipped. `true` when a webhook was turned off.
+/// skipped. Webhooks whose only effect is `Healthy` are cleared together in one statement.
+/// `true` when a webhook was turned off.
 async fn apply_effects(conn: &mut SqliteConnection, outcomes: &[Outcome]) -> sqlx::Result<bool> {
     let mut by_webhook: Vec<&Outcome> = outcomes.iter().collect();
     by_webhook.sort_by(|a, b| a.attempt.webhook_id.cmp(&b.attempt.webhook_id));
     by_webhook.dedup_by(|later, earlier| same_effect(later, earlier));
+    let (healthy, others) = split_healthy(&by_webhook);
+    for ids in healthy.chunks(IDS_PER_QUERY) {
+        clear_failing(conn, ids).await?;
+    }
     let mut disabled = false;
-    for outcome in by_webhook {
+    for outcome in others {
         disabled |= apply_effect(conn, outcome).await?;
     }
     Ok(disabled)
@@ -48,48 +64,105 @@ fn same_effect(a: &Outcome, b: &Outcome) -> bool {
         && a.disable_if_failing_since_before == b.disable_if_failing_since_before
 }
 
-/// Inserting the same attempt twice (a batch retried after an unclear commit) is a no-op.
-async fn insert_attempt(conn: &mut SqliteConnection, attempt: &Attempt) -> sqlx::Result<()> {
-    let record = serde_json::to_string(attempt).map_err(encode_err)?;
-    sqlx::query(
-        "INSERT INTO attempts (id, delivery_id, started_at, record) VALUES ($1, $2, $3, $4)
-         ON CONFLICT (id) DO NOTHING",
-    )
-    .bind(attempt.id.as_str())
-    .bind(attempt.delivery_id.as_str())
-    .bind(attempt.started_at)
-    .bind(record)
-    .execute(conn)
-    .await?;
+/// Splits outcomes sorted by webhook into the webhooks whose every effect is `Healthy` or
+/// `Unchanged` (with at least one `Healthy`), and the outcomes of all other webhooks, in order.
+/// Each effect only touches its own webhook's row, so the two parts may be applied apart.
+fn split_healthy<'a>(sorted: &[&'a Outcome]) -> (Vec<&'a str>, Vec<&'a Outcome>) {
+    let (mut healthy, mut others) = (Vec::new(), Vec::new());
+    for group in sorted.chunk_by(|a, b| a.attempt.webhook_id == b.attempt.webhook_id) {
+        let only_healthy = group
+            .iter()
+            .all(|o| matches!(o.webhook, WebhookEffect::Healthy | WebhookEffect::Unchanged));
+        if !only_healthy {
+            others.extend_from_slice(group);
+        } else if group.iter().any(|o| o.webhook == WebhookEffect::Healthy) {
+            healthy.push(group[0].attempt.webhook_id.as_str());
+        }
+    }
+    (healthy, others)
+}
+
+/// Stops the failure clock of these webhooks (a success).
+async fn clear_failing(conn: &mut SqliteConnection, ids: &[&str]) -> sqlx::Result<()> {
+    let sql = format!(
+        "UPDATE webhooks SET failing_since = NULL
+         WHERE failing_since IS NOT NULL AND id IN ({})",
+        placeholders(ids.len())
+    );
+    let mut query = sqlx::query(&sql).persistent(false);
+    for id in ids {
+        query = query.bind(*id);
+    }
+    query.execute(conn).await?;
     Ok(())
 }
 
-/// Moves the delivery if it is still under the lease that sent this attempt.
-async fn move_delivery(conn: &mut SqliteConnection, o: &Outcome) -> sqlx::Result<()> {
-    let (status, next_attempt_at) = match o.next {
+/// Inserting the same attempt twice (a batch retried after an unclear commit, or twice in one
+/// batch) is a no-op, as the first insert wins.
+async fn insert_attempts(conn: &mut SqliteConnection, chunk: &[Outcome]) -> sqlx::Result<()> {
+    let records = chunk
+        .iter()
+        .map(|o| serde_json::to_string(&o.attempt))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(encode_err)?;
+    let mut insert =
+        QueryBuilder::<Sqlite>::new("INSERT INTO attempts (id, delivery_id, started_at, record) ");
+    insert.push_values(chunk.iter().zip(records), |mut row, (o, record)| {
+        let a = &o.attempt;
+        row.push_bind(a.id.as_str())
+            .push_bind(a.delivery_id.as_str())
+            .push_bind(a.started_at)
+            .push_bind(record);
+    });
+    insert.push(" ON CONFLICT (id) DO NOTHING");
+    // Shapes vary with the chunk size: do not let them crowd hot statements out of the cache.
+    insert.build().persistent(false).execute(conn).await?;
+    Ok(())
+}
+
+/// Moves each delivery that is still under the lease that sent its attempt. The first outcome
+/// for a delivery and lease wins, as when outcomes were applied one by one: that one clears the
+/// lease, so a repeat no longer matches. (`UPDATE ... FROM` would pick an arbitrary one.)
+async fn move_deliveries(conn: &mut SqliteConnection, chunk: &[Outcome]) -> sqlx::Result<()> {
+    let mut seen = HashSet::new();
+    let firsts = chunk
+        .iter()
+        .filter(|o| seen.insert((o.attempt.delivery_id.as_str(), o.lease_token.as_str())));
+    let mut update = QueryBuilder::<Sqlite>::new(
+        "WITH v (id, lease_token, status, attempts, next_attempt_at, last_status_code, \
+         last_error, updated_at) AS (",
+    );
+    update.push_values(firsts, |mut row, o| {
+        let a = &o.attempt;
+        let (status, next_attempt_at) = next_state(&o.next);
+        row.push_bind(a.delivery_id.as_str())
+            .push_bind(o.lease_token.as_str())
+            .push_bind(status)
+            .push_bind(i64::from(a.attempt))
+            .push_bind(next_attempt_at)
+            .push_bind(a.response.as_ref().map(|r| i64::from(r.status)))
+            .push_bind(a.error.as_deref())
+            .push_bind(o.now_ms);
+    });
+    update.push(
+        ") UPDATE deliveries
+         SET status = v.status, attempts = v.attempts, next_attempt_at = v.next_attempt_at,
+             last_status_code = v.last_status_code, last_error = v.last_error,
+             lease_token = NULL, updated_at = v.updated_at
+         FROM v WHERE deliveries.id = v.id AND deliveries.lease_token = v.lease_token",
+    );
+    update.build().persistent(false).execute(conn).await?;
+    Ok(())
+}
+
+/// The delivery's status and due time after an attempt.
+fn next_state(next: &NextState) -> (&'static str, Option<i64>) {
+    match next {
         NextState::Succeeded => ("succeeded", None),
-        NextState::Retry { at_ms } => ("retrying", Some(at_ms)),
+        NextState::Retry { at_ms } => ("retrying", Some(*at_ms)),
         NextState::Failed => ("failed", None),
         NextState::Cancelled => ("cancelled", None),
-    };
-    let a = &o.attempt;
-    sqlx::query(
-        "UPDATE deliveries
-         SET status = $3, attempts = $4, next_attempt_at = $5, last_status_code = $6,
-             last_error = $7, lease_token = NULL, updated_at = $8
-         WHERE id = $1 AND lease_token = $2",
-    )
-    .bind(a.delivery_id.as_str())
-    .bind(&o.lease_token)
-    .bind(status)
-    .bind(i64::from(a.attempt))
-    .bind(next_attempt_at)
-    .bind(a.response.as_ref().map(|r| i64::from(r.status)))
-    .bind(&a.error)
-    .bind(o.now_ms)
-    .execute(conn)
-    .await?;
-    Ok(())
+    }
 }
 
 /// Applies the outcome's effect on its webhook; `true` when it turned the webhook off.

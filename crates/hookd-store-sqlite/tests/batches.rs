@@ -1,0 +1,299 @@
+//! What the shared conformance suite does not reach in this store: slices larger than one
+//! multi-row statement, an outcome repeated within a batch, webhook effects batched across
+//! webhooks, and the SQLite features the batched statements need.
+
+use std::time::Duration;
+
+use hookd_core::delivery::{Attempt, RequestRecord, ResponseRecord};
+use hookd_core::retry::WebhookEffect;
+use hookd_core::signature::SigningSecret;
+use hookd_core::store::{Claim, Enqueued, EventToStore, Lane, NewDelivery, NextState, Outcome};
+use hookd_core::{
+    AttemptId, Delivery, DeliveryId, DeliveryStatus, EventId, EventType, NewEvent, Store, Webhook,
+    WebhookId,
+};
+use hookd_store_sqlite::SqliteStore;
+use serde_json::json;
+
+const T0: i64 = 1_700_000_000_000;
+
+/// A fresh store on a file of its own, and the file's path (removed by [`remove`]).
+async fn open() -> (SqliteStore, String) {
+    let path =
+        std::env::temp_dir().join(format!("hookd-batches-{:016x}.db", rand::random::<u64>()));
+    let path = path.display().to_string();
+    let store = SqliteStore::connect(&format!("sqlite://{path}"))
+        .await
+        .expect("open");
+    store.migrate().await.expect("migrate");
+    (store, path)
+}
+
+fn remove(path: &str) {
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{path}{suffix}"));
+    }
+}
+
+fn event(key: Option<String>, webhook: &WebhookId) -> EventToStore {
+    EventToStore {
+        id: EventId::generate(T0),
+        event: NewEvent {
+            event_type: EventType::parse("entry.create").expect("valid event type"),
+            model: None,
+            data: json!({"n": 1}),
+            occurred_at: T0,
+            idempotency_key: key,
+        },
+        deliveries: vec![NewDelivery {
+            id: DeliveryId::generate(T0),
+            webhook_id: webhook.clone(),
+            entry_index: None,
+            status: DeliveryStatus::Pending,
+            next_attempt_at: T0,
+            lease: None,
+        }],
+    }
+}
+
+async fn webhook(store: &SqliteStore, failing_since: Option<i64>) -> WebhookId {
+    let spec = json!({"name": "w", "url": "https://example.com/", "method": "POST",
+        "secret": SigningSecret::generate_standard()});
+    let w = Webhook {
+        id: WebhookId::generate(T0),
+        active: true,
+        disabled_reason: None,
+        failing_since,
+        spec: serde_json::from_value(spec).expect("spec"),
+        created_at: T0,
+        updated_at: T0,
+    };
+    store.insert_webhook(&w).await.expect("insert webhook");
+    w.id
+}
+
+async fn claim_all(store: &SqliteStore, token: &str) -> Vec<Delivery> {
+    let claim = Claim {
+        lane: Lane::First,
+        now_ms: T0,
+        limit: 10_000,
+        lease: Duration::from_secs(30),
+        lease_token: token.to_owned(),
+    };
+    store.claim_due_deliveries(&claim).await.expect("claim")
+}
+
+fn outcome(d: &Delivery, token: &str, next: NextState, webhook: WebhookEffect) -> Outcome {
+    let status = if next == NextState::Succeeded {
+        200
+    } else {
+        500
+    };
+    Outcome {
+        attempt: Attempt {
+            id: AttemptId::generate(T0),
+            delivery_id: d.id.clone(),
+            webhook_id: d.webhook_id.clone(),
+            attempt: 1,
+            started_at: T0,
+            duration_ms: 1,
+            request: RequestRecord {
+                method: "POST".into(),
+                url: "https://example.com/".into(),
+                headers: vec![],
+            },
+            response: Some(ResponseRecord {
+                status,
+                headers: vec![],
+                body: String::new(),
+                body_truncated: false,
+            }),
+            error_kind: None,
+            error: (status != 200).then(|| format!("HTTP {status}")),
+        },
+        lease_token: token.to_owned(),
+        next,
+        webhook,
+        disable_if_failing_since_before: T0 - 1_000,
+        now_ms: T0 + 1,
+    }
+}
+
+fn nth_next(i: usize) -> NextState {
+    match i % 4 {
+        0 => NextState::Succeeded,
+        1 => NextState::Retry { at_ms: T0 + 5_000 },
+        2 => NextState::Failed,
+        _ => NextState::Cancelled,
+    }
+}
+
+#[tokio::test]
+async fn the_bundled_sqlite_supports_update_from() {
+    let pool = sqlx::SqlitePool::connect("sqlite::memory:")
+        .await
+        .expect("memory");
+    let version: String = sqlx::query_scalar("SELECT sqlite_version()")
+        .fetch_one(&pool)
+        .await
+        .expect("version");
+    let parts: Vec<u32> = version
+        .split('.')
+        .map(|p| p.parse().expect("number"))
+        .collect();
+    assert!(
+        parts[..2] >= [3, 33][..],
+        "UPDATE ... FROM needs SQLite 3.33, have {version}"
+    );
+}
+
+/// 2500 events and outcomes: several statements' worth of rows, recorded as one batch.
+#[tokio::test]
+async fn slices_beyond_one_statement_store_and_move_every_row() {
+    let (store, path) = open().await;
+    let wh = webhook(&store, None).await;
+    let events: Vec<EventToStore> = (0..2500).map(|_| event(None, &wh)).collect();
+    let results = store.enqueue_events(&events, T0).await.expect("enqueue");
+    let created = |e: &EventToStore| Enqueued::Created {
+        id: e.id.clone(),
+        deliveries: 1,
+    };
+    assert_eq!(results, events.iter().map(created).collect::<Vec<_>>());
+
+    let mut claimed = claim_all(&store, "lease-1").await;
+    assert_eq!(claimed.len(), 2500);
+    claimed.sort_by(|a, b| a.id.cmp(&b.id));
+    let outcomes: Vec<Outcome> = claimed
+        .iter()
+        .enumerate()
+        .map(|(i, d)| outcome(d, "lease-1", nth_next(i), WebhookEffect::Healthy))
+        .collect();
+    store.record_outcomes(&outcomes).await.expect("record");
+    for (i, d) in claimed.iter().enumerate() {
+        let stored = store
+            .get_delivery(&d.id)
+            .await
+            .expect("get")
+            .expect("exists");
+        let (status, due) = match nth_next(i) {
+            NextState::Succeeded => (DeliveryStatus::Succeeded, None),
+            NextState::Retry { at_ms } => (DeliveryStatus::Retrying, Some(at_ms)),
+            NextState::Failed => (DeliveryStatus::Failed, None),
+            NextState::Cancelled => (DeliveryStatus::Cancelled, None),
+        };
+        assert_eq!(
+            (stored.status, stored.attempts, stored.next_attempt_at),
+            (status, 1, due)
+        );
+        assert_eq!(store.list_attempts(&d.id).await.expect("attempts").len(), 1);
+    }
+    remove(&path);
+}
+
+/// Keys repeated across statement chunks, taken before the slice, and mixed with keyless events.
+#[tokio::test]
+async fn idempotency_keys_hold_across_chunks() {
+    let (store, path) = open().await;
+    let wh = webhook(&store, None).await;
+    let earlier = event(Some("k5".into()), &wh);
+    store
+        .enqueue_events(std::slice::from_ref(&earlier), T0)
+        .await
+        .expect("enqueue");
+    // Event i has key k(i % 1100) when i is even, none when odd: 1100 keyed events, then
+    // repeats of the first keys, in the second chunk of keyed rows.
+    let key = |i: usize| match i % 2 {
+        0 => Some(format!("k{}", (i / 2) % 1100)),
+        _ => None,
+    };
+    let events: Vec<EventToStore> = (0..2400).map(|i| event(key(i), &wh)).collect();
+    let results = store.enqueue_events(&events, T0).await.expect("enqueue");
+    for (i, (e, result)) in events.iter().zip(&results).enumerate() {
+        let first = match key(i) {
+            Some(k) if k == "k5" => Some(&earlier.id),
+            Some(_) if i >= 2200 => Some(&events[i - 2200].id),
+            _ => None,
+        };
+        match (first, result) {
+            (None, Enqueued::Created { id, deliveries: 1 }) => assert_eq!(id, &e.id),
+            (Some(first), Enqueued::Duplicate(stored)) => {
+                assert_eq!(&stored.id, first);
+                assert_eq!(stored.idempotency_key, key(i));
+            }
+            (first, result) => panic!("event {i}: expected {first:?}, got {result:?}"),
+        }
+    }
+    let stored = claim_all(&store, "lease-1").await.len();
+    assert_eq!(stored, 1 + 1200 + 1100 - 1, "one delivery per stored event");
+    remove(&path);
+}
+
+/// The first outcome for a delivery and lease moves it; a repeated attempt is recorded once.
+#[tokio::test]
+async fn an_outcome_repeated_in_a_batch_moves_its_delivery_once() {
+    let (store, path) = open().await;
+    let wh = webhook(&store, None).await;
+    store
+        .enqueue_events(&[event(None, &wh)], T0)
+        .await
+        .expect("enqueue");
+    let d = claim_all(&store, "lease-1").await.remove(0);
+    let first = outcome(&d, "lease-1", NextState::Failed, WebhookEffect::Unchanged);
+    let second = outcome(
+        &d,
+        "lease-1",
+        NextState::Succeeded,
+        WebhookEffect::Unchanged,
+    );
+    let batch = [first.clone(), second, first];
+    store.record_outcomes(&batch).await.expect("record");
+    let stored = store
+        .get_delivery(&d.id)
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(stored.status, DeliveryStatus::Failed);
+    assert_eq!(stored.last_error.as_deref(), Some("HTTP 500"));
+    assert_eq!(store.list_attempts(&d.id).await.expect("attempts").len(), 2);
+    remove(&path);
+}
+
+/// Healthy webhooks are cleared together; a webhook with mixed effects sees them in order.
+#[tokio::test]
+async fn webhook_effects_batch_across_webhooks_and_keep_order_within_one() {
+    let (store, path) = open().await;
+    let hooks = [
+        webhook(&store, Some(T0 - 10)).await,
+        webhook(&store, Some(T0 - 10)).await,
+        webhook(&store, Some(T0 - 10)).await,
+        webhook(&store, None).await,
+    ];
+    let events: Vec<EventToStore> = [0, 1, 2, 2, 3, 3]
+        .iter()
+        .map(|&i| event(None, &hooks[i]))
+        .collect();
+    store.enqueue_events(&events, T0).await.expect("enqueue");
+    let mut claimed = claim_all(&store, "lease-1").await;
+    claimed.sort_by(|a, b| a.id.cmp(&b.id));
+    let effects = [
+        WebhookEffect::Healthy,
+        WebhookEffect::Healthy,
+        WebhookEffect::Healthy,
+        WebhookEffect::Failing,
+        WebhookEffect::Failing,
+        WebhookEffect::Healthy,
+    ];
+    let outcomes: Vec<Outcome> = claimed
+        .iter()
+        .zip(effects)
+        .map(|(d, effect)| outcome(d, "lease-1", NextState::Succeeded, effect))
+        .collect();
+    store.record_outcomes(&outcomes).await.expect("record");
+    let mut failing_since = Vec::new();
+    for id in &hooks {
+        let w = store.get_webhook(id).await.expect("get").expect("exists");
+        failing_since.push(w.failing_since);
+    }
+    assert_eq!(failing_since, [None, None, Some(T0 + 1), None]);
+    remove(&path);
+}
