@@ -36,11 +36,13 @@ impl Backend {
     }
 
     /// A store on a fresh database (a new SQLite file, or a new PostgreSQL schema).
-    pub async fn fresh_store(&self) -> Arc<dyn Store> {
+    pub async fn fresh_store(&self) -> (Arc<dyn Store>, Option<TempDb>) {
+        let mut temp = None;
         let store: Arc<dyn Store> = match self {
             Backend::Sqlite => {
                 let path = std::env::temp_dir().join(format!("hookd-it-{}.db", random_suffix()));
                 let url = format!("sqlite://{}", path.display());
+                temp = Some(TempDb(path));
                 Arc::new(
                     hookd_store_sqlite::SqliteStore::connect(&url)
                         .await
@@ -59,7 +61,18 @@ impl Backend {
             }
         };
         store.migrate().await.expect("migrations");
-        store
+        (store, temp)
+    }
+}
+
+/// A temporary SQLite file, with its WAL files, deleted on drop.
+pub struct TempDb(std::path::PathBuf);
+
+impl Drop for TempDb {
+    fn drop(&mut self) {
+        for ext in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{ext}", self.0.display()));
+        }
     }
 }
 
@@ -98,6 +111,7 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub store: Arc<dyn Store>,
     _stop: oneshot::Sender<()>,
+    _temp: Option<TempDb>,
 }
 
 /// Settings for tests: fast retries, a short lease.
@@ -115,8 +129,10 @@ pub async fn spawn_app(backend: &Backend) -> TestApp {
 }
 
 pub async fn spawn_app_with(backend: &Backend, settings: Settings, mode: WorkerMode) -> TestApp {
-    let store = backend.fresh_store().await;
-    spawn_on(store, settings, mode).await
+    let (store, temp) = backend.fresh_store().await;
+    let mut app = spawn_on(store, settings, mode).await;
+    app._temp = temp;
+    app
 }
 
 pub async fn spawn_on(store: Arc<dyn Store>, mut settings: Settings, mode: WorkerMode) -> TestApp {
@@ -138,6 +154,7 @@ pub async fn spawn_on(store: Arc<dyn Store>, mut settings: Settings, mode: Worke
         client: reqwest::Client::new(),
         store,
         _stop: stop,
+        _temp: None,
     }
 }
 
