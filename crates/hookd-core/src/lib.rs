@@ -10,6 +10,7 @@ pub mod conformance;
 pub mod delivery;
 pub mod event;
 pub mod ids;
+pub mod net;
 pub mod outbound;
 pub mod payload;
 pub mod retry;

@@ -52,12 +52,13 @@ impl AppState {
     /// Builds the state and starts its group-commit task (so it needs a Tokio runtime).
     pub fn new(settings: Settings, store: Arc<dyn Store>) -> Self {
         let wake = Arc::new(Notify::new());
+        let sender = HttpSender::new(&settings.delivery.allow_networks);
         Self {
             settings: Arc::new(settings),
             committer: publish::Committer::start(store.clone(), wake.clone()),
             store,
             wake,
-            sender: HttpSender::new(),
+            sender,
             webhooks: Arc::default(),
             tokens: Arc::default(),
             metrics: Arc::default(),

@@ -36,8 +36,8 @@ pub struct DeliverySettings {
     pub lease: Duration,
     /// A webhook failing for this long with no success is disabled.
     pub disable_after: Duration,
-    /// Networks deliveries may reach despite the SSRF guard (CIDRs, kept as text for now).
-    pub allow_networks: Vec<String>,
+    /// Networks deliveries may reach although they are not public (the SSRF guard's exceptions).
+    pub allow_networks: Vec<hookd_core::net::Cidr>,
     /// Grace period during which a rotated-out secret keeps signing.
     pub rotation_grace: Duration,
 }

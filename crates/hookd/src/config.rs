@@ -134,7 +134,7 @@ impl Config {
                 concurrency: d.concurrency,
                 lease: Duration::from_secs(d.lease_seconds.into()),
                 disable_after: days(d.disable_after_days),
-                allow_networks: d.allow_networks.iter().map(Cidr::to_string).collect(),
+                allow_networks: d.allow_networks.clone(),
                 rotation_grace: Duration::from_secs(d.rotation_grace_seconds.into()),
             },
             retention: days(self.retention_days),

@@ -6,6 +6,7 @@
 //! (in-process hand-off from the API, or the store's cross-process signal) or the next delivery
 //! falls due.
 
+mod guard;
 mod recorder;
 pub mod send;
 

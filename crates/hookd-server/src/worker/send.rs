@@ -1,46 +1,52 @@
 //! One attempt: build the request, send it with the pooled client, read the answer, and decide
 //! what happens next. Used by the worker and by `POST /webhooks/{id}/test`.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hookd_core::delivery::{record_body, RequestRecord, ResponseRecord, MAX_RECORDED_BODY};
+use hookd_core::net::Cidr;
 use hookd_core::outbound::{build_request, OutboundRequest, SendContext};
 use hookd_core::retry::{decide, parse_retry_after, Decision, RetryPolicy, WebhookEffect};
 use hookd_core::store::{NextState, Outcome};
 use hookd_core::{Attempt, AttemptId, AttemptResult, Delivery, ErrorKind, Event, Webhook};
 use rand::Rng;
 
+use super::guard::{check_literal, Blocked, GuardedResolver};
+
 use crate::settings::Settings;
 
 /// Keep-alive connections kept per target host.
 const IDLE_PER_HOST: usize = 256;
 
-/// Pooled HTTP clients: one that verifies TLS certificates and one for `tls_verify: false`.
+/// Pooled HTTP clients: one that verifies TLS certificates and one for `tls_verify: false`. Both
+/// resolve names through the SSRF guard and ignore proxy variables.
 #[derive(Debug, Clone)]
 pub struct HttpSender {
     verified: reqwest::Client,
     insecure: reqwest::Client,
+    allow: Arc<[Cidr]>,
 }
 
 impl HttpSender {
-    pub fn new() -> Self {
+    /// Clients that may reach public addresses and the `allow` networks.
+    pub fn new(allow: &[Cidr]) -> Self {
+        let allow: Arc<[Cidr]> = Arc::from(allow.to_vec());
         Self {
-            verified: client(true),
-            insecure: client(false),
+            verified: client(true, &allow),
+            insecure: client(false, &allow),
+            allow,
         }
     }
 }
 
-impl Default for HttpSender {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-fn client(verify: bool) -> reqwest::Client {
+fn client(verify: bool, allow: &Arc<[Cidr]>) -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .no_proxy()
+        .dns_resolver(Arc::new(GuardedResolver {
+            allow: allow.clone(),
+        }))
         .tcp_nodelay(true)
         .pool_max_idle_per_host(IDLE_PER_HOST)
         .pool_idle_timeout(Duration::from_secs(60))
@@ -77,7 +83,11 @@ pub async fn attempt(
                 &sender.insecure
             };
             let record = req.record();
-            match send(client, req, timeout).await {
+            let sent = match check_literal(&req.url, &sender.allow) {
+                Ok(()) => send(client, req, timeout).await,
+                Err(blocked) => Err((ErrorKind::BlockedAddress, blocked.to_string())),
+            };
+            match sent {
                 Ok(resp) => (record, Some(resp), None),
                 Err(e) => (record, None, Some(e)),
             }
@@ -275,7 +285,9 @@ async fn send(
 /// credentials travel in headers).
 fn classify(e: reqwest::Error) -> (ErrorKind, String) {
     let chain = error_chain(&e);
-    let kind = if e.is_timeout() {
+    let kind = if blocked(&e) {
+        ErrorKind::BlockedAddress
+    } else if e.is_timeout() {
         ErrorKind::Timeout
     } else if chain.contains("dns error") || chain.contains("failed to lookup address") {
         ErrorKind::Dns
@@ -289,6 +301,18 @@ fn classify(e: reqwest::Error) -> (ErrorKind, String) {
         ErrorKind::Other
     };
     (kind, chain)
+}
+
+/// Whether the SSRF guard refused the connection somewhere down the error chain.
+fn blocked(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source = Some(e);
+    while let Some(s) = source {
+        if s.is::<Blocked>() {
+            return true;
+        }
+        source = s.source();
+    }
+    false
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {

@@ -420,3 +420,34 @@ async fn a_disabled_webhook_gets_nothing_more_until_recovered(b: Backend) {
     assert_eq!(out["recovered"], 1);
     app.wait_delivery(&dlv, status_is("succeeded")).await;
 }
+
+backend_test!(the_ssrf_guard_refuses_private_targets_without_retrying);
+async fn the_ssrf_guard_refuses_private_targets_without_retrying(b: Backend) {
+    let mut settings = test_settings();
+    settings.delivery.allow_networks.clear();
+    let app = spawn_app_with(&b, settings, hookd_server::WorkerMode::Embedded).await;
+    let rx = TestReceiver::start().await;
+    let port = rx.addr.port();
+    let targets = [
+        format!("http://127.0.0.1:{port}/"),
+        format!("http://localhost:{port}/"),
+        format!("http://2130706433:{port}/"),
+        format!("http://[::1]:{port}/"),
+        "http://169.254.169.254/latest/meta-data".to_string(),
+    ];
+    for (i, url) in targets.iter().enumerate() {
+        let event_type = format!("guard.t{i}");
+        app.create_webhook(
+            json!({"name": "private", "url": url, "events": [{"type": event_type}]}),
+        )
+        .await;
+        let dlv = publish_one(&app, json!({"type": event_type})).await;
+        let d = app.wait_delivery(&dlv, status_is("failed")).await;
+        assert_eq!(d["attempt_count"], 1, "{url}: not retried");
+        assert_eq!(
+            d["attempts"][0]["error_kind"], "blocked_address",
+            "{url}: {d}"
+        );
+    }
+    assert!(rx.received().is_empty(), "nothing reached the receiver");
+}

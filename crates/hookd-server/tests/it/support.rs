@@ -114,13 +114,15 @@ pub struct TestApp {
     _temp: Option<TempDb>,
 }
 
-/// Settings for tests: fast retries, a short lease.
+/// Settings for tests: a short lease, and loopback allowed past the SSRF guard (the receivers
+/// run on 127.0.0.1).
 pub fn test_settings() -> Settings {
     let mut s = Settings {
         admin_token: Some(TOKEN.into()),
         ..Settings::default()
     };
     s.delivery.lease = Duration::from_secs(30);
+    s.delivery.allow_networks = vec![hookd_core::net::Cidr::parse("127.0.0.0/8").unwrap()];
     s
 }
 

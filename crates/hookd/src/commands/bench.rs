@@ -92,12 +92,15 @@ async fn embedded(args: &BenchArgs, mut opts: BenchOptions) -> anyhow::Result<Be
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let token = hookd_server::auth::generate_token();
-    let settings = Settings {
+    let mut settings = Settings {
         listen: addr,
         public_url: format!("http://{addr}"),
         admin_token: Some(token.clone()),
         ..Settings::default()
     };
+    // The benchmark's receiver listens on loopback, which the SSRF guard refuses by default.
+    settings.delivery.allow_networks =
+        vec![hookd_core::net::Cidr::parse("127.0.0.0/8").map_err(|e| anyhow!(e))?];
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(hookd_server::serve(
         settings,

@@ -123,7 +123,13 @@ fn the_file_overrides_defaults() {
     let settings = config.to_settings();
     assert_eq!(settings.retention, Duration::from_secs(7 * 86_400));
     assert_eq!(settings.delivery.timeout, Duration::from_millis(5000));
-    assert_eq!(settings.delivery.allow_networks, ["10.0.0.0/8", "::1/128"]);
+    let nets: Vec<String> = settings
+        .delivery
+        .allow_networks
+        .iter()
+        .map(|c| c.to_string())
+        .collect();
+    assert_eq!(nets, ["10.0.0.0/8", "::1/128"]);
     assert_eq!(settings.max_body_bytes, 2048);
 }
 

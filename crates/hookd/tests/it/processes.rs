@@ -46,8 +46,9 @@ async fn first_start_prints_an_admin_token_once(b: Backend) {
 }
 
 /// Settings for the worker tests: a short lease so a killed worker's deliveries come back fast.
-const WORKER_ENV: [(&str, &str); 3] = [
+const WORKER_ENV: [(&str, &str); 4] = [
     ("HOOKD_ADMIN_TOKEN", TOKEN),
+    ("HOOKD_DELIVERY__ALLOW_NETWORKS", "[\"127.0.0.0/8\"]"),
     ("HOOKD_DELIVERY__TIMEOUT_MS", "2000"),
     ("HOOKD_DELIVERY__LEASE_SECONDS", "8"),
 ];

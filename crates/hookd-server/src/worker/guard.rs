@@ -1,0 +1,136 @@
+//! The SSRF guard at the socket: a DNS resolver that hands the HTTP client only addresses the
+//! guard allows, and a check for URLs that name an IP address directly (which skip DNS).
+//!
+//! Because the client connects only to what this resolver returned, a name that resolves to a
+//! public address when checked and a private one when connected (DNS rebinding) cannot pass.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use hookd_core::net::{refusal, Cidr};
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+
+/// Why a target was refused; found again in the error chain to classify the attempt.
+#[derive(Debug)]
+pub struct Blocked(pub String);
+
+impl std::fmt::Display for Blocked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "blocked by the SSRF guard: {}", self.0)
+    }
+}
+
+impl std::error::Error for Blocked {}
+
+/// Resolves with the system resolver, then drops the addresses the guard refuses.
+#[derive(Debug, Clone)]
+pub struct GuardedResolver {
+    pub allow: Arc<[Cidr]>,
+}
+
+impl Resolve for GuardedResolver {
+    fn resolve(&self, name: Name) -> Resolving {
+        let allow = self.allow.clone();
+        Box::pin(async move {
+            let host = name.as_str().to_owned();
+            let found: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let mut refused = None;
+            let allowed: Vec<SocketAddr> = found
+                .into_iter()
+                .filter(|a| match refusal(a.ip(), &allow) {
+                    None => true,
+                    Some(why) => {
+                        refused.get_or_insert_with(|| {
+                            format!("{host} resolves to {} ({why})", a.ip())
+                        });
+                        false
+                    }
+                })
+                .collect();
+            if allowed.is_empty() {
+                let why = refused.unwrap_or_else(|| format!("{host} has no address"));
+                return Err(Box::new(Blocked(why)) as Box<dyn std::error::Error + Send + Sync>);
+            }
+            Ok(Box::new(allowed.into_iter()) as Addrs)
+        })
+    }
+}
+
+/// Checks a URL whose host is an IP address (in any form the URL parser normalises, such as
+/// `http://2130706433/` or `http://0x7f.1/`); host names are checked by [`GuardedResolver`].
+pub fn check_literal(url: &str, allow: &[Cidr]) -> Result<(), Blocked> {
+    let Ok(parsed) = reqwest::Url::parse(url) else {
+        return Ok(());
+    };
+    let Some(host) = parsed.host_str() else {
+        return Ok(());
+    };
+    let Ok(ip) = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<IpAddr>()
+    else {
+        return Ok(());
+    };
+    match refusal(ip, allow) {
+        None => Ok(()),
+        Some(why) => Err(Blocked(format!("{ip} is {why}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn literal_addresses_in_every_form_are_checked() {
+        for url in [
+            "http://127.0.0.1/",
+            "http://2130706433/",
+            "http://0x7f.0.0.1/",
+            "http://127.1/",
+            "http://0177.0.0.1/",
+            "http://[::1]:8080/",
+            "http://[::ffff:127.0.0.1]/",
+            "http://169.254.169.254/latest/meta-data",
+            "http://10.0.0.1/",
+        ] {
+            assert!(check_literal(url, &[]).is_err(), "{url}");
+        }
+        assert!(check_literal("http://8.8.8.8/", &[]).is_ok());
+        assert!(
+            check_literal("http://example.com/", &[]).is_ok(),
+            "names go to the resolver"
+        );
+        let allow = [Cidr::parse("127.0.0.0/8").unwrap()];
+        assert!(check_literal("http://127.0.0.1:9000/", &allow).is_ok());
+    }
+
+    #[tokio::test]
+    async fn names_resolving_to_refused_addresses_are_blocked() {
+        let guarded = GuardedResolver {
+            allow: Arc::from(Vec::new()),
+        };
+        let err = guarded
+            .resolve("localhost".parse().unwrap())
+            .await
+            .err()
+            .expect("refused");
+        assert!(err.to_string().contains("loopback"), "{err}");
+        let open = GuardedResolver {
+            allow: Arc::from(vec![Cidr::parse("127.0.0.0/8").unwrap()]),
+        };
+        let addrs: Vec<_> = open
+            .resolve("localhost".parse().unwrap())
+            .await
+            .unwrap()
+            .collect();
+        assert!(
+            addrs
+                .iter()
+                .all(|a| a.ip().is_loopback() && a.ip().is_ipv4()),
+            "{addrs:?}"
+        );
+    }
+}
