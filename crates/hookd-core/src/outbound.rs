@@ -7,8 +7,8 @@ use base64::Engine;
 use crate::delivery::RequestRecord;
 use crate::event::Event;
 use crate::payload::default_payload;
-use crate::signature::sign_standard;
-use crate::webhook::{AuthConfig, BodyConfig, SignatureConfig, Webhook};
+use crate::signature::{sign_ed25519, sign_hmac_sha256, sign_standard, SigningSecret};
+use crate::webhook::{AuthConfig, BodyConfig, SignatureConfig, Webhook, WebhookSpec};
 
 /// What a masked header value is replaced with.
 pub const MASK: &str = "****";
@@ -129,28 +129,7 @@ pub fn build_request(
             sensitive.push(header.to_ascii_lowercase());
         }
     }
-    match &spec.signature {
-        SignatureConfig::Standard => {
-            let mut sigs = sign_standard(&spec.secret, ctx.delivery_id, ctx.now_secs, &body);
-            if let Some(prev) = spec
-                .previous_secret
-                .as_ref()
-                .filter(|p| p.expires_at > ctx.now_ms)
-            {
-                sigs.push(' ');
-                sigs.push_str(&sign_standard(
-                    &prev.secret,
-                    ctx.delivery_id,
-                    ctx.now_secs,
-                    &body,
-                ));
-            }
-            headers.set("webhook-id", ctx.delivery_id);
-            headers.set("webhook-timestamp", &ctx.now_secs.to_string());
-            headers.set("webhook-signature", &sigs);
-        }
-        SignatureConfig::None => {}
-    }
+    sign(&mut headers, spec, ctx, &body)?;
     Ok(OutboundRequest {
         method: spec.method.as_str(),
         url: spec.url.clone(),
@@ -158,6 +137,66 @@ pub fn build_request(
         body,
         sensitive,
     })
+}
+
+/// Adds the signature headers of `spec`'s scheme.
+fn sign(
+    headers: &mut HeaderList,
+    spec: &WebhookSpec,
+    ctx: &SendContext<'_>,
+    body: &[u8],
+) -> Result<(), BuildError> {
+    // A previous secret of another scheme (left by a scheme change) cannot sign: it is skipped.
+    let previous = spec
+        .previous_secret
+        .as_ref()
+        .filter(|p| p.expires_at > ctx.now_ms && p.secret.fits(&spec.signature))
+        .map(|p| &p.secret);
+    let (id, ts) = (ctx.delivery_id, ctx.now_secs);
+    let list = match &spec.signature {
+        SignatureConfig::Standard => signature_list(&spec.secret, previous, |s| {
+            Ok(sign_standard(s, id, ts, body))
+        })?,
+        SignatureConfig::Ed25519 => {
+            signature_list(&spec.secret, previous, |s| sign_ed25519(s, id, ts, body))?
+        }
+        SignatureConfig::HmacSha256 {
+            header,
+            encoding,
+            prefix,
+        } => {
+            // The header holds exactly one value, and the receivers of this scheme (Frappe,
+            // GitHub style) compare against one value: a second, space-separated signature would
+            // break them all. So during a rotation only the new secret signs; receivers switch
+            // secrets when they fetch the new one.
+            let value = sign_hmac_sha256(&spec.secret, body, *encoding, prefix.as_deref());
+            headers.set(header, &value);
+            return Ok(());
+        }
+        SignatureConfig::None => return Ok(()),
+    };
+    headers.set("webhook-id", id);
+    headers.set("webhook-timestamp", &ts.to_string());
+    headers.set("webhook-signature", &list);
+    Ok(())
+}
+
+/// The space-separated `webhook-signature` entries: the current secret's, then the previous one's.
+fn signature_list(
+    current: &SigningSecret,
+    previous: Option<&SigningSecret>,
+    sign: impl Fn(&SigningSecret) -> Result<String, String>,
+) -> Result<String, BuildError> {
+    let mut list = sign(current).map_err(|e| {
+        BuildError(format!(
+            "the signing secret does not fit the signature scheme: it {e}"
+        ))
+    })?;
+    if let Some(Ok(old)) = previous.map(&sign) {
+        list.push(' ');
+        list.push_str(&old);
+    }
+    Ok(list)
 }
 
 /// Headers with case-insensitive replacement that keeps the first spelling's position.
@@ -188,8 +227,8 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::signature::{verify_standard, SigningSecret};
-    use crate::webhook::{HttpMethod, WebhookSpec};
+    use crate::signature::{verify_ed25519, verify_standard, HmacEncoding};
+    use crate::webhook::{HttpMethod, PreviousSecret};
     use crate::{EventId, WebhookId};
 
     fn webhook(headers: BTreeMap<String, Option<String>>, auth: AuthConfig) -> Webhook {
@@ -297,5 +336,87 @@ mod tests {
             .find(|(k, _)| k == "Authorization")
             .unwrap();
         assert_eq!(auth.1, "Basic ****");
+    }
+
+    fn signed_with(signature: SignatureConfig) -> Webhook {
+        let mut w = webhook(BTreeMap::new(), AuthConfig::None);
+        w.spec.secret = SigningSecret::generate_for(&signature);
+        w.spec.signature = signature;
+        w
+    }
+
+    fn rotated(w: &mut Webhook) -> SigningSecret {
+        let fresh = SigningSecret::generate_for(&w.spec.signature);
+        let old = std::mem::replace(&mut w.spec.secret, fresh);
+        w.spec.previous_secret = Some(PreviousSecret {
+            secret: old.clone(),
+            expires_at: CTX.now_ms + 1,
+        });
+        old
+    }
+
+    #[test]
+    fn ed25519_signs_with_both_keys_during_a_rotation() {
+        let mut w = signed_with(SignatureConfig::Ed25519);
+        let old = rotated(&mut w);
+        let r = build_request(&w, &event(), &CTX).unwrap();
+        let sigs = header(&r, "webhook-signature").unwrap();
+        assert_eq!(sigs.matches("v1a,").count(), 2, "{sigs}");
+        for secret in [&w.spec.secret, &old] {
+            let pk = secret.public_key().unwrap();
+            let headers = ["webhook-id", "webhook-timestamp"].map(|h| header(&r, h));
+            verify_ed25519(
+                &pk,
+                headers[0],
+                headers[1],
+                Some(sigs),
+                &r.body,
+                CTX.now_secs,
+            )
+            .unwrap();
+        }
+    }
+
+    #[test]
+    fn hmac_sha256_sends_one_value_in_its_header_even_during_a_rotation() {
+        let mut w = signed_with(SignatureConfig::HmacSha256 {
+            header: "X-Hub-Signature-256".into(),
+            encoding: HmacEncoding::Hex,
+            prefix: Some("sha256=".into()),
+        });
+        rotated(&mut w);
+        let r = build_request(&w, &event(), &CTX).unwrap();
+        let value = header(&r, "x-hub-signature-256").unwrap();
+        assert!(
+            value.starts_with("sha256=") && !value.contains(' '),
+            "{value}"
+        );
+        assert_eq!(header(&r, "webhook-signature"), None);
+        let secret = w.spec.secret.expose();
+        let prefix = Some("sha256=");
+        let r = verify_hmac(secret, value, &r.body, HmacEncoding::Hex, prefix);
+        assert_eq!(r, Ok(()));
+    }
+
+    fn verify_hmac(
+        secret: &str,
+        value: &str,
+        body: &[u8],
+        encoding: HmacEncoding,
+        prefix: Option<&str>,
+    ) -> Result<(), crate::signature::VerifyError> {
+        crate::signature::verify_hmac_sha256(secret, "h", Some(value), body, encoding, prefix)
+    }
+
+    #[test]
+    fn a_secret_that_does_not_fit_the_scheme_fails_the_build_and_an_old_one_is_skipped() {
+        let mut w = signed_with(SignatureConfig::Standard);
+        rotated(&mut w);
+        w.spec.signature = SignatureConfig::Ed25519;
+        assert!(build_request(&w, &event(), &CTX).is_err());
+        w.spec.secret = SigningSecret::generate_for(&SignatureConfig::Ed25519);
+        let r = build_request(&w, &event(), &CTX).unwrap();
+        let sigs = header(&r, "webhook-signature").unwrap();
+        assert!(sigs.starts_with("v1a,") && !sigs.contains(' '), "{sigs}");
     }
 }

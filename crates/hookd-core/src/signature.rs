@@ -1,23 +1,37 @@
 //! Signing secrets and the signature schemes hookd speaks.
 //!
-//! Standard Webhooks (`v1`): HMAC-SHA256 over `{id}.{timestamp}.{body}` with the base64 key after
-//! `whsec_`, sent as `webhook-signature: v1,<base64>`. Verification is constant-time
+//! - Standard Webhooks `v1` (here): HMAC-SHA256 over `{id}.{timestamp}.{body}` with the base64 key
+//!   after `whsec_`, sent as `webhook-signature: v1,<base64>`.
+//! - Standard Webhooks `v1a` ([`ed25519`]): an Ed25519 signature over the same content, signed with
+//!   a `whsk_` keypair and checked with its `whpk_` public key.
+//! - Body HMAC ([`body_hmac`]): HMAC-SHA256 of the raw body alone, in one configurable header
+//!   (Frappe, GitHub, Shopify style).
+//!
+//! Pure functions: no IO, no clock (callers pass `now`). HMACs are compared in constant time
 //! (`hmac::Mac::verify_slice`).
+
+pub mod body_hmac;
+pub mod ed25519;
 
 use std::fmt;
 
-use base64::engine::general_purpose::STANDARD as B64;
+use base64::engine::general_purpose::{STANDARD as B64, URL_SAFE_NO_PAD};
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
+pub use body_hmac::{sign_hmac_sha256, verify_hmac_sha256, HmacEncoding, DEFAULT_HMAC_HEADER};
+pub use ed25519::{sign_ed25519, verify_ed25519, WHPK_PREFIX, WHSK_PREFIX};
+
+use crate::webhook::SignatureConfig;
+
 type HmacSha256 = Hmac<Sha256>;
 
 /// Prefix of Standard Webhooks symmetric secrets.
 pub const WHSEC_PREFIX: &str = "whsec_";
-/// Bytes of key material hookd generates for a new `whsec_` secret.
+/// Bytes of key material hookd generates for a new `whsec_` or plain secret.
 const GENERATED_KEY_BYTES: usize = 32;
 /// Standard Webhooks' tolerance for `webhook-timestamp`, either way.
 pub const TIMESTAMP_TOLERANCE_SECS: i64 = 300;
@@ -44,6 +58,46 @@ impl SigningSecret {
     /// Checks a `whsec_` secret: base64 after the prefix, 24 to 64 bytes of key.
     pub fn parse_standard(s: &str) -> Result<Self, String> {
         decode_whsec(s).map(|_| Self(s.to_owned()))
+    }
+
+    /// A new random secret of the kind `scheme` signs with: `whsec_` for `standard` (and `none`,
+    /// so that switching to `standard` later keeps working), a `whsk_` keypair for `ed25519`, and
+    /// 32 random bytes as unpadded base64url text for `hmac-sha256`.
+    pub fn generate_for(scheme: &SignatureConfig) -> Self {
+        match scheme {
+            SignatureConfig::Standard | SignatureConfig::None => Self::generate_standard(),
+            SignatureConfig::Ed25519 => Self(ed25519::generate_secret()),
+            SignatureConfig::HmacSha256 { .. } => {
+                let mut key = [0u8; GENERATED_KEY_BYTES];
+                rand::thread_rng().fill_bytes(&mut key);
+                Self(URL_SAFE_NO_PAD.encode(key))
+            }
+        }
+    }
+
+    /// Checks `s` against the rules of `scheme`'s secrets.
+    pub fn parse_for(scheme: &SignatureConfig, s: &str) -> Result<Self, String> {
+        match scheme {
+            SignatureConfig::Standard => Self::parse_standard(s),
+            SignatureConfig::Ed25519 => Self::parse_ed25519(s),
+            SignatureConfig::HmacSha256 { .. } | SignatureConfig::None => Self::parse_plain(s),
+        }
+    }
+
+    /// Checks a `whsk_` secret: base64 of a 64-byte keypair whose second half is the public key of
+    /// the first.
+    pub fn parse_ed25519(s: &str) -> Result<Self, String> {
+        ed25519::signing_key(s).map(|_| Self(s.to_owned()))
+    }
+
+    /// Whether this secret can sign under `scheme` (a scheme change may leave one that cannot).
+    pub fn fits(&self, scheme: &SignatureConfig) -> bool {
+        Self::parse_for(scheme, &self.0).is_ok()
+    }
+
+    /// The `whpk_` public key receivers verify with, for `whsk_` secrets; `None` for others.
+    pub fn public_key(&self) -> Option<String> {
+        ed25519::public_key(&self.0).ok()
     }
 
     /// A plain secret for schemes that use the string itself as the key.
@@ -81,30 +135,32 @@ pub fn sign_standard(secret: &SigningSecret, id: &str, timestamp: i64, body: &[u
     // Secrets are checked when saved; an undecodable one signs with its raw bytes rather than panic.
     let key = decode_whsec(secret.expose()).unwrap_or_else(|_| secret.expose().as_bytes().to_vec());
     let mut mac = HmacSha256::new_from_slice(&key).expect("HMAC takes any key length");
-    mac.update(id.as_bytes());
-    mac.update(b".");
-    mac.update(timestamp.to_string().as_bytes());
-    mac.update(b".");
-    mac.update(body);
+    mac.update(&signed_content(id, &timestamp.to_string(), body));
     format!("v1,{}", B64.encode(mac.finalize().into_bytes()))
 }
 
-/// Why a Standard Webhooks signature did not verify.
+/// Why a signature did not verify.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum VerifyError {
     #[error("missing header `{0}`")]
-    MissingHeader(&'static str),
+    MissingHeader(String),
     #[error("malformed header `{header}`: {reason}")]
-    MalformedHeader {
-        header: &'static str,
-        reason: String,
-    },
+    MalformedHeader { header: String, reason: String },
     #[error("timestamp is {0} s away from now (more than {TIMESTAMP_TOLERANCE_SECS} s)")]
     StaleTimestamp(i64),
     #[error("no signature matches")]
     BadSignature,
     #[error("invalid secret: {0}")]
     InvalidSecret(String),
+}
+
+impl VerifyError {
+    fn malformed(header: &str, reason: impl Into<String>) -> Self {
+        Self::MalformedHeader {
+            header: header.to_owned(),
+            reason: reason.into(),
+        }
+    }
 }
 
 /// Verifies Standard Webhooks headers (`v1` entries) at time `now_secs`.
@@ -117,46 +173,81 @@ pub fn verify_standard(
     now_secs: i64,
 ) -> Result<(), VerifyError> {
     let key = decode_whsec(secret).map_err(VerifyError::InvalidSecret)?;
-    let id = id.ok_or(VerifyError::MissingHeader("webhook-id"))?;
-    let ts_raw = timestamp.ok_or(VerifyError::MissingHeader("webhook-timestamp"))?;
-    let sigs = signature.ok_or(VerifyError::MissingHeader("webhook-signature"))?;
-    if ts_raw.is_empty() || !ts_raw.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(VerifyError::MalformedHeader {
-            header: "webhook-timestamp",
-            reason: "must be a plain integer of seconds".into(),
-        });
-    }
-    let ts: i64 = ts_raw.parse().map_err(|_| VerifyError::MalformedHeader {
-        header: "webhook-timestamp",
-        reason: "out of range".into(),
-    })?;
-    if (now_secs - ts).abs() > TIMESTAMP_TOLERANCE_SECS {
-        return Err(VerifyError::StaleTimestamp(now_secs - ts));
-    }
-    let mut content = Vec::with_capacity(id.len() + ts_raw.len() + body.len() + 2);
-    content.extend_from_slice(format!("{id}.{ts_raw}.").as_bytes());
-    content.extend_from_slice(body);
-    let mut saw_v1 = false;
-    for entry in sigs.split(' ').filter(|e| !e.is_empty()) {
-        let Some(b64) = entry.strip_prefix("v1,") else {
-            continue;
-        };
-        saw_v1 = true;
-        let Ok(given) = B64.decode(b64) else { continue };
+    let received = StandardHeaders::check(id, timestamp, signature, body, now_secs)?;
+    received.any_entry_matches("v1,", |given| {
         let mut mac = HmacSha256::new_from_slice(&key).expect("HMAC takes any key length");
-        mac.update(&content);
-        if mac.verify_slice(&given).is_ok() {
-            return Ok(());
+        mac.update(&received.content);
+        mac.verify_slice(given).is_ok()
+    })
+}
+
+/// The three Standard Webhooks headers, present and with a fresh, well-formed timestamp.
+struct StandardHeaders<'a> {
+    /// What is signed: `{id}.{timestamp}.{body}`.
+    content: Vec<u8>,
+    /// The space-separated `webhook-signature` entries.
+    signatures: &'a str,
+}
+
+impl<'a> StandardHeaders<'a> {
+    fn check(
+        id: Option<&str>,
+        timestamp: Option<&str>,
+        signature: Option<&'a str>,
+        body: &[u8],
+        now_secs: i64,
+    ) -> Result<Self, VerifyError> {
+        let missing = |h: &str| VerifyError::MissingHeader(h.to_owned());
+        let id = id.ok_or_else(|| missing("webhook-id"))?;
+        let ts_raw = timestamp.ok_or_else(|| missing("webhook-timestamp"))?;
+        let signatures = signature.ok_or_else(|| missing("webhook-signature"))?;
+        if ts_raw.is_empty() || !ts_raw.bytes().all(|b| b.is_ascii_digit()) {
+            let reason = "must be a plain integer of seconds";
+            return Err(VerifyError::malformed("webhook-timestamp", reason));
         }
-    }
-    if saw_v1 {
-        Err(VerifyError::BadSignature)
-    } else {
-        Err(VerifyError::MalformedHeader {
-            header: "webhook-signature",
-            reason: "no `v1,` entry".into(),
+        let ts: i64 = ts_raw
+            .parse()
+            .map_err(|_| VerifyError::malformed("webhook-timestamp", "out of range"))?;
+        if (now_secs - ts).abs() > TIMESTAMP_TOLERANCE_SECS {
+            return Err(VerifyError::StaleTimestamp(now_secs - ts));
+        }
+        Ok(Self {
+            content: signed_content(id, ts_raw, body),
+            signatures,
         })
     }
+
+    /// Passes when any entry tagged `version` (`v1,`, `v1a,`) holds base64 that `matches`.
+    fn any_entry_matches(
+        &self,
+        version: &str,
+        matches: impl Fn(&[u8]) -> bool,
+    ) -> Result<(), VerifyError> {
+        let mut saw_version = false;
+        for entry in self.signatures.split(' ').filter(|e| !e.is_empty()) {
+            let Some(b64) = entry.strip_prefix(version) else {
+                continue;
+            };
+            saw_version = true;
+            if B64.decode(b64).is_ok_and(|given| matches(&given)) {
+                return Ok(());
+            }
+        }
+        if saw_version {
+            Err(VerifyError::BadSignature)
+        } else {
+            let reason = format!("no `{version}` entry");
+            Err(VerifyError::malformed("webhook-signature", reason))
+        }
+    }
+}
+
+/// The bytes Standard Webhooks signs: `{id}.{timestamp}.{body}`.
+fn signed_content(id: &str, timestamp: &str, body: &[u8]) -> Vec<u8> {
+    let mut content = Vec::with_capacity(id.len() + timestamp.len() + body.len() + 2);
+    content.extend_from_slice(format!("{id}.{timestamp}.").as_bytes());
+    content.extend_from_slice(body);
+    content
 }
 
 #[cfg(test)]
@@ -171,6 +262,30 @@ mod tests {
     }
 
     #[test]
+    fn each_scheme_generates_a_secret_that_fits_it() {
+        let hmac = SignatureConfig::HmacSha256 {
+            header: DEFAULT_HMAC_HEADER.into(),
+            encoding: HmacEncoding::Hex,
+            prefix: None,
+        };
+        for scheme in [
+            SignatureConfig::Standard,
+            SignatureConfig::None,
+            SignatureConfig::Ed25519,
+            hmac,
+        ] {
+            let s = SigningSecret::generate_for(&scheme);
+            assert!(s.fits(&scheme), "{}", scheme.name());
+            let public = s.public_key();
+            assert_eq!(public.is_some(), scheme == SignatureConfig::Ed25519);
+        }
+        let whsec = SigningSecret::generate_standard();
+        assert!(!whsec.fits(&SignatureConfig::Ed25519));
+        assert!(SigningSecret::parse_for(&SignatureConfig::Ed25519, "whsk_").is_err());
+        assert!(SigningSecret::parse_plain("").is_err());
+    }
+
+    #[test]
     fn whsec_rules() {
         assert!(SigningSecret::parse_standard("whsec_").is_err());
         assert!(SigningSecret::parse_standard("whsec_!!!").is_err());
@@ -180,7 +295,7 @@ mod tests {
     }
 
     /// The published vectors, copied from the shared signature fixtures.
-    fn vectors() -> serde_json::Value {
+    pub(super) fn vectors() -> serde_json::Value {
         serde_json::from_str(include_str!("../fixtures/signatures.json")).unwrap()
     }
 
@@ -245,15 +360,15 @@ mod tests {
         let tss = ts.to_string();
         assert_eq!(
             verify_standard(secret, None, Some(&tss), Some(good), body, ts),
-            Err(VerifyError::MissingHeader("webhook-id"))
+            Err(VerifyError::MissingHeader("webhook-id".into()))
         );
         assert_eq!(
             verify_standard(secret, id, None, Some(good), body, ts),
-            Err(VerifyError::MissingHeader("webhook-timestamp"))
+            Err(VerifyError::MissingHeader("webhook-timestamp".into()))
         );
         assert_eq!(
             verify_standard(secret, id, Some(&tss), None, body, ts),
-            Err(VerifyError::MissingHeader("webhook-signature"))
+            Err(VerifyError::MissingHeader("webhook-signature".into()))
         );
         // Timestamps: within 300 s either way, and a plain integer.
         assert_eq!(check(v, good, ts + 300), Ok(()));

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::event::Event;
 use crate::ids::WebhookId;
-use crate::signature::SigningSecret;
+use crate::signature::{HmacEncoding, SigningSecret, DEFAULT_HMAC_HEADER};
 
 /// A stored webhook.
 #[derive(Debug, Clone, PartialEq)]
@@ -206,21 +206,39 @@ pub enum AuthConfig {
     },
 }
 
-/// How deliveries are signed.
+/// How deliveries are signed. Stored as `{"scheme": "...", ...}`; see [`crate::signature`].
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(tag = "scheme", rename_all = "kebab-case")]
 pub enum SignatureConfig {
-    /// Standard Webhooks `v1`: `webhook-id`, `webhook-timestamp`, `webhook-signature`.
+    /// Standard Webhooks `v1`: `webhook-id`, `webhook-timestamp`, `webhook-signature` (HMAC).
     #[default]
     Standard,
+    /// Standard Webhooks `v1a`: the same headers, signed with an Ed25519 `whsk_` keypair.
+    Ed25519,
+    /// HMAC-SHA256 of the raw body in one header (Frappe, GitHub, Shopify style).
+    HmacSha256 {
+        #[serde(default = "default_hmac_header")]
+        header: String,
+        #[serde(default)]
+        encoding: HmacEncoding,
+        /// Written before the encoded HMAC, e.g. `sha256=`.
+        #[serde(default)]
+        prefix: Option<String>,
+    },
     /// No signature headers.
     None,
+}
+
+fn default_hmac_header() -> String {
+    DEFAULT_HMAC_HEADER.to_owned()
 }
 
 impl SignatureConfig {
     pub fn name(&self) -> &'static str {
         match self {
             Self::Standard => "standard",
+            Self::Ed25519 => "ed25519",
+            Self::HmacSha256 { .. } => "hmac-sha256",
             Self::None => "none",
         }
     }
@@ -249,6 +267,41 @@ mod tests {
             idempotency_key: None,
             created_at: 0,
         }
+    }
+
+    #[test]
+    fn signature_configs_keep_their_stored_shape() {
+        let hmac = SignatureConfig::HmacSha256 {
+            header: "X-Hub-Signature-256".into(),
+            encoding: HmacEncoding::Hex,
+            prefix: Some("sha256=".into()),
+        };
+        let cases = [
+            (SignatureConfig::Standard, r#"{"scheme":"standard"}"#),
+            (SignatureConfig::None, r#"{"scheme":"none"}"#),
+            (SignatureConfig::Ed25519, r#"{"scheme":"ed25519"}"#),
+            (
+                hmac,
+                r#"{"scheme":"hmac-sha256","header":"X-Hub-Signature-256","encoding":"hex","prefix":"sha256="}"#,
+            ),
+        ];
+        for (config, json) in cases {
+            assert_eq!(serde_json::to_string(&config).unwrap(), json);
+            assert_eq!(
+                serde_json::from_str::<SignatureConfig>(json).unwrap(),
+                config
+            );
+        }
+        let defaults: SignatureConfig =
+            serde_json::from_str(r#"{"scheme":"hmac-sha256"}"#).unwrap();
+        assert_eq!(
+            defaults,
+            SignatureConfig::HmacSha256 {
+                header: "X-Hookd-Signature".into(),
+                encoding: HmacEncoding::Base64,
+                prefix: None,
+            }
+        );
     }
 
     #[test]

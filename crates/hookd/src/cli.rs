@@ -217,9 +217,13 @@ pub enum DeliveriesCommand {
 
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
-    /// The signing secret (whsec_… for the standard scheme).
+    /// The signing secret: whsec_… (standard), whsk_… (ed25519, instead of --public-key), or the
+    /// secret text itself (hmac-sha256).
     #[arg(long)]
-    pub secret: String,
+    pub secret: Option<String>,
+    /// ed25519: the webhook's whpk_… public key (`GET /webhooks/{id}/secret` shows it).
+    #[arg(long, value_name = "whpk_…")]
+    pub public_key: Option<String>,
     /// A received header, as `Name: value` (repeat for each; names ignore case).
     #[arg(long = "header", short = 'H', value_name = "NAME: VALUE", value_parser = parse_header)]
     pub headers: Vec<(String, String)>,
@@ -229,6 +233,15 @@ pub struct VerifyArgs {
     /// Signature scheme.
     #[arg(long, value_enum, default_value_t = Scheme::Standard)]
     pub scheme: Scheme,
+    /// hmac-sha256: the header holding the signature [default: X-Hookd-Signature].
+    #[arg(long, value_name = "NAME")]
+    pub signature_header: Option<String>,
+    /// hmac-sha256: how the HMAC is written [default: base64].
+    #[arg(long, value_enum)]
+    pub encoding: Option<Encoding>,
+    /// hmac-sha256: text before the encoded HMAC, e.g. `sha256=`.
+    #[arg(long, value_name = "P")]
+    pub prefix: Option<String>,
 }
 
 /// Signature schemes `hookd verify` knows.
@@ -236,6 +249,18 @@ pub struct VerifyArgs {
 pub enum Scheme {
     /// Standard Webhooks: webhook-id, webhook-timestamp, webhook-signature (v1, HMAC-SHA256).
     Standard,
+    /// Standard Webhooks v1a: the same headers, an Ed25519 signature (whpk_ public key).
+    Ed25519,
+    /// HMAC-SHA256 of the body in one header (Frappe, GitHub style).
+    #[value(name = "hmac-sha256")]
+    HmacSha256,
+}
+
+/// How an hmac-sha256 signature is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Encoding {
+    Base64,
+    Hex,
 }
 
 /// `Name: value` → (`name` lower-cased, `value` trimmed).

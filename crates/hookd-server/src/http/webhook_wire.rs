@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use axum::http::{HeaderName, HeaderValue};
 use hookd_core::outbound::{masked_header_value, MASK};
-use hookd_core::signature::SigningSecret;
+use hookd_core::signature::{HmacEncoding, SigningSecret, DEFAULT_HMAC_HEADER};
 use hookd_core::time::rfc3339;
 use hookd_core::webhook::{
     AuthConfig, BodyConfig, EventFilter, HttpMethod, SignatureConfig, Webhook, WebhookSpec,
@@ -53,10 +53,13 @@ pub struct WebhookIn {
     #[serde(default)]
     #[schema(value_type = Object)]
     pub auth: Option<Value>,
-    /// Generated when omitted (`whsec_...` for the `standard` scheme).
+    /// Generated when omitted: `whsec_...` for `standard` and `none`, a `whsk_...` keypair for
+    /// `ed25519`, random text for `hmac-sha256` (which takes any non-empty string).
     #[serde(default)]
     pub secret: Option<String>,
-    /// `{"scheme": "standard"}` (default) or `{"scheme": "none"}`.
+    /// `{"scheme": "standard"}` (default), `{"scheme": "ed25519"}`, `{"scheme": "none"}` or
+    /// `{"scheme": "hmac-sha256", "header": "X-Hookd-Signature", "encoding": "base64"|"hex",
+    /// "prefix": null}`.
     #[serde(default)]
     #[schema(value_type = Object)]
     pub signature: Option<Value>,
@@ -236,8 +239,10 @@ impl WebhookIn {
         }
     }
 
-    /// Applies a patch: every field it gives replaces ours.
+    /// Applies a patch: every field it gives replaces ours. A kept secret that does not fit a newly
+    /// given scheme (a `whsec_` one for `ed25519`) is dropped, so that a fresh one is generated.
     pub fn apply(&mut self, p: WebhookPatch) {
+        let new_scheme_kept_secret = p.signature.is_some() && p.secret.is_none();
         macro_rules! take {
             ($($f:ident),*) => { $(if let Some(v) = p.$f { self.$f = v; })* };
         }
@@ -264,12 +269,28 @@ impl WebhookIn {
             ($($f:ident),*) => { $(if let Some(v) = p.$f { self.$f = Some(v); })* };
         }
         take_some!(method, secret);
+        if new_scheme_kept_secret {
+            self.drop_secret_unless_it_fits();
+        }
     }
 
-    /// Validates and converts to the domain spec. `old_scheme` tells whether a kept secret still
-    /// fits the (maybe changed) signature scheme.
+    fn drop_secret_unless_it_fits(&mut self) {
+        // An invalid `signature` is reported by `into_spec`; the secret is left alone for it.
+        let Ok(scheme) = parse_signature(self.signature.clone()) else {
+            return;
+        };
+        let fits = self
+            .secret
+            .as_deref()
+            .is_some_and(|s| SigningSecret::parse_for(&scheme, s).is_ok());
+        if !fits {
+            self.secret = None;
+        }
+    }
+
+    /// Validates and converts to the domain spec.
     pub fn into_spec(self, settings: &Settings) -> Result<WebhookSpec, ApiError> {
-        let signature: SignatureConfig = tagged(self.signature, "signature")?;
+        let signature = parse_signature(self.signature)?;
         let secret = parse_secret(self.secret.as_deref(), &signature)?;
         if self.rate_limit_per_second.is_some() {
             return Err(ApiError::invalid(
@@ -434,19 +455,93 @@ fn check_auth(auth: AuthConfig) -> Result<AuthConfig, ApiError> {
     Ok(auth)
 }
 
-fn parse_secret(raw: Option<&str>, scheme: &SignatureConfig) -> Result<SigningSecret, ApiError> {
-    let parsed = match (raw, scheme) {
-        (None, _) => Ok(new_secret(scheme)),
-        (Some(s), SignatureConfig::Standard) => SigningSecret::parse_standard(s),
-        (Some(s), SignatureConfig::None) => SigningSecret::parse_plain(s),
-    };
-    parsed.map_err(|m| ApiError::invalid("secret", m))
+/// The wire shape of `signature`: one flat object, checked field by field.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SignatureIn {
+    scheme: String,
+    header: Option<String>,
+    encoding: Option<String>,
+    prefix: Option<String>,
 }
 
-/// A fresh secret of the kind the scheme needs.
-pub fn new_secret(scheme: &SignatureConfig) -> SigningSecret {
-    match scheme {
-        SignatureConfig::Standard | SignatureConfig::None => SigningSecret::generate_standard(),
+/// Parses `signature`; absent or `null` is the `standard` scheme. Errors name the field.
+fn parse_signature(v: Option<Value>) -> Result<SignatureConfig, ApiError> {
+    let input: SignatureIn = match v {
+        None | Some(Value::Null) => return Ok(SignatureConfig::default()),
+        Some(v) => {
+            serde_json::from_value(v).map_err(|e| ApiError::invalid("signature", e.to_string()))?
+        }
+    };
+    let config = match input.scheme.as_str() {
+        "standard" => SignatureConfig::Standard,
+        "ed25519" => SignatureConfig::Ed25519,
+        "none" => SignatureConfig::None,
+        "hmac-sha256" => {
+            return Ok(SignatureConfig::HmacSha256 {
+                header: check_signature_header(input.header)?,
+                encoding: parse_encoding(input.encoding.as_deref())?,
+                prefix: check_prefix(input.prefix)?,
+            })
+        }
+        _ => {
+            let msg = "must be one of standard, ed25519, hmac-sha256, none";
+            return Err(ApiError::invalid("signature.scheme", msg));
+        }
+    };
+    let extra = [
+        ("header", input.header.is_some()),
+        ("encoding", input.encoding.is_some()),
+        ("prefix", input.prefix.is_some()),
+    ];
+    match extra.iter().find(|(_, given)| *given) {
+        Some((field, _)) => Err(ApiError::invalid(
+            format!("signature.{field}"),
+            "is only used by the hmac-sha256 scheme",
+        )),
+        None => Ok(config),
+    }
+}
+
+fn check_signature_header(header: Option<String>) -> Result<String, ApiError> {
+    let header = header.unwrap_or_else(|| DEFAULT_HMAC_HEADER.to_owned());
+    if HeaderName::from_bytes(header.as_bytes()).is_err() {
+        let msg = "is not a valid HTTP header name";
+        return Err(ApiError::invalid("signature.header", msg));
+    }
+    if RESERVED_HEADERS.contains(&header.to_ascii_lowercase().as_str()) {
+        let msg = "is set by hookd and cannot carry the signature";
+        return Err(ApiError::invalid("signature.header", msg));
+    }
+    Ok(header)
+}
+
+fn parse_encoding(encoding: Option<&str>) -> Result<HmacEncoding, ApiError> {
+    match encoding {
+        None => Ok(HmacEncoding::default()),
+        Some(e) => HmacEncoding::parse(e)
+            .ok_or_else(|| ApiError::invalid("signature.encoding", "must be base64 or hex")),
+    }
+}
+
+/// An empty prefix is no prefix.
+fn check_prefix(prefix: Option<String>) -> Result<Option<String>, ApiError> {
+    match prefix {
+        Some(p) if p.is_empty() => Ok(None),
+        Some(p) if p.len() > 100 || HeaderValue::from_str(&p).is_err() => Err(ApiError::invalid(
+            "signature.prefix",
+            "must be at most 100 characters of printable text",
+        )),
+        other => Ok(other),
+    }
+}
+
+fn parse_secret(raw: Option<&str>, scheme: &SignatureConfig) -> Result<SigningSecret, ApiError> {
+    match raw {
+        None => Ok(SigningSecret::generate_for(scheme)),
+        Some(s) => SigningSecret::parse_for(scheme, s).map_err(|m| {
+            ApiError::invalid("secret", format!("{m} (for the {} scheme)", scheme.name()))
+        }),
     }
 }
 

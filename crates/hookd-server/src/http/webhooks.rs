@@ -3,6 +3,7 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
+use hookd_core::signature::SigningSecret;
 use hookd_core::store::{EventToStore, NewDelivery, Written};
 use hookd_core::webhook::PreviousSecret;
 use hookd_core::{DeliveryId, DeliveryStatus, EventId, EventType, NewEvent, Webhook, WebhookId};
@@ -14,7 +15,7 @@ use utoipa_axum::routes;
 use super::deliveries::AttemptOut;
 use super::extract::{JsonBody, OptionalJsonBody, QueryParams};
 use super::pagination::{paginate, ListOut, PageQuery};
-use super::webhook_wire::{new_secret, WebhookIn, WebhookOut, WebhookPatch};
+use super::webhook_wire::{WebhookIn, WebhookOut, WebhookPatch};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::worker::send;
 use crate::AppState;
@@ -35,6 +36,18 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SecretOut {
     pub secret: String,
+    /// For the `ed25519` scheme: the `whpk_...` key receivers verify with. Absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_key: Option<String>,
+}
+
+impl SecretOut {
+    fn of(secret: &SigningSecret) -> Self {
+        Self {
+            secret: secret.expose().to_owned(),
+            public_key: secret.public_key(),
+        }
+    }
 }
 
 /// The event a test sends; defaults to a `webhook.test` event.
@@ -133,7 +146,8 @@ async fn patch_webhook(
     webhook.active = input.active;
     let previous = webhook.spec.previous_secret.take();
     webhook.spec = input.into_spec(&state.settings)?;
-    webhook.spec.previous_secret = previous;
+    // A secret being rotated out that cannot sign under a new scheme is dropped.
+    webhook.spec.previous_secret = previous.filter(|p| p.secret.fits(&webhook.spec.signature));
     if reactivated {
         webhook.disabled_reason = None;
         webhook.failing_since = None;
@@ -208,16 +222,14 @@ async fn rotate_secret(
     let mut webhook = read.clone();
     let now = crate::now_ms();
     let grace = state.settings.delivery.rotation_grace.as_millis() as i64;
-    let fresh = new_secret(&webhook.spec.signature);
+    let fresh = SigningSecret::generate_for(&webhook.spec.signature);
     let old = std::mem::replace(&mut webhook.spec.secret, fresh.clone());
     webhook.spec.previous_secret = Some(PreviousSecret {
         secret: old,
         expires_at: now + grace,
     });
     let _saved = save(&state, &read, webhook).await?;
-    Ok(Json(SecretOut {
-        secret: fresh.expose().to_owned(),
-    }))
+    Ok(Json(SecretOut::of(&fresh)))
 }
 
 #[utoipa::path(get, path = "/webhooks/{id}/secret", tag = "webhooks",
@@ -227,9 +239,7 @@ async fn get_secret(
     Path(id): Path<String>,
 ) -> ApiResult<Json<SecretOut>> {
     let webhook = load(&state, &id).await?;
-    Ok(Json(SecretOut {
-        secret: webhook.spec.secret.expose().to_owned(),
-    }))
+    Ok(Json(SecretOut::of(&webhook.spec.secret)))
 }
 
 #[utoipa::path(post, path = "/webhooks/{id}/test", tag = "webhooks", request_body(content = Option<TestIn>),

@@ -3,8 +3,12 @@
 
 use std::time::Duration;
 
-use hookd_core::signature::verify_standard;
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine as _;
+use hmac::{Hmac, Mac};
+use hookd_core::signature::{verify_ed25519, verify_standard};
 use serde_json::{json, Value};
+use sha2::Sha256;
 
 use crate::backend_test;
 use crate::support::{spawn_app, spawn_app_with, test_settings, Backend, Reply, TestReceiver};
@@ -450,4 +454,189 @@ async fn the_ssrf_guard_refuses_private_targets_without_retrying(b: Backend) {
         );
     }
     assert!(rx.received().is_empty(), "nothing reached the receiver");
+}
+
+/// HMAC-SHA256 of `body` keyed with `secret`, computed here independently of hookd.
+fn body_hmac(secret: &str, body: &[u8]) -> Vec<u8> {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(body);
+    mac.finalize().into_bytes().to_vec()
+}
+
+async fn secret_of(app: &crate::support::TestApp, webhook: &Value) -> Value {
+    let id = webhook["id"].as_str().unwrap();
+    let (status, secret) = app.get(&format!("/webhooks/{id}/secret")).await;
+    assert_eq!(status.as_u16(), 200, "{secret}");
+    secret
+}
+
+backend_test!(an_ed25519_delivery_verifies_with_the_public_key_from_the_api);
+async fn an_ed25519_delivery_verifies_with_the_public_key_from_the_api(b: Backend) {
+    let app = spawn_app(&b).await;
+    let rx = TestReceiver::start().await;
+    let w = app
+        .create_webhook(
+            json!({"name": "r", "url": rx.url("/in"), "signature": {"scheme": "ed25519"}}),
+        )
+        .await;
+    assert_eq!(w["signature"], json!({"scheme": "ed25519"}));
+    let secret = secret_of(&app, &w).await;
+    assert!(secret["secret"].as_str().unwrap().starts_with("whsk_"));
+    let public_key = secret["public_key"].as_str().unwrap();
+    assert!(public_key.starts_with("whpk_"), "{secret}");
+    publish_one(&app, json!({"type": "a.b"})).await;
+    let r = &rx.wait_for(1).await[0];
+    let sig = r.header("webhook-signature").unwrap();
+    assert!(sig.starts_with("v1a,"), "{sig}");
+    let ts: i64 = r.header("webhook-timestamp").unwrap().parse().unwrap();
+    let id = r.header("webhook-id");
+    verify_ed25519(
+        public_key,
+        id,
+        Some(&ts.to_string()),
+        Some(sig),
+        &r.body,
+        ts,
+    )
+    .expect("signature verifies with the public key");
+    let other = "whpk_1SiA4o9hyqTCpIqC5V9HUakiiaeACeqfZTInDBbOir4=";
+    assert!(verify_ed25519(other, id, Some(&ts.to_string()), Some(sig), &r.body, ts).is_err());
+}
+
+backend_test!(a_frappe_style_webhook_sends_the_base64_body_hmac);
+async fn a_frappe_style_webhook_sends_the_base64_body_hmac(b: Backend) {
+    let app = spawn_app(&b).await;
+    let rx = TestReceiver::start().await;
+    let w = app
+        .create_webhook(
+            json!({"name": "r", "url": rx.url("/in"), "secret": "frappe-secret",
+            "signature": {"scheme": "hmac-sha256", "header": "X-Frappe-Webhook-Signature"}}),
+        )
+        .await;
+    let want = json!({"scheme": "hmac-sha256", "header": "X-Frappe-Webhook-Signature",
+        "encoding": "base64", "prefix": null});
+    assert_eq!(w["signature"], want);
+    let secret = secret_of(&app, &w).await;
+    assert_eq!(secret, json!({"secret": "frappe-secret"}), "no public_key");
+    publish_one(&app, json!({"type": "a.b"})).await;
+    let r = &rx.wait_for(1).await[0];
+    let sig = r.header("x-frappe-webhook-signature").unwrap();
+    assert_eq!(sig, B64.encode(body_hmac("frappe-secret", &r.body)));
+    assert_eq!(r.header("webhook-signature"), None);
+}
+
+backend_test!(a_github_style_webhook_sends_the_prefixed_hex_body_hmac);
+async fn a_github_style_webhook_sends_the_prefixed_hex_body_hmac(b: Backend) {
+    let app = spawn_app(&b).await;
+    let rx = TestReceiver::start().await;
+    let w = app
+        .create_webhook(json!({"name": "r", "url": rx.url("/in"),
+            "signature": {"scheme": "hmac-sha256", "header": "X-Hub-Signature-256",
+                "encoding": "hex", "prefix": "sha256="}}))
+        .await;
+    let secret = secret_of(&app, &w).await;
+    let secret = secret["secret"].as_str().unwrap();
+    assert!(
+        secret.len() >= 32 && !secret.starts_with("whsec_"),
+        "{secret}"
+    );
+    publish_one(&app, json!({"type": "a.b"})).await;
+    let r = &rx.wait_for(1).await[0];
+    let hex: String = body_hmac(secret, &r.body)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(
+        r.header("x-hub-signature-256"),
+        Some(format!("sha256={hex}").as_str())
+    );
+}
+
+backend_test!(changing_the_scheme_replaces_a_secret_that_no_longer_fits);
+async fn changing_the_scheme_replaces_a_secret_that_no_longer_fits(b: Backend) {
+    let app = spawn_app(&b).await;
+    let w = app
+        .create_webhook(json!({"name": "r", "url": "http://a.example/"}))
+        .await;
+    let path = format!("/webhooks/{}", w["id"].as_str().unwrap());
+    let standard = secret_of(&app, &w).await;
+    let patch = json!({"signature": {"scheme": "ed25519"}});
+    let (status, out) = app.call("PATCH", &path, Some(patch)).await;
+    assert_eq!(status.as_u16(), 200, "{out}");
+    let ed = secret_of(&app, &w).await;
+    assert!(ed["secret"].as_str().unwrap().starts_with("whsk_"), "{ed}");
+    assert!(ed["public_key"].as_str().unwrap().starts_with("whpk_"));
+    let (_, rotated) = app.post(&format!("{path}/rotate-secret"), json!({})).await;
+    assert!(rotated["public_key"].as_str().unwrap().starts_with("whpk_"));
+    assert_ne!(rotated["secret"], ed["secret"]);
+    // A whsk_ secret is any non-empty string to hmac-sha256: it is kept.
+    let patch = json!({"signature": {"scheme": "hmac-sha256"}});
+    app.call("PATCH", &path, Some(patch)).await;
+    assert_eq!(secret_of(&app, &w).await["secret"], rotated["secret"]);
+    // A given secret must fit the scheme.
+    let patch = json!({"signature": {"scheme": "standard"}, "secret": "plain"});
+    let (status, err) = app.call("PATCH", &path, Some(patch)).await;
+    assert_eq!(
+        (status.as_u16(), err["error"]["field"].as_str()),
+        (422, Some("secret"))
+    );
+    let patch = json!({"signature": {"scheme": "standard"}});
+    app.call("PATCH", &path, Some(patch)).await;
+    assert!(secret_of(&app, &w).await["secret"]
+        .as_str()
+        .unwrap()
+        .starts_with("whsec_"));
+    assert_ne!(standard["secret"], rotated["secret"]);
+}
+
+backend_test!(bad_signature_configs_are_refused_naming_the_field);
+async fn bad_signature_configs_are_refused_naming_the_field(b: Backend) {
+    let app = spawn_app(&b).await;
+    let hmac = |extra: Value| {
+        let mut sig = json!({"scheme": "hmac-sha256"});
+        sig.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        json!({"name": "x", "url": "http://a.example/", "signature": sig})
+    };
+    let with = |sig: Value, secret: Option<&str>| {
+        let mut w = json!({"name": "x", "url": "http://a.example/", "signature": sig});
+        if let Some(s) = secret {
+            w["secret"] = json!(s);
+        }
+        w
+    };
+    let cases = [
+        (hmac(json!({"header": "Bad Name"})), "signature.header"),
+        (
+            hmac(json!({"header": "Content-Length"})),
+            "signature.header",
+        ),
+        (hmac(json!({"encoding": "base32"})), "signature.encoding"),
+        (hmac(json!({"prefix": "bad\n"})), "signature.prefix"),
+        (hmac(json!({"colour": 1})), "signature"),
+        (hmac(json!({"secret": ""})), "signature"),
+        (
+            with(json!({"scheme": "ed25519", "header": "X-Sig"}), None),
+            "signature.header",
+        ),
+        (with(json!({"scheme": "rot13"}), None), "signature.scheme"),
+        (
+            with(
+                json!({"scheme": "ed25519"}),
+                Some("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
+            ),
+            "secret",
+        ),
+        (
+            with(json!({"scheme": "ed25519"}), Some("whsk_AAAA")),
+            "secret",
+        ),
+        (with(json!({"scheme": "hmac-sha256"}), Some("")), "secret"),
+    ];
+    for (body, field) in cases {
+        let (status, err) = app.post("/webhooks", body.clone()).await;
+        assert_eq!(status.as_u16(), 422, "{body} → {err}");
+        assert_eq!(err["error"]["field"].as_str(), Some(field), "{body}: {err}");
+    }
 }
