@@ -4,7 +4,8 @@
 use hookd_core::delivery::{Attempt, Delivery};
 use hookd_core::ids::{DeliveryId, WebhookId};
 use hookd_core::store::{Claim, DeliveryFilter, Lane, Page};
-use sqlx::{PgPool, Postgres, QueryBuilder, Row};
+use hookd_store_sql::deliveries::{self as sql, lease_until};
+use sqlx::{PgPool, Postgres, Row};
 
 use crate::rows::{self, delivery_columns};
 
@@ -39,9 +40,8 @@ pub(crate) async fn claim(pool: &PgPool, claim: &Claim) -> sqlx::Result<Vec<Deli
         Lane::First => CLAIM_FIRST,
         Lane::Retry => CLAIM_RETRY,
     };
-    let lease_ms = i64::try_from(claim.lease.as_millis()).unwrap_or(i64::MAX);
     let mut claimed = sqlx::query(sql)
-        .bind(claim.now_ms.saturating_add(lease_ms))
+        .bind(lease_until(claim))
         .bind(&claim.lease_token)
         .bind(claim.now_ms)
         .bind(i64::from(claim.limit))
@@ -70,44 +70,29 @@ pub(crate) async fn next_due_at(pool: &PgPool, lane: Lane) -> sqlx::Result<Optio
 }
 
 pub(crate) async fn get(pool: &PgPool, id: &DeliveryId) -> sqlx::Result<Option<Delivery>> {
-    sqlx::query(concat!(
-        "SELECT ",
-        delivery_columns!(),
-        " FROM deliveries WHERE id = $1"
-    ))
-    .bind(id.as_str())
-    .fetch_optional(pool)
-    .await?
-    .as_ref()
-    .map(rows::delivery)
-    .transpose()
+    sqlx::query(sql::GET)
+        .bind(id.as_str())
+        .fetch_optional(pool)
+        .await?
+        .as_ref()
+        .map(rows::delivery)
+        .transpose()
 }
+
+/// Every delivery, for [`sql::list`] to filter.
+const LIST_ALL: &str = concat!(
+    "SELECT ",
+    delivery_columns!(),
+    " FROM deliveries WHERE TRUE"
+);
 
 pub(crate) async fn list(
     pool: &PgPool,
     filter: &DeliveryFilter,
     page: &Page,
 ) -> sqlx::Result<Vec<Delivery>> {
-    let mut q = QueryBuilder::<Postgres>::new(concat!(
-        "SELECT ",
-        delivery_columns!(),
-        " FROM deliveries WHERE TRUE"
-    ));
-    if let Some(webhook_id) = &filter.webhook_id {
-        q.push(" AND webhook_id = ").push_bind(webhook_id.as_str());
-    }
-    if let Some(event_id) = &filter.event_id {
-        q.push(" AND event_id = ").push_bind(event_id.as_str());
-    }
-    if let Some(status) = filter.status {
-        q.push(" AND status = ").push_bind(status.as_str());
-    }
-    if let Some(before) = &page.before {
-        q.push(" AND id < ").push_bind(before.as_str());
-    }
-    q.push(" ORDER BY id DESC LIMIT ")
-        .push_bind(i64::from(page.limit));
-    q.build()
+    sql::list::<Postgres>(LIST_ALL, filter, page)
+        .build()
         .fetch_all(pool)
         .await?
         .iter()
@@ -116,7 +101,7 @@ pub(crate) async fn list(
 }
 
 pub(crate) async fn attempts(pool: &PgPool, id: &DeliveryId) -> sqlx::Result<Vec<Attempt>> {
-    sqlx::query("SELECT record FROM attempts WHERE delivery_id = $1 ORDER BY started_at, id")
+    sqlx::query(sql::ATTEMPTS)
         .bind(id.as_str())
         .fetch_all(pool)
         .await?
@@ -132,22 +117,17 @@ pub(crate) async fn retry_now(
     now_ms: i64,
 ) -> sqlx::Result<Option<bool>> {
     let mut tx = pool.begin().await?;
-    let done = sqlx::query(
-        "UPDATE deliveries
-         SET status = CASE WHEN attempts = 0 THEN 'pending' ELSE 'retrying' END,
-             next_attempt_at = $2, lease_token = NULL, updated_at = $2
-         WHERE id = $1 AND status <> 'delivering'",
-    )
-    .bind(id.as_str())
-    .bind(now_ms)
-    .execute(&mut *tx)
-    .await?;
+    let done = sqlx::query(sql::RETRY_NOW)
+        .bind(id.as_str())
+        .bind(now_ms)
+        .execute(&mut *tx)
+        .await?;
     if done.rows_affected() > 0 {
         crate::wake::notify(&mut tx, channel).await?;
         tx.commit().await?;
         return Ok(Some(true));
     }
-    let exists = sqlx::query("SELECT 1 FROM deliveries WHERE id = $1")
+    let exists = sqlx::query(sql::EXISTS)
         .bind(id.as_str())
         .fetch_optional(&mut *tx)
         .await?;
@@ -156,11 +136,7 @@ pub(crate) async fn retry_now(
 
 /// Unfinished deliveries, counted over the claim indexes.
 pub(crate) async fn queue_depth(pool: &PgPool) -> sqlx::Result<u64> {
-    let row = sqlx::query(
-        "SELECT COUNT(*) AS n FROM deliveries WHERE status IN ('pending', 'retrying', 'delivering')",
-    )
-    .fetch_one(pool)
-    .await?;
+    let row = sqlx::query(sql::QUEUE_DEPTH).fetch_one(pool).await?;
     row.try_get::<i64, _>("n").map(|n| n.max(0) as u64)
 }
 
@@ -173,16 +149,12 @@ pub(crate) async fn recover_failed(
     now_ms: i64,
 ) -> sqlx::Result<u64> {
     let mut tx = pool.begin().await?;
-    let done = sqlx::query(
-        "UPDATE deliveries
-         SET status = 'retrying', next_attempt_at = $3, lease_token = NULL, updated_at = $3
-         WHERE webhook_id = $1 AND status = 'failed' AND created_at >= $2",
-    )
-    .bind(webhook.as_str())
-    .bind(since_ms)
-    .bind(now_ms)
-    .execute(&mut *tx)
-    .await?;
+    let done = sqlx::query(sql::RECOVER_FAILED)
+        .bind(webhook.as_str())
+        .bind(since_ms)
+        .bind(now_ms)
+        .execute(&mut *tx)
+        .await?;
     if done.rows_affected() > 0 {
         crate::wake::notify(&mut tx, channel).await?;
     }

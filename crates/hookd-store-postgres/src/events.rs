@@ -4,7 +4,8 @@ use hookd_core::delivery::DeliveryStatus;
 use hookd_core::event::Event;
 use hookd_core::ids::EventId;
 use hookd_core::store::{Enqueued, EventToStore, NewDelivery, Page};
-use sqlx::{PgConnection, PgPool};
+use hookd_store_sql::events::{self as sql, sort_out};
+use sqlx::{PgConnection, PgPool, Postgres};
 
 use crate::rows::{self, encode_err, event_columns, int};
 
@@ -15,21 +16,11 @@ pub(crate) async fn enqueue(
     now_ms: i64,
 ) -> sqlx::Result<Vec<Enqueued>> {
     let mut tx = pool.begin().await?;
-    let mut results = Vec::with_capacity(events.len());
-    let mut deliveries: Vec<(&EventId, &NewDelivery)> = Vec::new();
+    let mut firsts = Vec::with_capacity(events.len());
     for e in events {
-        match insert_event(&mut tx, e, now_ms).await? {
-            Some(first) => results.push(Enqueued::Duplicate(first)),
-            None => {
-                deliveries.extend(e.deliveries.iter().map(|d| (&e.id, d)));
-                let count = u32::try_from(e.deliveries.len()).unwrap_or(u32::MAX);
-                results.push(Enqueued::Created {
-                    id: e.id.clone(),
-                    deliveries: count,
-                });
-            }
-        }
+        firsts.push(insert_event(&mut tx, e, now_ms).await?);
     }
+    let (results, deliveries) = sort_out(events, firsts);
     if !deliveries.is_empty() {
         insert_deliveries(&mut tx, &deliveries, now_ms).await?;
     }
@@ -129,36 +120,17 @@ async fn insert_deliveries(
 }
 
 pub(crate) async fn get(pool: &PgPool, id: &EventId) -> sqlx::Result<Option<Event>> {
-    sqlx::query(concat!(
-        "SELECT ",
-        event_columns!(),
-        " FROM events WHERE id = $1"
-    ))
-    .bind(id.as_str())
-    .fetch_optional(pool)
-    .await?
-    .as_ref()
-    .map(rows::event)
-    .transpose()
+    sqlx::query(sql::GET)
+        .bind(id.as_str())
+        .fetch_optional(pool)
+        .await?
+        .as_ref()
+        .map(rows::event)
+        .transpose()
 }
 
 pub(crate) async fn list(pool: &PgPool, page: &Page) -> sqlx::Result<Vec<Event>> {
-    let query = match &page.before {
-        None => sqlx::query(concat!(
-            "SELECT ",
-            event_columns!(),
-            " FROM events ORDER BY id DESC LIMIT $1"
-        ))
-        .bind(i64::from(page.limit)),
-        Some(before) => sqlx::query(concat!(
-            "SELECT ",
-            event_columns!(),
-            " FROM events WHERE id < $2 ORDER BY id DESC LIMIT $1"
-        ))
-        .bind(i64::from(page.limit))
-        .bind(before.as_str()),
-    };
-    query
+    hookd_store_sql::page::query::<Postgres>(sql::LIST, sql::LIST_BEFORE, page)
         .fetch_all(pool)
         .await?
         .iter()

@@ -6,41 +6,28 @@
 //! applied, so one migrates and the others then find nothing left to do. DDL is transactional
 //! in PostgreSQL: a failed migration leaves nothing behind.
 
-use sqlx::{Executor, PgPool, Row};
+use sqlx::{PgPool, Postgres};
 
 /// Every migration, in order: `(version, SQL)`. Versions are never reused or edited once released.
 const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/0001_init.sql"))];
+
+const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS hookd_migrations (
+            version BIGINT NOT NULL PRIMARY KEY,
+            applied_at BIGINT NOT NULL
+        )";
 
 pub(crate) async fn run(pool: &PgPool, now_ms: i64) -> sqlx::Result<()> {
     let mut tx = pool.begin().await?;
     sqlx::query("SELECT pg_advisory_xact_lock(hashtext('hookd_migrate:' || current_schema()))")
         .execute(&mut *tx)
         .await?;
-    sqlx::query(
-        "CREATE TABLE IF NOT EXISTS hookd_migrations (
-            version BIGINT NOT NULL PRIMARY KEY,
-            applied_at BIGINT NOT NULL
-        )",
+    hookd_store_sql::migrate::apply::<Postgres>(
+        &mut tx,
+        CREATE_TABLE,
+        MIGRATIONS,
+        "PostgreSQL",
+        now_ms,
     )
-    .execute(&mut *tx)
     .await?;
-    let applied: Vec<i64> = sqlx::query("SELECT version FROM hookd_migrations")
-        .fetch_all(&mut *tx)
-        .await?
-        .iter()
-        .map(|row| row.try_get("version"))
-        .collect::<sqlx::Result<_>>()?;
-    for (version, sql) in MIGRATIONS {
-        if applied.contains(version) {
-            continue;
-        }
-        tracing::info!(version, "applying PostgreSQL migration");
-        tx.execute(sqlx::raw_sql(sql)).await?;
-        sqlx::query("INSERT INTO hookd_migrations (version, applied_at) VALUES ($1, $2)")
-            .bind(version)
-            .bind(now_ms)
-            .execute(&mut *tx)
-            .await?;
-    }
     tx.commit().await
 }

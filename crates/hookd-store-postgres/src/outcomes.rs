@@ -4,10 +4,9 @@
 //! `UNNEST`ed into rows), so a batch of hundreds of outcomes costs a few round trips, not
 //! hundreds, when the database is across a network.
 
-use hookd_core::retry::WebhookEffect;
-use hookd_core::store::{NextState, Outcome};
-use hookd_core::time::rfc3339;
-use sqlx::{PgConnection, PgPool, Row};
+use hookd_core::store::Outcome;
+use hookd_store_sql::outcomes::{apply_effect, by_webhook, next_state};
+use sqlx::{PgConnection, PgPool, Postgres};
 
 use crate::rows::{encode_err, int};
 use crate::webhooks::bump_version;
@@ -30,24 +29,14 @@ pub(crate) async fn record(pool: &PgPool, outcomes: &[Outcome]) -> sqlx::Result<
     tx.commit().await
 }
 
-/// Applies the webhook effects in webhook id order. The sort is stable, so one webhook's
-/// outcomes keep their order; a repeat of the same effect (many deliveries to one failing
-/// endpoint) changes nothing and is skipped. `true` when a webhook was turned off.
+/// Applies the webhook effects in the shared order ([`by_webhook`]), one by one. `true` when a
+/// webhook was turned off.
 async fn apply_effects(conn: &mut PgConnection, outcomes: &[Outcome]) -> sqlx::Result<bool> {
-    let mut by_webhook: Vec<&Outcome> = outcomes.iter().collect();
-    by_webhook.sort_by(|a, b| a.attempt.webhook_id.cmp(&b.attempt.webhook_id));
-    by_webhook.dedup_by(|later, earlier| same_effect(later, earlier));
     let mut disabled = false;
-    for outcome in by_webhook {
-        disabled |= apply_effect(conn, outcome).await?;
+    for outcome in by_webhook(outcomes) {
+        disabled |= apply_effect::<Postgres>(conn, outcome).await?;
     }
     Ok(disabled)
-}
-
-fn same_effect(a: &Outcome, b: &Outcome) -> bool {
-    a.attempt.webhook_id == b.attempt.webhook_id
-        && a.webhook == b.webhook
-        && a.disable_if_failing_since_before == b.disable_if_failing_since_before
 }
 
 /// Inserts every attempt in one statement (one array per column). Inserting the same attempt
@@ -85,7 +74,7 @@ async fn move_deliveries(conn: &mut PgConnection, outcomes: &[Outcome]) -> sqlx:
         .collect();
     let leases: Vec<&str> = outcomes.iter().map(|o| o.lease_token.as_str()).collect();
     let (statuses, due): (Vec<&str>, Vec<Option<i64>>) =
-        outcomes.iter().map(|o| next_state(o)).unzip();
+        outcomes.iter().map(|o| next_state(&o.next)).unzip();
     let attempts: Vec<i32> = outcomes.iter().map(|o| int(o.attempt.attempt)).collect();
     let codes: Vec<Option<i32>> = outcomes
         .iter()
@@ -117,78 +106,4 @@ async fn move_deliveries(conn: &mut PgConnection, outcomes: &[Outcome]) -> sqlx:
     .execute(conn)
     .await?;
     Ok(())
-}
-
-/// The delivery's status and `next_attempt_at` after the outcome.
-fn next_state(o: &Outcome) -> (&'static str, Option<i64>) {
-    match o.next {
-        NextState::Succeeded => ("succeeded", None),
-        NextState::Retry { at_ms } => ("retrying", Some(at_ms)),
-        NextState::Failed => ("failed", None),
-        NextState::Cancelled => ("cancelled", None),
-    }
-}
-
-/// Applies the outcome's effect on its webhook; `true` when it turned the webhook off.
-async fn apply_effect(conn: &mut PgConnection, o: &Outcome) -> sqlx::Result<bool> {
-    let id = o.attempt.webhook_id.as_str();
-    match &o.webhook {
-        WebhookEffect::Healthy => {
-            sqlx::query(
-                "UPDATE webhooks SET failing_since = NULL
-                 WHERE id = $1 AND failing_since IS NOT NULL",
-            )
-            .bind(id)
-            .execute(conn)
-            .await?;
-            Ok(false)
-        }
-        WebhookEffect::Failing => failing(conn, o).await,
-        WebhookEffect::Disable(reason) => disable(conn, id, reason, o.now_ms).await,
-        WebhookEffect::Unchanged => Ok(false),
-    }
-}
-
-/// Starts the failure clock if it is not running; disables the webhook once it has run since
-/// before the outcome's cutoff.
-async fn failing(conn: &mut PgConnection, o: &Outcome) -> sqlx::Result<bool> {
-    let id = o.attempt.webhook_id.as_str();
-    sqlx::query("UPDATE webhooks SET failing_since = $2 WHERE id = $1 AND failing_since IS NULL")
-        .bind(id)
-        .bind(o.now_ms)
-        .execute(&mut *conn)
-        .await?;
-    let expired = sqlx::query(
-        "SELECT failing_since FROM webhooks WHERE id = $1 AND active AND failing_since < $2",
-    )
-    .bind(id)
-    .bind(o.disable_if_failing_since_before)
-    .fetch_optional(&mut *conn)
-    .await?;
-    let Some(row) = expired else { return Ok(false) };
-    let since: i64 = row.try_get("failing_since")?;
-    let reason = format!(
-        "failing since {} with no successful delivery",
-        rfc3339(since)
-    );
-    disable(conn, id, &reason, o.now_ms).await
-}
-
-async fn disable(
-    conn: &mut PgConnection,
-    id: &str,
-    reason: &str,
-    now_ms: i64,
-) -> sqlx::Result<bool> {
-    let done = sqlx::query(
-        "UPDATE webhooks SET active = $2, disabled_reason = $3, updated_at = $4
-         WHERE id = $1 AND active",
-    )
-    .bind(id)
-    .bind(false)
-    .bind(reason)
-    .bind(now_ms)
-    .execute(conn)
-    .await?;
-    Ok(done.rows_affected() > 0)
 }

@@ -4,7 +4,8 @@
 use hookd_core::delivery::{Attempt, Delivery};
 use hookd_core::ids::{DeliveryId, WebhookId};
 use hookd_core::store::{Claim, DeliveryFilter, Lane, Page};
-use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
+use hookd_store_sql::deliveries::{self as sql, lease_until};
+use sqlx::{Row, Sqlite, SqlitePool};
 
 use crate::rows::{self, delivery_columns};
 
@@ -44,9 +45,8 @@ pub(crate) async fn claim(writer: &SqlitePool, claim: &Claim) -> sqlx::Result<Ve
         Lane::First => CLAIM_FIRST,
         Lane::Retry => CLAIM_RETRY,
     };
-    let lease_ms = i64::try_from(claim.lease.as_millis()).unwrap_or(i64::MAX);
     let mut claimed = sqlx::query(sql)
-        .bind(claim.now_ms.saturating_add(lease_ms))
+        .bind(lease_until(claim))
         .bind(&claim.lease_token)
         .bind(claim.now_ms)
         .bind(i64::from(claim.limit))
@@ -75,44 +75,29 @@ pub(crate) async fn next_due_at(reader: &SqlitePool, lane: Lane) -> sqlx::Result
 }
 
 pub(crate) async fn get(reader: &SqlitePool, id: &DeliveryId) -> sqlx::Result<Option<Delivery>> {
-    sqlx::query(concat!(
-        "SELECT ",
-        delivery_columns!(),
-        " FROM deliveries WHERE id = $1"
-    ))
-    .bind(id.as_str())
-    .fetch_optional(reader)
-    .await?
-    .as_ref()
-    .map(rows::delivery)
-    .transpose()
+    sqlx::query(sql::GET)
+        .bind(id.as_str())
+        .fetch_optional(reader)
+        .await?
+        .as_ref()
+        .map(rows::delivery)
+        .transpose()
 }
+
+/// Every delivery, for [`sql::list`] to filter.
+const LIST_ALL: &str = concat!(
+    "SELECT ",
+    delivery_columns!(),
+    " FROM deliveries WHERE 1 = 1"
+);
 
 pub(crate) async fn list(
     reader: &SqlitePool,
     filter: &DeliveryFilter,
     page: &Page,
 ) -> sqlx::Result<Vec<Delivery>> {
-    let mut q = QueryBuilder::<Sqlite>::new(concat!(
-        "SELECT ",
-        delivery_columns!(),
-        " FROM deliveries WHERE 1 = 1"
-    ));
-    if let Some(webhook_id) = &filter.webhook_id {
-        q.push(" AND webhook_id = ").push_bind(webhook_id.as_str());
-    }
-    if let Some(event_id) = &filter.event_id {
-        q.push(" AND event_id = ").push_bind(event_id.as_str());
-    }
-    if let Some(status) = filter.status {
-        q.push(" AND status = ").push_bind(status.as_str());
-    }
-    if let Some(before) = &page.before {
-        q.push(" AND id < ").push_bind(before.as_str());
-    }
-    q.push(" ORDER BY id DESC LIMIT ")
-        .push_bind(i64::from(page.limit));
-    q.build()
+    sql::list::<Sqlite>(LIST_ALL, filter, page)
+        .build()
         .fetch_all(reader)
         .await?
         .iter()
@@ -121,7 +106,7 @@ pub(crate) async fn list(
 }
 
 pub(crate) async fn attempts(reader: &SqlitePool, id: &DeliveryId) -> sqlx::Result<Vec<Attempt>> {
-    sqlx::query("SELECT record FROM attempts WHERE delivery_id = $1 ORDER BY started_at, id")
+    sqlx::query(sql::ATTEMPTS)
         .bind(id.as_str())
         .fetch_all(reader)
         .await?
@@ -135,20 +120,15 @@ pub(crate) async fn retry_now(
     id: &DeliveryId,
     now_ms: i64,
 ) -> sqlx::Result<Option<bool>> {
-    let done = sqlx::query(
-        "UPDATE deliveries
-         SET status = CASE WHEN attempts = 0 THEN 'pending' ELSE 'retrying' END,
-             next_attempt_at = $2, lease_token = NULL, updated_at = $2
-         WHERE id = $1 AND status <> 'delivering'",
-    )
-    .bind(id.as_str())
-    .bind(now_ms)
-    .execute(writer)
-    .await?;
+    let done = sqlx::query(sql::RETRY_NOW)
+        .bind(id.as_str())
+        .bind(now_ms)
+        .execute(writer)
+        .await?;
     if done.rows_affected() > 0 {
         return Ok(Some(true));
     }
-    let exists = sqlx::query("SELECT 1 FROM deliveries WHERE id = $1")
+    let exists = sqlx::query(sql::EXISTS)
         .bind(id.as_str())
         .fetch_optional(writer)
         .await?;
@@ -157,11 +137,7 @@ pub(crate) async fn retry_now(
 
 /// Unfinished deliveries, counted over the claim indexes.
 pub(crate) async fn queue_depth(pool: &SqlitePool) -> sqlx::Result<u64> {
-    let row = sqlx::query(
-        "SELECT COUNT(*) AS n FROM deliveries WHERE status IN ('pending', 'retrying', 'delivering')",
-    )
-    .fetch_one(pool)
-    .await?;
+    let row = sqlx::query(sql::QUEUE_DEPTH).fetch_one(pool).await?;
     row.try_get::<i64, _>("n").map(|n| n.max(0) as u64)
 }
 
@@ -172,15 +148,11 @@ pub(crate) async fn recover_failed(
     since_ms: i64,
     now_ms: i64,
 ) -> sqlx::Result<u64> {
-    let done = sqlx::query(
-        "UPDATE deliveries
-         SET status = 'retrying', next_attempt_at = $3, lease_token = NULL, updated_at = $3
-         WHERE webhook_id = $1 AND status = 'failed' AND created_at >= $2",
-    )
-    .bind(webhook.as_str())
-    .bind(since_ms)
-    .bind(now_ms)
-    .execute(writer)
-    .await?;
+    let done = sqlx::query(sql::RECOVER_FAILED)
+        .bind(webhook.as_str())
+        .bind(since_ms)
+        .bind(now_ms)
+        .execute(writer)
+        .await?;
     Ok(done.rows_affected())
 }

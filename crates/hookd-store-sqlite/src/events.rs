@@ -5,6 +5,7 @@ use std::collections::{HashMap, HashSet};
 use hookd_core::event::Event;
 use hookd_core::ids::EventId;
 use hookd_core::store::{Enqueued, EventToStore, NewDelivery, Page};
+use hookd_store_sql::events::{self as sql, sort_out};
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
 
 use crate::rows::{self, encode_err, event_columns, placeholders, IDS_PER_QUERY};
@@ -29,21 +30,7 @@ pub(crate) async fn enqueue(
 ) -> sqlx::Result<Vec<Enqueued>> {
     let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
     let firsts = insert_events(&mut tx, events, now_ms).await?;
-    let mut results = Vec::with_capacity(events.len());
-    let mut deliveries: Vec<(&EventId, &NewDelivery)> = Vec::new();
-    for (e, first) in events.iter().zip(firsts) {
-        match first {
-            Some(first) => results.push(Enqueued::Duplicate(first)),
-            None => {
-                deliveries.extend(e.deliveries.iter().map(|d| (&e.id, d)));
-                let count = u32::try_from(e.deliveries.len()).unwrap_or(u32::MAX);
-                results.push(Enqueued::Created {
-                    id: e.id.clone(),
-                    deliveries: count,
-                });
-            }
-        }
-    }
+    let (results, deliveries) = sort_out(events, firsts);
     for chunk in deliveries.chunks(DELIVERY_ROWS_PER_INSERT) {
         insert_deliveries(&mut tx, chunk, now_ms).await?;
     }
@@ -193,36 +180,17 @@ async fn insert_deliveries(
 }
 
 pub(crate) async fn get(reader: &SqlitePool, id: &EventId) -> sqlx::Result<Option<Event>> {
-    sqlx::query(concat!(
-        "SELECT ",
-        event_columns!(),
-        " FROM events WHERE id = $1"
-    ))
-    .bind(id.as_str())
-    .fetch_optional(reader)
-    .await?
-    .as_ref()
-    .map(rows::event)
-    .transpose()
+    sqlx::query(sql::GET)
+        .bind(id.as_str())
+        .fetch_optional(reader)
+        .await?
+        .as_ref()
+        .map(rows::event)
+        .transpose()
 }
 
 pub(crate) async fn list(reader: &SqlitePool, page: &Page) -> sqlx::Result<Vec<Event>> {
-    let query = match &page.before {
-        None => sqlx::query(concat!(
-            "SELECT ",
-            event_columns!(),
-            " FROM events ORDER BY id DESC LIMIT $1"
-        ))
-        .bind(i64::from(page.limit)),
-        Some(before) => sqlx::query(concat!(
-            "SELECT ",
-            event_columns!(),
-            " FROM events WHERE id < $2 ORDER BY id DESC LIMIT $1"
-        ))
-        .bind(i64::from(page.limit))
-        .bind(before.as_str()),
-    };
-    query
+    hookd_store_sql::page::query::<Sqlite>(sql::LIST, sql::LIST_BEFORE, page)
         .fetch_all(reader)
         .await?
         .iter()

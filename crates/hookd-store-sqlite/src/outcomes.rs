@@ -10,9 +10,9 @@
 use std::collections::HashSet;
 
 use hookd_core::retry::WebhookEffect;
-use hookd_core::store::{NextState, Outcome};
-use hookd_core::time::rfc3339;
-use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
+use hookd_core::store::Outcome;
+use hookd_store_sql::outcomes::{apply_effect, by_webhook, next_state};
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
 
 use crate::rows::{encode_err, placeholders, IDS_PER_QUERY};
 use crate::webhooks::bump_version;
@@ -38,30 +38,18 @@ pub(crate) async fn record(writer: &SqlitePool, outcomes: &[Outcome]) -> sqlx::R
     tx.commit().await
 }
 
-/// Applies the webhook effects in webhook id order (as the PostgreSQL store must, to take row
-/// locks in one order). The sort is stable, so one webhook's outcomes keep their order; a
-/// repeat of the same effect (many deliveries to one failing endpoint) changes nothing and is
-/// skipped. Webhooks whose only effect is `Healthy` are cleared together in one statement.
-/// `true` when a webhook was turned off.
+/// Applies the webhook effects in the shared order ([`by_webhook`]). Webhooks whose only effect
+/// is `Healthy` are cleared together in one statement. `true` when a webhook was turned off.
 async fn apply_effects(conn: &mut SqliteConnection, outcomes: &[Outcome]) -> sqlx::Result<bool> {
-    let mut by_webhook: Vec<&Outcome> = outcomes.iter().collect();
-    by_webhook.sort_by(|a, b| a.attempt.webhook_id.cmp(&b.attempt.webhook_id));
-    by_webhook.dedup_by(|later, earlier| same_effect(later, earlier));
-    let (healthy, others) = split_healthy(&by_webhook);
+    let (healthy, others) = split_healthy(&by_webhook(outcomes));
     for ids in healthy.chunks(IDS_PER_QUERY) {
         clear_failing(conn, ids).await?;
     }
     let mut disabled = false;
     for outcome in others {
-        disabled |= apply_effect(conn, outcome).await?;
+        disabled |= apply_effect::<Sqlite>(conn, outcome).await?;
     }
     Ok(disabled)
-}
-
-fn same_effect(a: &Outcome, b: &Outcome) -> bool {
-    a.attempt.webhook_id == b.attempt.webhook_id
-        && a.webhook == b.webhook
-        && a.disable_if_failing_since_before == b.disable_if_failing_since_before
 }
 
 /// Splits outcomes sorted by webhook into the webhooks whose every effect is `Healthy` or
@@ -153,78 +141,4 @@ async fn move_deliveries(conn: &mut SqliteConnection, chunk: &[Outcome]) -> sqlx
     );
     update.build().persistent(false).execute(conn).await?;
     Ok(())
-}
-
-/// The delivery's status and due time after an attempt.
-fn next_state(next: &NextState) -> (&'static str, Option<i64>) {
-    match next {
-        NextState::Succeeded => ("succeeded", None),
-        NextState::Retry { at_ms } => ("retrying", Some(*at_ms)),
-        NextState::Failed => ("failed", None),
-        NextState::Cancelled => ("cancelled", None),
-    }
-}
-
-/// Applies the outcome's effect on its webhook; `true` when it turned the webhook off.
-async fn apply_effect(conn: &mut SqliteConnection, o: &Outcome) -> sqlx::Result<bool> {
-    let id = o.attempt.webhook_id.as_str();
-    match &o.webhook {
-        WebhookEffect::Healthy => {
-            sqlx::query(
-                "UPDATE webhooks SET failing_since = NULL
-                 WHERE id = $1 AND failing_since IS NOT NULL",
-            )
-            .bind(id)
-            .execute(conn)
-            .await?;
-            Ok(false)
-        }
-        WebhookEffect::Failing => failing(conn, o).await,
-        WebhookEffect::Disable(reason) => disable(conn, id, reason, o.now_ms).await,
-        WebhookEffect::Unchanged => Ok(false),
-    }
-}
-
-/// Starts the failure clock if it is not running; disables the webhook once it has run since
-/// before the outcome's cutoff.
-async fn failing(conn: &mut SqliteConnection, o: &Outcome) -> sqlx::Result<bool> {
-    let id = o.attempt.webhook_id.as_str();
-    sqlx::query("UPDATE webhooks SET failing_since = $2 WHERE id = $1 AND failing_since IS NULL")
-        .bind(id)
-        .bind(o.now_ms)
-        .execute(&mut *conn)
-        .await?;
-    let expired = sqlx::query(
-        "SELECT failing_since FROM webhooks WHERE id = $1 AND active AND failing_since < $2",
-    )
-    .bind(id)
-    .bind(o.disable_if_failing_since_before)
-    .fetch_optional(&mut *conn)
-    .await?;
-    let Some(row) = expired else { return Ok(false) };
-    let since: i64 = row.try_get("failing_since")?;
-    let reason = format!(
-        "failing since {} with no successful delivery",
-        rfc3339(since)
-    );
-    disable(conn, id, &reason, o.now_ms).await
-}
-
-async fn disable(
-    conn: &mut SqliteConnection,
-    id: &str,
-    reason: &str,
-    now_ms: i64,
-) -> sqlx::Result<bool> {
-    let done = sqlx::query(
-        "UPDATE webhooks SET active = $2, disabled_reason = $3, updated_at = $4
-         WHERE id = $1 AND active",
-    )
-    .bind(id)
-    .bind(false)
-    .bind(reason)
-    .bind(now_ms)
-    .execute(conn)
-    .await?;
-    Ok(done.rows_affected() > 0)
 }

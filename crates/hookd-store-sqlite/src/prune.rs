@@ -18,22 +18,8 @@ pub(crate) async fn prune(writer: &SqlitePool, before_ms: i64) -> sqlx::Result<u
             break;
         }
     }
-    loop {
-        let done = sqlx::query(
-            "DELETE FROM events WHERE id IN (
-                 SELECT id FROM events e WHERE created_at < $1
-                 AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id)
-                 LIMIT $2)",
-        )
-        .bind(before_ms)
-        .bind(PRUNE_BATCH as i64)
-        .execute(writer)
-        .await?;
-        removed += done.rows_affected();
-        if done.rows_affected() < PRUNE_BATCH as u64 {
-            return Ok(removed);
-        }
-    }
+    let events = hookd_store_sql::prune::orphan_events(writer, before_ms, PRUNE_BATCH);
+    Ok(removed + events.await?)
 }
 
 /// Removes one batch of finished deliveries and their attempts; `true` when there may be more.

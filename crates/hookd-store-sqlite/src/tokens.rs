@@ -1,17 +1,16 @@
 //! Admin API tokens: only their SHA-256 hashes are stored.
 
 use hookd_core::store::TokenRecord;
+use hookd_store_sql::tokens::{COUNT, HASH_EXISTS, INSERT};
 use sqlx::{Row, SqlitePool};
 
 pub(crate) async fn count(reader: &SqlitePool) -> sqlx::Result<u64> {
-    let row = sqlx::query("SELECT COUNT(*) AS n FROM api_tokens")
-        .fetch_one(reader)
-        .await?;
+    let row = sqlx::query(COUNT).fetch_one(reader).await?;
     Ok(row.try_get::<i64, _>("n")?.max(0) as u64)
 }
 
 pub(crate) async fn insert(writer: &SqlitePool, token: &TokenRecord) -> sqlx::Result<()> {
-    sqlx::query("INSERT INTO api_tokens (id, name, hash, created_at) VALUES ($1, $2, $3, $4)")
+    sqlx::query(INSERT)
         .bind(token.id.as_str())
         .bind(&token.name)
         .bind(&token.hash)
@@ -22,7 +21,7 @@ pub(crate) async fn insert(writer: &SqlitePool, token: &TokenRecord) -> sqlx::Re
 }
 
 pub(crate) async fn hash_exists(reader: &SqlitePool, hash: &str) -> sqlx::Result<bool> {
-    let row = sqlx::query("SELECT 1 FROM api_tokens WHERE hash = $1")
+    let row = sqlx::query(HASH_EXISTS)
         .bind(hash)
         .fetch_optional(reader)
         .await?;

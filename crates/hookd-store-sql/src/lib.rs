@@ -1,0 +1,43 @@
+//! What hookd's two SQL stores, `hookd-store-sqlite` and `hookd-store-postgres`, share.
+//!
+//! This crate owns the parts whose logic is the same in both dialects: the column lists and
+//! how rows become domain values ([`rows`], generic over [`sqlx::Row`]), SQL text that both
+//! dialects accept word for word (with `$1` placeholders), keyset pages ([`page`]), and the
+//! statements that run inside a transaction the backend has opened: the migration runner once
+//! its lock is taken ([`migrate`]), webhook writes ([`webhooks`]) and webhook effects of
+//! outcomes ([`outcomes`]). Those are generic over [`sqlx::Database`]; a backend picks its
+//! database type and keeps opening and committing the transaction.
+//!
+//! It must not know which database it runs on: no connection options, no dialect syntax
+//! (`BEGIN IMMEDIATE`, `INDEXED BY`, `FOR UPDATE SKIP LOCKED`, `UNNEST`, `ANY`, `pg_notify`,
+//! advisory locks), no batching strategy and no integer width of a column. The one exception is
+//! [`RowsAffected`], which names the backends' sqlx result types because sqlx has no generic way
+//! to count the rows a statement changed. Where the dialects differ the backends keep their own
+//! code, and pass their own SQL text or types in here.
+
+pub mod deliveries;
+pub mod events;
+pub mod migrate;
+pub mod outcomes;
+pub mod page;
+pub mod prune;
+pub mod rows;
+pub mod tokens;
+pub mod webhooks;
+
+/// The number of rows a statement changed; sqlx offers it per database only.
+pub trait RowsAffected {
+    fn rows_affected(&self) -> u64;
+}
+
+impl RowsAffected for sqlx::sqlite::SqliteQueryResult {
+    fn rows_affected(&self) -> u64 {
+        self.rows_affected()
+    }
+}
+
+impl RowsAffected for sqlx::postgres::PgQueryResult {
+    fn rows_affected(&self) -> u64 {
+        self.rows_affected()
+    }
+}

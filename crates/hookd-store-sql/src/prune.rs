@@ -1,0 +1,35 @@
+//! Retention, the part both dialects share: removing events left without deliveries.
+
+use sqlx::{Database, Encode, Executor, IntoArguments, Pool, Type};
+
+use crate::RowsAffected;
+
+/// Removes up to `$2` events created before `$1` that have no deliveries left.
+pub const DELETE_ORPHAN_EVENTS: &str = "DELETE FROM events WHERE id IN (
+                 SELECT id FROM events e WHERE created_at < $1
+                 AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id)
+                 LIMIT $2)";
+
+/// Removes the events created before `before_ms` that have no deliveries left, `batch` per
+/// statement (each its own transaction); returns how many.
+pub async fn orphan_events<DB>(pool: &Pool<DB>, before_ms: i64, batch: usize) -> sqlx::Result<u64>
+where
+    DB: Database,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    i64: for<'q> Encode<'q, DB> + Type<DB>,
+    DB::QueryResult: RowsAffected,
+{
+    let mut removed = 0;
+    loop {
+        let done = sqlx::query(DELETE_ORPHAN_EVENTS)
+            .bind(before_ms)
+            .bind(batch as i64)
+            .execute(pool)
+            .await?;
+        removed += done.rows_affected();
+        if done.rows_affected() < batch as u64 {
+            return Ok(removed);
+        }
+    }
+}

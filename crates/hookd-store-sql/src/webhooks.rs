@@ -1,0 +1,174 @@
+//! Webhooks: SQL text both dialects accept as is, and the writes, run inside a transaction the
+//! backend opens (its way) and commits. Each write bumps the version counter in the same
+//! transaction so other processes can cache the active set. The optimistic update compares a
+//! nullable column, which the dialects spell differently, so the backend passes that statement.
+
+use hookd_core::ids::WebhookId;
+use hookd_core::store::Written;
+use hookd_core::webhook::Webhook;
+use sqlx::{Database, Encode, Executor, IntoArguments, Type};
+
+use crate::rows::encode_err;
+use crate::{webhook_columns, RowsAffected};
+
+/// Binds the columns of [`webhook_columns!`] as `$1`..`$7`.
+pub const INSERT: &str = concat!(
+    "INSERT INTO webhooks (",
+    webhook_columns!(),
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7)"
+);
+/// `$1`: id.
+pub const GET: &str = concat!(
+    "SELECT ",
+    webhook_columns!(),
+    " FROM webhooks WHERE id = $1"
+);
+/// The first page: `$1` limit.
+pub const LIST: &str = concat!(
+    "SELECT ",
+    webhook_columns!(),
+    " FROM webhooks ORDER BY id DESC LIMIT $1"
+);
+/// A later page: `$1` limit, `$2` the last id of the previous page.
+pub const LIST_BEFORE: &str = concat!(
+    "SELECT ",
+    webhook_columns!(),
+    " FROM webhooks WHERE id < $2 ORDER BY id DESC LIMIT $1"
+);
+pub const ACTIVE: &str = concat!(
+    "SELECT ",
+    webhook_columns!(),
+    " FROM webhooks WHERE active ORDER BY id"
+);
+/// `$1`: id; a row when the webhook exists.
+pub const EXISTS: &str = "SELECT 1 FROM webhooks WHERE id = $1";
+/// `$1`: id.
+pub const DELETE: &str = "DELETE FROM webhooks WHERE id = $1";
+/// Cancels a deleted webhook's unfinished deliveries (`$1` webhook id, `$2` now). Clearing the
+/// lease means an attempt in flight cannot move a cancelled delivery when its outcome comes back.
+pub const CANCEL_DELIVERIES: &str = "UPDATE deliveries
+         SET status = 'cancelled', next_attempt_at = NULL, lease_token = NULL, updated_at = $2
+         WHERE webhook_id = $1 AND status IN ('pending', 'retrying', 'delivering')";
+/// Bumped in the same transaction as every webhook write.
+pub const BUMP_VERSION: &str = "UPDATE webhooks_version SET version = version + 1 WHERE id = 1";
+pub const VERSION: &str = "SELECT version FROM webhooks_version WHERE id = 1";
+
+/// Bumps the version counter; call it in the transaction of the write.
+pub async fn bump_version<DB>(conn: &mut DB::Connection) -> sqlx::Result<()>
+where
+    DB: Database,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+{
+    sqlx::query(BUMP_VERSION).execute(conn).await?;
+    Ok(())
+}
+
+/// Inserts the webhook and bumps the version.
+pub async fn insert<DB>(conn: &mut DB::Connection, w: &Webhook) -> sqlx::Result<()>
+where
+    DB: Database,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    String: for<'q> Encode<'q, DB> + Type<DB>,
+    i64: for<'q> Encode<'q, DB> + Type<DB>,
+    bool: for<'q> Encode<'q, DB> + Type<DB>,
+    Option<String>: for<'q> Encode<'q, DB> + Type<DB>,
+    Option<i64>: for<'q> Encode<'q, DB> + Type<DB>,
+{
+    let spec = serde_json::to_string(&w.spec).map_err(encode_err)?;
+    sqlx::query(INSERT)
+        .bind(w.id.as_str())
+        .bind(w.active)
+        .bind(&w.disabled_reason)
+        .bind(w.failing_since)
+        .bind(spec)
+        .bind(w.created_at)
+        .bind(w.updated_at)
+        .execute(&mut *conn)
+        .await?;
+    bump_version(conn).await
+}
+
+/// Writes `w` over the webhook if it is still as `read` left it, and bumps the version.
+/// `update_sql` sets the columns from `$1`..`$7` (as [`INSERT`] binds them) where the id is
+/// `$1`, `updated_at` is `$8`, `active` is `$9` and `disabled_reason` is `$10` (nullable).
+/// Commit only on [`Written::Done`]: nothing was written otherwise.
+pub async fn update<DB>(
+    conn: &mut DB::Connection,
+    update_sql: &str,
+    w: &Webhook,
+    read: &Webhook,
+) -> sqlx::Result<Written>
+where
+    DB: Database,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    String: for<'q> Encode<'q, DB> + Type<DB>,
+    i64: for<'q> Encode<'q, DB> + Type<DB>,
+    bool: for<'q> Encode<'q, DB> + Type<DB>,
+    Option<String>: for<'q> Encode<'q, DB> + Type<DB>,
+    Option<i64>: for<'q> Encode<'q, DB> + Type<DB>,
+    DB::QueryResult: RowsAffected,
+{
+    let spec = serde_json::to_string(&w.spec).map_err(encode_err)?;
+    let done = sqlx::query(update_sql)
+        .bind(w.id.as_str())
+        .bind(w.active)
+        .bind(&w.disabled_reason)
+        .bind(w.failing_since)
+        .bind(spec)
+        .bind(w.created_at)
+        .bind(w.updated_at)
+        .bind(read.updated_at)
+        .bind(read.active)
+        .bind(&read.disabled_reason)
+        .execute(&mut *conn)
+        .await?;
+    if done.rows_affected() == 0 {
+        let exists = sqlx::query(EXISTS)
+            .bind(w.id.as_str())
+            .fetch_optional(&mut *conn)
+            .await?;
+        return Ok(if exists.is_some() {
+            Written::Changed
+        } else {
+            Written::NotFound
+        });
+    }
+    bump_version(conn).await?;
+    Ok(Written::Done)
+}
+
+/// Deletes the webhook, cancels its unfinished deliveries ([`CANCEL_DELIVERIES`]) and bumps the
+/// version; `false` (commit not needed) when there was no such webhook.
+pub async fn delete<DB>(
+    conn: &mut DB::Connection,
+    id: &WebhookId,
+    now_ms: i64,
+) -> sqlx::Result<bool>
+where
+    DB: Database,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    i64: for<'q> Encode<'q, DB> + Type<DB>,
+    DB::QueryResult: RowsAffected,
+{
+    let done = sqlx::query(DELETE)
+        .bind(id.as_str())
+        .execute(&mut *conn)
+        .await?;
+    if done.rows_affected() == 0 {
+        return Ok(false);
+    }
+    sqlx::query(CANCEL_DELIVERIES)
+        .bind(id.as_str())
+        .bind(now_ms)
+        .execute(&mut *conn)
+        .await?;
+    bump_version(conn).await?;
+    Ok(true)
+}
