@@ -6,4 +6,5 @@ mod support;
 mod auth;
 mod delivery;
 mod events;
+mod tls;
 mod webhooks;
