@@ -35,26 +35,39 @@ impl Resolve for GuardedResolver {
             let host = name.as_str().to_owned();
             let found: Vec<SocketAddr> =
                 tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            let mut refused = None;
-            let allowed: Vec<SocketAddr> = found
-                .into_iter()
-                .filter(|a| match refusal(a.ip(), &allow) {
-                    None => true,
-                    Some(why) => {
-                        refused.get_or_insert_with(|| {
-                            format!("{host} resolves to {} ({why})", a.ip())
-                        });
-                        false
-                    }
-                })
-                .collect();
-            if allowed.is_empty() {
-                let why = refused.unwrap_or_else(|| format!("{host} has no address"));
-                return Err(Box::new(Blocked(why)) as Box<dyn std::error::Error + Send + Sync>);
+            match keep_allowed(&host, found, &allow) {
+                Ok(allowed) => Ok(Box::new(allowed.into_iter()) as Addrs),
+                Err(blocked) => Err(Box::new(blocked) as Box<dyn std::error::Error + Send + Sync>),
             }
-            Ok(Box::new(allowed.into_iter()) as Addrs)
         })
     }
+}
+
+/// The addresses of `host` that the guard allows, in resolver order; [`Blocked`] when none is.
+/// A name with both public and private addresses keeps only the public ones, so the client can
+/// never be steered to the private one.
+fn keep_allowed(
+    host: &str,
+    found: Vec<SocketAddr>,
+    allow: &[Cidr],
+) -> Result<Vec<SocketAddr>, Blocked> {
+    let mut refused = None;
+    let allowed: Vec<SocketAddr> = found
+        .into_iter()
+        .filter(|a| match refusal(a.ip(), allow) {
+            None => true,
+            Some(why) => {
+                refused.get_or_insert_with(|| format!("{host} resolves to {} ({why})", a.ip()));
+                false
+            }
+        })
+        .collect();
+    if allowed.is_empty() {
+        return Err(Blocked(
+            refused.unwrap_or_else(|| format!("{host} has no address")),
+        ));
+    }
+    Ok(allowed)
 }
 
 /// Checks a URL whose host is an IP address (in any form the URL parser normalises, such as
@@ -105,6 +118,37 @@ mod tests {
         );
         let allow = [Cidr::parse("127.0.0.0/8").unwrap()];
         assert!(check_literal("http://127.0.0.1:9000/", &allow).is_ok());
+    }
+
+    fn addrs(list: &[&str]) -> Vec<SocketAddr> {
+        list.iter()
+            .map(|a| SocketAddr::new(a.parse().unwrap(), 443))
+            .collect()
+    }
+
+    #[test]
+    fn resolved_addresses_are_filtered() {
+        // What a hostile or rebinding DNS server could answer, as a test resolver would.
+        let public = keep_allowed("mixed.test", addrs(&["10.0.0.5", "93.184.216.34"]), &[]);
+        assert_eq!(
+            public.unwrap(),
+            addrs(&["93.184.216.34"]),
+            "only the public address is kept"
+        );
+        for private in [
+            vec!["169.254.169.254"],
+            vec!["127.0.0.1", "::1"],
+            vec!["::ffff:10.0.0.1"],
+            vec!["fd00::1", "192.168.1.1"],
+        ] {
+            let err = keep_allowed("evil.test", addrs(&private), &[]).unwrap_err();
+            assert!(err.0.contains("evil.test resolves to"), "{err}");
+        }
+        let err = keep_allowed("nothing.test", Vec::new(), &[]).unwrap_err();
+        assert!(err.0.contains("no address"), "{err}");
+        let allow = [Cidr::parse("10.0.0.0/8").unwrap()];
+        let inside = keep_allowed("intranet.test", addrs(&["10.1.2.3"]), &allow);
+        assert_eq!(inside.unwrap(), addrs(&["10.1.2.3"]));
     }
 
     #[tokio::test]
