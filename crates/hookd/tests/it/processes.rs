@@ -9,7 +9,7 @@ use crate::support::{free_port, hookd, read_until, wait_ready, Api, Backend, Cou
 
 backend_test!(first_start_prints_an_admin_token_once);
 async fn first_start_prints_an_admin_token_once(b: Backend) {
-    let db = b.fresh_url().await;
+    let (db, _temp) = b.fresh_db().await;
     let listen = format!("127.0.0.1:{}", free_port());
     let mut first = hookd(&["serve", "--listen", &listen], &db, &[]);
     let lines = read_until(&mut first, |l| l.contains("Admin token"));
@@ -67,7 +67,7 @@ async fn api_only(db: &str) -> (crate::support::Proc, Api) {
 
 backend_test!(two_workers_share_the_work_without_duplicates);
 async fn two_workers_share_the_work_without_duplicates(b: Backend) {
-    let db = b.fresh_url().await;
+    let (db, _temp) = b.fresh_db().await;
     let (_api_proc, api) = api_only(&db).await;
     let rx = Counter::start(Duration::from_millis(2)).await;
     api.post(
@@ -89,7 +89,7 @@ async fn two_workers_share_the_work_without_duplicates(b: Backend) {
 
 backend_test!(a_killed_worker_loses_nothing);
 async fn a_killed_worker_loses_nothing(b: Backend) {
-    let db = b.fresh_url().await;
+    let (db, _temp) = b.fresh_db().await;
     let (_api_proc, api) = api_only(&db).await;
     // A slow receiver keeps deliveries in flight when the worker dies.
     let rx = Counter::start(Duration::from_millis(300)).await;

@@ -31,16 +31,30 @@ impl Backend {
     }
 
     /// A URL of a fresh, empty database for this backend.
-    pub async fn fresh_url(&self) -> String {
+    /// A URL of a fresh, empty database, and the guard that removes it (SQLite files) at the
+    /// end of the test.
+    pub async fn fresh_db(&self) -> (String, Option<TempDb>) {
         let suffix = format!("{:016x}", rand::random::<u64>());
         match self {
             Backend::Sqlite => {
                 let path = std::env::temp_dir().join(format!("hookd-proc-{suffix}.db"));
-                format!("sqlite://{}", path.display())
+                (format!("sqlite://{}", path.display()), Some(TempDb(path)))
             }
-            Backend::Postgres(url) => hookd_store_postgres::testing::fresh_schema_url(url, &suffix)
-                .await
-                .unwrap(),
+            Backend::Postgres(url) => {
+                let url = hookd_store_postgres::testing::fresh_schema_url(url, &suffix).await;
+                (url.unwrap(), None)
+            }
+        }
+    }
+}
+
+/// A temporary SQLite file, with its WAL files, deleted on drop.
+pub struct TempDb(std::path::PathBuf);
+
+impl Drop for TempDb {
+    fn drop(&mut self) {
+        for ext in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{ext}", self.0.display()));
         }
     }
 }
