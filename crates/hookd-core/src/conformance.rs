@@ -131,6 +131,7 @@ fn spec(name: &str) -> WebhookSpec {
             event_type: Some("entry.*".into()),
             model: None,
         }],
+        condition: Some(r#"doc.status == "Open""#.into()),
         headers: BTreeMap::from([
             ("x-team".to_owned(), Some("core".to_owned())),
             ("user-agent".to_owned(), None),
@@ -142,7 +143,9 @@ fn spec(name: &str) -> WebhookSpec {
         previous_secret: None,
         signature: SignatureConfig::Standard,
         include_secret: false,
-        body: BodyConfig::Default,
+        body: BodyConfig::Json {
+            template: "{{ doc | tojson }}".into(),
+        },
         tls_verify: true,
         timeout_ms: Some(5000),
         max_attempts: None,

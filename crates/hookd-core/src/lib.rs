@@ -1,5 +1,6 @@
-//! hookd's domain: identifiers, events, webhooks and how they match, default payloads, signatures,
-//! the retry policy, and the [`Store`] trait that the database backends implement.
+//! hookd's domain: identifiers, events, webhooks and how they match, default payloads, templates
+//! and conditions, signatures, the retry policy, and the [`Store`] trait that the database
+//! backends implement.
 //!
 //! This crate does no IO. Clocks and randomness are passed in as values (`now_ms`, jitter), so every
 //! rule here is a plain function, tested without sockets or databases. It must not know axum,
@@ -16,6 +17,7 @@ pub mod payload;
 pub mod retry;
 pub mod signature;
 pub mod store;
+pub mod template;
 pub mod time;
 pub mod webhook;
 

@@ -1,5 +1,6 @@
-//! Builds the exact HTTP request a delivery sends: method, URL, merged headers, auth, body and
-//! signature. The worker sends it, the test endpoint sends it, and records keep a masked copy.
+//! Builds the exact HTTP request a delivery sends: method, URL, merged headers, auth, body
+//! (default payload or rendered template) and signature. The worker sends it, the test endpoint
+//! sends it, preview shows it, and records keep a masked copy.
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
@@ -8,6 +9,7 @@ use crate::delivery::RequestRecord;
 use crate::event::Event;
 use crate::payload::default_payload;
 use crate::signature::{sign_ed25519, sign_hmac_sha256, sign_standard, SigningSecret};
+use crate::template::{Context, Template};
 use crate::webhook::{AuthConfig, BodyConfig, SignatureConfig, Webhook, WebhookSpec};
 
 /// What a masked header value is replaced with.
@@ -73,14 +75,44 @@ fn mask_value(v: &str) -> String {
 
 /// Why a request could not be built; the delivery fails permanently with this message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct BuildError(pub String);
+pub struct BuildError {
+    /// The webhook field at fault (`body.template`, `body.fields[0].value`), when one is.
+    pub field: Option<String>,
+    pub message: String,
+}
+
+impl std::fmt::Display for BuildError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.field {
+            Some(field) => write!(f, "{field}: {}", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+impl BuildError {
+    fn new(message: impl Into<String>) -> Self {
+        Self {
+            field: None,
+            message: message.into(),
+        }
+    }
+
+    fn at(field: impl Into<String>, message: impl std::fmt::Display) -> Self {
+        Self {
+            field: Some(field.into()),
+            message: message.to_string(),
+        }
+    }
+}
 
 /// Everything about one try that is not in the webhook or the event.
 #[derive(Debug, Clone, Copy)]
 pub struct SendContext<'a> {
-    /// The delivery id: the `webhook-id` header.
+    /// The delivery id: the `webhook-id` header, and `delivery.id` in templates.
     pub delivery_id: &'a str,
+    /// The attempt number, from 1: `delivery.attempt` in templates.
+    pub attempt: u32,
     /// Seconds since the epoch: the `webhook-timestamp` header.
     pub now_secs: i64,
     pub now_ms: i64,
@@ -95,13 +127,9 @@ pub fn build_request(
     ctx: &SendContext<'_>,
 ) -> Result<OutboundRequest, BuildError> {
     let spec = &webhook.spec;
-    let secret = spec.include_secret.then(|| spec.secret.expose());
-    let body = match &spec.body {
-        BodyConfig::Default => serde_json::to_vec(&default_payload(event, secret))
-            .map_err(|e| BuildError(format!("payload is not serialisable: {e}")))?,
-    };
+    let (body, content_type) = render_body(webhook, event, ctx)?;
     let mut headers = HeaderList::default();
-    headers.set("Content-Type", "application/json");
+    headers.set("Content-Type", content_type);
     headers.set("User-Agent", &format!("hookd/{}", crate::VERSION));
     for (k, v) in ctx.default_headers {
         headers.set(k, v);
@@ -137,6 +165,85 @@ pub fn build_request(
         body,
         sensitive,
     })
+}
+
+/// The body `webhook` sends for `event`, and the `Content-Type` it goes with unless the headers
+/// say otherwise.
+fn render_body(
+    webhook: &Webhook,
+    event: &Event,
+    ctx: &SendContext<'_>,
+) -> Result<(Vec<u8>, &'static str), BuildError> {
+    const JSON: &str = "application/json";
+    let spec = &webhook.spec;
+    let scope = || {
+        Context::for_event(event)
+            .with_webhook(webhook.id.as_str(), &spec.name)
+            .with_delivery(ctx.delivery_id, ctx.attempt)
+    };
+    match &spec.body {
+        BodyConfig::Default => {
+            let secret = spec.include_secret.then(|| spec.secret.expose());
+            let body = serde_json::to_vec(&default_payload(event, secret))
+                .map_err(|e| BuildError::new(format!("payload is not serialisable: {e}")))?;
+            Ok((body, JSON))
+        }
+        BodyConfig::Json { template } => {
+            let text = render("body.template", template, &scope())?;
+            if let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(&text) {
+                let msg = format!("rendered invalid JSON ({e})");
+                return Err(BuildError::at("body.template", msg));
+            }
+            Ok((text.into_bytes(), JSON))
+        }
+        BodyConfig::Form { fields } => {
+            let scope = scope();
+            let mut pairs = Vec::with_capacity(fields.len());
+            for (i, f) in fields.iter().enumerate() {
+                let value = render(&format!("body.fields[{i}].value"), &f.value, &scope)?;
+                pairs.push((f.key.as_str(), value));
+            }
+            let body = form_urlencode(pairs.iter().map(|(k, v)| (*k, v.as_str())));
+            Ok((body.into_bytes(), "application/x-www-form-urlencoded"))
+        }
+        BodyConfig::Text { template } => Ok((
+            render("body.template", template, &scope())?.into_bytes(),
+            JSON,
+        )),
+    }
+}
+
+/// Compiles and renders one template of the body, naming `field` on error.
+fn render(field: &str, source: &str, scope: &Context) -> Result<String, BuildError> {
+    Template::compile(source)
+        .and_then(|t| t.render(scope))
+        .map_err(|e| BuildError::at(field, e))
+}
+
+/// `application/x-www-form-urlencoded` (WHATWG URL §5): alphanumerics and `*-._` as they are,
+/// space as `+`, every other byte as `%XX`.
+pub fn form_urlencode<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
+    fn encode(out: &mut String, s: &str) {
+        for b in s.bytes() {
+            match b {
+                b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'*' | b'-' | b'.' | b'_' => {
+                    out.push(b as char)
+                }
+                b' ' => out.push('+'),
+                _ => out.push_str(&format!("%{b:02X}")),
+            }
+        }
+    }
+    let mut out = String::new();
+    for (i, (k, v)) in pairs.into_iter().enumerate() {
+        if i > 0 {
+            out.push('&');
+        }
+        encode(&mut out, k);
+        out.push('=');
+        encode(&mut out, v);
+    }
+    out
 }
 
 /// Adds the signature headers of `spec`'s scheme.
@@ -188,7 +295,7 @@ fn signature_list(
     sign: impl Fn(&SigningSecret) -> Result<String, String>,
 ) -> Result<String, BuildError> {
     let mut list = sign(current).map_err(|e| {
-        BuildError(format!(
+        BuildError::new(format!(
             "the signing secret does not fit the signature scheme: it {e}"
         ))
     })?;
@@ -243,6 +350,7 @@ mod tests {
                 url: "http://example.com/h".into(),
                 method: HttpMethod::Post,
                 events: vec![],
+                condition: None,
                 headers,
                 auth,
                 secret: SigningSecret::parse_standard("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
@@ -282,6 +390,7 @@ mod tests {
 
     const CTX: SendContext<'static> = SendContext {
         delivery_id: "dlv_x",
+        attempt: 1,
         now_secs: 1_700_000_000,
         now_ms: 0,
         default_headers: &[],
@@ -311,6 +420,48 @@ mod tests {
             header(&r, "User-Agent"),
             Some(format!("hookd/{}", crate::VERSION).as_str())
         );
+    }
+
+    fn with_body(body: BodyConfig) -> Result<OutboundRequest, BuildError> {
+        let mut w = webhook(BTreeMap::new(), AuthConfig::None);
+        w.spec.body = body;
+        build_request(&w, &event(), &CTX)
+    }
+
+    #[test]
+    fn template_bodies_are_sent_as_rendered_with_their_content_type() {
+        let r = with_body(BodyConfig::Json {
+            template: r#"{"n": {{ data.n }}, "d": "{{ delivery.id }}/{{ delivery.attempt }}"}"#
+                .into(),
+        })
+        .unwrap();
+        assert_eq!(r.body, br#"{"n": 1, "d": "dlv_x/1"}"#);
+        assert_eq!(header(&r, "content-type"), Some("application/json"));
+        let r = with_body(BodyConfig::Form {
+            fields: vec![crate::webhook::FormField {
+                key: "a b".into(),
+                value: "{{ event.type }}&=é".into(),
+            }],
+        })
+        .unwrap();
+        assert_eq!(r.body, b"a+b=invoice.paid%26%3D%C3%A9");
+        let form = "application/x-www-form-urlencoded";
+        assert_eq!(header(&r, "content-type"), Some(form));
+        let r = with_body(BodyConfig::Text {
+            template: "paid: {{ data.n }}".into(),
+        })
+        .unwrap();
+        assert_eq!(r.body, b"paid: 1");
+    }
+
+    #[test]
+    fn a_json_template_that_renders_invalid_json_fails_naming_the_field() {
+        let e = with_body(BodyConfig::Json {
+            template: "{{ data.n }},".into(),
+        })
+        .unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("body.template"));
+        assert!(e.message.contains("invalid JSON"), "{e}");
     }
 
     #[test]

@@ -38,6 +38,9 @@ pub struct WebhookSpec {
     /// Empty: every event. Otherwise the webhook fires when any entry matches.
     #[serde(default)]
     pub events: Vec<EventFilter>,
+    /// An expression (SPEC §6) that must be true for the webhook to fire; compiled at save.
+    #[serde(default)]
+    pub condition: Option<String>,
     /// Header overrides merged over the server's `default_headers`; `None` removes one.
     #[serde(default)]
     pub headers: BTreeMap<String, Option<String>>,
@@ -244,13 +247,28 @@ impl SignatureConfig {
     }
 }
 
-/// How the request body is built.
+/// How the request body is built. Templates are Jinja (see [`crate::template`]).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(tag = "format", rename_all = "snake_case")]
 pub enum BodyConfig {
     /// The default payload of SPEC §5.
     #[default]
     Default,
+    /// A template that must render valid JSON; sent exactly as rendered.
+    Json { template: String },
+    /// Fields whose values are templates, sent `application/x-www-form-urlencoded` (Frappe).
+    Form { fields: Vec<FormField> },
+    /// A template sent exactly as rendered, with whatever `Content-Type` the headers say
+    /// (`application/json` by default, which suits a Slack `{"text": ...}` message).
+    Text { template: String },
+}
+
+/// One field of a form body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FormField {
+    pub key: String,
+    /// A template.
+    pub value: String,
 }
 
 #[cfg(test)]
@@ -302,6 +320,39 @@ mod tests {
                 prefix: None,
             }
         );
+    }
+
+    #[test]
+    fn body_configs_keep_their_stored_shape() {
+        let form = BodyConfig::Form {
+            fields: vec![FormField {
+                key: "id".into(),
+                value: "{{ doc.name }}".into(),
+            }],
+        };
+        let cases = [
+            (BodyConfig::Default, r#"{"format":"default"}"#),
+            (
+                BodyConfig::Json {
+                    template: "{}".into(),
+                },
+                r#"{"format":"json","template":"{}"}"#,
+            ),
+            (
+                form,
+                r#"{"format":"form","fields":[{"key":"id","value":"{{ doc.name }}"}]}"#,
+            ),
+            (
+                BodyConfig::Text {
+                    template: "hi".into(),
+                },
+                r#"{"format":"text","template":"hi"}"#,
+            ),
+        ];
+        for (config, json) in cases {
+            assert_eq!(serde_json::to_string(&config).unwrap(), json);
+            assert_eq!(serde_json::from_str::<BodyConfig>(json).unwrap(), config);
+        }
     }
 
     #[test]

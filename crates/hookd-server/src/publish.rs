@@ -1,5 +1,5 @@
-//! Publishing: match events against active webhooks, store each event with its deliveries in one
-//! transaction, and wake the worker.
+//! Publishing: match events against active webhooks (their `events` entries and `condition`),
+//! store each event with its deliveries in one transaction, and wake the worker.
 //!
 //! Concurrent publish requests are committed together (group commit): one task takes every
 //! request waiting at that moment and stores them in one transaction. Each request is still
@@ -9,6 +9,7 @@
 use std::sync::Arc;
 
 use hookd_core::store::{Enqueued, EventToStore, NewDelivery};
+use hookd_core::template::{Condition, Context};
 use hookd_core::{
     DeliveryId, DeliveryStatus, Event, EventId, NewEvent, Store, StoreError, Webhook,
 };
@@ -16,19 +17,73 @@ use tokio::sync::{mpsc, oneshot, Notify, RwLock};
 
 use crate::AppState;
 
-/// Active webhooks, reloaded when the store's webhook version moves (any process's write).
+/// Active webhooks, reloaded when the store's webhook version moves (any process's write). Each
+/// webhook's condition is compiled once per load, not per event.
 #[derive(Debug, Default)]
-pub struct WebhookCache(RwLock<Option<(i64, Arc<Vec<Webhook>>)>>);
+pub struct WebhookCache(RwLock<Option<(i64, Arc<Vec<ActiveWebhook>>)>>);
+
+/// An active webhook with its condition compiled.
+#[derive(Debug)]
+pub struct ActiveWebhook {
+    pub webhook: Webhook,
+    pub condition: Gate,
+}
+
+/// Whether a webhook's condition lets an event through.
+#[derive(Debug)]
+pub enum Gate {
+    /// No condition: every matching event.
+    Open,
+    Condition(Condition),
+    /// The stored condition no longer compiles (it was checked at save, so only a change of
+    /// template engine could do this): nothing is delivered until the webhook is fixed.
+    Broken,
+}
+
+impl ActiveWebhook {
+    fn load(webhook: Webhook) -> Self {
+        let condition = match webhook.spec.condition.as_deref() {
+            None => Gate::Open,
+            Some(expr) => match Condition::compile(expr) {
+                Ok(c) => Gate::Condition(c),
+                Err(e) => {
+                    tracing::warn!(webhook_id = %webhook.id, error = %e,
+                        "the stored condition does not compile; the webhook gets no deliveries");
+                    Gate::Broken
+                }
+            },
+        };
+        Self { webhook, condition }
+    }
+
+    /// Whether the condition holds for the event in `scope`. An evaluation error (a comparison
+    /// of incompatible values, fuel exhausted) counts as false and is logged: delivering on a
+    /// condition that could not be decided would send what the owner filtered out.
+    fn admits(&self, scope: &Context, event_id: &EventId) -> bool {
+        let condition = match &self.condition {
+            Gate::Open => return true,
+            Gate::Broken => return false,
+            Gate::Condition(c) => c,
+        };
+        let scope = scope.with_webhook(self.webhook.id.as_str(), &self.webhook.spec.name);
+        condition.evaluate(&scope).unwrap_or_else(|e| {
+            tracing::warn!(webhook_id = %self.webhook.id, event_id = %event_id, error = %e,
+                "the webhook's condition failed to evaluate; no delivery");
+            false
+        })
+    }
+}
 
 impl WebhookCache {
-    pub async fn active(&self, store: &dyn Store) -> Result<Arc<Vec<Webhook>>, StoreError> {
+    pub async fn active(&self, store: &dyn Store) -> Result<Arc<Vec<ActiveWebhook>>, StoreError> {
         let version = store.webhooks_version().await?;
         if let Some((v, hooks)) = &*self.0.read().await {
             if *v == version {
                 return Ok(hooks.clone());
             }
         }
-        let hooks = Arc::new(store.active_webhooks().await?);
+        let loaded = store.active_webhooks().await?;
+        let hooks: Arc<Vec<_>> = Arc::new(loaded.into_iter().map(ActiveWebhook::load).collect());
         *self.0.write().await = Some((version, hooks.clone()));
         Ok(hooks)
     }
@@ -118,25 +173,34 @@ async fn group_commit(
     }
 }
 
-/// Decides which webhooks an event goes to.
-fn plan_event(event: NewEvent, hooks: &[Webhook], now: i64) -> EventToStore {
+/// Decides which webhooks an event goes to: those with a matching `events` entry whose condition
+/// holds. The event data is moved into the matching view and back, never copied per webhook.
+fn plan_event(mut event: NewEvent, hooks: &[ActiveWebhook], now: i64) -> EventToStore {
     let id = EventId::generate(now);
     let view = Event {
         id: id.clone(),
         event_type: event.event_type.as_str().to_owned(),
         model: event.model.clone(),
-        data: serde_json::Value::Null,
+        data: std::mem::take(&mut event.data),
         occurred_at: event.occurred_at,
         idempotency_key: None,
         created_at: now,
     };
+    // Built lazily: only events that reach a webhook with a condition need it.
+    let mut scope: Option<Context> = None;
     let deliveries = hooks
         .iter()
         .filter_map(|hook| {
-            let m = hook.spec.matches(&view)?;
+            let m = hook.webhook.spec.matches(&view)?;
+            if !matches!(hook.condition, Gate::Open) {
+                let scope = scope.get_or_insert_with(|| Context::for_event(&view));
+                if !hook.admits(scope, &id) {
+                    return None;
+                }
+            }
             Some(NewDelivery {
                 id: DeliveryId::generate(now),
-                webhook_id: hook.id.clone(),
+                webhook_id: hook.webhook.id.clone(),
                 entry_index: m.entry,
                 status: DeliveryStatus::Pending,
                 next_attempt_at: now,
@@ -144,6 +208,7 @@ fn plan_event(event: NewEvent, hooks: &[Webhook], now: i64) -> EventToStore {
             })
         })
         .collect();
+    event.data = view.data;
     EventToStore {
         id,
         event,

@@ -6,6 +6,7 @@ pub mod events;
 mod extract;
 mod ops;
 mod pagination;
+mod preview;
 mod webhook_wire;
 pub mod webhooks;
 
@@ -42,6 +43,7 @@ impl Modify for BearerAuth {
 pub fn app(state: AppState) -> Router {
     let (api, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(webhooks::router())
+        .merge(preview::router())
         .merge(events::router())
         .merge(deliveries::router())
         .split_for_parts();

@@ -7,9 +7,11 @@ use std::collections::BTreeMap;
 use axum::http::{HeaderName, HeaderValue};
 use hookd_core::outbound::{masked_header_value, MASK};
 use hookd_core::signature::{HmacEncoding, SigningSecret, DEFAULT_HMAC_HEADER};
+use hookd_core::template::{Condition, Template};
 use hookd_core::time::rfc3339;
 use hookd_core::webhook::{
-    AuthConfig, BodyConfig, EventFilter, HttpMethod, SignatureConfig, Webhook, WebhookSpec,
+    AuthConfig, BodyConfig, EventFilter, FormField, HttpMethod, SignatureConfig, Webhook,
+    WebhookSpec,
 };
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
@@ -46,6 +48,10 @@ pub struct WebhookIn {
     /// Which events fire the webhook; empty or absent: every event.
     #[serde(default)]
     pub events: Vec<EventFilter>,
+    /// An expression over the event (`doc.status == "Open"`) that must be true for the webhook
+    /// to fire; absent, `null` or blank: always.
+    #[serde(default)]
+    pub condition: Option<String>,
     /// Merged over the server's `default_headers`; `null` removes one (even `Content-Type`).
     #[serde(default)]
     #[schema(value_type = Object)]
@@ -65,7 +71,9 @@ pub struct WebhookIn {
     pub signature: Option<Value>,
     #[serde(default)]
     pub include_secret: bool,
-    /// `{"format": "default"}`.
+    /// `{"format": "default"}`, `{"format": "json", "template": "..."}` (must render JSON),
+    /// `{"format": "form", "fields": [{"key": "id", "value": "{{ doc.name }}"}]}` or
+    /// `{"format": "text", "template": "..."}`.
     #[serde(default)]
     #[schema(value_type = Object)]
     pub body: Option<Value>,
@@ -96,6 +104,10 @@ pub struct WebhookPatch {
     pub url: Option<String>,
     pub method: Option<String>,
     pub events: Option<Vec<EventFilter>>,
+    /// `null` removes the condition.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub condition: Option<Option<String>>,
     #[schema(value_type = Option<Object>)]
     pub headers: Option<BTreeMap<String, Option<String>>>,
     /// `null` resets it to the default.
@@ -147,6 +159,7 @@ pub struct WebhookOut {
     pub url: String,
     pub method: String,
     pub events: Vec<EventFilter>,
+    pub condition: Option<String>,
     #[schema(value_type = Object)]
     pub headers: BTreeMap<String, Option<String>>,
     #[schema(value_type = Object)]
@@ -177,6 +190,7 @@ impl WebhookOut {
             url: s.url.clone(),
             method: s.method.as_str().to_owned(),
             events: s.events.clone(),
+            condition: s.condition.clone(),
             headers: masked_headers(&s.headers),
             auth: masked_auth(&s.auth),
             signature: serde_json::to_value(&s.signature).unwrap_or(Value::Null),
@@ -225,6 +239,7 @@ impl WebhookIn {
             url: s.url.clone(),
             method: Some(s.method.as_str().to_owned()),
             events: s.events.clone(),
+            condition: s.condition.clone(),
             headers: s.headers.clone(),
             auth: serde_json::to_value(&s.auth).ok(),
             secret: Some(s.secret.expose().to_owned()),
@@ -252,6 +267,7 @@ impl WebhookIn {
             active,
             url,
             events,
+            condition,
             headers,
             include_secret,
             tls_verify
@@ -304,13 +320,14 @@ impl WebhookIn {
             url: parse_url(&self.url)?,
             method: parse_method(self.method.as_deref())?,
             events: check_events(self.events)?,
+            condition: check_condition(self.condition)?,
             headers: check_headers(self.headers)?,
             auth: check_auth(tagged(self.auth, "auth")?)?,
             secret,
             previous_secret: None,
             signature,
             include_secret: self.include_secret,
-            body: tagged::<BodyConfig>(self.body, "body")?,
+            body: parse_body(self.body)?,
             tls_verify: self.tls_verify,
             timeout_ms: check_timeout(self.timeout_ms, settings)?,
             max_attempts: check_range("max_attempts", self.max_attempts, 1, 50)?,
@@ -391,6 +408,103 @@ fn check_events(events: Vec<EventFilter>) -> Result<Vec<EventFilter>, ApiError> 
         }
     }
     Ok(events)
+}
+
+/// A blank condition is no condition; any other must compile.
+fn check_condition(condition: Option<String>) -> Result<Option<String>, ApiError> {
+    let Some(expr) = condition.filter(|c| !c.trim().is_empty()) else {
+        return Ok(None);
+    };
+    if expr.len() > MAX_TEMPLATE {
+        let msg = format!("must be at most {MAX_TEMPLATE} bytes");
+        return Err(ApiError::invalid("condition", msg));
+    }
+    Condition::compile(&expr)
+        .map_err(|e| ApiError::invalid("condition", format!("does not compile: {e}")))?;
+    Ok(Some(expr))
+}
+
+/// The wire shape of `body`: one flat object, checked field by field.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BodyIn {
+    format: String,
+    template: Option<String>,
+    fields: Option<Vec<FormFieldIn>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FormFieldIn {
+    key: String,
+    value: String,
+}
+
+/// Parses `body`; absent or `null` is the default payload. Templates must compile.
+fn parse_body(v: Option<Value>) -> Result<BodyConfig, ApiError> {
+    let input: BodyIn = match v {
+        None | Some(Value::Null) => return Ok(BodyConfig::Default),
+        Some(v) => {
+            serde_json::from_value(v).map_err(|e| ApiError::invalid("body", e.to_string()))?
+        }
+    };
+    let format = input.format.as_str();
+    if input.fields.is_some() && format != "form" {
+        return Err(ApiError::invalid(
+            "body.fields",
+            "is only used by the form format",
+        ));
+    }
+    if input.template.is_some() && !matches!(format, "json" | "text") {
+        let msg = "is only used by the json and text formats";
+        return Err(ApiError::invalid("body.template", msg));
+    }
+    match format {
+        "default" => Ok(BodyConfig::Default),
+        "json" => Ok(BodyConfig::Json {
+            template: check_template("body.template", input.template)?,
+        }),
+        "text" => Ok(BodyConfig::Text {
+            template: check_template("body.template", input.template)?,
+        }),
+        "form" => check_form(input.fields),
+        _ => Err(ApiError::invalid(
+            "body.format",
+            "must be one of default, json, form, text",
+        )),
+    }
+}
+
+fn check_form(fields: Option<Vec<FormFieldIn>>) -> Result<BodyConfig, ApiError> {
+    let fields =
+        fields.ok_or_else(|| ApiError::invalid("body.fields", "is required by the form format"))?;
+    let mut out = Vec::with_capacity(fields.len());
+    for (i, f) in fields.into_iter().enumerate() {
+        if f.key.is_empty() {
+            return Err(ApiError::invalid(
+                format!("body.fields[{i}].key"),
+                "must not be empty",
+            ));
+        }
+        let value = check_template(&format!("body.fields[{i}].value"), Some(f.value))?;
+        out.push(FormField { key: f.key, value });
+    }
+    Ok(BodyConfig::Form { fields: out })
+}
+
+/// Longest template or condition accepted.
+const MAX_TEMPLATE: usize = 64 * 1024;
+
+/// A template that is present, not too long, and compiles.
+fn check_template(field: &str, source: Option<String>) -> Result<String, ApiError> {
+    let source = source.ok_or_else(|| ApiError::invalid(field, "is required by this format"))?;
+    if source.len() > MAX_TEMPLATE {
+        let msg = format!("must be at most {MAX_TEMPLATE} bytes");
+        return Err(ApiError::invalid(field, msg));
+    }
+    Template::compile(&source)
+        .map_err(|e| ApiError::invalid(field, format!("does not compile: {e}")))?;
+    Ok(source)
 }
 
 fn check_headers(

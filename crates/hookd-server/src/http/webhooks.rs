@@ -1,4 +1,5 @@
 //! `/api/v1/webhooks`: create, list, get, patch, delete, enable, disable, test, secrets.
+//! (Preview is in `preview.rs`.)
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -75,7 +76,30 @@ pub struct RecoverOut {
     pub recovered: u64,
 }
 
-async fn load(state: &AppState, id: &str) -> ApiResult<Webhook> {
+/// The event `input` describes for `webhook_id`: a `webhook.test` event unless it says otherwise.
+/// `at` is where the input sits in the request body (`""` or `"event."`), for error fields.
+pub(super) fn test_event(
+    input: TestIn,
+    at: &str,
+    webhook_id: &WebhookId,
+    now: i64,
+) -> ApiResult<NewEvent> {
+    let event_type = input.event_type.as_deref().unwrap_or("webhook.test");
+    let event_type =
+        EventType::parse(event_type).map_err(|m| ApiError::invalid(format!("{at}type"), m))?;
+    let data = input
+        .data
+        .unwrap_or_else(|| json!({"webhook_id": webhook_id}));
+    Ok(NewEvent {
+        event_type,
+        model: input.model,
+        data,
+        occurred_at: now,
+        idempotency_key: None,
+    })
+}
+
+pub(super) async fn load(state: &AppState, id: &str) -> ApiResult<Webhook> {
     let id = WebhookId::parse(id).map_err(|_| ApiError::not_found("webhook"))?;
     state
         .store
@@ -251,20 +275,8 @@ async fn test_webhook(
     OptionalJsonBody(input): OptionalJsonBody<TestIn>,
 ) -> ApiResult<Json<AttemptOut>> {
     let webhook = load(&state, &id).await?;
-    let input = input.unwrap_or_default();
-    let event_type = input.event_type.as_deref().unwrap_or("webhook.test");
-    let event_type = EventType::parse(event_type).map_err(|m| ApiError::invalid("type", m))?;
     let now = crate::now_ms();
-    let data = input
-        .data
-        .unwrap_or_else(|| json!({"webhook_id": webhook.id}));
-    let event = NewEvent {
-        event_type,
-        model: input.model,
-        data,
-        occurred_at: now,
-        idempotency_key: None,
-    };
+    let event = test_event(input.unwrap_or_default(), "", &webhook.id, now)?;
     let lease = crate::auth::generate_token();
     let delivery = NewDelivery {
         id: DeliveryId::generate(now),

@@ -69,6 +69,7 @@ pub async fn attempt(
     let now_ms = crate::now_ms();
     let ctx = SendContext {
         delivery_id: delivery.id.as_str(),
+        attempt: number,
         now_secs: now_ms / 1000,
         now_ms,
         default_headers: &settings.default_headers,

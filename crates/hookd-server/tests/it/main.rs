@@ -6,5 +6,6 @@ mod support;
 mod auth;
 mod delivery;
 mod events;
+mod templates;
 mod tls;
 mod webhooks;
