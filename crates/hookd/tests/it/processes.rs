@@ -129,3 +129,29 @@ async fn a_killed_worker_loses_nothing(b: Backend) {
         "the deliveries in flight at the kill were sent again"
     );
 }
+
+backend_test!(ambient_proxy_variables_are_ignored);
+async fn ambient_proxy_variables_are_ignored(b: Backend) {
+    let (db, _temp) = b.fresh_db().await;
+    let listen = format!("127.0.0.1:{}", free_port());
+    // A proxy that does not exist: a delivery that went through it would fail.
+    let dead = format!("http://127.0.0.1:{}", free_port());
+    let mut env = WORKER_ENV.to_vec();
+    env.extend([
+        ("HTTP_PROXY", dead.as_str()),
+        ("http_proxy", dead.as_str()),
+        ("ALL_PROXY", dead.as_str()),
+    ]);
+    let _proc = hookd(&["serve", "--listen", &listen], &db, &env);
+    let base = format!("http://{listen}");
+    wait_ready(&base).await;
+    let api = Api::new(&base);
+    let rx = Counter::start(Duration::ZERO).await;
+    api.post(
+        "/webhooks",
+        json!({"name": "r", "url": format!("http://{}/", rx.addr)}),
+    )
+    .await;
+    api.post("/events", json!({"type": "a.b"})).await;
+    rx.wait_distinct(1, Duration::from_secs(30)).await;
+}
