@@ -130,6 +130,8 @@ fn spec(name: &str) -> WebhookSpec {
             label: Some("entries".into()),
             event_type: Some("entry.*".into()),
             model: None,
+            method: None,
+            url: None,
         }],
         condition: Some(r#"doc.status == "Open""#.into()),
         headers: BTreeMap::from([

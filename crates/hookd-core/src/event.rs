@@ -40,6 +40,11 @@ impl EventType {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// `route.call`, the type of reported route calls ([`crate::route_call`]).
+    pub fn route_call() -> Self {
+        Self(crate::route_call::ROUTE_CALL.to_owned())
+    }
 }
 
 /// An event as the API accepted it, before it is stored.

@@ -15,6 +15,7 @@ pub mod net;
 pub mod outbound;
 pub mod payload;
 pub mod retry;
+pub mod route_call;
 pub mod signature;
 pub mod store;
 pub mod template;

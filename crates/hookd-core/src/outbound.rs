@@ -7,7 +7,8 @@ use base64::Engine;
 
 use crate::delivery::RequestRecord;
 use crate::event::Event;
-use crate::payload::default_payload;
+use crate::payload::{default_payload, PayloadContext};
+use crate::route_call::EntryRef;
 use crate::signature::{sign_ed25519, sign_hmac_sha256, sign_standard, SigningSecret};
 use crate::template::{Context, Template};
 use crate::webhook::{AuthConfig, BodyConfig, SignatureConfig, Webhook, WebhookSpec};
@@ -118,6 +119,9 @@ pub struct SendContext<'a> {
     pub now_ms: i64,
     /// The server's `default_headers`, under the webhook's own.
     pub default_headers: &'a [(String, String)],
+    /// The webhook's `events` entry the delivery was queued for (APIO's `event.id`); `None` for
+    /// webhooks without entries and for test sends.
+    pub entry_index: Option<u32>,
 }
 
 /// Builds the request `webhook` sends for `event`.
@@ -184,7 +188,11 @@ fn render_body(
     match &spec.body {
         BodyConfig::Default => {
             let secret = spec.include_secret.then(|| spec.secret.expose());
-            let body = serde_json::to_vec(&default_payload(event, secret))
+            let payload = PayloadContext {
+                delivery_id: ctx.delivery_id,
+                entry: entry_ref(spec, ctx.entry_index),
+            };
+            let body = serde_json::to_vec(&default_payload(event, &payload, secret))
                 .map_err(|e| BuildError::new(format!("payload is not serialisable: {e}")))?;
             Ok((body, JSON))
         }
@@ -211,6 +219,17 @@ fn render_body(
             JSON,
         )),
     }
+}
+
+/// The `events` entry at `index` with its label. An index past the entries (they were edited
+/// since the delivery was queued) keeps its number without a label.
+fn entry_ref(spec: &WebhookSpec, index: Option<u32>) -> Option<EntryRef<'_>> {
+    let index = index?;
+    let label = spec
+        .events
+        .get(index as usize)
+        .and_then(|f| f.label.as_deref());
+    Some(EntryRef { index, label })
 }
 
 /// Compiles and renders one template of the body, naming `field` on error.
@@ -394,6 +413,7 @@ mod tests {
         now_secs: 1_700_000_000,
         now_ms: 0,
         default_headers: &[],
+        entry_index: None,
     };
 
     #[test]

@@ -24,6 +24,7 @@ use minijinja::value::{merge_maps, Serde, Value};
 use minijinja::{AutoEscape, Environment, ErrorKind, Expression, UndefinedBehavior};
 
 use crate::event::Event;
+use crate::route_call;
 use crate::time::rfc3339;
 
 /// Largest output one template may render; past it the render fails.
@@ -189,17 +190,26 @@ impl Condition {
 }
 
 /// The variables templates and conditions see. Built once per event; webhook and delivery
-/// variables are layered on top without copying the event data.
-///
-/// Extension point: route calls will add `request` and `response` the same way
-/// ([`Context::with_webhook`] shows the pattern).
+/// variables are layered on top without copying the event data. Route calls add `request` and
+/// `response` (APIO's names).
 #[derive(Debug, Clone)]
 pub struct Context(Value);
 
 impl Context {
     /// `event` (`id`, `type`, `model`, `occurred_at` in RFC 3339), and `data` with its alias
-    /// `doc` (Frappe's name for the document).
+    /// `doc` (Frappe's name for the document). For a `route.call` event, also `request` (`tag`,
+    /// `method`, `url`, `body`) and `response` (`status`, `body`).
     pub fn for_event(event: &Event) -> Self {
+        let base = Self::for_any_event(event);
+        if event.event_type != route_call::ROUTE_CALL {
+            return base;
+        }
+        let request = Value::from(Serde(&route_call::request_value(event)));
+        let response = Value::from(Serde(&route_call::response_value(event)));
+        base.layer("request", request).layer("response", response)
+    }
+
+    fn for_any_event(event: &Event) -> Self {
         let data = Value::from(Serde(&event.data));
         let meta = Value::from_pairs([
             ("id", Value::from(event.id.to_string())),
@@ -268,6 +278,29 @@ mod tests {
             out.unwrap(),
             "doc.update Lead 2020-01-10T08:47:36.649Z 7 7 wh_1 crm dlv_1 2"
         );
+    }
+
+    #[test]
+    fn route_calls_have_request_and_response() {
+        let event = Event {
+            id: crate::EventId::generate(0),
+            event_type: route_call::ROUTE_CALL.into(),
+            model: None,
+            data: json!({"tag": "shop", "method": "POST", "url": "/orders/1", "body": {"n": 2},
+                         "response": {"status": 201, "body": {"ok": true}}}),
+            occurred_at: 0,
+            idempotency_key: None,
+            created_at: 0,
+        };
+        let source =
+            "{{ request.tag }} {{ request.method }} {{ request.url }} {{ request.body.n }} \
+                      {{ response.status }} {{ response.body | tojson }}";
+        let out = Template::compile(source)
+            .unwrap()
+            .render(&Context::for_event(&event));
+        assert_eq!(out.unwrap(), r#"shop POST /orders/1 2 201 {"ok": true}"#);
+        let c = Condition::compile("response.status == 201").unwrap();
+        assert_eq!(c.evaluate(&Context::for_event(&event)), Ok(true));
     }
 
     #[test]

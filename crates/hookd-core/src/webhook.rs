@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::event::Event;
 use crate::ids::WebhookId;
+use crate::route_call;
 use crate::signature::{HmacEncoding, SigningSecret, DEFAULT_HMAC_HEADER};
 
 /// A stored webhook.
@@ -127,10 +128,112 @@ pub struct EventFilter {
     /// Exact model (Strapi model, Frappe DocType).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
+    /// A route call's HTTP method, compared case-insensitively. Only route calls match it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    /// A regex searched in a route call's URL (`^/api/v01/orders/.*$`). Only route calls match it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
 }
 
-impl EventFilter {
-    pub fn matches(&self, event: &Event) -> bool {
+/// Longest `url` pattern accepted in an `events` entry.
+pub const MAX_URL_PATTERN: usize = 1000;
+
+/// Most memory one compiled `url` pattern may take; bounds what a hostile pattern costs.
+const REGEX_SIZE_LIMIT: usize = 1 << 20;
+
+/// Why an `events` entry is refused: `events[index].field`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("events[{index}].{field}: {message}")]
+pub struct FilterError {
+    pub index: usize,
+    pub field: &'static str,
+    pub message: String,
+}
+
+/// A webhook's `events` entries compiled for matching. Built once per load of the active
+/// webhooks (URL regexes included), then matched against every published event.
+#[derive(Debug, Default)]
+pub struct EventMatcher {
+    entries: Vec<CompiledFilter>,
+}
+
+/// One entry with its `url` regex compiled.
+#[derive(Debug)]
+struct CompiledFilter {
+    event_type: Option<String>,
+    model: Option<String>,
+    method: Option<String>,
+    url: Option<regex::Regex>,
+}
+
+impl EventMatcher {
+    /// Compiles `filters`; a bad `method` or `url` is refused naming its entry.
+    pub fn compile(filters: &[EventFilter]) -> Result<Self, FilterError> {
+        let entries = filters
+            .iter()
+            .enumerate()
+            .map(|(index, f)| {
+                CompiledFilter::compile(f).map_err(|(field, message)| FilterError {
+                    index,
+                    field,
+                    message,
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Self { entries })
+    }
+
+    /// Which entry the event matches (its index is APIO's `event.id`), or `None` when the webhook
+    /// does not fire for it. Without entries every event fires, with no entry index. A route call
+    /// that did not succeed (no 2xx response) never fires anything.
+    pub fn matches(&self, event: &Event) -> Option<Match> {
+        let call = route_call::view(event);
+        if event.event_type == route_call::ROUTE_CALL && !call.is_some_and(|c| c.succeeded()) {
+            return None;
+        }
+        if self.entries.is_empty() {
+            return Some(Match { entry: None });
+        }
+        self.entries
+            .iter()
+            .position(|f| f.matches(event, call.as_ref()))
+            .map(|i| Match {
+                entry: Some(i as u32),
+            })
+    }
+}
+
+impl CompiledFilter {
+    fn compile(f: &EventFilter) -> Result<Self, (&'static str, String)> {
+        if let Some(m) = &f.method {
+            if !route_call::is_http_token(m) {
+                return Err(("method", "must be an HTTP method such as POST".into()));
+            }
+        }
+        let url = match &f.url {
+            None => None,
+            Some(p) if p.is_empty() || p.chars().count() > MAX_URL_PATTERN => {
+                let msg = format!("must be a regex of 1 to {MAX_URL_PATTERN} characters");
+                return Err(("url", msg));
+            }
+            Some(p) => Some(
+                regex::RegexBuilder::new(p)
+                    .size_limit(REGEX_SIZE_LIMIT)
+                    .build()
+                    .map_err(|e| ("url", format!("is not a valid regex: {e}")))?,
+            ),
+        };
+        Ok(Self {
+            event_type: f.event_type.clone(),
+            model: f.model.clone(),
+            method: f.method.clone(),
+            url,
+        })
+    }
+
+    /// All fields given must match; `method` and `url` need a route call (`call`).
+    fn matches(&self, event: &Event, call: Option<&route_call::RouteCallView<'_>>) -> bool {
         let type_ok = self
             .event_type
             .as_deref()
@@ -139,24 +242,19 @@ impl EventFilter {
             .model
             .as_deref()
             .is_none_or(|m| event.model.as_deref() == Some(m));
-        type_ok && model_ok
-    }
-}
-
-impl WebhookSpec {
-    /// Which entry of `events` the event matches (its index is APIO's `event.id`), or `None` when
-    /// the webhook does not fire for it. A webhook without entries fires for every event, with no
-    /// entry index.
-    pub fn matches(&self, event: &Event) -> Option<Match> {
-        if self.events.is_empty() {
-            return Some(Match { entry: None });
+        if !(type_ok && model_ok) {
+            return false;
         }
-        self.events
-            .iter()
-            .position(|f| f.matches(event))
-            .map(|i| Match {
-                entry: Some(i as u32),
-            })
+        if self.method.is_none() && self.url.is_none() {
+            return true;
+        }
+        let Some(call) = call else { return false };
+        let method_ok = self
+            .method
+            .as_deref()
+            .is_none_or(|m| m.eq_ignore_ascii_case(call.method));
+        let url_ok = self.url.as_ref().is_none_or(|r| r.is_match(call.url));
+        method_ok && url_ok
     }
 }
 
@@ -374,23 +472,110 @@ mod tests {
         }
     }
 
+    fn matcher(filters: &[EventFilter]) -> EventMatcher {
+        EventMatcher::compile(filters).unwrap()
+    }
+
+    fn entry(m: &EventMatcher, e: &Event) -> Option<u32> {
+        m.matches(e).and_then(|m| m.entry)
+    }
+
     #[test]
     fn filters_need_every_given_field_and_return_the_entry_index() {
-        let filters = [
+        let m = matcher(&[
             EventFilter {
                 model: Some("address".into()),
                 event_type: Some("entry.create".into()),
-                label: None,
+                ..Default::default()
             },
             EventFilter {
                 event_type: Some("media.*".into()),
                 ..Default::default()
             },
-        ];
-        let f = |e: &Event| filters.iter().position(|f| f.matches(e));
-        assert_eq!(f(&event("entry.create", Some("address"))), Some(0));
-        assert_eq!(f(&event("entry.create", Some("user"))), None);
-        assert_eq!(f(&event("entry.create", None)), None);
-        assert_eq!(f(&event("media.delete", None)), Some(1));
+        ]);
+        assert_eq!(entry(&m, &event("entry.create", Some("address"))), Some(0));
+        assert_eq!(m.matches(&event("entry.create", Some("user"))), None);
+        assert_eq!(m.matches(&event("entry.create", None)), None);
+        assert_eq!(entry(&m, &event("media.delete", None)), Some(1));
+    }
+
+    fn call(method: &str, url: &str, status: u16) -> Event {
+        let mut e = event(route_call::ROUTE_CALL, None);
+        e.data = serde_json::json!({"tag": "t", "method": method, "url": url, "body": null,
+                                    "response": {"status": status, "body": null}});
+        e
+    }
+
+    fn route_filter(method: Option<&str>, url: Option<&str>) -> EventFilter {
+        EventFilter {
+            method: method.map(Into::into),
+            url: url.map(Into::into),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn route_filters_compare_methods_case_insensitively_and_search_urls() {
+        let m = matcher(&[
+            route_filter(Some("post"), Some("^/api/v01/orders/.*$")),
+            route_filter(None, Some("customers")),
+        ]);
+        assert_eq!(entry(&m, &call("POST", "/api/v01/orders/1", 200)), Some(0));
+        assert_eq!(entry(&m, &call("Post", "/api/v01/orders/", 201)), Some(0));
+        assert_eq!(m.matches(&call("GET", "/api/v01/orders/1", 200)), None);
+        assert_eq!(m.matches(&call("POST", "/x/api/v01/orders/1", 200)), None);
+        // `url` is searched, not anchored, unless the pattern anchors it.
+        assert_eq!(entry(&m, &call("GET", "/api/customers/7", 200)), Some(1));
+        assert_eq!(m.matches(&event("order.paid", None)), None);
+    }
+
+    #[test]
+    fn route_calls_without_a_2xx_response_never_match() {
+        let any = matcher(&[]);
+        let typed = matcher(&[EventFilter {
+            event_type: Some("*".into()),
+            ..Default::default()
+        }]);
+        let route = matcher(&[route_filter(Some("POST"), None)]);
+        for m in [&any, &typed, &route] {
+            assert!(m.matches(&call("POST", "/a", 204)).is_some());
+            for status in [199, 302, 404, 500] {
+                assert_eq!(m.matches(&call("POST", "/a", status)), None, "{status}");
+            }
+        }
+        let mut no_status = call("POST", "/a", 200);
+        no_status.data["response"] = serde_json::json!(null);
+        assert_eq!(any.matches(&no_status), None);
+    }
+
+    #[test]
+    fn type_only_entries_are_unaffected_by_route_fields() {
+        let m = matcher(&[
+            route_filter(Some("POST"), None),
+            EventFilter {
+                event_type: Some("entry.*".into()),
+                ..Default::default()
+            },
+        ]);
+        assert_eq!(entry(&m, &event("entry.create", None)), Some(1));
+        assert_eq!(entry(&matcher(&[]), &event("x.y", None)), None);
+        assert!(matcher(&[]).matches(&event("x.y", None)).is_some());
+    }
+
+    #[test]
+    fn bad_route_fields_are_refused_naming_the_entry() {
+        let e = EventMatcher::compile(&[route_filter(None, None), route_filter(None, Some("(["))])
+            .unwrap_err();
+        assert_eq!((e.index, e.field), (1, "url"));
+        let e = EventMatcher::compile(&[route_filter(Some("GE T"), None)]).unwrap_err();
+        assert_eq!((e.index, e.field), (0, "method"));
+    }
+
+    #[test]
+    fn stored_filters_without_route_fields_still_load() {
+        let f: EventFilter = serde_json::from_str(r#"{"type": "entry.create"}"#).unwrap();
+        assert_eq!((f.method, f.url), (None, None));
+        let json = serde_json::to_string(&route_filter(Some("POST"), Some("^/a"))).unwrap();
+        assert_eq!(json, r#"{"method":"POST","url":"^/a"}"#);
     }
 }

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use hookd_core::store::{Enqueued, EventToStore, NewDelivery};
 use hookd_core::template::{Condition, Context};
+use hookd_core::webhook::EventMatcher;
 use hookd_core::{
     DeliveryId, DeliveryStatus, Event, EventId, NewEvent, Store, StoreError, Webhook,
 };
@@ -18,14 +19,17 @@ use tokio::sync::{mpsc, oneshot, Notify, RwLock};
 use crate::AppState;
 
 /// Active webhooks, reloaded when the store's webhook version moves (any process's write). Each
-/// webhook's condition is compiled once per load, not per event.
+/// webhook's `events` entries (with their URL regexes) and condition are compiled once per load,
+/// not per event.
 #[derive(Debug, Default)]
 pub struct WebhookCache(RwLock<Option<(i64, Arc<Vec<ActiveWebhook>>)>>);
 
-/// An active webhook with its condition compiled.
+/// An active webhook with its `events` entries and condition compiled.
 #[derive(Debug)]
 pub struct ActiveWebhook {
     pub webhook: Webhook,
+    /// Which events (and which entry of `events`) the webhook fires for.
+    pub filters: EventMatcher,
     pub condition: Gate,
 }
 
@@ -35,13 +39,25 @@ pub enum Gate {
     /// No condition: every matching event.
     Open,
     Condition(Condition),
-    /// The stored condition no longer compiles (it was checked at save, so only a change of
-    /// template engine could do this): nothing is delivered until the webhook is fixed.
+    /// The stored condition or an `events` entry no longer compiles (both were checked at save,
+    /// so only a change of engine could do this): nothing is delivered until the webhook is fixed.
     Broken,
 }
 
 impl ActiveWebhook {
     fn load(webhook: Webhook) -> Self {
+        let filters = match EventMatcher::compile(&webhook.spec.events) {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::warn!(webhook_id = %webhook.id, error = %e,
+                    "a stored events entry does not compile; the webhook gets no deliveries");
+                return Self {
+                    webhook,
+                    filters: EventMatcher::default(),
+                    condition: Gate::Broken,
+                };
+            }
+        };
         let condition = match webhook.spec.condition.as_deref() {
             None => Gate::Open,
             Some(expr) => match Condition::compile(expr) {
@@ -53,7 +69,11 @@ impl ActiveWebhook {
                 }
             },
         };
-        Self { webhook, condition }
+        Self {
+            webhook,
+            filters,
+            condition,
+        }
     }
 
     /// Whether the condition holds for the event in `scope`. An evaluation error (a comparison
@@ -191,7 +211,7 @@ fn plan_event(mut event: NewEvent, hooks: &[ActiveWebhook], now: i64) -> EventTo
     let deliveries = hooks
         .iter()
         .filter_map(|hook| {
-            let m = hook.webhook.spec.matches(&view)?;
+            let m = hook.filters.matches(&view)?;
             if !matches!(hook.condition, Gate::Open) {
                 let scope = scope.get_or_insert_with(|| Context::for_event(&view));
                 if !hook.admits(scope, &id) {

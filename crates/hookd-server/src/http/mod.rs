@@ -7,6 +7,7 @@ mod extract;
 mod ops;
 mod pagination;
 mod preview;
+pub mod route_calls;
 mod webhook_wire;
 pub mod webhooks;
 
@@ -45,6 +46,7 @@ pub fn app(state: AppState) -> Router {
         .merge(webhooks::router())
         .merge(preview::router())
         .merge(events::router())
+        .merge(route_calls::router())
         .merge(deliveries::router())
         .split_for_parts();
     doc.servers = Some(vec![utoipa::openapi::Server::new("/api/v1")]);

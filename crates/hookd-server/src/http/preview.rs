@@ -8,6 +8,7 @@
 use axum::extract::{Path, State};
 use axum::Json;
 use hookd_core::outbound::{build_request, BuildError, SendContext};
+use hookd_core::webhook::EventMatcher;
 use hookd_core::{Event, EventId, Webhook, WebhookId};
 use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
@@ -112,6 +113,11 @@ fn preview(state: &AppState, webhook: &Webhook, input: TestIn) -> ApiResult<Prev
         now_secs: now / 1000,
         now_ms: now,
         default_headers: &state.settings.default_headers,
+        // The entry a real delivery of this event would be queued for (APIO's `event.id`).
+        entry_index: EventMatcher::compile(&webhook.spec.events)
+            .ok()
+            .and_then(|m| m.matches(&event))
+            .and_then(|m| m.entry),
     };
     let request = build_request(webhook, &event, &ctx).map_err(invalid)?;
     let record = request.record();

@@ -10,8 +10,8 @@ use hookd_core::signature::{HmacEncoding, SigningSecret, DEFAULT_HMAC_HEADER};
 use hookd_core::template::{Condition, Template};
 use hookd_core::time::rfc3339;
 use hookd_core::webhook::{
-    AuthConfig, BodyConfig, EventFilter, FormField, HttpMethod, SignatureConfig, Webhook,
-    WebhookSpec,
+    AuthConfig, BodyConfig, EventFilter, EventMatcher, FormField, HttpMethod, SignatureConfig,
+    Webhook, WebhookSpec,
 };
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
@@ -407,6 +407,9 @@ fn check_events(events: Vec<EventFilter>) -> Result<Vec<EventFilter>, ApiError> 
             }
         }
     }
+    // `method` and `url` (a regex) are checked by compiling them as publishing will.
+    EventMatcher::compile(&events)
+        .map_err(|e| ApiError::invalid(format!("events[{}].{}", e.index, e.field), e.message))?;
     Ok(events)
 }
 

@@ -73,6 +73,7 @@ pub async fn attempt(
         now_secs: now_ms / 1000,
         now_ms,
         default_headers: &settings.default_headers,
+        entry_index: delivery.entry_index,
     };
     let started = Instant::now();
     let (record, response, error) = match build_request(webhook, event, &ctx) {
