@@ -3,7 +3,9 @@
 //! It publishes events (as fast as the API takes them, or at a fixed rate), receives the
 //! deliveries on 127.0.0.1, and reports events accepted/s, deliveries/s end to end (delivered and
 //! recorded: the run ends when no delivery is pending any more), publish→arrival latency, lost and
-//! duplicated deliveries, and peak RSS of this process.
+//! duplicated deliveries, and peak RSS of this process. [`proxy`] measures the reverse proxy.
+
+pub mod proxy;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

@@ -8,6 +8,7 @@ pub mod bench;
 pub mod error;
 pub mod http;
 pub mod metrics;
+pub mod proxy;
 pub mod publish;
 pub mod settings;
 pub mod worker;
@@ -15,12 +16,13 @@ pub mod worker;
 use std::future::Future;
 use std::sync::Arc;
 
+use axum::serve::ListenerExt as _;
 use hookd_core::{Store, StoreError};
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Notify};
 
 pub use auth::create_token;
-pub use settings::{DeliverySettings, Settings};
+pub use settings::{DeliverySettings, ProxyRoute, ProxySettings, Settings};
 use worker::send::HttpSender;
 use worker::Worker;
 
@@ -46,6 +48,8 @@ pub struct AppState {
     pub committer: publish::Committer,
     pub tokens: Arc<auth::TokenCache>,
     pub metrics: Arc<metrics::Metrics>,
+    /// The reverse proxy's routes and upstream client.
+    pub proxy: proxy::Proxy,
 }
 
 impl AppState {
@@ -53,15 +57,18 @@ impl AppState {
     pub fn new(settings: Settings, store: Arc<dyn Store>) -> Self {
         let wake = Arc::new(Notify::new());
         let sender = HttpSender::new(&settings.delivery.allow_networks);
+        let proxy = proxy::Proxy::new(&settings.proxy);
+        let webhooks: Arc<publish::WebhookCache> = Arc::default();
         Self {
             settings: Arc::new(settings),
-            committer: publish::Committer::start(store.clone(), wake.clone()),
+            committer: publish::Committer::start(store.clone(), webhooks.clone(), wake.clone()),
             store,
             wake,
             sender,
-            webhooks: Arc::default(),
+            webhooks,
             tokens: Arc::default(),
             metrics: Arc::default(),
+            proxy,
         }
     }
 
@@ -99,7 +106,16 @@ pub async fn serve(
         shutdown.await;
         let _ = stop_tx.send(true);
     });
-    axum::serve(listener, http::app(state))
+    // The peer address feeds the reverse proxy's `X-Forwarded-For`.
+    let app = http::app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    // No Nagle delay: a streamed (proxied) body is written in several pieces, and Nagle would
+    // hold the second one back until the client's delayed ACK, 40 ms later.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::warn!(error = %e, "cannot set TCP_NODELAY");
+        }
+    });
+    axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             let _ = http_stop.wait_for(|stop| *stop).await;
         })

@@ -2,9 +2,10 @@
 //! store each event with its deliveries in one transaction, and wake the worker.
 //!
 //! Concurrent publish requests are committed together (group commit): one task takes every
-//! request waiting at that moment and stores them in one transaction. Each request is still
-//! answered only after its events are committed; a failed transaction fails every request in it
-//! and stores none of them.
+//! request waiting at that moment, matches their events against the active webhooks (whose
+//! version is checked once per group, not once per request) and stores them in one transaction.
+//! Each request is still answered only after its events are committed; a failed transaction
+//! fails every request in it and stores none of them.
 
 use std::sync::Arc;
 
@@ -112,36 +113,32 @@ impl WebhookCache {
 /// Stores `events` with a delivery for every matching active webhook. Returns what happened to
 /// each event, in order.
 pub async fn publish(state: &AppState, events: Vec<NewEvent>) -> Result<Vec<Enqueued>, StoreError> {
-    let hooks = state.webhooks.active(&*state.store).await?;
-    let now = crate::now_ms();
-    let batch: Vec<EventToStore> = events
-        .into_iter()
-        .map(|event| plan_event(event, &hooks, now))
-        .collect();
-    state.committer.commit(batch).await
+    state.committer.commit(events).await
 }
 
 /// Most events committed in one group transaction.
 const GROUP_MAX_EVENTS: usize = 1000;
 
 type Reply = oneshot::Sender<Result<Vec<Enqueued>, StoreError>>;
+type Job = (Vec<NewEvent>, Reply);
 
 /// The handle API requests use to have events committed by the group-commit task.
 #[derive(Debug, Clone)]
 pub struct Committer {
-    tx: mpsc::Sender<(Vec<EventToStore>, Reply)>,
+    tx: mpsc::Sender<Job>,
 }
 
 impl Committer {
-    /// Starts the group-commit task; it wakes `wake` whenever deliveries were queued.
-    pub fn start(store: Arc<dyn Store>, wake: Arc<Notify>) -> Self {
+    /// Starts the group-commit task; it matches events against `webhooks` (read once per group)
+    /// and wakes `wake` whenever deliveries were queued.
+    pub fn start(store: Arc<dyn Store>, webhooks: Arc<WebhookCache>, wake: Arc<Notify>) -> Self {
         let (tx, rx) = mpsc::channel(1024);
-        tokio::spawn(group_commit(store, wake, rx));
+        tokio::spawn(group_commit(store, webhooks, wake, rx));
         Self { tx }
     }
 
     /// Commits `batch` (in a transaction shared with other requests) and returns its results.
-    pub async fn commit(&self, batch: Vec<EventToStore>) -> Result<Vec<Enqueued>, StoreError> {
+    pub async fn commit(&self, batch: Vec<NewEvent>) -> Result<Vec<Enqueued>, StoreError> {
         let (reply, answer) = oneshot::channel();
         let gone = || StoreError::Backend("the publisher stopped".into());
         self.tx.send((batch, reply)).await.map_err(|_| gone())?;
@@ -151,8 +148,9 @@ impl Committer {
 
 async fn group_commit(
     store: Arc<dyn Store>,
+    webhooks: Arc<WebhookCache>,
     wake: Arc<Notify>,
-    mut rx: mpsc::Receiver<(Vec<EventToStore>, Reply)>,
+    mut rx: mpsc::Receiver<Job>,
 ) {
     while let Some(first) = rx.recv().await {
         let mut jobs = vec![first];
@@ -166,30 +164,50 @@ async fn group_commit(
                 Err(_) => break,
             }
         }
-        let mut all = Vec::with_capacity(size);
-        let mut replies = Vec::with_capacity(jobs.len());
-        for (batch, reply) in jobs {
-            replies.push((batch.len(), reply));
-            all.extend(batch);
-        }
-        let queued = all.iter().any(|e| !e.deliveries.is_empty());
-        match store.enqueue_events(&all, crate::now_ms()).await {
-            Ok(results) => {
-                if queued {
-                    wake.notify_waiters();
-                }
-                let mut results = results.into_iter();
-                for (n, reply) in replies {
-                    let _ = reply.send(Ok(results.by_ref().take(n).collect()));
-                }
+        commit_group(&*store, &webhooks, &wake, jobs, size).await;
+    }
+}
+
+/// Matches the events of `jobs` against the active webhooks (read once for the whole group),
+/// stores them in one transaction and answers each job.
+async fn commit_group(
+    store: &dyn Store,
+    webhooks: &WebhookCache,
+    wake: &Notify,
+    jobs: Vec<Job>,
+    size: usize,
+) {
+    let hooks = match webhooks.active(store).await {
+        Ok(hooks) => hooks,
+        Err(e) => return fail_all(jobs.into_iter().map(|(_, r)| r), &e),
+    };
+    let now = crate::now_ms();
+    let mut all = Vec::with_capacity(size);
+    let mut replies = Vec::with_capacity(jobs.len());
+    for (batch, reply) in jobs {
+        replies.push((batch.len(), reply));
+        all.extend(batch.into_iter().map(|e| plan_event(e, &hooks, now)));
+    }
+    let queued = all.iter().any(|e| !e.deliveries.is_empty());
+    match store.enqueue_events(&all, crate::now_ms()).await {
+        Ok(results) => {
+            if queued {
+                wake.notify_waiters();
             }
-            Err(e) => {
-                tracing::error!(error = %e, "storing published events failed");
-                for (_, reply) in replies {
-                    let _ = reply.send(Err(StoreError::Backend(e.to_string().into())));
-                }
+            let mut results = results.into_iter();
+            for (n, reply) in replies {
+                let _ = reply.send(Ok(results.by_ref().take(n).collect()));
             }
         }
+        Err(e) => fail_all(replies.into_iter().map(|(_, r)| r), &e),
+    }
+}
+
+/// Answers every job of a group with the error that stopped it.
+fn fail_all(replies: impl Iterator<Item = Reply>, e: &StoreError) {
+    tracing::error!(error = %e, "storing published events failed");
+    for reply in replies {
+        let _ = reply.send(Err(StoreError::Backend(e.to_string().into())));
     }
 }
 

@@ -19,6 +19,54 @@ pub struct Settings {
     pub retention: Duration,
     /// Largest request body the API accepts.
     pub max_body_bytes: usize,
+    pub proxy: ProxySettings,
+}
+
+/// The reverse proxy (`[proxy]`): which requests are forwarded where, and how much is recorded.
+#[derive(Debug, Clone)]
+pub struct ProxySettings {
+    /// Forwarding rules; a request goes to the route with the longest matching prefix.
+    pub routes: Vec<ProxyRoute>,
+    /// Request and response bodies are recorded up to this many bytes (the rest is passed
+    /// through but cut from the record, which is marked `body_truncated`).
+    pub max_recorded_body_bytes: usize,
+}
+
+impl Default for ProxySettings {
+    fn default() -> Self {
+        Self {
+            routes: Vec::new(),
+            max_recorded_body_bytes: 64 * 1024,
+        }
+    }
+}
+
+/// One `[[proxy.routes]]` entry, validated by the configuration loader.
+#[derive(Clone)]
+pub struct ProxyRoute {
+    /// Paths starting with this string (always starting with `/`) are forwarded.
+    pub prefix: String,
+    /// An http(s) URL; the request path (less `prefix` with `strip_prefix`) is appended to it.
+    pub upstream: String,
+    /// The `tag` of the route calls recorded for this route.
+    pub tag: String,
+    /// Whether `prefix` is removed from the path sent upstream.
+    pub strip_prefix: bool,
+}
+
+impl std::fmt::Debug for ProxyRoute {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The upstream URL may carry credentials; only its scheme and host are shown.
+        let upstream = reqwest::Url::parse(&self.upstream)
+            .map(|u| format!("{}://{}", u.scheme(), u.host_str().unwrap_or("")))
+            .unwrap_or_else(|_| "****".into());
+        f.debug_struct("ProxyRoute")
+            .field("prefix", &self.prefix)
+            .field("upstream", &upstream)
+            .field("tag", &self.tag)
+            .field("strip_prefix", &self.strip_prefix)
+            .finish()
+    }
 }
 
 /// How deliveries are made (`[delivery]`).
@@ -67,6 +115,7 @@ impl Default for Settings {
             delivery: DeliverySettings::default(),
             retention: Duration::from_secs(30 * 24 * 3600),
             max_body_bytes: 1024 * 1024,
+            proxy: ProxySettings::default(),
         }
     }
 }
@@ -81,6 +130,7 @@ impl std::fmt::Debug for Settings {
             .field("delivery", &self.delivery)
             .field("retention", &self.retention)
             .field("max_body_bytes", &self.max_body_bytes)
+            .field("proxy", &self.proxy)
             .finish()
     }
 }

@@ -353,6 +353,9 @@ pub enum Scenario {
     Failing,
     /// One webhook at a fixed rate (`--rate`, default 200/s) for 10 s: publish→arrival latency.
     Latency,
+    /// `--events` requests (default 20,000) to a local upstream directly, through hookd's
+    /// reverse proxy unrecorded (404) and recorded (200): the proxy's and the recording's cost.
+    Proxy,
 }
 
 #[derive(Debug, Args)]

@@ -21,7 +21,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{anyhow, Context as _};
-use hookd_server::{DeliverySettings, Settings};
+use hookd_server::{DeliverySettings, ProxySettings, Settings};
 
 pub use layers::NON_CONFIG_VARS;
 pub use values::{Backend, Cidr, DatabaseUrl};
@@ -62,7 +62,9 @@ pub struct Config {
     pub delivery: DeliveryConfig,
     /// `inbound.max_body_bytes`: the largest request body accepted.
     pub max_body_bytes: usize,
-    /// `proxy.routes`: parsed and checked; the reverse proxy itself is not built yet.
+    /// `proxy.max_body_bytes`: proxied bodies are recorded up to this many bytes.
+    pub proxy_max_body_bytes: usize,
+    /// `proxy.routes`: what the reverse proxy forwards where.
     pub proxy_routes: Vec<ProxyRoute>,
 }
 
@@ -139,6 +141,25 @@ impl Config {
             },
             retention: days(self.retention_days),
             max_body_bytes: self.max_body_bytes,
+            proxy: ProxySettings {
+                routes: self
+                    .proxy_routes
+                    .iter()
+                    .map(ProxyRoute::to_settings)
+                    .collect(),
+                max_recorded_body_bytes: self.proxy_max_body_bytes,
+            },
+        }
+    }
+}
+
+impl ProxyRoute {
+    fn to_settings(&self) -> hookd_server::ProxyRoute {
+        hookd_server::ProxyRoute {
+            prefix: self.prefix.clone(),
+            upstream: self.upstream.clone(),
+            tag: self.tag.clone(),
+            strip_prefix: self.strip_prefix,
         }
     }
 }
@@ -212,6 +233,7 @@ impl fmt::Debug for Config {
             .field("log", &self.log)
             .field("delivery", &self.delivery)
             .field("max_body_bytes", &self.max_body_bytes)
+            .field("proxy_max_body_bytes", &self.proxy_max_body_bytes)
             .field("proxy_routes", &self.proxy_routes)
             .finish()
     }

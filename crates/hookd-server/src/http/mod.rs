@@ -1,5 +1,6 @@
 //! The HTTP surface: `/api/v1` (behind the admin token, one module per resource, each ending in
-//! `fn router()`), the OpenAPI document generated from those handlers, and operations endpoints.
+//! `fn router()`), the OpenAPI document generated from those handlers, operations endpoints, and
+//! the reverse proxy's routes as the fallback.
 
 pub mod deliveries;
 pub mod events;
@@ -60,9 +61,12 @@ pub fn app(state: AppState) -> Router {
             state.clone(),
             crate::auth::require_token,
         ));
-    Router::new()
-        .nest("/api/v1", api)
-        .merge(ops::router())
-        .layer(DefaultBodyLimit::max(state.settings.max_body_bytes))
+    let mut app = Router::new().nest("/api/v1", api).merge(ops::router());
+    if state.proxy.is_enabled() {
+        // The fallback: every route above wins over a proxy prefix. Proxied bodies are streamed,
+        // so the body limit (which applies to extractors) does not cap them.
+        app = app.fallback(crate::proxy::handle);
+    }
+    app.layer(DefaultBodyLimit::max(state.settings.max_body_bytes))
         .with_state(state)
 }

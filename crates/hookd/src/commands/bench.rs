@@ -1,13 +1,15 @@
 //! `hookd bench`: runs a scenario against an embedded hookd on a fresh database, or against a
-//! running server, and prints the report.
+//! running server, and prints the report. The `proxy` scenario always embeds hookd, since it
+//! configures a proxy route to its own upstream.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, Context as _};
 use hookd_core::Store;
+use hookd_server::bench::proxy::ProxyBenchOptions;
 use hookd_server::bench::{BenchOptions, BenchReport};
-use hookd_server::{Settings, WorkerMode};
+use hookd_server::{ProxyRoute, Settings, WorkerMode};
 use tokio::net::TcpListener;
 
 use crate::cli::{BenchArgs, Scenario};
@@ -19,10 +21,14 @@ fn defaults(s: Scenario) -> (u64, u32, f64, u32) {
         Scenario::Fanout => (1_000, 50, 0.0, 0),
         Scenario::Failing => (5_000, 10, 0.2, 500),
         Scenario::Latency => (2_000, 1, 0.0, 200),
+        Scenario::Proxy => (20_000, 0, 0.0, 0),
     }
 }
 
 pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
+    if args.scenario == Scenario::Proxy {
+        return proxy(args).await;
+    }
     let (events, webhooks, failing, rate) = defaults(args.scenario);
     let rate = args.rate.unwrap_or(rate);
     let events = match (args.events, args.scenario) {
@@ -72,11 +78,113 @@ async fn run_opts(opts: BenchOptions) -> anyhow::Result<BenchReport> {
 
 /// Starts hookd in this process on a fresh database and benchmarks it.
 async fn embedded(args: &BenchArgs, mut opts: BenchOptions) -> anyhow::Result<BenchReport> {
-    let suffix = format!("bench_{}", chrono::Utc::now().timestamp_millis());
-    let temp = std::env::temp_dir().join(format!("hookd-{suffix}.db"));
+    let hookd = Embedded::start(args, Settings::default()).await?;
+    opts.server = hookd.base.clone();
+    opts.token = hookd.token.clone();
+    let report = run_opts(opts).await;
+    hookd.stop().await;
+    report
+}
+
+/// The `proxy` scenario: an upstream on 127.0.0.1, an embedded hookd proxying `/up/` to it.
+async fn proxy(args: &BenchArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        args.server.is_none(),
+        "the proxy scenario runs an embedded hookd; --server is not supported"
+    );
+    let upstream = hookd_server::bench::proxy::upstream().await?;
+    let mut settings = Settings::default();
+    settings.proxy.routes = vec![ProxyRoute {
+        prefix: "/up/".into(),
+        upstream: format!("http://{upstream}"),
+        tag: "bench".into(),
+        strip_prefix: true,
+    }];
+    let opts = ProxyBenchOptions {
+        direct_url: format!("http://{upstream}/item"),
+        proxied_url: String::new(),
+        unrecorded_url: String::new(),
+        requests: args.events.unwrap_or(20_000),
+        concurrency: args.concurrency.max(1),
+    };
+    println!(
+        "scenario Proxy: {} requests × 3 (direct; proxied; proxied and recorded), {} in flight",
+        opts.requests, opts.concurrency
+    );
+    let hookd = Embedded::start(args, settings).await?;
+    let opts = ProxyBenchOptions {
+        proxied_url: format!("{}/up/item", hookd.base),
+        unrecorded_url: format!("{}/up/missing", hookd.base),
+        ..opts
+    };
+    let report = hookd_server::bench::proxy::run(opts).await;
+    hookd.stop().await;
+    println!("{}", report.map_err(|e| anyhow!(e))?);
+    Ok(())
+}
+
+/// A hookd running in this process on a fresh database.
+struct Embedded {
+    base: String,
+    token: String,
+    stop: tokio::sync::oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+    temp: std::path::PathBuf,
+}
+
+impl Embedded {
+    /// Starts hookd with `settings` (its address, token and SSRF exceptions are set here).
+    async fn start(args: &BenchArgs, mut settings: Settings) -> anyhow::Result<Self> {
+        let suffix = format!("bench_{}", chrono::Utc::now().timestamp_millis());
+        let temp = std::env::temp_dir().join(format!("hookd-{suffix}.db"));
+        let store = fresh_store(args, &suffix, &temp).await?;
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let token = hookd_server::auth::generate_token();
+        settings.listen = addr;
+        settings.public_url = format!("http://{addr}");
+        settings.admin_token = Some(token.clone());
+        // The benchmark's receiver listens on loopback, which the SSRF guard refuses by default.
+        settings.delivery.allow_networks =
+            vec![hookd_core::net::Cidr::parse("127.0.0.0/8").map_err(|e| anyhow!(e))?];
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(hookd_server::serve(
+            settings,
+            store,
+            listener,
+            WorkerMode::Embedded,
+            async {
+                let _ = stopped.await;
+            },
+        ));
+        Ok(Self {
+            base: format!("http://{addr}"),
+            token,
+            stop,
+            server,
+            temp,
+        })
+    }
+
+    /// Stops the server and deletes its temporary database.
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.server.await;
+        for ext in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{ext}", self.temp.display()));
+        }
+    }
+}
+
+/// A migrated store: `--database-url` (a fresh schema on PostgreSQL) or a temporary SQLite file.
+async fn fresh_store(
+    args: &BenchArgs,
+    suffix: &str,
+    temp: &std::path::Path,
+) -> anyhow::Result<Arc<dyn Store>> {
     let url = match &args.database_url {
         Some(u) if u.starts_with("postgres") => {
-            hookd_store_postgres::testing::fresh_schema_url(u, &suffix)
+            hookd_store_postgres::testing::fresh_schema_url(u, suffix)
                 .await
                 .context("database_url: cannot create a bench schema")?
         }
@@ -89,35 +197,5 @@ async fn embedded(args: &BenchArgs, mut opts: BenchOptions) -> anyhow::Result<Be
         Arc::new(hookd_store_sqlite::SqliteStore::connect(&url).await?)
     };
     store.migrate().await.context("applying migrations")?;
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let token = hookd_server::auth::generate_token();
-    let mut settings = Settings {
-        listen: addr,
-        public_url: format!("http://{addr}"),
-        admin_token: Some(token.clone()),
-        ..Settings::default()
-    };
-    // The benchmark's receiver listens on loopback, which the SSRF guard refuses by default.
-    settings.delivery.allow_networks =
-        vec![hookd_core::net::Cidr::parse("127.0.0.0/8").map_err(|e| anyhow!(e))?];
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(hookd_server::serve(
-        settings,
-        store,
-        listener,
-        WorkerMode::Embedded,
-        async {
-            let _ = stopped.await;
-        },
-    ));
-    opts.server = format!("http://{addr}");
-    opts.token = token;
-    let report = run_opts(opts).await;
-    let _ = stop.send(());
-    let _ = server.await;
-    for ext in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{ext}", temp.display()));
-    }
-    report
+    Ok(store)
 }

@@ -50,9 +50,11 @@ pub struct RawInbound {
 }
 
 /// `[proxy]`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RawProxy {
+    /// Request and response bodies are recorded up to this many bytes.
+    pub max_body_bytes: i64,
     /// Empty by default; left out when serializing so that the defaults file can show
     /// `[[proxy.routes]]` examples without also declaring `routes = []`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -83,6 +85,15 @@ impl Default for RawConfig {
             delivery: RawDelivery::default(),
             inbound: RawInbound::default(),
             proxy: RawProxy::default(),
+        }
+    }
+}
+
+impl Default for RawProxy {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 65_536,
+            routes: Vec::new(),
         }
     }
 }

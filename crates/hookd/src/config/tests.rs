@@ -121,6 +121,8 @@ fn the_file_overrides_defaults() {
     assert_eq!(config.proxy_routes.len(), 1);
     assert!(!config.proxy_routes[0].strip_prefix);
     let settings = config.to_settings();
+    assert_eq!(settings.proxy.routes[0].upstream, "http://127.0.0.1:3000");
+    assert_eq!(settings.proxy.max_recorded_body_bytes, 65_536);
     assert_eq!(settings.retention, Duration::from_secs(7 * 86_400));
     assert_eq!(settings.delivery.timeout, Duration::from_millis(5000));
     let nets: Vec<String> = settings
@@ -372,6 +374,18 @@ fn invalid_values_are_refused_with_their_path() {
         (
             "[[proxy.routes]]\nprefix = 'api'\nupstream = 'http://u'\ntag = 't'",
             "proxy.routes[0].prefix: must start with `/`",
+        ),
+        (
+            "[[proxy.routes]]\nprefix = '/api/v1/x'\nupstream = 'http://u'\ntag = 't'",
+            "proxy.routes[0].prefix: must not be inside `/api/v1`, which hookd serves itself",
+        ),
+        (
+            "[[proxy.routes]]\nprefix = '/health'\nupstream = 'http://u'\ntag = 't'",
+            "proxy.routes[0].prefix: must not be inside `/health`",
+        ),
+        (
+            "[proxy]\nmax_body_bytes = -1",
+            "proxy.max_body_bytes: must be between 0 and 104857600, got -1",
         ),
         (
             "[[proxy.routes]]\nprefix = '/'\nupstream = 'u'\ntag = 't'",

@@ -13,6 +13,9 @@ use super::{Config, DeliveryConfig, ProxyRoute};
 /// Allowed ranges, as documented in `config.default.toml`.
 const RETENTION_DAYS: RangeInclusive<i64> = 1..=36_500;
 const MAX_BODY_BYTES: RangeInclusive<i64> = 1..=104_857_600;
+const PROXY_MAX_BODY_BYTES: RangeInclusive<i64> = 0..=104_857_600;
+/// Paths hookd serves itself: a proxy prefix may not fall inside them.
+const RESERVED_PATHS: [&str; 4] = ["/api/v1", "/health", "/ready", "/metrics"];
 const TIMEOUT_MS: RangeInclusive<i64> = 1..=120_000;
 const MAX_ATTEMPTS: RangeInclusive<i64> = 1..=50;
 const RETRY_DELAY_SECONDS: RangeInclusive<i64> = 0..=604_800;
@@ -87,6 +90,11 @@ pub fn config(raw: RawConfig) -> Result<Config, Vec<String>> {
         raw.inbound.max_body_bytes,
         MAX_BODY_BYTES,
     );
+    let proxy_max_body_bytes = c.int(
+        "proxy.max_body_bytes",
+        raw.proxy.max_body_bytes,
+        PROXY_MAX_BODY_BYTES,
+    );
     let proxy_routes = proxy_routes(&mut c, raw.proxy.routes);
     match (listen, database_url) {
         (Some(listen), Some(database_url)) if c.problems.is_empty() => Ok(Config {
@@ -99,6 +107,7 @@ pub fn config(raw: RawConfig) -> Result<Config, Vec<String>> {
             log,
             delivery,
             max_body_bytes,
+            proxy_max_body_bytes,
             proxy_routes,
         }),
         _ => Err(c.problems),
@@ -213,6 +222,16 @@ fn retry_schedule(c: &mut Checker, schedule: &[i64]) -> Vec<u32> {
         .collect()
 }
 
+/// The reserved path `prefix` falls inside (`/health`, `/api/v1/x`), if any. A shorter prefix
+/// such as `/` or `/api` is allowed: hookd's own routes win over the proxy.
+fn reserved_path(prefix: &str) -> Option<&'static str> {
+    RESERVED_PATHS.into_iter().find(|r| {
+        prefix
+            .strip_prefix(r)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    })
+}
+
 fn proxy_routes(c: &mut Checker, routes: Vec<RawRoute>) -> Vec<ProxyRoute> {
     let mut prefixes: BTreeMap<String, usize> = BTreeMap::new();
     let mut out = Vec::with_capacity(routes.len());
@@ -222,6 +241,11 @@ fn proxy_routes(c: &mut Checker, routes: Vec<RawRoute>) -> Vec<ProxyRoute> {
             c.problem(
                 format!("{key}.prefix"),
                 format!("must start with `/`, got `{}`", route.prefix),
+            );
+        } else if let Some(reserved) = reserved_path(&route.prefix) {
+            c.problem(
+                format!("{key}.prefix"),
+                format!("must not be inside `{reserved}`, which hookd serves itself"),
             );
         } else if let Some(first) = prefixes.insert(route.prefix.clone(), i) {
             c.problem(
