@@ -104,3 +104,61 @@ async fn events_can_be_read_back(b: Backend) {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(err["error"]["field"], "occurred_at");
 }
+
+backend_test!(frappe_document_events_match_by_doctype_glob_and_condition);
+async fn frappe_document_events_match_by_doctype_glob_and_condition(b: Backend) {
+    let app = spawn_app(&b).await;
+    let rx = TestReceiver::start().await;
+    let url = rx.url("/frappe");
+    // One DocType's event, every document event of a DocType, and a glob across DocTypes with a
+    // condition on the document, as Frappe's webhook form offers them.
+    app.create_webhook(json!({"name": "quotation updated", "url": url,
+        "events": [{"type": "doc.on_update", "model": "Quotation"}]}))
+        .await;
+    app.create_webhook(json!({"name": "any lead event", "url": url,
+        "events": [{"type": "doc.*", "model": "Lead"}]}))
+        .await;
+    app.create_webhook(json!({"name": "big submitted docs", "url": url,
+        "events": [{"type": "doc.on_submit"}], "condition": "doc.grand_total > 1000"}))
+        .await;
+    let cases = [
+        (
+            json!({"type": "doc.on_update", "model": "Quotation", "data": {"name": "Q-1"}}),
+            1,
+        ),
+        (
+            json!({"type": "doc.on_update", "model": "Lead", "data": {"name": "L-1"}}),
+            1,
+        ),
+        (
+            json!({"type": "doc.after_insert", "model": "Lead", "data": {"name": "L-2"}}),
+            1,
+        ),
+        (
+            json!({"type": "doc.on_submit", "model": "Sales Invoice",
+                "data": {"name": "S-1", "grand_total": 5000}}),
+            1,
+        ),
+        (
+            json!({"type": "doc.on_submit", "model": "Sales Invoice",
+                "data": {"name": "S-2", "grand_total": 10}}),
+            0,
+        ),
+        (
+            json!({"type": "doc.on_trash", "model": "Quotation", "data": {"name": "Q-1"}}),
+            0,
+        ),
+    ];
+    for (event, want) in cases {
+        let (status, out) = app.post("/events", event.clone()).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{out}");
+        assert_eq!(out["deliveries"], want, "{event}");
+    }
+    let got = rx.wait_for(4).await;
+    let first = got
+        .iter()
+        .map(|r| r.json())
+        .find(|b| b["data"]["name"] == "Q-1")
+        .unwrap();
+    assert_eq!(first["type"], "doc.on_update");
+}
