@@ -9,6 +9,7 @@ mod ops;
 mod pagination;
 mod preview;
 pub mod route_calls;
+mod webhook_fields;
 mod webhook_wire;
 pub mod webhooks;
 
