@@ -22,12 +22,13 @@ use crate::delivery::{
     Attempt, Delivery, DeliveryStatus, ErrorKind, RequestRecord, ResponseRecord,
 };
 use crate::event::{Event, EventType, NewEvent};
-use crate::ids::{AttemptId, DeliveryId, EventId, TokenId, WebhookId};
+use crate::ids::{AttemptId, DeliveryId, EventId, ScheduleId, TokenId, WebhookId};
 use crate::retry::WebhookEffect;
+use crate::schedule::{Schedule, ScheduleSpec, Timing};
 use crate::signature::SigningSecret;
 use crate::store::{
-    Claim, DeliveryFilter, Enqueued, EventToStore, Lane, NewDelivery, NextState, Outcome, Page,
-    Store, StoreError, TokenRecord, Written,
+    Claim, DeliveryFilter, Enqueued, EventToStore, Firing, Lane, NewDelivery, NextState, Outcome,
+    Page, Store, StoreError, TokenRecord, Written,
 };
 use crate::time::rfc3339;
 use crate::webhook::{
@@ -71,12 +72,15 @@ macro_rules! conformance_tests {
             list_deliveries_filters_and_pages,
             next_due_at_is_the_earliest_unfinished,
             prune_removes_old_finished_rows_only,
+            schedule_crud_is_conditional_on_the_version,
+            firing_a_schedule_stores_its_event_and_delivery_once,
         );
         $crate::conformance_tests!(@pair $fresh;
             migrations_run_concurrently_and_repeat_safely,
             concurrent_enqueues_with_one_key_create_once,
             concurrent_claimers_never_share_a_delivery,
             wait_for_work_wakes_when_another_handle_enqueues,
+            concurrent_firings_of_one_occurrence_store_one,
         );
     };
     (@single $fresh:expr; $($case:ident),+ $(,)?) => {$(
@@ -611,6 +615,9 @@ fn expected_delivery(e: &EventToStore, i: usize, entry_index: Option<u32>) -> De
         entry_index,
         last_status_code: None,
         last_error: None,
+        schedule_id: None,
+        occurrence: None,
+        message: None,
         created_at: T0,
         updated_at: T0,
     }
@@ -1365,4 +1372,190 @@ pub async fn wait_for_work_wakes_when_another_handle_enqueues(
     })
     .await;
     assert!(waited < Duration::from_secs(5), "woke after {waited:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Schedules
+// ---------------------------------------------------------------------------------------------
+
+fn schedule(name: &str, webhook_id: &WebhookId, next_run_at: Option<i64>) -> Schedule {
+    Schedule {
+        id: ScheduleId::generate(seq()),
+        active: next_run_at.is_some(),
+        spec: ScheduleSpec {
+            name: name.into(),
+            description: Some("nightly".into()),
+            webhook_id: webhook_id.clone(),
+            message: Some(r#"{"text": "{{ data.name }}"}"#.into()),
+            timing: Timing::Every { seconds: 60 },
+        },
+        next_run_at,
+        last_run_at: None,
+        version: 1,
+        created_at: T0,
+        updated_at: T0,
+    }
+}
+
+fn firing(s: &Schedule, expected: Option<i64>, occurrence: i64, now: i64) -> Firing {
+    Firing {
+        schedule_id: s.id.clone(),
+        expected_next_run_at: expected,
+        next_run_at: expected.map(|at| at + 60_000),
+        occurrence,
+        event_id: EventId::generate(seq()),
+        event: NewEvent {
+            event_type: EventType::parse(crate::schedule::SCHEDULE_FIRED).unwrap(),
+            model: None,
+            data: json!({"schedule_id": s.id.as_str(), "occurrence": rfc3339(occurrence)}),
+            occurred_at: now,
+            idempotency_key: None,
+        },
+        delivery_id: DeliveryId::generate(seq()),
+        webhook_id: s.spec.webhook_id.clone(),
+        message: s.spec.message.clone(),
+        now_ms: now,
+    }
+}
+
+pub async fn schedule_crud_is_conditional_on_the_version(store: &dyn Store) {
+    let wh = WebhookId::generate(seq());
+    let a = schedule("a", &wh, Some(T0 + 60_000));
+    let b = schedule("b", &wh, None);
+    store.insert_schedule(&a).await.unwrap();
+    store.insert_schedule(&b).await.unwrap();
+    assert_eq!(store.get_schedule(&a.id).await.unwrap(), Some(a.clone()));
+    let listed = store.list_schedules(&page(1, None)).await.unwrap();
+    assert_eq!(listed, vec![b.clone()], "newest first");
+    let next = store
+        .list_schedules(&page(10, Some(b.id.as_str())))
+        .await
+        .unwrap();
+    assert_eq!(next, vec![a.clone()]);
+
+    let mut edited = a.clone();
+    edited.spec.name = "a2".into();
+    edited.updated_at = T0 + 1;
+    assert_eq!(
+        store.update_schedule(&edited, a.version).await.unwrap(),
+        Written::Done
+    );
+    let stored = store.get_schedule(&a.id).await.unwrap().unwrap();
+    assert_eq!(stored.spec.name, "a2");
+    assert_eq!(stored.version, a.version + 1, "an update bumps the version");
+    assert_eq!(
+        store.update_schedule(&edited, a.version).await.unwrap(),
+        Written::Changed,
+        "a stale version writes nothing"
+    );
+    let missing = schedule("gone", &wh, None);
+    assert_eq!(
+        store.update_schedule(&missing, 1).await.unwrap(),
+        Written::NotFound
+    );
+
+    // Only active schedules are due, earliest first.
+    assert_eq!(store.next_schedule_at().await.unwrap(), Some(T0 + 60_000));
+    assert!(store.due_schedules(T0, 10).await.unwrap().is_empty());
+    let due = store.due_schedules(T0 + 60_000, 10).await.unwrap();
+    assert_eq!(due.iter().map(|s| &s.id).collect::<Vec<_>>(), vec![&a.id]);
+
+    assert!(store.delete_schedule(&a.id).await.unwrap());
+    assert!(!store.delete_schedule(&a.id).await.unwrap());
+    assert_eq!(store.get_schedule(&a.id).await.unwrap(), None);
+    assert_eq!(store.next_schedule_at().await.unwrap(), None);
+}
+
+pub async fn firing_a_schedule_stores_its_event_and_delivery_once(store: &dyn Store) {
+    let wh = WebhookId::generate(seq());
+    let due = T0 + 60_000;
+    let s = schedule("nightly", &wh, Some(due));
+    store.insert_schedule(&s).await.unwrap();
+    let f = firing(&s, Some(due), due, due + 5);
+    assert!(store.fire_schedule(&f).await.unwrap());
+
+    let stored = store.get_schedule(&s.id).await.unwrap().unwrap();
+    assert_eq!(stored.next_run_at, Some(due + 60_000));
+    assert_eq!(stored.last_run_at, Some(due + 5));
+    let d = delivery(store, &f.delivery_id).await;
+    assert_eq!(d.event_id, f.event_id);
+    assert_eq!(d.webhook_id, wh);
+    assert_eq!(d.status, DeliveryStatus::Pending);
+    assert_eq!(d.next_attempt_at, Some(due + 5));
+    assert_eq!(d.schedule_id.as_ref(), Some(&s.id));
+    assert_eq!(d.occurrence, Some(due));
+    assert_eq!(d.message, s.spec.message);
+    let e = store.get_event(&f.event_id).await.unwrap().unwrap();
+    assert_eq!(e.event_type, "schedule.fired");
+    assert_eq!(e.data, f.event.data);
+    let claimed = claim_ids(store, &claim(Lane::First, due + 5, 10)).await;
+    assert_eq!(claimed, vec![f.delivery_id.clone()], "the worker sends it");
+
+    // The same occurrence again (a worker that read the schedule before the firing): nothing.
+    let again = firing(&s, Some(due), due, due + 6);
+    assert!(!store.fire_schedule(&again).await.unwrap());
+    assert_eq!(store.get_delivery(&again.delivery_id).await.unwrap(), None);
+    assert_eq!(store.get_event(&again.event_id).await.unwrap(), None);
+
+    // A run by hand leaves next_run_at alone; on a deleted schedule it stores nothing.
+    let by_hand = firing(&s, None, due + 100, due + 100);
+    assert!(store.fire_schedule(&by_hand).await.unwrap());
+    let stored = store.get_schedule(&s.id).await.unwrap().unwrap();
+    assert_eq!(stored.next_run_at, Some(due + 60_000));
+    assert_eq!(stored.last_run_at, Some(due + 100));
+    let filter = DeliveryFilter {
+        webhook_id: Some(wh.clone()),
+        ..DeliveryFilter::default()
+    };
+    assert_eq!(
+        store
+            .list_deliveries(&filter, &page(10, None))
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    store.delete_schedule(&s.id).await.unwrap();
+    let orphan = firing(&s, None, due + 200, due + 200);
+    assert!(!store.fire_schedule(&orphan).await.unwrap());
+
+    // An inactive schedule does not fire.
+    let paused = Schedule {
+        active: false,
+        ..schedule("paused", &wh, Some(due))
+    };
+    store.insert_schedule(&paused).await.unwrap();
+    assert!(!store
+        .fire_schedule(&firing(&paused, Some(due), due, due))
+        .await
+        .unwrap());
+}
+
+pub async fn concurrent_firings_of_one_occurrence_store_one(store: &dyn Store, other: &dyn Store) {
+    migrate_both(store, other).await;
+    let wh = WebhookId::generate(seq());
+    for i in 0..10 {
+        let due = T0 + i * 60_000;
+        let s = schedule(&format!("race-{i}"), &wh, Some(due));
+        store.insert_schedule(&s).await.unwrap();
+        let (a, b) = (
+            firing(&s, Some(due), due, due),
+            firing(&s, Some(due), due, due),
+        );
+        let (ra, rb) = join(store.fire_schedule(&a), other.fire_schedule(&b)).await;
+        let (ra, rb) = (ra.expect("first firing"), rb.expect("second firing"));
+        assert!(
+            ra ^ rb,
+            "exactly one firing of occurrence {i} is stored: {ra} {rb}"
+        );
+    }
+    let filter = DeliveryFilter {
+        webhook_id: Some(wh),
+        ..DeliveryFilter::default()
+    };
+    let all = store
+        .list_deliveries(&filter, &page(100, None))
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 10, "one delivery per occurrence");
 }

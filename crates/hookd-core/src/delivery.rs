@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{AttemptId, DeliveryId, EventId, WebhookId};
+use crate::ids::{AttemptId, DeliveryId, EventId, ScheduleId, WebhookId};
 
 /// Where a delivery is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
@@ -65,6 +65,12 @@ pub struct Delivery {
     pub entry_index: Option<u32>,
     pub last_status_code: Option<u16>,
     pub last_error: Option<String>,
+    /// The schedule that made it, for deliveries of `schedule.fired` events.
+    pub schedule_id: Option<ScheduleId>,
+    /// The schedule occurrence it was made for (epoch ms).
+    pub occurrence: Option<i64>,
+    /// The schedule's `message` template when it fired: the body, in place of the webhook's.
+    pub message: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
 }

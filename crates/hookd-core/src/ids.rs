@@ -115,6 +115,8 @@ prefixed_id!(/// One event sent to one webhook; stable across retries, sent as `
     DeliveryId, "dlv_", "delivery");
 prefixed_id!(/// One HTTP try of a delivery.
     AttemptId, "att_", "attempt");
+prefixed_id!(/// A schedule: a message sent to a webhook on a cron expression or an interval.
+    ScheduleId, "sch_", "schedule");
 prefixed_id!(/// An admin API token (its id; the token itself is only stored hashed).
     TokenId, "tok_", "token");
 

@@ -16,6 +16,7 @@ pub mod outbound;
 pub mod payload;
 pub mod retry;
 pub mod route_call;
+pub mod schedule;
 pub mod signature;
 pub mod store;
 pub mod template;
@@ -24,7 +25,7 @@ pub mod webhook;
 
 pub use delivery::{Attempt, AttemptResult, Delivery, DeliveryStatus, ErrorKind};
 pub use event::{Event, EventType, NewEvent};
-pub use ids::{AttemptId, DeliveryId, EventId, IdError, TokenId, WebhookId};
+pub use ids::{AttemptId, DeliveryId, EventId, IdError, ScheduleId, TokenId, WebhookId};
 pub use store::{Store, StoreError};
 pub use webhook::{Webhook, WebhookSpec};
 

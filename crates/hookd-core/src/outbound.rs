@@ -122,6 +122,9 @@ pub struct SendContext<'a> {
     /// The webhook's `events` entry the delivery was queued for (APIO's `event.id`); `None` for
     /// webhooks without entries and for test sends.
     pub entry_index: Option<u32>,
+    /// A schedule's `message` template: when set, it is the body in place of the webhook's own
+    /// (rendered like a `text` body).
+    pub message: Option<&'a str>,
 }
 
 /// Builds the request `webhook` sends for `event`.
@@ -185,6 +188,9 @@ fn render_body(
             .with_webhook(webhook.id.as_str(), &spec.name)
             .with_delivery(ctx.delivery_id, ctx.attempt)
     };
+    if let Some(message) = ctx.message {
+        return Ok((render("message", message, &scope())?.into_bytes(), JSON));
+    }
     match &spec.body {
         BodyConfig::Default => {
             let secret = spec.include_secret.then(|| spec.secret.expose());
@@ -414,7 +420,27 @@ mod tests {
         now_ms: 0,
         default_headers: &[],
         entry_index: None,
+        message: None,
     };
+
+    #[test]
+    fn a_schedule_message_replaces_the_body() {
+        let mut w = webhook(BTreeMap::new(), AuthConfig::None);
+        w.spec.body = BodyConfig::Form { fields: vec![] };
+        let ctx = SendContext {
+            message: Some(r#"{"text": "n is {{ data.n }}"}"#),
+            ..CTX
+        };
+        let r = build_request(&w, &event(), &ctx).unwrap();
+        assert_eq!(r.body, br#"{"text": "n is 1"}"#);
+        assert_eq!(header(&r, "content-type"), Some("application/json"));
+        let bad = SendContext {
+            message: Some("{{ oops"),
+            ..CTX
+        };
+        let err = build_request(&w, &event(), &bad).unwrap_err();
+        assert_eq!(err.field.as_deref(), Some("message"));
+    }
 
     #[test]
     fn headers_merge_case_insensitively_and_null_removes_content_type() {

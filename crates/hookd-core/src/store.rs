@@ -14,8 +14,9 @@ use async_trait::async_trait;
 
 use crate::delivery::{Attempt, Delivery, DeliveryStatus};
 use crate::event::{Event, NewEvent};
-use crate::ids::{DeliveryId, EventId, TokenId, WebhookId};
+use crate::ids::{DeliveryId, EventId, ScheduleId, TokenId, WebhookId};
 use crate::retry::WebhookEffect;
+use crate::schedule::Schedule;
 use crate::webhook::Webhook;
 
 /// A storage failure. Details are for logs, never for API responses.
@@ -142,6 +143,26 @@ pub struct Outcome {
     pub now_ms: i64,
 }
 
+/// One firing of a schedule: its `schedule.fired` event and the delivery to its webhook.
+#[derive(Debug, Clone)]
+pub struct Firing {
+    pub schedule_id: ScheduleId,
+    /// The `next_run_at` the scheduler read: the firing happens only if the schedule is active
+    /// and still holds it. `None` for a run by hand, which leaves `next_run_at` alone.
+    pub expected_next_run_at: Option<i64>,
+    /// The new `next_run_at` (ignored for a run by hand).
+    pub next_run_at: Option<i64>,
+    /// The occurrence fired (epoch ms), stored on the delivery.
+    pub occurrence: i64,
+    pub event_id: EventId,
+    pub event: NewEvent,
+    pub delivery_id: DeliveryId,
+    pub webhook_id: WebhookId,
+    /// The schedule's `message` template, stored on the delivery.
+    pub message: Option<String>,
+    pub now_ms: i64,
+}
+
 /// Filters for listing deliveries.
 #[derive(Debug, Clone, Default)]
 pub struct DeliveryFilter {
@@ -219,6 +240,24 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         since_ms: i64,
         now_ms: i64,
     ) -> StoreResult<u64>;
+
+    // --- schedules ---
+    async fn insert_schedule(&self, schedule: &Schedule) -> StoreResult<()>;
+    async fn get_schedule(&self, id: &ScheduleId) -> StoreResult<Option<Schedule>>;
+    async fn list_schedules(&self, page: &Page) -> StoreResult<Vec<Schedule>>;
+    /// Writes `active`, `spec`, `next_run_at` and `updated_at` of `schedule`, provided its
+    /// version is still `read_version` (a firing or another update bumps it).
+    async fn update_schedule(&self, schedule: &Schedule, read_version: i64)
+        -> StoreResult<Written>;
+    /// Deletes a schedule (its deliveries stay); `false` if it did not exist.
+    async fn delete_schedule(&self, id: &ScheduleId) -> StoreResult<bool>;
+    /// Active schedules whose `next_run_at` is at or before `now_ms`, earliest first.
+    async fn due_schedules(&self, now_ms: i64, limit: u32) -> StoreResult<Vec<Schedule>>;
+    /// The earliest `next_run_at` of the active schedules.
+    async fn next_schedule_at(&self) -> StoreResult<Option<i64>>;
+    /// Stores a firing in one transaction, conditionally (see [`Firing`]); `false` when another
+    /// worker fired that occurrence first or the schedule changed or went away: nothing stored.
+    async fn fire_schedule(&self, firing: &Firing) -> StoreResult<bool>;
 
     // --- waking workers ---
     /// Returns when deliveries may have been queued by another process, or after `max_wait`.

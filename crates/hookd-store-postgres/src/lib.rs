@@ -15,6 +15,7 @@ mod migrate;
 mod outcomes;
 mod prune;
 mod rows;
+mod schedules;
 pub mod testing;
 mod tokens;
 mod wake;
@@ -26,9 +27,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use hookd_core::delivery::{Attempt, Delivery};
 use hookd_core::event::Event;
-use hookd_core::ids::{DeliveryId, EventId, WebhookId};
+use hookd_core::ids::{DeliveryId, EventId, ScheduleId, WebhookId};
+use hookd_core::schedule::Schedule;
 use hookd_core::store::{
-    Claim, DeliveryFilter, Enqueued, EventToStore, Lane, Outcome, Page, Store, StoreError,
+    Claim, DeliveryFilter, Enqueued, EventToStore, Firing, Lane, Outcome, Page, Store, StoreError,
     StoreResult, TokenRecord, Written,
 };
 use hookd_core::webhook::Webhook;
@@ -226,6 +228,50 @@ impl Store for PgStore {
 
     async fn wait_for_work(&self, max_wait: Duration) {
         self.waker.wait(max_wait).await;
+    }
+
+    async fn insert_schedule(&self, schedule: &Schedule) -> StoreResult<()> {
+        schedules::insert(&self.pool, schedule)
+            .await
+            .map_err(store_err)
+    }
+
+    async fn get_schedule(&self, id: &ScheduleId) -> StoreResult<Option<Schedule>> {
+        schedules::get(&self.pool, id).await.map_err(store_err)
+    }
+
+    async fn list_schedules(&self, page: &Page) -> StoreResult<Vec<Schedule>> {
+        schedules::list(&self.pool, page).await.map_err(store_err)
+    }
+
+    async fn update_schedule(
+        &self,
+        schedule: &Schedule,
+        read_version: i64,
+    ) -> StoreResult<Written> {
+        schedules::update(&self.pool, schedule, read_version)
+            .await
+            .map_err(store_err)
+    }
+
+    async fn delete_schedule(&self, id: &ScheduleId) -> StoreResult<bool> {
+        schedules::delete(&self.pool, id).await.map_err(store_err)
+    }
+
+    async fn due_schedules(&self, now_ms: i64, limit: u32) -> StoreResult<Vec<Schedule>> {
+        schedules::due(&self.pool, now_ms, limit)
+            .await
+            .map_err(store_err)
+    }
+
+    async fn next_schedule_at(&self) -> StoreResult<Option<i64>> {
+        schedules::next_due(&self.pool).await.map_err(store_err)
+    }
+
+    async fn fire_schedule(&self, firing: &Firing) -> StoreResult<bool> {
+        schedules::fire(&self.pool, &self.channel, firing)
+            .await
+            .map_err(store_err)
     }
 
     async fn prune(&self, before_ms: i64) -> StoreResult<u64> {

@@ -22,6 +22,7 @@ pub mod outcomes;
 pub mod page;
 pub mod prune;
 pub mod rows;
+pub mod schedules;
 pub mod tokens;
 pub mod webhooks;
 

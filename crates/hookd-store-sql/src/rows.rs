@@ -7,7 +7,7 @@ use std::fmt::Display;
 
 use hookd_core::delivery::{Attempt, Delivery, DeliveryStatus};
 use hookd_core::event::Event;
-use hookd_core::ids::{DeliveryId, EventId, WebhookId};
+use hookd_core::ids::{DeliveryId, EventId, ScheduleId, WebhookId};
 use hookd_core::store::StoreError;
 use hookd_core::webhook::Webhook;
 use sqlx::{ColumnIndex, Decode, Row, Type};
@@ -31,7 +31,7 @@ macro_rules! event_columns {
 macro_rules! delivery_columns {
     () => {
         "id, event_id, webhook_id, status, attempts, next_attempt_at, entry_index, \
-         last_status_code, last_error, created_at, updated_at"
+         last_status_code, last_error, schedule_id, occurrence, message, created_at, updated_at"
     };
 }
 
@@ -161,6 +161,9 @@ where
         entry_index: opt_small_uint::<R, N, _>(row, "entry_index")?,
         last_status_code: opt_small_uint::<R, N, _>(row, "last_status_code")?,
         last_error: get(row, "last_error")?,
+        schedule_id: get::<Option<String>, R>(row, "schedule_id")?.map(ScheduleId::from_trusted),
+        occurrence: get(row, "occurrence")?,
+        message: get(row, "message")?,
         created_at: get(row, "created_at")?,
         updated_at: get(row, "updated_at")?,
     })

@@ -16,6 +16,7 @@ mod migrate;
 mod outcomes;
 mod prune;
 mod rows;
+mod schedules;
 mod tokens;
 mod wake;
 mod webhooks;
@@ -27,9 +28,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use hookd_core::delivery::{Attempt, Delivery};
 use hookd_core::event::Event;
-use hookd_core::ids::{DeliveryId, EventId, WebhookId};
+use hookd_core::ids::{DeliveryId, EventId, ScheduleId, WebhookId};
+use hookd_core::schedule::Schedule;
 use hookd_core::store::{
-    Claim, DeliveryFilter, Enqueued, EventToStore, Lane, Outcome, Page, Store, StoreError,
+    Claim, DeliveryFilter, Enqueued, EventToStore, Firing, Lane, Outcome, Page, Store, StoreError,
     StoreResult, TokenRecord, Written,
 };
 use hookd_core::webhook::Webhook;
@@ -283,6 +285,50 @@ impl Store for SqliteStore {
 
     async fn wait_for_work(&self, max_wait: Duration) {
         self.watcher.wait(max_wait).await;
+    }
+
+    async fn insert_schedule(&self, schedule: &Schedule) -> StoreResult<()> {
+        schedules::insert(&self.writer, schedule)
+            .await
+            .map_err(store_err)
+    }
+
+    async fn get_schedule(&self, id: &ScheduleId) -> StoreResult<Option<Schedule>> {
+        schedules::get(&self.reader, id).await.map_err(store_err)
+    }
+
+    async fn list_schedules(&self, page: &Page) -> StoreResult<Vec<Schedule>> {
+        schedules::list(&self.reader, page).await.map_err(store_err)
+    }
+
+    async fn update_schedule(
+        &self,
+        schedule: &Schedule,
+        read_version: i64,
+    ) -> StoreResult<Written> {
+        schedules::update(&self.writer, schedule, read_version)
+            .await
+            .map_err(store_err)
+    }
+
+    async fn delete_schedule(&self, id: &ScheduleId) -> StoreResult<bool> {
+        schedules::delete(&self.writer, id).await.map_err(store_err)
+    }
+
+    async fn due_schedules(&self, now_ms: i64, limit: u32) -> StoreResult<Vec<Schedule>> {
+        schedules::due(&self.reader, now_ms, limit)
+            .await
+            .map_err(store_err)
+    }
+
+    async fn next_schedule_at(&self) -> StoreResult<Option<i64>> {
+        schedules::next_due(&self.reader).await.map_err(store_err)
+    }
+
+    async fn fire_schedule(&self, firing: &Firing) -> StoreResult<bool> {
+        schedules::fire(&self.writer, firing)
+            .await
+            .map_err(store_err)
     }
 
     async fn prune(&self, before_ms: i64) -> StoreResult<u64> {

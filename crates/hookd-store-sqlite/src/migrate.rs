@@ -8,7 +8,10 @@
 use sqlx::{Sqlite, SqlitePool};
 
 /// Every migration, in order: `(version, SQL)`. Versions are never reused or edited once released.
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/0001_init.sql")),
+    (2, include_str!("../migrations/0002_schedules.sql")),
+];
 
 const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS hookd_migrations (
             version INTEGER NOT NULL PRIMARY KEY,

@@ -118,6 +118,7 @@ fn preview(state: &AppState, webhook: &Webhook, input: TestIn) -> ApiResult<Prev
             .ok()
             .and_then(|m| m.matches(&event))
             .and_then(|m| m.entry),
+        message: None,
     };
     let request = build_request(webhook, &event, &ctx).map_err(invalid)?;
     let record = request.record();

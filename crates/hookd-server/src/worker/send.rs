@@ -74,6 +74,7 @@ pub async fn attempt(
         now_ms,
         default_headers: &settings.default_headers,
         entry_index: delivery.entry_index,
+        message: delivery.message.as_deref(),
     };
     let started = Instant::now();
     let (record, response, error) = match build_request(webhook, event, &ctx) {

@@ -1,0 +1,364 @@
+//! Schedules (VergeOS tasks): a message sent to one webhook on a cron expression in a time zone,
+//! or every N seconds.
+//!
+//! A schedule keeps `next_run_at`, the occurrence it fires next. The scheduler (in every worker)
+//! fires a due schedule by moving `next_run_at` on *conditionally* (only if it still holds the
+//! value the scheduler read) in the transaction that stores the occurrence's event and delivery,
+//! so each occurrence fires once however many workers race for it. After downtime the missed
+//! occurrences collapse into one: [`Timing::catch_up`] picks the latest due occurrence and the
+//! first one after now.
+//!
+//! Each firing is a `schedule.fired` event ([`fired_data`]) with one delivery to the schedule's
+//! webhook; the delivery carries the schedule's `message` template, which replaces the webhook's
+//! body when it is sent.
+
+use std::str::FromStr;
+
+use chrono::{TimeZone, Utc};
+use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::ids::{ScheduleId, WebhookId};
+use crate::time::rfc3339;
+
+/// The type of the events schedules fire.
+pub const SCHEDULE_FIRED: &str = "schedule.fired";
+
+/// Longest interval accepted (a year): longer ones are almost certainly a unit mistake.
+pub const MAX_EVERY_SECONDS: u64 = 366 * 24 * 3600;
+
+/// Steps [`Timing::catch_up`] walks through missed cron occurrences before it jumps to now.
+const MAX_CATCH_UP_STEPS: u32 = 100_000;
+
+/// When a schedule fires.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Timing {
+    /// A five-field cron expression (minute hour day-of-month month day-of-week), read in
+    /// `timezone` (an IANA name such as `Europe/Paris`).
+    Cron {
+        expression: String,
+        timezone: String,
+    },
+    /// Every `seconds` seconds, counted from the previous occurrence.
+    Every { seconds: u64 },
+}
+
+/// What is wrong with a schedule field; `field` is the API field name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct TimingError {
+    pub field: &'static str,
+    pub message: String,
+}
+
+impl TimingError {
+    fn new(field: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            field,
+            message: message.into(),
+        }
+    }
+}
+
+/// Which occurrence to fire now, and the one after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CatchUp {
+    /// The latest occurrence at or before now: the one that fires.
+    pub occurrence: i64,
+    /// Earlier due occurrences folded into this one (0 when nothing was missed).
+    pub skipped: u64,
+    /// The first occurrence after now: the new `next_run_at`.
+    pub next: i64,
+}
+
+impl Timing {
+    /// A cron timing, checked: five fields that some date matches, and a known time zone.
+    pub fn cron(expression: &str, timezone: &str) -> Result<Self, TimingError> {
+        let tz = parse_timezone(timezone)?;
+        let expression = expression.split_whitespace().collect::<Vec<_>>().join(" ");
+        let fields = expression.split(' ').filter(|f| !f.is_empty()).count();
+        if fields != 5 {
+            return Err(TimingError::new(
+                "cron",
+                format!(
+                    "needs 5 fields (minute hour day-of-month month day-of-week), found {fields}"
+                ),
+            ));
+        }
+        let probe = Utc::now().with_timezone(&tz);
+        cron_parser::parse(&expression, &probe).map_err(|e| {
+            TimingError::new(
+                "cron",
+                format!("{e}: {expression:?} is not a cron expression any date matches"),
+            )
+        })?;
+        Ok(Self::Cron {
+            expression,
+            timezone: tz.name().to_owned(),
+        })
+    }
+
+    /// An interval timing, checked: 1 second to a year.
+    pub fn every(seconds: i64) -> Result<Self, TimingError> {
+        match u64::try_from(seconds) {
+            Ok(s) if (1..=MAX_EVERY_SECONDS).contains(&s) => Ok(Self::Every { seconds: s }),
+            _ => Err(TimingError::new(
+                "every_seconds",
+                format!("must be between 1 and {MAX_EVERY_SECONDS}"),
+            )),
+        }
+    }
+
+    /// The first occurrence strictly after `after_ms`; `None` only for a stored cron expression
+    /// that no longer parses (checked at save, so in practice never).
+    pub fn next_after(&self, after_ms: i64) -> Option<i64> {
+        match self {
+            Self::Every { seconds } => Some(after_ms + (*seconds as i64) * 1000),
+            Self::Cron {
+                expression,
+                timezone,
+            } => {
+                let tz = Tz::from_str(timezone).ok()?;
+                let mut from = tz.timestamp_millis_opt(after_ms).single()?;
+                // A local time that does not exist (a DST gap) makes the parser give up; the
+                // hour after it does exist.
+                for _ in 0..3 {
+                    match cron_parser::parse(expression, &from) {
+                        Ok(next) => return Some(next.timestamp_millis()),
+                        Err(_) => from += chrono::Duration::hours(1),
+                    }
+                }
+                None
+            }
+        }
+    }
+
+    /// The next `n` occurrences after `after_ms`.
+    pub fn upcoming(&self, after_ms: i64, n: usize) -> Vec<i64> {
+        let mut out = Vec::with_capacity(n);
+        let mut at = after_ms;
+        while out.len() < n {
+            match self.next_after(at) {
+                Some(next) => {
+                    out.push(next);
+                    at = next;
+                }
+                None => break,
+            }
+        }
+        out
+    }
+
+    /// For a schedule due at `due_ms` (its `next_run_at`, at or before `now_ms`): the occurrence
+    /// to fire (the latest one not after now, so a long downtime fires once) and the next one.
+    pub fn catch_up(&self, due_ms: i64, now_ms: i64) -> Option<CatchUp> {
+        if due_ms > now_ms {
+            return None;
+        }
+        match self {
+            Self::Every { seconds } => {
+                let period = (*seconds as i64) * 1000;
+                let skipped = (now_ms - due_ms) / period;
+                let occurrence = due_ms + skipped * period;
+                Some(CatchUp {
+                    occurrence,
+                    skipped: skipped as u64,
+                    next: occurrence + period,
+                })
+            }
+            Self::Cron { .. } => {
+                let mut occurrence = due_ms;
+                let mut skipped = 0;
+                for _ in 0..MAX_CATCH_UP_STEPS {
+                    let next = self.next_after(occurrence)?;
+                    if next > now_ms {
+                        return Some(CatchUp {
+                            occurrence,
+                            skipped,
+                            next,
+                        });
+                    }
+                    occurrence = next;
+                    skipped += 1;
+                }
+                // Down for longer than the walk: fire the last occurrence walked to and go on
+                // from now.
+                let next = self.next_after(now_ms)?;
+                Some(CatchUp {
+                    occurrence,
+                    skipped,
+                    next,
+                })
+            }
+        }
+    }
+}
+
+fn parse_timezone(name: &str) -> Result<Tz, TimingError> {
+    Tz::from_str(name.trim()).map_err(|_| {
+        TimingError::new(
+            "timezone",
+            format!("{name:?} is not a known time zone (use an IANA name such as \"Europe/Paris\" or \"UTC\")"),
+        )
+    })
+}
+
+/// What a schedule does, as the API sets it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScheduleSpec {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    pub webhook_id: WebhookId,
+    /// A template (SPEC §6) rendered as the request body; `None` sends the webhook's own body
+    /// for the `schedule.fired` event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    pub timing: Timing,
+}
+
+/// A stored schedule.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Schedule {
+    pub id: ScheduleId,
+    pub active: bool,
+    pub spec: ScheduleSpec,
+    /// The occurrence it fires next; `None` while inactive.
+    pub next_run_at: Option<i64>,
+    /// When it last fired (scheduled or run by hand).
+    pub last_run_at: Option<i64>,
+    /// Bumped by every write, firings included: updates are conditional on it.
+    pub version: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// The `data` of a `schedule.fired` event: which schedule, which occurrence, and how many
+/// missed occurrences it stands for.
+pub fn fired_data(
+    schedule: &Schedule,
+    occurrence: i64,
+    skipped: u64,
+    manual: bool,
+) -> serde_json::Value {
+    let mut data = json!({
+        "schedule_id": schedule.id.as_str(),
+        "name": schedule.spec.name,
+        "occurrence": rfc3339(occurrence),
+        "skipped": skipped,
+        "manual": manual,
+    });
+    if let (Some(d), Value::Object(map)) = (&schedule.spec.description, &mut data) {
+        map.insert("description".into(), Value::String(d.clone()));
+    }
+    data
+}
+
+/// `ms` as RFC 3339 in the schedule's time zone (cron timings; `+01:00`) or UTC (`Z`).
+pub fn local_rfc3339(timing: &Timing, ms: i64) -> String {
+    let local = match timing {
+        Timing::Cron { timezone, .. } => Tz::from_str(timezone)
+            .ok()
+            .and_then(|tz| tz.timestamp_millis_opt(ms).single())
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)),
+        Timing::Every { .. } => None,
+    };
+    local.unwrap_or_else(|| rfc3339(ms))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::time::parse_rfc3339;
+
+    fn at(s: &str) -> i64 {
+        parse_rfc3339(s).unwrap()
+    }
+
+    #[test]
+    fn cron_is_read_in_its_time_zone() {
+        let t = Timing::cron("0 2 * * *", "Europe/Paris").unwrap();
+        // 02:00 in Paris in winter is 01:00 UTC.
+        let next = t.next_after(at("2026-01-10T12:00:00Z")).unwrap();
+        assert_eq!(next, at("2026-01-11T01:00:00Z"));
+        let utc = Timing::cron("0 2 * * *", "UTC").unwrap();
+        assert_eq!(
+            utc.next_after(at("2026-01-10T12:00:00Z")),
+            Some(at("2026-01-11T02:00:00Z"))
+        );
+    }
+
+    #[test]
+    fn next_is_strictly_after() {
+        let t = Timing::cron("*/5 * * * *", "UTC").unwrap();
+        let on = at("2026-03-01T10:05:00Z");
+        assert_eq!(t.next_after(on), Some(at("2026-03-01T10:10:00Z")));
+        assert_eq!(
+            t.upcoming(on, 3),
+            vec![
+                at("2026-03-01T10:10:00Z"),
+                at("2026-03-01T10:15:00Z"),
+                at("2026-03-01T10:20:00Z")
+            ]
+        );
+    }
+
+    #[test]
+    fn bad_cron_and_time_zones_name_their_field() {
+        assert_eq!(Timing::cron("0 2 * *", "UTC").unwrap_err().field, "cron");
+        assert_eq!(Timing::cron("61 * * * *", "UTC").unwrap_err().field, "cron");
+        assert_eq!(Timing::cron("0 0 30 2 *", "UTC").unwrap_err().field, "cron");
+        assert_eq!(
+            Timing::cron("0 2 * * *", "Mars/Olympus").unwrap_err().field,
+            "timezone"
+        );
+        assert_eq!(Timing::every(0).unwrap_err().field, "every_seconds");
+        assert_eq!(Timing::every(-5).unwrap_err().field, "every_seconds");
+        assert!(Timing::every(300).is_ok());
+    }
+
+    #[test]
+    fn missed_cron_occurrences_fire_once() {
+        let t = Timing::cron("0 2 * * *", "UTC").unwrap();
+        // Due on the 1st at 02:00, back on the 4th at 10:00: the 4th's 02:00 fires, standing
+        // for three missed ones, and the next is the 5th.
+        let c = t
+            .catch_up(at("2026-05-01T02:00:00Z"), at("2026-05-04T10:00:00Z"))
+            .unwrap();
+        assert_eq!(c.occurrence, at("2026-05-04T02:00:00Z"));
+        assert_eq!(c.skipped, 3);
+        assert_eq!(c.next, at("2026-05-05T02:00:00Z"));
+        // On time: nothing skipped.
+        let c = t
+            .catch_up(at("2026-05-01T02:00:00Z"), at("2026-05-01T02:00:00.300Z"))
+            .unwrap();
+        assert_eq!((c.occurrence, c.skipped), (at("2026-05-01T02:00:00Z"), 0));
+        assert!(t
+            .catch_up(at("2026-05-01T02:00:00Z"), at("2026-05-01T01:00:00Z"))
+            .is_none());
+    }
+
+    #[test]
+    fn missed_intervals_fire_once_and_keep_their_phase() {
+        let t = Timing::every(60).unwrap();
+        let c = t
+            .catch_up(1_000_000, 1_000_000 + 10 * 60_000 + 5_000)
+            .unwrap();
+        assert_eq!(c.occurrence, 1_000_000 + 10 * 60_000);
+        assert_eq!(c.skipped, 10);
+        assert_eq!(c.next, 1_000_000 + 11 * 60_000);
+    }
+
+    #[test]
+    fn timing_round_trips_as_json() {
+        let t = Timing::cron("0  2 * * MON", "Europe/Paris").unwrap();
+        let text = serde_json::to_string(&t).unwrap();
+        assert_eq!(
+            text,
+            r#"{"kind":"cron","expression":"0 2 * * MON","timezone":"Europe/Paris"}"#
+        );
+        assert_eq!(serde_json::from_str::<Timing>(&text).unwrap(), t);
+    }
+}
