@@ -1,0 +1,356 @@
+//! The stored definition of an inbound hook: the API body of SPEC §4 "Inbound hooks".
+//!
+//! [`InboundSpec::from_json`] is the one way in from the API: it refuses unknown fields, fills the
+//! defaults, upper-cases `methods`, and checks every field, including compiling the response
+//! template and the workflow. Each error is a [`FieldError`] with the JSON path of the field
+//! (`auth.secret`, `methods[1]`, `parse.body[0].path`, `workflow[0].then[1].expression`).
+//!
+//! Secrets (`auth.password`, `auth.secret`) are [`SigningSecret`]s, so `Debug` masks them;
+//! [`InboundSpec::masked`] is the copy for API output. A `public_key` is not secret and is shown.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::parse::ParseSpec;
+use super::workflow::{self, Node};
+use super::FieldError;
+use crate::route_call::is_http_token;
+use crate::signature::{ed25519, HmacEncoding, SigningSecret};
+use crate::template::Template;
+
+/// What secrets are replaced with in [`InboundSpec::masked`].
+pub const MASK: &str = "****";
+/// How long a sync caller waits for the workflow, when not configured.
+pub const DEFAULT_TIMEOUT_MS: u32 = 10_000;
+/// The longest `timeout_ms` accepted (five minutes).
+pub const MAX_TIMEOUT_MS: u32 = 300_000;
+/// Executions of one hook running at once, when not configured; past it callers get 429.
+pub const DEFAULT_MAX_CONCURRENCY: u32 = 16;
+/// Longest hook name accepted.
+pub const MAX_NAME_LEN: usize = 200;
+
+/// Everything about an inbound hook that its owner sets.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InboundSpec {
+    pub name: String,
+    /// An inactive hook answers 404, as if it did not exist.
+    #[serde(default = "yes")]
+    pub active: bool,
+    /// Upper-cased HTTP method tokens; other methods get 405 with `Allow`.
+    #[serde(default = "default_methods")]
+    pub methods: Vec<String>,
+    #[serde(default)]
+    pub auth: InboundAuth,
+    #[serde(default)]
+    pub parse: ParseSpec,
+    #[serde(default)]
+    pub mode: Mode,
+    /// The answer in async mode, given before the workflow runs.
+    #[serde(default)]
+    pub response: ResponseSpec,
+    #[serde(default = "default_timeout")]
+    pub timeout_ms: u32,
+    #[serde(default = "default_concurrency")]
+    pub max_concurrency: u32,
+    #[serde(default)]
+    pub workflow: Vec<Node>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_methods() -> Vec<String> {
+    vec!["POST".into()]
+}
+
+fn default_timeout() -> u32 {
+    DEFAULT_TIMEOUT_MS
+}
+
+fn default_concurrency() -> u32 {
+    DEFAULT_MAX_CONCURRENCY
+}
+
+/// How a caller proves who it is. Stored as `{"type": "...", ...}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum InboundAuth {
+    /// Anyone with the URL (its key is unguessable).
+    None {},
+    /// HTTP Basic; a mismatch answers 401 with `WWW-Authenticate`.
+    Basic {
+        username: String,
+        password: SigningSecret,
+    },
+    /// A signature over the raw body, in the way a known sender signs.
+    Signature(SignaturePreset),
+}
+
+impl Default for InboundAuth {
+    fn default() -> Self {
+        Self::None {}
+    }
+}
+
+/// The signature schemes a sender may use. Stored as `{"preset": "...", ...}` beside
+/// `"type": "signature"`. See [`super::verify`] for what each checks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "preset", rename_all = "snake_case", deny_unknown_fields)]
+pub enum SignaturePreset {
+    /// `X-Hub-Signature-256: sha256=<hex>`.
+    Github { secret: SigningSecret },
+    /// `Stripe-Signature: t=…,v1=…`; the whole secret string (`whsec_…`) is the key.
+    Stripe { secret: SigningSecret },
+    /// `X-Slack-Signature: v0=<hex>` with `X-Slack-Request-Timestamp`.
+    Slack { secret: SigningSecret },
+    /// `X-Shopify-Hmac-Sha256: <base64>`.
+    Shopify { secret: SigningSecret },
+    /// Standard Webhooks: `v1` with a `whsec_` secret, or `v1a` with a trusted `whpk_` key.
+    /// Exactly one of the two is set.
+    Standard {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        secret: Option<SigningSecret>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        public_key: Option<String>,
+    },
+    /// An HMAC of the body alone in a header of the owner's choosing.
+    Hmac {
+        secret: SigningSecret,
+        header: String,
+        #[serde(default)]
+        encoding: HmacEncoding,
+        /// Text before the encoded HMAC, such as `sha256=`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        prefix: Option<String>,
+        #[serde(default)]
+        algorithm: HmacAlgorithm,
+    },
+}
+
+/// The hash of a generic `hmac` preset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HmacAlgorithm {
+    #[default]
+    Sha256,
+    Sha512,
+}
+
+/// When the caller is answered: after the workflow (`sync`), or at once (`async`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    Sync,
+    #[default]
+    Async,
+}
+
+/// The configured answer of an async hook (NocoBase's default: 200 `ok`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResponseSpec {
+    #[serde(default = "ok_status")]
+    pub status: u16,
+    /// Fixed header values (not templates).
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// A template over the request's variables ([`super::parse::variables`]).
+    #[serde(default = "ok_body")]
+    pub body: String,
+}
+
+fn ok_status() -> u16 {
+    200
+}
+
+fn ok_body() -> String {
+    "ok".into()
+}
+
+impl Default for ResponseSpec {
+    fn default() -> Self {
+        Self {
+            status: ok_status(),
+            headers: BTreeMap::new(),
+            body: ok_body(),
+        }
+    }
+}
+
+impl InboundSpec {
+    /// Reads and checks an API body (create, or a full replace).
+    pub fn from_json(value: &Value) -> Result<Self, FieldError> {
+        let mut spec: Self =
+            serde_path_to_error::deserialize(value).map_err(|e| locate(value, e))?;
+        for m in &mut spec.methods {
+            m.make_ascii_uppercase();
+        }
+        spec.check()?;
+        Ok(spec)
+    }
+
+    /// Checks every field; [`Self::from_json`] calls it.
+    pub fn check(&self) -> Result<(), FieldError> {
+        let name_len = self.name.trim().chars().count();
+        if name_len == 0 || name_len > MAX_NAME_LEN {
+            let msg = format!("must be 1 to {MAX_NAME_LEN} characters");
+            return Err(FieldError::new("name", msg));
+        }
+        if self.methods.is_empty() {
+            return Err(FieldError::new("methods", "must list at least one method"));
+        }
+        for (i, m) in self.methods.iter().enumerate() {
+            if !is_http_token(m) {
+                let msg = "must be an HTTP method such as POST";
+                return Err(FieldError::new(format!("methods[{i}]"), msg));
+            }
+        }
+        check_auth(&self.auth)?;
+        self.parse.check()?;
+        check_response(&self.response)?;
+        if !(1..=MAX_TIMEOUT_MS).contains(&self.timeout_ms) {
+            let msg = format!("must be 1 to {MAX_TIMEOUT_MS} milliseconds");
+            return Err(FieldError::new("timeout_ms", msg));
+        }
+        if self.max_concurrency == 0 {
+            return Err(FieldError::new("max_concurrency", "must be at least 1"));
+        }
+        workflow::compile(&self.workflow).map(|_| ())
+    }
+
+    /// A copy for API output: the password and secrets replaced by [`MASK`].
+    pub fn masked(&self) -> Self {
+        let mask = || SigningSecret::parse_plain(MASK).expect("the mask is not empty");
+        let mut out = self.clone();
+        match &mut out.auth {
+            InboundAuth::None {} => {}
+            InboundAuth::Basic { password, .. } => *password = mask(),
+            InboundAuth::Signature(preset) => match preset {
+                SignaturePreset::Github { secret }
+                | SignaturePreset::Stripe { secret }
+                | SignaturePreset::Slack { secret }
+                | SignaturePreset::Shopify { secret }
+                | SignaturePreset::Hmac { secret, .. } => *secret = mask(),
+                SignaturePreset::Standard { secret, .. } => {
+                    if secret.is_some() {
+                        *secret = Some(mask());
+                    }
+                }
+            },
+        }
+        out
+    }
+}
+
+fn check_auth(auth: &InboundAuth) -> Result<(), FieldError> {
+    let empty = |field: &str| FieldError::new(field, "must not be empty");
+    match auth {
+        InboundAuth::None {} => Ok(()),
+        InboundAuth::Basic { username, password } => {
+            if username.is_empty() {
+                return Err(empty("auth.username"));
+            }
+            if username.contains(':') {
+                return Err(FieldError::new("auth.username", "must not contain `:`"));
+            }
+            if password.expose().is_empty() {
+                return Err(empty("auth.password"));
+            }
+            Ok(())
+        }
+        InboundAuth::Signature(SignaturePreset::Standard { secret, public_key }) => {
+            match (secret, public_key) {
+                (Some(s), None) => SigningSecret::parse_standard(s.expose())
+                    .map(|_| ())
+                    .map_err(|m| FieldError::new("auth.secret", m)),
+                (None, Some(k)) => {
+                    ed25519::parse_public_key(k).map_err(|m| FieldError::new("auth.public_key", m))
+                }
+                _ => Err(FieldError::new(
+                    "auth.secret",
+                    "give either `secret` (whsec_…, v1) or `public_key` (whpk_…, v1a)",
+                )),
+            }
+        }
+        InboundAuth::Signature(SignaturePreset::Hmac { secret, header, .. }) => {
+            if !is_http_token(header) {
+                let msg = "is not a valid HTTP header name";
+                return Err(FieldError::new("auth.header", msg));
+            }
+            if secret.expose().is_empty() {
+                return Err(empty("auth.secret"));
+            }
+            Ok(())
+        }
+        InboundAuth::Signature(
+            SignaturePreset::Github { secret }
+            | SignaturePreset::Stripe { secret }
+            | SignaturePreset::Slack { secret }
+            | SignaturePreset::Shopify { secret },
+        ) if secret.expose().is_empty() => Err(empty("auth.secret")),
+        InboundAuth::Signature(_) => Ok(()),
+    }
+}
+
+fn check_response(r: &ResponseSpec) -> Result<(), FieldError> {
+    if !(100..=599).contains(&r.status) {
+        return Err(FieldError::new("response.status", "must be 100 to 599"));
+    }
+    for (name, value) in &r.headers {
+        let field = format!("response.headers.{name}");
+        if !is_http_token(name) {
+            return Err(FieldError::new(field, "is not a valid HTTP header name"));
+        }
+        if value.contains(['\r', '\n']) {
+            return Err(FieldError::new(field, "must not contain line breaks"));
+        }
+    }
+    Template::compile(&r.body)
+        .map(|_| ())
+        .map_err(|e| FieldError::new("response.body", format!("does not compile: {e}")))
+}
+
+/// Turns a deserialisation error into the most precise [`FieldError`]: a missing or unknown
+/// field is named in the path, and errors inside the workflow (whose tagged nodes hide the
+/// path from serde) are found again node by node.
+fn locate(value: &Value, e: serde_path_to_error::Error<serde_json::Error>) -> FieldError {
+    let path = e.path().to_string();
+    let path = if path == "." { String::new() } else { path };
+    if path.starts_with("workflow") {
+        if let Some(found) = value.get("workflow").and_then(workflow::locate_error) {
+            return found;
+        }
+    }
+    field_error(&path, &e.inner().to_string())
+}
+
+/// A serde message at `path`, with `missing field `x`` and `unknown field `x`` moved into the path.
+pub(crate) fn field_error(path: &str, message: &str) -> FieldError {
+    for (lead, msg) in [
+        ("missing field `", "is required"),
+        ("unknown field `", "is not a known field"),
+    ] {
+        let Some(rest) = message.strip_prefix(lead) else {
+            continue;
+        };
+        let Some((name, _)) = rest.split_once('`') else {
+            continue;
+        };
+        let field = if path.is_empty() {
+            name.to_owned()
+        } else {
+            format!("{path}.{name}")
+        };
+        let msg = if lead.starts_with("unknown") {
+            message.to_owned()
+        } else {
+            msg.to_owned()
+        };
+        return FieldError::new(field, msg);
+    }
+    FieldError::new(path, message)
+}
