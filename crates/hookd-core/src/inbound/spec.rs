@@ -340,8 +340,11 @@ pub(crate) fn field_error(path: &str, message: &str) -> FieldError {
         let Some((name, _)) = rest.split_once('`') else {
             continue;
         };
+        // serde_path_to_error already names unknown fields of plain structs, not of tagged enums.
         let field = if path.is_empty() {
             name.to_owned()
+        } else if path == name || path.ends_with(&format!(".{name}")) {
+            path.to_owned()
         } else {
             format!("{path}.{name}")
         };
@@ -353,4 +356,215 @@ pub(crate) fn field_error(path: &str, message: &str) -> FieldError {
         return FieldError::new(field, msg);
     }
     FieldError::new(path, message)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    /// The example of SPEC §4 "Inbound hooks", with a real-looking secret.
+    fn spec_example() -> Value {
+        json!({
+          "name": "payment callback",
+          "active": true,
+          "methods": ["POST"],
+          "auth": {"type": "signature", "preset": "stripe", "secret": "whsec_test_secret"},
+          "parse": {"headers": [{"name": "X-Request-Id", "alias": "request_id"}],
+                    "query": [{"path": "order", "alias": "order_id"}],
+                    "body": [{"path": "data.object.amount", "alias": "amount"}]},
+          "mode": "sync",
+          "response": {"status": 200, "headers": {}, "body": "ok"},
+          "timeout_ms": 10000,
+          "max_concurrency": 16,
+          "workflow": [
+            {"type": "condition", "expression": "amount > 100",
+             "then": [{"type": "publish", "event_type": "payment.large", "data": "{{ request.body | tojson }}"},
+                      {"type": "response", "status": 200, "body": "{\"accepted\": true}"}],
+             "else": [{"type": "response", "status": 422, "body": "{\"error\": \"too small\"}"}]}
+          ]
+        })
+    }
+
+    fn error_of(mut patch: impl FnMut(&mut Value)) -> FieldError {
+        let mut v = spec_example();
+        patch(&mut v);
+        InboundSpec::from_json(&v).unwrap_err()
+    }
+
+    #[test]
+    fn the_spec_example_reads_and_round_trips() {
+        let spec = InboundSpec::from_json(&spec_example()).unwrap();
+        assert_eq!(spec.mode, Mode::Sync);
+        assert_eq!(spec.parse.body[0].alias.as_deref(), Some("amount"));
+        let stored = serde_json::to_value(&spec).unwrap();
+        assert_eq!(InboundSpec::from_json(&stored).unwrap(), spec);
+    }
+
+    #[test]
+    fn defaults_are_nocobase_s() {
+        let spec =
+            InboundSpec::from_json(&json!({"name": "n", "methods": ["post", "put"]})).unwrap();
+        assert!(spec.active);
+        assert_eq!(spec.methods, ["POST", "PUT"]);
+        assert_eq!(spec.auth, InboundAuth::None {});
+        assert_eq!(spec.mode, Mode::Async);
+        assert_eq!(spec.response, ResponseSpec::default());
+        assert_eq!(
+            (spec.response.status, spec.response.body.as_str()),
+            (200, "ok")
+        );
+        assert_eq!((spec.timeout_ms, spec.max_concurrency), (10_000, 16));
+        let spec = InboundSpec::from_json(&json!({"name": "n"})).unwrap();
+        assert_eq!(spec.methods, ["POST"]);
+    }
+
+    #[test]
+    fn errors_name_the_exact_field() {
+        let cases: Vec<(&str, Box<dyn Fn(&mut Value)>)> = vec![
+            (
+                "auth.secret",
+                Box::new(|v| v["auth"] = json!({"type": "signature", "preset": "github"})),
+            ),
+            ("auth.secret", Box::new(|v| v["auth"]["secret"] = json!(""))),
+            ("auth.bogus", Box::new(|v| v["auth"]["bogus"] = json!(1))),
+            (
+                "auth.password",
+                Box::new(|v| v["auth"] = json!({"type": "basic", "username": "u", "password": ""})),
+            ),
+            (
+                "auth.username",
+                Box::new(|v| {
+                    v["auth"] = json!({"type": "basic", "username": "a:b", "password": "p"})
+                }),
+            ),
+            (
+                "auth.secret",
+                Box::new(|v| {
+                    v["auth"] =
+                        json!({"type": "signature", "preset": "standard", "secret": "whsec_!!"})
+                }),
+            ),
+            (
+                "auth.public_key",
+                Box::new(|v| {
+                    v["auth"] = json!({"type": "signature", "preset": "standard", "public_key": "whpk_AAAA"})
+                }),
+            ),
+            (
+                "auth.secret",
+                Box::new(|v| v["auth"] = json!({"type": "signature", "preset": "standard"})),
+            ),
+            (
+                "auth.header",
+                Box::new(|v| {
+                    v["auth"] = json!({"type": "signature", "preset": "hmac", "secret": "s", "header": "a b"})
+                }),
+            ),
+            ("bogus", Box::new(|v| v["bogus"] = json!(true))),
+            ("name", Box::new(|v| v["name"] = json!(" "))),
+            (
+                "methods[1]",
+                Box::new(|v| v["methods"] = json!(["POST", "GE T"])),
+            ),
+            ("methods", Box::new(|v| v["methods"] = json!([]))),
+            (
+                "parse.body[0].path",
+                Box::new(|v| v["parse"]["body"][0]["path"] = json!("data..amount")),
+            ),
+            (
+                "parse.query[0].extra",
+                Box::new(|v| v["parse"]["query"][0]["extra"] = json!(1)),
+            ),
+            ("timeout_ms", Box::new(|v| v["timeout_ms"] = json!(300_001))),
+            ("timeout_ms", Box::new(|v| v["timeout_ms"] = json!(0))),
+            (
+                "max_concurrency",
+                Box::new(|v| v["max_concurrency"] = json!(0)),
+            ),
+            ("mode", Box::new(|v| v["mode"] = json!("later"))),
+            (
+                "response.status",
+                Box::new(|v| v["response"]["status"] = json!(99)),
+            ),
+            (
+                "response.body",
+                Box::new(|v| v["response"]["body"] = json!("{% if %}")),
+            ),
+            (
+                "response.headers.bad header",
+                Box::new(|v| v["response"]["headers"] = json!({"bad header": "x"})),
+            ),
+            (
+                "workflow[0].expression",
+                Box::new(|v| v["workflow"][0]["expression"] = json!("amount >")),
+            ),
+            (
+                "workflow[0].then[1].status",
+                Box::new(|v| v["workflow"][0]["then"][1]["status"] = json!("abc")),
+            ),
+            (
+                "workflow[0].then[0].bogus",
+                Box::new(|v| v["workflow"][0]["then"][0]["bogus"] = json!(1)),
+            ),
+            (
+                "workflow[0].then[0].event_type",
+                Box::new(|v| v["workflow"][0]["then"][0]["event_type"] = json!("a..b")),
+            ),
+            (
+                "workflow[0].else[0].type",
+                Box::new(|v| v["workflow"][0]["else"][0]["type"] = json!("email")),
+            ),
+            (
+                "workflow[0].then[0].data",
+                Box::new(|v| {
+                    v["workflow"][0]["then"][0]
+                        .as_object_mut()
+                        .unwrap()
+                        .remove("data")
+                        .map(|_| ())
+                        .unwrap()
+                }),
+            ),
+        ];
+        for (want, patch) in cases {
+            let e = error_of(patch);
+            assert_eq!(e.path, want, "{e}");
+        }
+        let e = error_of(|v| v["workflow"][0]["expression"] = json!("amount >"));
+        assert!(e.message.starts_with("does not compile: line 1"), "{e}");
+    }
+
+    #[test]
+    fn secrets_are_masked_in_output_and_debug() {
+        let basic = json!({"name": "n", "auth": {"type": "basic", "username": "u", "password": "pw-secret"}});
+        let stripe = spec_example();
+        let standard = json!({"name": "n", "auth": {"type": "signature", "preset": "standard",
+                             "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}});
+        let hmac = json!({"name": "n", "auth": {"type": "signature", "preset": "hmac", "secret": "hush-secret",
+                         "header": "X-Sig", "encoding": "hex", "prefix": "sha256=", "algorithm": "sha512"}});
+        for (v, secret) in [
+            (basic, "pw-secret"),
+            (stripe, "whsec_test_secret"),
+            (standard, "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
+            (hmac, "hush-secret"),
+        ] {
+            let spec = InboundSpec::from_json(&v).unwrap();
+            assert!(
+                serde_json::to_string(&spec).unwrap().contains(secret),
+                "stored as is"
+            );
+            let out = serde_json::to_string(&spec.masked()).unwrap();
+            assert!(!out.contains(secret) && out.contains(MASK), "{out}");
+            assert!(!format!("{spec:?}").contains(secret));
+        }
+        let pk = "whpk_1SiA4o9hyqTCpIqC5V9HUakiiaeACeqfZTInDBbOir4=";
+        let v1a = json!({"name": "n", "auth": {"type": "signature", "preset": "standard", "public_key": pk}});
+        let masked = InboundSpec::from_json(&v1a).unwrap().masked();
+        assert_eq!(
+            serde_json::to_value(&masked).unwrap()["auth"]["public_key"],
+            pk
+        );
+    }
 }

@@ -363,3 +363,342 @@ fn basic(username: &str, password: &str, authorization: Option<&str>) -> Result<
         Err(Rejection::new(RejectionCode::BadCredentials, reason))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Value;
+
+    use super::*;
+    use crate::signature::SigningSecret;
+
+    fn vectors() -> Value {
+        serde_json::from_str(include_str!("../../fixtures/signatures.json")).unwrap()
+    }
+
+    fn s(v: &Value, key: &str) -> String {
+        v[key].as_str().unwrap().to_owned()
+    }
+
+    fn secret(raw: &str) -> SigningSecret {
+        SigningSecret::parse_plain(raw).unwrap()
+    }
+
+    fn preset(p: SignaturePreset) -> InboundAuth {
+        InboundAuth::Signature(p)
+    }
+
+    fn h(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn code(r: Result<(), Rejection>) -> Option<&'static str> {
+        r.err().map(|r| r.code.as_str())
+    }
+
+    #[test]
+    fn github_vectors_verify_and_fail_cleanly() {
+        for v in vectors()["github"].as_array().unwrap() {
+            let auth = preset(SignaturePreset::Github {
+                secret: secret(&s(v, "secret")),
+            });
+            let body = s(v, "body");
+            let sig = s(v, "signature");
+            // Header names are case-insensitive; GitHub has no timestamp, so any clock passes.
+            let headers = h(&[("x-hub-signature-256", &sig)]);
+            assert_eq!(verify(&auth, &headers, body.as_bytes(), 0), Ok(()));
+            let r = verify(&auth, &headers, b"Hello, World?", 0);
+            assert_eq!(code(r), Some("bad_signature"));
+            assert_eq!(
+                code(verify(&auth, &[], body.as_bytes(), 0)),
+                Some("missing_header")
+            );
+            for bad in [&sig["sha256=".len()..], "sha256=zz", "sha256=abc"] {
+                let r = verify(
+                    &auth,
+                    &h(&[("X-Hub-Signature-256", bad)]),
+                    body.as_bytes(),
+                    0,
+                );
+                assert_eq!(code(r), Some("malformed_header"), "{bad}");
+            }
+        }
+    }
+
+    #[test]
+    fn slack_vectors_verify_with_the_clock_pinned() {
+        for v in vectors()["slack"].as_array().unwrap() {
+            let auth = preset(SignaturePreset::Slack {
+                secret: secret(&s(v, "secret")),
+            });
+            let body = s(v, "body");
+            let ts = v["timestamp"].as_i64().unwrap();
+            let sig = s(v, "signature");
+            let tss = ts.to_string();
+            let headers = h(&[
+                ("X-Slack-Request-Timestamp", &tss),
+                ("X-Slack-Signature", &sig),
+            ]);
+            assert_eq!(verify(&auth, &headers, body.as_bytes(), ts), Ok(()));
+            assert_eq!(verify(&auth, &headers, body.as_bytes(), ts + 300), Ok(()));
+            let stale = verify(&auth, &headers, body.as_bytes(), ts + 301);
+            assert_eq!(code(stale), Some("stale_timestamp"));
+            let r = verify(&auth, &headers, b"token=other", ts);
+            assert_eq!(code(r), Some("bad_signature"));
+            for missing in [&headers[..1], &headers[1..]] {
+                assert_eq!(
+                    code(verify(&auth, missing, body.as_bytes(), ts)),
+                    Some("missing_header")
+                );
+            }
+            for (name, bad) in [
+                ("X-Slack-Signature", &sig[3..]),
+                ("X-Slack-Signature", "v0=xyz"),
+                ("X-Slack-Request-Timestamp", "1531420618.5"),
+            ] {
+                let mut headers = headers.clone();
+                headers.iter_mut().find(|(n, _)| n == name).unwrap().1 = bad.into();
+                let r = verify(&auth, &headers, body.as_bytes(), ts);
+                assert_eq!(code(r), Some("malformed_header"), "{name}: {bad}");
+            }
+        }
+    }
+
+    #[test]
+    fn stripe_vectors_verify_with_any_v1() {
+        for v in vectors()["stripe"].as_array().unwrap() {
+            let auth = preset(SignaturePreset::Stripe {
+                secret: secret(&s(v, "secret")),
+            });
+            let body = s(v, "body");
+            let ts = v["timestamp"].as_i64().unwrap();
+            let value = s(v, "header_value");
+            let check = |value: &str, body: &[u8], now: i64| {
+                code(verify(&auth, &h(&[("Stripe-Signature", value)]), body, now))
+            };
+            assert_eq!(check(&value, body.as_bytes(), ts), None);
+            let good = value.split_once(",v1=").unwrap().1;
+            let wrong = "0".repeat(64);
+            let several = format!("t={ts},v1={wrong},v0={good},v1={good}");
+            assert_eq!(check(&several, body.as_bytes(), ts), None);
+            let only_wrong = format!("t={ts},v1={wrong},v0={good}");
+            assert_eq!(
+                check(&only_wrong, body.as_bytes(), ts),
+                Some("bad_signature")
+            );
+            assert_eq!(check(&value, b"{}", ts), Some("bad_signature"));
+            assert_eq!(
+                check(&value, body.as_bytes(), ts + 301),
+                Some("stale_timestamp")
+            );
+            assert_eq!(
+                code(verify(&auth, &[], body.as_bytes(), ts)),
+                Some("missing_header")
+            );
+            for bad in [
+                format!("v1={good}"),
+                format!("t={ts}"),
+                format!("t=1e9,v1={good}"),
+                "garbage".into(),
+            ] {
+                assert_eq!(
+                    check(&bad, body.as_bytes(), ts),
+                    Some("malformed_header"),
+                    "{bad}"
+                );
+            }
+        }
+    }
+
+    fn standard_headers(v: &Value, signature: &str) -> Vec<(String, String)> {
+        let ts = v["timestamp"].as_i64().unwrap().to_string();
+        h(&[
+            ("webhook-id", &s(v, "id")),
+            ("webhook-timestamp", &ts),
+            ("webhook-signature", signature),
+        ])
+    }
+
+    #[test]
+    fn standard_v1_and_v1a_vectors_verify() {
+        let all = vectors();
+        for v in all["standard_webhooks_v1"].as_array().unwrap() {
+            let auth = preset(SignaturePreset::Standard {
+                secret: Some(secret(&s(v, "secret"))),
+                public_key: None,
+            });
+            let ts = v["timestamp"].as_i64().unwrap();
+            let headers = standard_headers(v, &s(v, "signature"));
+            assert_eq!(verify(&auth, &headers, s(v, "body").as_bytes(), ts), Ok(()));
+        }
+        for v in all["standard_webhooks_v1_must_fail"].as_array().unwrap() {
+            let auth = preset(SignaturePreset::Standard {
+                secret: Some(secret(&s(v, "secret"))),
+                public_key: None,
+            });
+            let ts = v["timestamp"].as_i64().unwrap();
+            let headers = standard_headers(v, &s(v, "signature"));
+            let r = verify(&auth, &headers, s(v, "body").as_bytes(), ts);
+            assert_eq!(code(r), Some("bad_signature"), "{}", v["why"]);
+        }
+        for v in all["standard_webhooks_v1a"].as_array().unwrap() {
+            let auth = preset(SignaturePreset::Standard {
+                secret: None,
+                public_key: Some(s(v, "public_key")),
+            });
+            let ts = v["timestamp"].as_i64().unwrap();
+            let body = s(v, "body");
+            let headers = standard_headers(v, &s(v, "signature"));
+            assert_eq!(verify(&auth, &headers, body.as_bytes(), ts), Ok(()));
+            assert_eq!(
+                code(verify(&auth, &headers, b"{}", ts)),
+                Some("bad_signature")
+            );
+        }
+    }
+
+    #[test]
+    fn standard_rejects_stale_missing_and_malformed() {
+        let all = vectors();
+        let v = &all["standard_webhooks_v1"][0];
+        let auth = preset(SignaturePreset::Standard {
+            secret: Some(secret(&s(v, "secret"))),
+            public_key: None,
+        });
+        let ts = v["timestamp"].as_i64().unwrap();
+        let body = s(v, "body");
+        let headers = standard_headers(v, &s(v, "signature"));
+        let check =
+            |headers: &[(String, String)], now| code(verify(&auth, headers, body.as_bytes(), now));
+        assert_eq!(check(&headers, ts - 301), Some("stale_timestamp"));
+        assert_eq!(check(&headers, ts + 301), Some("stale_timestamp"));
+        for i in 0..3 {
+            let mut fewer = headers.clone();
+            fewer.remove(i);
+            assert_eq!(check(&fewer, ts), Some("missing_header"));
+        }
+        let mut bad_ts = headers.clone();
+        bad_ts[1].1 = "12abc".into();
+        assert_eq!(check(&bad_ts, ts), Some("malformed_header"));
+        let only_v2 = standard_headers(v, "v2,abc");
+        assert_eq!(check(&only_v2, ts), Some("malformed_header"));
+    }
+
+    #[test]
+    fn body_hmac_base64_verifies_as_shopify_and_as_generic_hmac() {
+        for v in vectors()["body_hmac_base64"].as_array().unwrap() {
+            let body = s(v, "body");
+            let sig = s(v, "signature");
+            let shopify = preset(SignaturePreset::Shopify {
+                secret: secret(&s(v, "secret")),
+            });
+            let headers = h(&[("X-Shopify-Hmac-Sha256", &sig)]);
+            assert_eq!(verify(&shopify, &headers, body.as_bytes(), 0), Ok(()));
+            assert_eq!(
+                code(verify(&shopify, &headers, b"x", 0)),
+                Some("bad_signature")
+            );
+            assert_eq!(
+                code(verify(&shopify, &[], body.as_bytes(), 0)),
+                Some("missing_header")
+            );
+            let bad = h(&[("X-Shopify-Hmac-Sha256", "%%%")]);
+            assert_eq!(
+                code(verify(&shopify, &bad, body.as_bytes(), 0)),
+                Some("malformed_header")
+            );
+
+            let frappe = preset(SignaturePreset::Hmac {
+                secret: secret(&s(v, "secret")),
+                header: "X-Frappe-Webhook-Signature".into(),
+                encoding: HmacEncoding::Base64,
+                prefix: None,
+                algorithm: HmacAlgorithm::Sha256,
+            });
+            let headers = h(&[("x-frappe-webhook-signature", &sig)]);
+            assert_eq!(verify(&frappe, &headers, body.as_bytes(), 0), Ok(()));
+        }
+    }
+
+    #[test]
+    fn generic_hmac_takes_prefix_hex_and_sha512() {
+        let all = vectors();
+        let gh = &all["github"][0];
+        let as_github = preset(SignaturePreset::Hmac {
+            secret: secret(&s(gh, "secret")),
+            header: "X-Sig".into(),
+            encoding: HmacEncoding::Hex,
+            prefix: Some("sha256=".into()),
+            algorithm: HmacAlgorithm::Sha256,
+        });
+        let headers = h(&[("X-Sig", &s(gh, "signature"))]);
+        assert_eq!(
+            verify(&as_github, &headers, s(gh, "body").as_bytes(), 0),
+            Ok(())
+        );
+        let missing_prefix = h(&[("X-Sig", &s(gh, "signature")["sha256=".len()..])]);
+        let r = verify(&as_github, &missing_prefix, s(gh, "body").as_bytes(), 0);
+        assert_eq!(code(r), Some("malformed_header"));
+
+        // Python: hmac.new(b"hush", body, hashlib.sha512).hexdigest()
+        let sha512 = "7c464247dc5399762f8c3229380a4a2213cd5c36f1ef8b13121c8e669d51cc39\
+                      ea50f97e70ee866d0de9e93976332d03e5642c21dc514e297ae54d99a9997c34";
+        let auth = preset(SignaturePreset::Hmac {
+            secret: secret("hush"),
+            header: "X-Sig".into(),
+            encoding: HmacEncoding::Hex,
+            prefix: None,
+            algorithm: HmacAlgorithm::Sha512,
+        });
+        let body = br#"{"test": 2432232314}"#;
+        assert_eq!(verify(&auth, &h(&[("X-Sig", sha512)]), body, 0), Ok(()));
+        let r = verify(&auth, &h(&[("X-Sig", &sha512[..64])]), body, 0);
+        assert_eq!(
+            code(r),
+            Some("bad_signature"),
+            "a SHA-256-sized value does not pass"
+        );
+    }
+
+    #[test]
+    fn basic_auth_compares_both_and_asks_for_credentials() {
+        let auth = InboundAuth::Basic {
+            username: "alice".into(),
+            password: secret("s3cret:x"),
+        };
+        // base64("alice:s3cret:x"): the password may hold a colon.
+        let good = h(&[("Authorization", "Basic YWxpY2U6czNjcmV0Ong=")]);
+        assert_eq!(verify(&auth, &good, b"", 0), Ok(()));
+        let basic = |user: &str, pass: &str| {
+            let v = format!("basic {}", B64.encode(format!("{user}:{pass}")));
+            verify(&auth, &h(&[("authorization", &v)]), b"", 0)
+        };
+        assert_eq!(basic("alice", "s3cret:x"), Ok(()));
+        for (user, pass) in [
+            ("alice", "s3cret"),
+            ("bob", "s3cret:x"),
+            ("", ""),
+            ("alice", "s3cret:xx"),
+        ] {
+            let r = basic(user, pass).unwrap_err();
+            assert_eq!(
+                (r.code, r.challenge),
+                (RejectionCode::BadCredentials, Some(BASIC_CHALLENGE))
+            );
+        }
+        let r = verify(&auth, &[], b"", 0).unwrap_err();
+        assert_eq!(
+            (r.code, r.challenge),
+            (RejectionCode::MissingHeader, Some(BASIC_CHALLENGE))
+        );
+        for bad in ["Bearer abc", "Basic !!!", "Basic YWxpY2U=", "Basic"] {
+            let r = verify(&auth, &h(&[("Authorization", bad)]), b"", 0).unwrap_err();
+            assert_eq!(r.code, RejectionCode::MalformedHeader, "{bad}");
+            assert_eq!(r.challenge, Some(BASIC_CHALLENGE));
+        }
+        assert!(!format!("{auth:?}").contains("s3cret"));
+        assert_eq!(verify(&InboundAuth::default(), &[], b"", 0), Ok(()));
+    }
+}
