@@ -387,6 +387,9 @@ mod tests {
         })
     }
 
+    /// An edit of the example that makes it invalid.
+    type Patch = Box<dyn Fn(&mut Value)>;
+
     fn error_of(mut patch: impl FnMut(&mut Value)) -> FieldError {
         let mut v = spec_example();
         patch(&mut v);
@@ -422,7 +425,7 @@ mod tests {
 
     #[test]
     fn errors_name_the_exact_field() {
-        let cases: Vec<(&str, Box<dyn Fn(&mut Value)>)> = vec![
+        let cases: Vec<(&str, Patch)> = vec![
             (
                 "auth.secret",
                 Box::new(|v| v["auth"] = json!({"type": "signature", "preset": "github"})),
