@@ -182,12 +182,26 @@ impl Default for ResponseSpec {
 }
 
 impl InboundSpec {
-    /// Reads and checks an API body (create, or a full replace).
+    /// Reads and checks an API body for a new hook.
     pub fn from_json(value: &Value) -> Result<Self, FieldError> {
+        Self::read(value, None)
+    }
+
+    /// Reads and checks an API body that replaces `stored`. A password or secret sent back as
+    /// [`MASK`] (a client saving what it read) keeps the stored one, as long as the auth type
+    /// and preset are unchanged.
+    pub fn from_json_replacing(value: &Value, stored: &InboundSpec) -> Result<Self, FieldError> {
+        Self::read(value, Some(stored))
+    }
+
+    fn read(value: &Value, stored: Option<&InboundSpec>) -> Result<Self, FieldError> {
         let mut spec: Self =
             serde_path_to_error::deserialize(value).map_err(|e| locate(value, e))?;
         for m in &mut spec.methods {
             m.make_ascii_uppercase();
+        }
+        if let Some(stored) = stored {
+            spec.auth.restore_masked(&stored.auth);
         }
         spec.check()?;
         Ok(spec)
@@ -222,27 +236,46 @@ impl InboundSpec {
         workflow::compile(&self.workflow).map(|_| ())
     }
 
-    /// A copy for API output: the password and secrets replaced by [`MASK`].
+    /// A copy for API output: the password or secret replaced by [`MASK`].
     pub fn masked(&self) -> Self {
-        let mask = || SigningSecret::parse_plain(MASK).expect("the mask is not empty");
         let mut out = self.clone();
-        match &mut out.auth {
-            InboundAuth::None {} => {}
-            InboundAuth::Basic { password, .. } => *password = mask(),
-            InboundAuth::Signature(preset) => match preset {
+        if let Some(secret) = out.auth.secret_mut() {
+            *secret = SigningSecret::parse_plain(MASK).expect("the mask is not empty");
+        }
+        out
+    }
+}
+
+impl InboundAuth {
+    /// The password or secret, when this auth has one (a `public_key` is not secret).
+    fn secret_mut(&mut self) -> Option<&mut SigningSecret> {
+        match self {
+            Self::None {} => None,
+            Self::Basic { password, .. } => Some(password),
+            Self::Signature(
                 SignaturePreset::Github { secret }
                 | SignaturePreset::Stripe { secret }
                 | SignaturePreset::Slack { secret }
                 | SignaturePreset::Shopify { secret }
-                | SignaturePreset::Hmac { secret, .. } => *secret = mask(),
-                SignaturePreset::Standard { secret, .. } => {
-                    if secret.is_some() {
-                        *secret = Some(mask());
-                    }
-                }
-            },
+                | SignaturePreset::Hmac { secret, .. },
+            ) => Some(secret),
+            Self::Signature(SignaturePreset::Standard { secret, .. }) => secret.as_mut(),
         }
-        out
+    }
+
+    /// Replaces a [`MASK`]ed secret with the one of `stored`, when both are the same kind.
+    fn restore_masked(&mut self, stored: &InboundAuth) {
+        let same_kind = match (&*self, stored) {
+            (Self::Signature(new), Self::Signature(old)) => {
+                std::mem::discriminant(new) == std::mem::discriminant(old)
+            }
+            (new, old) => std::mem::discriminant(new) == std::mem::discriminant(old),
+        };
+        let mut stored = stored.clone();
+        match (self.secret_mut(), stored.secret_mut()) {
+            (Some(new), Some(old)) if same_kind && new.expose() == MASK => *new = old.clone(),
+            _ => {}
+        }
     }
 }
 
@@ -562,6 +595,38 @@ mod tests {
             assert!(!out.contains(secret) && out.contains(MASK), "{out}");
             assert!(!format!("{spec:?}").contains(secret));
         }
+    }
+
+    #[test]
+    fn a_replace_that_sends_the_mask_back_keeps_the_secret() {
+        let standard = json!({"name": "n", "auth": {"type": "signature", "preset": "standard",
+                             "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}});
+        let stored = InboundSpec::from_json(&standard).unwrap();
+        let mut echoed = serde_json::to_value(stored.masked()).unwrap();
+        echoed["name"] = json!("renamed");
+        let replaced = InboundSpec::from_json_replacing(&echoed, &stored).unwrap();
+        assert_eq!(
+            (replaced.name.as_str(), &replaced.auth),
+            ("renamed", &stored.auth)
+        );
+        // A create, or a change of preset, takes the mask literally (and a whsec_ refuses it).
+        assert_eq!(
+            InboundSpec::from_json(&echoed).unwrap_err().path,
+            "auth.secret"
+        );
+        let github =
+            json!({"name": "n", "auth": {"type": "signature", "preset": "github", "secret": MASK}});
+        let replaced = InboundSpec::from_json_replacing(&github, &stored).unwrap();
+        assert_eq!(
+            replaced.auth,
+            InboundAuth::Signature(SignaturePreset::Github {
+                secret: SigningSecret::parse_plain(MASK).unwrap(),
+            })
+        );
+    }
+
+    #[test]
+    fn public_keys_are_not_masked() {
         let pk = "whpk_1SiA4o9hyqTCpIqC5V9HUakiiaeACeqfZTInDBbOir4=";
         let v1a = json!({"name": "n", "auth": {"type": "signature", "preset": "standard", "public_key": pk}});
         let masked = InboundSpec::from_json(&v1a).unwrap().masked();
