@@ -4,8 +4,8 @@
 //! - [`spec`]: the stored definition of a hook, read from the API's JSON with every error naming
 //!   its field, and its masked copy for API output.
 //! - [`verify`]: basic auth and the signature presets, over the raw body bytes.
-//! - [`parse`]: the request as workflow variables (NocoBase's header, query and body paths), and
-//!   the paths a sample URL or JSON offers.
+//! - [`parse`]: the request as workflow variables (NocoBase's header, query and body paths).
+//! - [`sample`]: the paths a sample URL or JSON offers (the API's parse button).
 //! - [`workflow`]: the nodes, compiled once, run against an [`workflow::Effects`] that does the IO.
 //!
 //! Like the rest of the crate this does no IO: no sockets, no clock (`now_secs` and
@@ -13,6 +13,7 @@
 //! owns the URL key, the body limit, concurrency, timeouts and storage of executions.
 
 pub mod parse;
+pub mod sample;
 pub mod spec;
 pub mod verify;
 pub mod workflow;
@@ -20,6 +21,7 @@ pub mod workflow;
 use std::fmt;
 
 pub use parse::{variables, ParseSpec};
+pub use sample::{sample_paths, SamplePaths};
 pub use spec::{InboundAuth, InboundSpec, Mode, SignaturePreset};
 pub use verify::{verify, Rejection, RejectionCode};
 pub use workflow::{compile, Effects, Run, RunStatus, Workflow};
