@@ -11,14 +11,14 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use super::parse::ParseSpec;
 use super::workflow::{self, Node};
 use super::FieldError;
 use crate::route_call::is_http_token;
 use crate::signature::{ed25519, HmacEncoding, SigningSecret};
-use crate::template::Template;
+use crate::template::{Context, Template, TemplateError};
 
 /// What secrets are replaced with in [`InboundSpec::masked`].
 pub const MASK: &str = "****";
@@ -234,6 +234,20 @@ impl InboundSpec {
             return Err(FieldError::new("max_concurrency", "must be at least 1"));
         }
         workflow::compile(&self.workflow).map(|_| ())
+    }
+
+    /// The answer of an async hook: [`Self::response`] with its body rendered over the request's
+    /// variables ([`super::parse::variables`]). A render error is the server's to answer (500).
+    pub fn async_response(
+        &self,
+        vars: &Map<String, Value>,
+    ) -> Result<workflow::Response, TemplateError> {
+        let body = Template::compile(&self.response.body)?.render(&Context::from_value(vars))?;
+        Ok(workflow::Response {
+            status: self.response.status,
+            headers: self.response.headers.clone(),
+            body,
+        })
     }
 
     /// A copy for API output: the password or secret replaced by [`MASK`].
@@ -623,6 +637,18 @@ mod tests {
                 secret: SigningSecret::parse_plain(MASK).unwrap(),
             })
         );
+    }
+
+    #[test]
+    fn the_async_response_renders_over_the_request() {
+        let mut v = spec_example();
+        v["response"] = json!({"status": 202, "headers": {"X-Kind": "hookd"},
+                               "body": "got {{ order_id }}"});
+        let spec = InboundSpec::from_json(&v).unwrap();
+        let vars = json!({"order_id": "42"});
+        let r = spec.async_response(vars.as_object().unwrap()).unwrap();
+        assert_eq!((r.status, r.body.as_str()), (202, "got 42"));
+        assert_eq!(r.headers["X-Kind"], "hookd");
     }
 
     #[test]
