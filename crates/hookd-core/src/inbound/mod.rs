@@ -3,7 +3,7 @@
 //!
 //! - [`spec`]: the stored definition of a hook, read from the API's JSON with every error naming
 //!   its field, and its masked copy for API output.
-//! - [`verify`]: basic auth and the signature presets, over the raw body bytes.
+//! - [`mod@verify`]: basic auth and the signature presets, over the raw body bytes.
 //! - [`parse`]: the request as workflow variables (NocoBase's header, query and body paths).
 //! - [`sample`]: the paths a sample URL or JSON offers (the API's parse button).
 //! - [`workflow`]: the nodes, compiled once, run against an [`workflow::Effects`] that does the IO.

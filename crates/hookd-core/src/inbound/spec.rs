@@ -97,7 +97,7 @@ impl Default for InboundAuth {
 }
 
 /// The signature schemes a sender may use. Stored as `{"preset": "...", ...}` beside
-/// `"type": "signature"`. See [`super::verify`] for what each checks.
+/// `"type": "signature"`. See [`mod@super::verify`] for what each checks.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "preset", rename_all = "snake_case", deny_unknown_fields)]
 pub enum SignaturePreset {
