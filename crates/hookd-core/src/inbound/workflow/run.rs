@@ -17,8 +17,8 @@ enum Flow<'w> {
 }
 
 impl Workflow {
-    /// Runs the workflow over `vars` (from [`crate::inbound::parse::variables`]). The first failing node
-    /// ends the run; a `response` node ends it too.
+    /// Runs the workflow over `vars` (from [`crate::inbound::parse::variables`]). The first
+    /// failing node ends the run; a `response` node ends it too.
     pub async fn run(&self, vars: Map<String, Value>, effects: &dyn Effects, mode: Mode) -> Run {
         let mut run = Run {
             status: RunStatus::Succeeded,
