@@ -1,6 +1,6 @@
 //! hookd's domain: identifiers, events, webhooks and how they match, default payloads, templates
-//! and conditions, signatures, the retry policy, and the [`Store`] trait that the database
-//! backends implement.
+//! and conditions, signatures, the retry policy, inbound hooks (verification, request parsing and
+//! their workflows), and the [`Store`] trait that the database backends implement.
 //!
 //! This crate does no IO. Clocks and randomness are passed in as values (`now_ms`, jitter), so every
 //! rule here is a plain function, tested without sockets or databases. It must not know axum,
@@ -11,6 +11,7 @@ pub mod conformance;
 pub mod delivery;
 pub mod event;
 pub mod ids;
+pub mod inbound;
 pub mod net;
 pub mod outbound;
 pub mod payload;

@@ -224,6 +224,12 @@ impl Context {
         ]))
     }
 
+    /// Any JSON object as the variables, each key a top-level name (inbound workflows, whose
+    /// scope is [`crate::inbound::parse::variables`] plus what earlier nodes saved).
+    pub fn from_value<T: serde::Serialize + ?Sized>(value: &T) -> Self {
+        Self(Value::from(Serde(value)))
+    }
+
     /// Adds `webhook` (`id`, `name`).
     pub fn with_webhook(&self, id: &str, name: &str) -> Self {
         let webhook = Value::from_pairs([("id", id), ("name", name)]);

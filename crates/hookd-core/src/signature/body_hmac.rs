@@ -53,7 +53,8 @@ impl HmacEncoding {
         }
     }
 
-    fn decode(self, text: &str) -> Option<Vec<u8>> {
+    /// The bytes `text` encodes, or `None` when it is not this encoding.
+    pub(crate) fn decode(self, text: &str) -> Option<Vec<u8>> {
         match self {
             Self::Base64 => B64.decode(text).ok(),
             Self::Hex => {

@@ -63,6 +63,14 @@ fn verifying_key(key: &str) -> Result<VerifyingKey, String> {
     VerifyingKey::from_bytes(&bytes).map_err(|_| "is not an Ed25519 public key".to_string())
 }
 
+/// Checks a `whpk_` public key, as a receiver of `v1a` signatures configures it.
+pub fn parse_public_key(key: &str) -> Result<(), String> {
+    if !key.starts_with(WHPK_PREFIX) {
+        return Err(format!("must start with `{WHPK_PREFIX}`"));
+    }
+    verifying_key(key).map(|_| ())
+}
+
 /// One `webhook-signature` entry for a `whsk_` secret: `v1a,<base64>`. Fails when the secret is
 /// not a `whsk_` keypair.
 pub fn sign_ed25519(
