@@ -42,6 +42,8 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     /// Notified when deliveries are queued, so an embedded worker starts at once.
     pub wake: Arc<Notify>,
+    /// Notified when a schedule is written, so an embedded scheduler looks again at once.
+    pub schedules: Arc<Notify>,
     pub sender: HttpSender,
     pub webhooks: Arc<publish::WebhookCache>,
     /// Commits published events, grouping concurrent requests into one transaction.
@@ -64,6 +66,7 @@ impl AppState {
             committer: publish::Committer::start(store.clone(), webhooks.clone(), wake.clone()),
             store,
             wake,
+            schedules: Arc::default(),
             sender,
             webhooks,
             tokens: Arc::default(),
@@ -78,6 +81,7 @@ impl AppState {
             settings: self.settings.clone(),
             sender: self.sender.clone(),
             wake: self.wake.clone(),
+            schedules: self.schedules.clone(),
             metrics: self.metrics.clone(),
         }
     }

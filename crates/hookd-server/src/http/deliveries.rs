@@ -48,6 +48,10 @@ pub struct DeliveryOut {
     pub next_attempt_at: Option<String>,
     pub last_status_code: Option<u16>,
     pub last_error: Option<String>,
+    /// The schedule that made it (deliveries of `schedule.fired` events), else `null`.
+    pub schedule_id: Option<String>,
+    /// The schedule occurrence it was made for (RFC 3339), else `null`.
+    pub occurrence: Option<String>,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -66,6 +70,8 @@ impl DeliveryOut {
             next_attempt_at: next.map(rfc3339),
             last_status_code: d.last_status_code,
             last_error: d.last_error,
+            schedule_id: d.schedule_id.map(|s| s.to_string()),
+            occurrence: d.occurrence.map(rfc3339),
             created_at: rfc3339(d.created_at),
             updated_at: rfc3339(d.updated_at),
         }

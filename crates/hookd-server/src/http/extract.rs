@@ -73,6 +73,8 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
                 .and_then(|rest| rest.split('`').next());
             let field = match (named, path.as_str()) {
                 (Some(name), ".") => name.to_owned(),
+                // Some shapes already end the path at the unknown field itself.
+                (Some(name), at) if at == name || at.ends_with(&format!(".{name}")) => path,
                 (Some(name), parent) => format!("{parent}.{name}"),
                 (None, ".") => "body".to_owned(),
                 (None, _) => path,

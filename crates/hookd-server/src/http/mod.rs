@@ -9,6 +9,7 @@ mod ops;
 mod pagination;
 mod preview;
 pub mod route_calls;
+pub mod schedules;
 mod webhook_fields;
 mod webhook_wire;
 pub mod webhooks;
@@ -49,6 +50,7 @@ pub fn app(state: AppState) -> Router {
         .merge(preview::router())
         .merge(events::router())
         .merge(route_calls::router())
+        .merge(schedules::router())
         .merge(deliveries::router())
         .split_for_parts();
     doc.servers = Some(vec![utoipa::openapi::Server::new("/api/v1")]);

@@ -4,10 +4,12 @@
 //! retries to a failing endpoint therefore never holds up first attempts to healthy ones.
 //! Outcomes are written in batches by one recorder task. An idle lane sleeps until it is woken
 //! (in-process hand-off from the API, or the store's cross-process signal) or the next delivery
-//! falls due.
+//! falls due. The same task set runs the scheduler ([`scheduler`]), which fires due schedules
+//! into the delivery queue.
 
 mod guard;
 mod recorder;
+pub mod scheduler;
 pub mod send;
 
 use std::collections::HashMap;
@@ -37,6 +39,8 @@ pub struct Worker {
     pub sender: HttpSender,
     /// Woken when deliveries are queued.
     pub wake: Arc<Notify>,
+    /// Notified when a schedule is written (by this process's API).
+    pub schedules: Arc<Notify>,
     pub metrics: Arc<crate::metrics::Metrics>,
 }
 
@@ -66,6 +70,12 @@ impl Worker {
         }
         drop(tx);
         tasks.spawn(self.clone().relay_external_wakeups(shutdown.clone()));
+        tasks.spawn(scheduler::run(
+            self.store.clone(),
+            self.schedules.clone(),
+            self.wake.clone(),
+            shutdown.clone(),
+        ));
         tasks.spawn(self.clone().prune_periodically(shutdown));
         while tasks.join_next().await.is_some() {}
         let _ = recorder.await;

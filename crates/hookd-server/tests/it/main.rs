@@ -8,6 +8,7 @@ mod delivery;
 mod events;
 mod proxy;
 mod route_calls;
+mod schedules;
 mod templates;
 mod tls;
 mod webhooks;

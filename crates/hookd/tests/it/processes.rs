@@ -155,3 +155,51 @@ async fn ambient_proxy_variables_are_ignored(b: Backend) {
     api.post("/events", json!({"type": "a.b"})).await;
     rx.wait_distinct(1, Duration::from_secs(30)).await;
 }
+
+backend_test!(worker_processes_fire_each_schedule_occurrence_once);
+async fn worker_processes_fire_each_schedule_occurrence_once(b: Backend) {
+    let (db, _temp) = b.fresh_db().await;
+    let (_api_proc, api) = api_only(&db).await;
+    let rx = Counter::start(Duration::from_millis(1)).await;
+    let wh = api
+        .post(
+            "/webhooks",
+            json!({"name": "r", "url": format!("http://{}/", rx.addr)}),
+        )
+        .await;
+    let _workers: Vec<_> = (0..3)
+        .map(|_| hookd(&["worker"], &db, &WORKER_ENV))
+        .collect();
+    api.post(
+        "/schedules",
+        json!({"name": "every second", "webhook_id": wh["id"], "every_seconds": 1}),
+    )
+    .await;
+    rx.wait_distinct(5, Duration::from_secs(60)).await;
+    let seen = rx.seen.lock().unwrap().clone();
+    let dups: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(dups.is_empty(), "sent twice: {dups:?}");
+    // Every stored firing is a distinct occurrence, one period (or as many as it folded in)
+    // after the one before.
+    let events = api.get("/events?limit=1000").await;
+    let mut fired: Vec<(i64, i64)> = events["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "schedule.fired")
+        .map(|e| {
+            let at = e["data"]["occurrence"].as_str().unwrap();
+            let at = chrono::DateTime::parse_from_rfc3339(at).unwrap();
+            (
+                at.timestamp_millis(),
+                e["data"]["skipped"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    fired.sort();
+    assert!(fired.len() >= 5, "{fired:?}");
+    for pair in fired.windows(2) {
+        let ((a, _), (b, skipped)) = (pair[0], pair[1]);
+        assert_eq!(b - a, 1000 * (1 + skipped), "occurrences {fired:?}");
+    }
+}

@@ -1,0 +1,118 @@
+//! The scheduler: every worker fires due schedules (SPEC §4 "Schedules").
+//!
+//! Workers do not coordinate: each reads the due schedules and fires them through
+//! [`Store::fire_schedule`], which stores an occurrence only if the schedule still holds the
+//! `next_run_at` that was read. Of several workers (or processes) racing for one occurrence,
+//! exactly one stores it; the others find nothing to do. A firing is a `schedule.fired` event
+//! with one pending delivery to the schedule's webhook, so it goes through the normal send,
+//! retry and history machinery.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hookd_core::schedule::{fired_data, Schedule, SCHEDULE_FIRED};
+use hookd_core::store::Firing;
+use hookd_core::{DeliveryId, EventId, EventType, NewEvent, Store, StoreError};
+use tokio::sync::{watch, Notify};
+
+/// Longest the scheduler sleeps without looking again: schedules made by another process are
+/// seen within this time.
+const MAX_WAIT: Duration = Duration::from_secs(1);
+/// Most schedules fired in one pass.
+const BATCH: u32 = 100;
+
+/// The firing of `schedule` at `occurrence`: scheduled (`expected` is the `next_run_at` read,
+/// `next` the new one) or by hand (`expected` is `None`).
+pub fn firing(
+    schedule: &Schedule,
+    occurrence: i64,
+    skipped: u64,
+    expected: Option<i64>,
+    next: Option<i64>,
+    now_ms: i64,
+) -> Firing {
+    let event_type = EventType::parse(SCHEDULE_FIRED).expect("a valid event type");
+    Firing {
+        schedule_id: schedule.id.clone(),
+        expected_next_run_at: expected,
+        next_run_at: next,
+        occurrence,
+        event_id: EventId::generate(now_ms),
+        event: NewEvent {
+            event_type,
+            model: None,
+            data: fired_data(schedule, occurrence, skipped, expected.is_none()),
+            occurred_at: now_ms,
+            idempotency_key: None,
+        },
+        delivery_id: DeliveryId::generate(now_ms),
+        webhook_id: schedule.spec.webhook_id.clone(),
+        message: schedule.spec.message.clone(),
+        now_ms,
+    }
+}
+
+/// Fires every schedule due at `now_ms` once; returns how many occurrences this call stored.
+pub async fn fire_due(store: &dyn Store, now_ms: i64) -> Result<u32, StoreError> {
+    let mut fired = 0;
+    for schedule in store.due_schedules(now_ms, BATCH).await? {
+        let Some(due) = schedule.next_run_at else {
+            continue;
+        };
+        let Some(catch_up) = schedule.spec.timing.catch_up(due, now_ms) else {
+            continue;
+        };
+        let f = firing(
+            &schedule,
+            catch_up.occurrence,
+            catch_up.skipped,
+            Some(due),
+            Some(catch_up.next),
+            now_ms,
+        );
+        match store.fire_schedule(&f).await {
+            Ok(true) => {
+                fired += 1;
+                tracing::info!(schedule = %schedule.id, delivery = %f.delivery_id,
+                    skipped = catch_up.skipped, "schedule fired");
+            }
+            Ok(false) => {}
+            // Another worker stored this occurrence between our read and our write.
+            Err(StoreError::Conflict(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(fired)
+}
+
+/// Fires due schedules until `shutdown`, waking for the next due one, for `changed` (a local
+/// API write) or after [`MAX_WAIT`]. New deliveries wake the worker's lanes through `wake`.
+pub async fn run(
+    store: Arc<dyn Store>,
+    changed: Arc<Notify>,
+    wake: Arc<Notify>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    while !*shutdown.borrow() {
+        let notified = changed.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        match fire_due(&*store, crate::now_ms()).await {
+            Ok(0) => {}
+            Ok(_) => wake.notify_waiters(),
+            Err(e) => tracing::warn!(error = %e, "firing schedules failed"),
+        }
+        let wait = match store.next_schedule_at().await {
+            Ok(Some(at)) => {
+                let ms = (at - crate::now_ms()).clamp(0, MAX_WAIT.as_millis() as i64);
+                Duration::from_millis(ms as u64)
+            }
+            _ => MAX_WAIT,
+        };
+        tokio::select! {
+            _ = notified => {}
+            _ = tokio::time::sleep(wait) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+}
