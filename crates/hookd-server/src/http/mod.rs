@@ -9,6 +9,7 @@ mod ops;
 mod pagination;
 mod preview;
 pub mod route_calls;
+mod ui;
 mod webhook_fields;
 mod webhook_wire;
 pub mod webhooks;
@@ -62,7 +63,10 @@ pub fn app(state: AppState) -> Router {
             state.clone(),
             crate::auth::require_token,
         ));
-    let mut app = Router::new().nest("/api/v1", api).merge(ops::router());
+    let mut app = Router::new()
+        .nest("/api/v1", api)
+        .merge(ops::router())
+        .merge(ui::router());
     if state.proxy.is_enabled() {
         // The fallback: every route above wins over a proxy prefix. Proxied bodies are streamed,
         // so the body limit (which applies to extractors) does not cap them.

@@ -10,4 +10,6 @@ mod proxy;
 mod route_calls;
 mod templates;
 mod tls;
+mod ui;
+mod webdriver;
 mod webhooks;

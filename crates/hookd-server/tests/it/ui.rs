@@ -1,0 +1,244 @@
+//! The admin UI in a real headless Chromium against a real hookd and a real receiver: sign in,
+//! build a webhook in the form with its live preview, test it, publish an event and watch its
+//! delivery arrive, and see an API validation error beside its field. Every page is also saved
+//! as a screenshot at 1280 and 390 px wide (`/tmp/ui-shots/`).
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::support::{spawn_app, Backend, Reply, TestApp, TestReceiver, TOKEN};
+use crate::webdriver::Browser;
+
+/// Opens the UI and signs in with the admin token, landing on the webhooks page.
+async fn signed_in(app: &TestApp) -> Option<Browser> {
+    let b = Browser::start().await?;
+    b.goto(&format!("{}/ui/", app.base)).await;
+    let token = b.by_label("main", "Admin token").await;
+    b.fill(&token, TOKEN).await;
+    b.click(&b.button("main", "Sign in").await).await;
+    b.wait_text("h1", "Webhooks").await;
+    Some(b)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ui_serves_its_files_with_a_strict_policy() {
+    let app = spawn_app(&Backend::Sqlite).await;
+    let no_redirect = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = no_redirect
+        .get(format!("{}/ui", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::PERMANENT_REDIRECT);
+    assert_eq!(r.headers()["location"], "/ui/");
+    let r = app
+        .client
+        .get(format!("{}/ui/", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["content-type"], "text/html; charset=utf-8");
+    assert_eq!(r.headers()["x-content-type-options"], "nosniff");
+    let csp = r.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe"),
+        "{csp}"
+    );
+    let r = app
+        .client
+        .get(format!("{}/ui/app.js", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.headers()["content-type"],
+        "text/javascript; charset=utf-8"
+    );
+    let r = app
+        .client
+        .get(format!("{}/ui/nope.js", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ui_sign_in_refuses_a_wrong_token_and_accepts_the_right_one() {
+    let app = spawn_app(&Backend::Sqlite).await;
+    let Some(b) = Browser::start().await else {
+        return;
+    };
+    b.goto(&format!("{}/ui/#/events", app.base)).await;
+    // Not signed in: sent to sign-in, which remembers where the user was going.
+    let token = b.by_label("main", "Admin token").await;
+    assert!(b.current_url().await.contains("#/signin"));
+    b.screenshots("signin").await;
+    b.fill(&token, "not-the-token").await;
+    b.click(&b.button("main", "Sign in").await).await;
+    b.wait_text(".banner", "That token was not accepted.").await;
+    b.screenshots("signin-error").await;
+    b.fill(&token, TOKEN).await;
+    b.click(&b.button("main", "Sign in").await).await;
+    b.wait_text("h1", "Events").await;
+    // Sign out: back to sign-in, and pages need the token again.
+    b.click(&b.button("header", "Sign out").await).await;
+    b.by_label("main", "Admin token").await;
+    b.goto(&format!("{}/ui/#/webhooks", app.base)).await;
+    b.by_label("main", "Admin token").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ui_builds_a_webhook_with_live_preview_and_tests_it() {
+    let app = spawn_app(&Backend::Sqlite).await;
+    let receiver = TestReceiver::start().await;
+    receiver.always(Reply {
+        body: "thanks from the receiver".into(),
+        ..Reply::status(201)
+    });
+    let Some(b) = signed_in(&app).await else {
+        return;
+    };
+    b.screenshots("webhooks-empty").await;
+    b.click(&b.button("main", "New webhook").await).await;
+    let form = ".webhook-form";
+    b.fill(&b.by_label(form, "Name").await, "crm").await;
+    b.fill(
+        &b.by_label(form, "Target URL").await,
+        &receiver.url("/hook"),
+    )
+    .await;
+    b.choose(&b.by_label(form, "Type").await, "basic").await;
+    b.fill(&b.by_label(form, "Username").await, "apio").await;
+    b.fill(&b.by_label(form, "Password").await, "s3cret").await;
+    b.choose(&b.by_label(form, "Format").await, "json").await;
+    let template = r#"{"who": {{ data.name | tojson }}, "n": {{ data.id }}}"#;
+    b.fill(&b.by_label(form, "Template").await, template).await;
+
+    // The live preview renders the body for the sample event, with the credentials masked.
+    b.wait_text(".preview pre", r#""who": "example""#).await;
+    let headers = b.wait_text(".preview table", "Authorization").await;
+    assert!(headers.contains("****"), "{headers}");
+    assert!(
+        !headers.contains("s3cret") && !headers.contains("YXBpbzpzM2NyZXQ"),
+        "{headers}"
+    );
+    b.screenshots("webhook-new").await;
+
+    b.click(&b.button(form, "Create webhook").await).await;
+    b.wait_text(".notice", "Webhook created.").await;
+    let (_, list) = app.get("/webhooks").await;
+    let hook = &list["data"][0];
+    assert_eq!(hook["auth"]["type"], "basic");
+    assert_eq!(hook["body"]["template"], template);
+
+    // Test: the receiver's status and body are shown.
+    b.click(&b.button("main", "Test").await).await;
+    let result = b.wait_text(".test-result", "HTTP 201").await;
+    assert!(result.contains("thanks from the receiver"), "{result}");
+    let got = receiver.wait_for(1).await;
+    assert_eq!(
+        got[0].header("authorization"),
+        Some("Basic YXBpbzpzM2NyZXQ=")
+    );
+    assert_eq!(got[0].json(), json!({"who": "example", "n": 1}));
+    b.screenshots("webhook-edit").await;
+
+    // The list shows it with its last delivery.
+    b.click(&b.button("header", "Webhooks").await).await;
+    b.wait_text("table", "succeeded").await;
+    b.screenshots("webhooks").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ui_publishes_an_event_and_shows_deliveries_as_they_come() {
+    let app = spawn_app(&Backend::Sqlite).await;
+    let receiver = TestReceiver::start().await;
+    app.create_webhook(json!({"name": "orders", "url": receiver.url("/orders"),
+        "events": [{"type": "order.*"}]}))
+        .await;
+    let Some(b) = signed_in(&app).await else {
+        return;
+    };
+
+    b.click(&b.button("header", "Events").await).await;
+    b.fill(&b.by_label("main", "Type").await, "order.paid")
+        .await;
+    b.fill(&b.by_label("main", "Data (JSON)").await, r#"{"total": 42}"#)
+        .await;
+    b.click(&b.button("main", "Publish").await).await;
+    b.wait_text(".notice", "1 delivery queued").await;
+    b.wait_text("table", "order.paid").await;
+    b.screenshots("events").await;
+
+    // The deliveries page, then a second event published elsewhere: it appears by itself.
+    b.click(&b.button("header", "Deliveries").await).await;
+    b.wait_text("table", "succeeded").await;
+    let (status, second) = app
+        .post("/events", json!({"type": "order.shipped", "data": {}}))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let second = second["id"].as_str().unwrap();
+    b.wait_text("table", second).await;
+    b.screenshots("deliveries").await;
+
+    // A delivery's detail: its attempt with the request headers and the receiver's answer.
+    b.click(&b.find("tbody a[href^='#/deliveries/dlv_']").await)
+        .await;
+    let attempt = b.wait_text(".attempt", "Attempt 1").await;
+    assert!(
+        attempt.contains("HTTP 200") && attempt.contains("webhook-signature"),
+        "{attempt}"
+    );
+    b.click(&b.button("main", "Retry now").await).await;
+    b.wait_text(".attempts", "Attempt 2").await;
+    b.screenshots("delivery").await;
+
+    // The event's own page lists its delivery.
+    b.click(&b.find(".summary a[href^='#/events/evt_']").await)
+        .await;
+    b.wait_text("h1", "Event evt_").await;
+    b.wait_text("table", "succeeded").await;
+    b.screenshots("event").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ui_shows_api_validation_errors_next_to_their_field() {
+    let app = spawn_app(&Backend::Sqlite).await;
+    let Some(b) = signed_in(&app).await else {
+        return;
+    };
+    b.goto(&format!("{}/ui/#/webhooks/new", app.base)).await;
+    let form = ".webhook-form";
+    b.fill(&b.by_label(form, "Name").await, "bad").await;
+    b.fill(&b.by_label(form, "Target URL").await, "ftp://example.com/x")
+        .await;
+    b.click(&b.button(form, "Create webhook").await).await;
+    let err = b
+        .wait_text("[data-field=url] .field-error", "must use http or https")
+        .await;
+    assert!(err.starts_with("url:"), "{err}");
+
+    // An error inside a list names its row: events[0].url.
+    b.fill(
+        &b.by_label(form, "Target URL").await,
+        "https://example.com/x",
+    )
+    .await;
+    b.click(&b.button(form, "Add event entry").await).await;
+    b.fill(&b.by_label(form, "Route URL regex").await, "(unclosed")
+        .await;
+    b.click(&b.button(form, "Create webhook").await).await;
+    b.wait_text("[data-field='events[0].url'] .field-error", "events[0].url")
+        .await;
+    b.screenshots("webhook-error").await;
+    let (_, list) = app.get("/webhooks").await;
+    assert_eq!(list["data"].as_array().unwrap().len(), 0);
+}
