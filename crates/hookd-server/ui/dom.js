@@ -17,6 +17,12 @@ export function h(tag, attrs, ...children) {
   return el;
 }
 
+/** Replaces the children of `el` (null and false are skipped, unlike `replaceChildren`). */
+export function replace(el, ...children) {
+  el.replaceChildren();
+  return append(el, children);
+}
+
 export function append(el, children) {
   for (const c of children.flat(Infinity)) {
     if (c == null || c === false) continue;
@@ -134,6 +140,10 @@ export function statusBadge(status) {
 /** A table in a horizontally scrollable wrapper. `cols` are header labels. */
 export function table(cols, caption) {
   const tbody = h('tbody');
+  // On phones rows become cards: each cell shows its column name (CSS `attr(data-label)`).
+  new MutationObserver(() => {
+    for (const tr of tbody.rows) [...tr.cells].forEach((td, i) => { td.dataset.label ||= cols[i]; });
+  }).observe(tbody, { childList: true, subtree: true });
   const el = h('div', { class: 'table-wrap' },
     h('table', {}, caption ? h('caption', { class: 'sr-only' }, caption) : null,
       h('thead', {}, h('tr', {}, cols.map((c) => h('th', { scope: 'col' }, c)))), tbody));

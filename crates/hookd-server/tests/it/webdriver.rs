@@ -281,25 +281,50 @@ impl Browser {
         self.must("POST", "/window/rect", Some(rect)).await;
     }
 
-    /// Saves a PNG of the page at both widths into [`SHOTS_DIR`] (`<name>-1280.png`, `-390.png`),
-    /// full height, and returns to the wide window.
+    /// Saves PNGs of the page into [`SHOTS_DIR`]: the whole page 1280 px wide (`<name>-1280.png`),
+    /// and at 390 px screen by screen (`<name>-390-1.png`, ...), then returns to the wide window.
     pub async fn screenshots(&self, name: &str) {
         std::fs::create_dir_all(SHOTS_DIR).unwrap();
-        for size in [WIDE, PHONE] {
-            self.set_size(size).await;
-            let full = self
-                .eval("return document.documentElement.scrollHeight", vec![])
-                .await
-                .as_u64()
-                .unwrap_or(size.1 as u64) as u32;
-            self.set_size((size.0, full.clamp(size.1, 6000))).await;
-            let png = self.must("GET", "/screenshot", None).await;
-            let bytes = base64::engine::general_purpose::STANDARD
-                .decode(png.as_str().unwrap_or_default())
-                .unwrap();
-            std::fs::write(format!("{SHOTS_DIR}/{name}-{}.png", size.0), bytes).unwrap();
+        self.eval("document.activeElement?.blur()", vec![]).await;
+        let height = self
+            .eval("return document.documentElement.scrollHeight", vec![])
+            .await
+            .as_u64()
+            .unwrap_or(900) as u32;
+        self.set_size((WIDE.0, height.clamp(WIDE.1, 4000))).await;
+        self.shot(0, &format!("{name}-1280")).await;
+        self.set_size(PHONE).await;
+        let (height, screen) = self.heights().await;
+        for (i, top) in (0..height)
+            .step_by(screen.max(1) as usize)
+            .take(8)
+            .enumerate()
+        {
+            self.shot(top, &format!("{name}-390-{}", i + 1)).await;
         }
         self.set_size(WIDE).await;
+    }
+
+    /// The page's height and the window's inner height.
+    async fn heights(&self) -> (u32, u32) {
+        let v = self
+            .eval(
+                "return [document.documentElement.scrollHeight, window.innerHeight]",
+                vec![],
+            )
+            .await;
+        let n = |i: usize| v[i].as_u64().unwrap_or(800) as u32;
+        (n(0), n(1))
+    }
+
+    async fn shot(&self, top: u32, file: &str) {
+        self.eval("window.scrollTo(0, arguments[0])", vec![json!(top)])
+            .await;
+        let png = self.must("GET", "/screenshot", None).await;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(png.as_str().unwrap_or_default())
+            .unwrap();
+        std::fs::write(format!("{SHOTS_DIR}/{file}.png"), bytes).unwrap();
     }
 }
 

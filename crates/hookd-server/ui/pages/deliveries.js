@@ -90,11 +90,15 @@ export async function renderDetail(ctx) {
   ctx.main.append(h('div', { class: 'page-head' }, h('h1', {}, 'Delivery ', h('code', {}, id)), retry),
     notice, err, h('section', { class: 'card' }, summary), h('h2', {}, 'Attempts'), attempts);
   let shown = -1;
+  let hookName = null;
   const load = async () => {
     const d = await api('GET', path);
+    if (hookName === null) {
+      hookName = await api('GET', `/webhooks/${encodeURIComponent(d.webhook_id)}`).then((w) => w.name, () => d.webhook_id);
+    }
     summary.replaceChildren(...dl([
       ['Status', statusBadge(d.status)],
-      ['Webhook', h('a', { href: `#/webhooks/${encodeURIComponent(d.webhook_id)}` }, d.webhook_id)],
+      ['Webhook', h('a', { href: `#/webhooks/${encodeURIComponent(d.webhook_id)}` }, hookName)],
       ['Event', h('a', { href: `#/events/${encodeURIComponent(d.event_id)}` }, d.event_id)],
       ['Attempts', String(d.attempt_count)],
       ['Next attempt', when(d.next_attempt_at)],
@@ -103,7 +107,7 @@ export async function renderDetail(ctx) {
     retry.disabled = d.status === 'cancelled';
     if (d.attempts.length !== shown) {
       shown = d.attempts.length;
-      attempts.replaceChildren(...(d.attempts.length ? d.attempts.slice().reverse().map(attempt) : [h('p', { class: 'empty' }, 'No attempt yet.')]));
+      attempts.replaceChildren(...(d.attempts.length ? d.attempts.slice().reverse().map((a, i) => attempt(a, i === 0)) : [h('p', { class: 'empty' }, 'No attempt yet.')]));
     }
   };
   retry.addEventListener('click', async () => {
@@ -129,16 +133,17 @@ function headerTable(headers, caption) {
   return el;
 }
 
-function attempt(a) {
+/** One attempt; only the newest is expanded. */
+function attempt(a, open) {
   const r = a.response;
   return h('article', { class: 'card attempt', 'data-attempt': a.attempt },
     h('h3', {}, `Attempt ${a.attempt} `, r ? h('span', { class: `badge ${r.status < 300 ? 'on' : 'off'}` }, `HTTP ${r.status}`)
       : h('span', { class: 'badge off' }, a.error_kind ?? 'no response'), ` · ${a.duration_ms} ms · ${when(a.started_at)}`),
     a.error ? h('p', { class: 'bad' }, `${a.error_kind ?? 'error'}: ${a.error}`) : null,
-    h('details', { open: true }, h('summary', {}, 'Request'),
+    h('details', { open }, h('summary', {}, 'Request'),
       h('p', { class: 'request-line' }, h('strong', {}, a.request.method), ' ', h('span', { class: 'url' }, a.request.url)),
       headerTable(a.request.headers, 'Request headers')),
-    r ? h('details', { open: true }, h('summary', {}, 'Response'),
+    r ? h('details', { open }, h('summary', {}, 'Response'),
       headerTable(r.headers, 'Response headers'),
       pre(r.body ? pretty(r.body) : '(empty body)', 'Response body'),
       r.body_truncated ? h('p', { class: 'hint' }, 'Body truncated at 64 KiB.') : null) : null);

@@ -2,7 +2,7 @@
 // deliveries.
 
 import { api, qs } from '../api.js';
-import { h, field, input, textarea, table, loadMore, statusBadge, when, banner, showError, clearErrors, pre } from '../dom.js';
+import { h, field, input, textarea, table, loadMore, statusBadge, when, banner, showError, clearErrors, pre, replace } from '../dom.js';
 
 export async function renderList(ctx) {
   const type = input({ placeholder: 'entry.create', autocomplete: 'off', required: true });
@@ -47,7 +47,7 @@ export async function renderList(ctx) {
       if (model.value.trim()) body.model = model.value.trim();
       const res = await api('POST', '/events', body);
       const n = res.deliveries ?? 0;
-      notice.replaceChildren('Published ', h('a', { href: `#/events/${encodeURIComponent(res.id)}` }, res.id),
+      replace(notice, 'Published ', h('a', { href: `#/events/${encodeURIComponent(res.id)}` }, res.id),
         res.duplicate ? ' (a duplicate: nothing queued).' : `: ${n} ${n === 1 ? 'delivery' : 'deliveries'} queued. `,
         n ? h('a', { href: `#/deliveries?event_id=${encodeURIComponent(res.id)}` }, 'See the deliveries') : null);
       notice.hidden = false;

@@ -47,6 +47,7 @@ export async function render(ctx) {
   const collect = () => wire(f, saved);
   const sample = sampleEvent(w.events[0]?.type);
   const preview = previewPanel(form, () => {
+    if (!f.url.value.trim()) throw { hint: 'Enter a target URL to see the request it would send.' };
     const event = sample.read();
     const patch = saved ? diff(saved, collect()) : null;
     if (saved && Object.keys(patch).length === 0) return [`/webhooks/${encodeURIComponent(id)}/preview`, { event }];

@@ -2,7 +2,7 @@
 // event, and the Test button that sends the saved webhook to its receiver.
 
 import { api } from '../api.js';
-import { h, field, input, textarea, debounce, pre, pretty, table } from '../dom.js';
+import { h, field, input, textarea, debounce, pre, pretty, table, replace } from '../dom.js';
 
 /** The sample event editor; `read()` returns the event or throws naming the bad field. */
 export function sampleEvent(firstType) {
@@ -54,8 +54,9 @@ export function previewPanel(form, request) {
     }
   };
   const show = (e) => {
-    status.textContent = `Cannot preview: ${e?.body?.error?.message || e.message}`;
-    status.classList.add('bad');
+    const hint = e?.hint;
+    status.textContent = hint || `Cannot preview: ${e?.body?.error?.message || e.message}`;
+    status.classList.toggle('bad', !hint);
     out.hidden = true;
   };
   const later = debounce(refresh, 350);
@@ -72,17 +73,17 @@ export function testPanel(id, sample) {
   const btn = h('button', { type: 'button' }, 'Test');
   btn.addEventListener('click', async () => {
     btn.disabled = true;
-    result.replaceChildren(h('p', { class: 'muted' }, 'Sending…'));
+    replace(result, h('p', { class: 'muted' }, 'Sending…'));
     try {
       const a = await api('POST', `/webhooks/${encodeURIComponent(id)}/test`, sample.read());
       const r = a.response;
-      result.replaceChildren(
+      replace(result,
         h('p', {}, r ? h('span', { class: `badge ${r.status < 300 ? 'on' : 'off'}` }, `HTTP ${r.status}`) : h('span', { class: 'badge off' }, a.error_kind || 'no response'),
           ` in ${a.duration_ms} ms`),
         a.error ? h('p', { class: 'bad' }, a.error) : null,
         r ? h('div', {}, h('h3', {}, 'Response body'), pre(r.body ? pretty(r.body) : '(empty)', 'Response body')) : null);
     } catch (e) {
-      result.replaceChildren(h('p', { class: 'bad' }, e?.body?.error?.message || e.message));
+      replace(result, h('p', { class: 'bad' }, e?.body?.error?.message || e.message));
     } finally {
       btn.disabled = false;
     }
