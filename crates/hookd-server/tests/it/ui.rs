@@ -242,3 +242,72 @@ async fn ui_shows_api_validation_errors_next_to_their_field() {
     let (_, list) = app.get("/webhooks").await;
     assert_eq!(list["data"].as_array().unwrap().len(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ui_edits_disables_reveals_and_deletes_a_webhook() {
+    let app = spawn_app(&Backend::Sqlite).await;
+    let receiver = TestReceiver::start().await;
+    let name = "<b>bold</b> & <script>co</script>";
+    let hook = app
+        .create_webhook(json!({"name": name, "url": receiver.url("/h"),
+            "auth": {"type": "bearer", "token": "tok-1"}}))
+        .await;
+    let id = hook["id"].as_str().unwrap();
+    let Some(b) = signed_in(&app).await else {
+        return;
+    };
+    // API text is shown as text, never parsed as HTML.
+    b.wait_text("tbody", name).await;
+    let injected = b
+        .eval(
+            "return document.querySelector('main b, main script')",
+            vec![],
+        )
+        .await;
+    assert!(injected.is_null());
+    b.click(&b.find("tbody a[href^='#/webhooks/wh_']").await)
+        .await;
+
+    // Remove the default Content-Type: saved as null; the masked token is kept as it was.
+    b.click(&b.button("[data-field=headers]", "Remove").await)
+        .await;
+    b.wait_text("[data-field=headers]", "Content-Type is removed")
+        .await;
+    b.wait_for(
+        "a preview without Content-Type",
+        "const t = document.querySelector('.preview table'); \
+         return t && t.getClientRects().length && !t.innerText.includes('Content-Type');",
+        vec![],
+    )
+    .await;
+    b.click(&b.button(".webhook-form", "Save changes").await)
+        .await;
+    b.wait_text(".notice", "Saved.").await;
+    let (_, saved) = app.get(&format!("/webhooks/{id}")).await;
+    assert_eq!(saved["headers"], json!({"Content-Type": null}));
+    let (status, _) = app.post(&format!("/webhooks/{id}/test"), json!({})).await;
+    assert_eq!(status, StatusCode::OK);
+    let got = receiver.wait_for(1).await;
+    assert_eq!(got[0].header("authorization"), Some("Bearer tok-1"));
+    assert_eq!(got[0].header("content-type"), None);
+
+    // Disable, reveal the secret.
+    b.click(&b.button(".side", "Disable").await).await;
+    b.wait_text(".side", "Enable").await;
+    let (_, saved) = app.get(&format!("/webhooks/{id}")).await;
+    assert_eq!(saved["active"], false);
+    b.click(&b.button(".side", "Reveal secret").await).await;
+    let (_, secret) = app.get(&format!("/webhooks/{id}/secret")).await;
+    b.wait_text("code.secret", secret["secret"].as_str().unwrap())
+        .await;
+    b.screenshots("webhook-manage").await;
+
+    // Delete, after confirming.
+    b.click(&b.button(".side", "Delete webhook").await).await;
+    b.wait_text("dialog", "cannot be undone").await;
+    b.screenshots("webhook-delete").await;
+    b.click(&b.button("dialog", "Delete").await).await;
+    b.wait_text("h1", "Webhooks").await;
+    let (status, _) = app.get(&format!("/webhooks/{id}")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
