@@ -72,3 +72,44 @@ fn serve(path: &str) -> Response {
     h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
     resp
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every file under `ui/` is embedded: a page module added without its `ASSETS` line would
+    /// fail to load in the browser.
+    #[test]
+    fn every_file_of_the_ui_directory_is_served() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("ui");
+        let mut dirs = vec![root.clone()];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    dirs.push(path);
+                    continue;
+                }
+                let rel = path
+                    .strip_prefix(&root)
+                    .unwrap()
+                    .to_string_lossy()
+                    .replace('\\', "/");
+                assert!(
+                    ASSETS.iter().any(|a| a.path == rel),
+                    "ui/{rel} is not in ASSETS"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn files_have_their_content_type_and_the_policy() {
+        let resp = serve("pages/events.js");
+        assert_eq!(resp.status(), StatusCode::OK);
+        let h = resp.headers();
+        assert_eq!(h[CONTENT_TYPE], "text/javascript; charset=utf-8");
+        assert_eq!(h[CONTENT_SECURITY_POLICY], CSP);
+        assert_eq!(serve("../Cargo.toml").status(), StatusCode::NOT_FOUND);
+    }
+}

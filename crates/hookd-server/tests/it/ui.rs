@@ -93,6 +93,12 @@ async fn ui_sign_in_refuses_a_wrong_token_and_accepts_the_right_one() {
     b.by_label("main", "Admin token").await;
     b.goto(&format!("{}/ui/#/webhooks", app.base)).await;
     b.by_label("main", "Admin token").await;
+    // A token the API stops accepting signs the user out at the next call.
+    b.eval("sessionStorage.setItem('hookd.token', 'revoked')", vec![])
+        .await;
+    b.goto(&format!("{}/ui/#/deliveries", app.base)).await;
+    b.wait_text(".notice", "Your session ended").await;
+    b.by_label("main", "Admin token").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -83,7 +83,9 @@ export async function render(ctx) {
 
   ctx.main.append(
     h('div', { class: 'page-head' }, h('h1', {}, saved ? saved.name : 'New webhook'),
-      saved ? h('a', { href: `#/deliveries?webhook_id=${encodeURIComponent(id)}` }, 'Deliveries of this webhook') : null),
+      h('div', { class: 'actions' },
+        saved ? h('a', { href: `#/deliveries?webhook_id=${encodeURIComponent(id)}` }, 'Deliveries of this webhook') : null,
+        h('button', { type: 'button', class: 'secondary narrow-only', onclick: () => preview.el.scrollIntoView() }, 'Jump to preview'))),
     notice,
     h('div', { class: 'split' }, form,
       h('aside', { class: 'side' }, h('section', { class: 'card' }, sample.el), preview.el,
