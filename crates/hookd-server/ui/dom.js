@@ -144,7 +144,8 @@ export function table(cols, caption) {
   new MutationObserver(() => {
     for (const tr of tbody.rows) [...tr.cells].forEach((td, i) => { td.dataset.label ||= cols[i]; });
   }).observe(tbody, { childList: true, subtree: true });
-  const el = h('div', { class: 'table-wrap' },
+  // Two-column tables (headers) fit a phone as they are; wider ones become cards there.
+  const el = h('div', { class: cols.length > 2 ? 'table-wrap stack' : 'table-wrap' },
     h('table', {}, caption ? h('caption', { class: 'sr-only' }, caption) : null,
       h('thead', {}, h('tr', {}, cols.map((c) => h('th', { scope: 'col' }, c)))), tbody));
   return { el, tbody };

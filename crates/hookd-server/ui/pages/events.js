@@ -65,9 +65,11 @@ export async function renderDetail(ctx) {
   const e = await api('GET', `/events/${encodeURIComponent(id)}`);
   const { el, tbody } = table(['Delivery', 'Webhook', 'Status', 'Attempts'], 'Deliveries of this event');
   const res = await api('GET', '/deliveries' + qs({ event_id: id, limit: 1000 }));
+  const hooks = await api('GET', '/webhooks?limit=1000');
+  const names = new Map(hooks.data.map((w) => [w.id, w.name]));
   tbody.append(...res.data.map((d) => h('tr', {},
     h('td', {}, h('a', { href: `#/deliveries/${encodeURIComponent(d.id)}` }, d.id)),
-    h('td', {}, h('a', { href: `#/webhooks/${encodeURIComponent(d.webhook_id)}` }, d.webhook_id)),
+    h('td', {}, h('a', { href: `#/webhooks/${encodeURIComponent(d.webhook_id)}` }, names.get(d.webhook_id) ?? d.webhook_id)),
     h('td', {}, statusBadge(d.status)), h('td', {}, String(d.attempt_count)))));
   ctx.main.append(h('div', { class: 'page-head' }, h('h1', {}, 'Event ', h('code', {}, e.id))),
     h('section', { class: 'card' }, h('dl', { class: 'summary' },

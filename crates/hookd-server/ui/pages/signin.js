@@ -11,7 +11,7 @@ export function render(ctx) {
   const form = h('form', { class: 'card signin', novalidate: true },
     h('h1', {}, 'Sign in to hookd'),
     flash ? h('p', { class: 'notice' }, flash) : null,
-    field('Admin token', tokenInput, { hint: 'The token hookd printed on its first start, or one from `hookd token create`.' }),
+    field('Admin token', tokenInput, { hint: ['The token hookd printed on its first start, or one from ', h('code', {}, 'hookd token create'), '.'] }),
     msg, h('div', { class: 'actions' }, button));
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();
