@@ -59,6 +59,8 @@ function route() {
   }
   document.title = `${m.title} · hookd`;
   main.replaceChildren();
+  // Screen readers start at the new page; a page may then focus its first control.
+  main.focus({ preventScroll: true });
   const ctx = {
     main,
     params: m.params,

@@ -14,8 +14,9 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use serde_json::{json, Value};
 
-/// How long to wait for an element or a condition before failing the test.
-const DEADLINE: Duration = Duration::from_secs(15);
+/// How long to wait for an element or a condition before failing the test (generous: the
+/// browser shares the machine with the rest of the test suite).
+const DEADLINE: Duration = Duration::from_secs(30);
 /// The key W3C WebDriver puts element references under.
 const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735466cecf";
 /// Where screenshots go (not committed; looked at while building the UI).

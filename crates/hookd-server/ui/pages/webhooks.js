@@ -37,9 +37,10 @@ export async function render(ctx) {
 function row(w) {
   const last = h('td', {}, '…');
   const rate = h('td', {}, '…');
-  stats(w.id).then(({ lastStatus, ok, done }) => {
+  stats(w.id).then(({ lastStatus, ok, done, capped }) => {
     last.replaceChildren(lastStatus ? statusBadge(lastStatus) : 'none');
     rate.textContent = done ? `${Math.round((100 * ok) / done)} % (${ok}/${done})` : '—';
+    if (capped) rate.title = `Of the latest ${STATS_LIMIT} deliveries only`;
   }, () => { last.textContent = '?'; rate.textContent = '?'; });
   return h('tr', {},
     h('td', {}, h('a', { href: `#/webhooks/${encodeURIComponent(w.id)}` }, w.name)),
@@ -59,5 +60,7 @@ async function stats(webhookId) {
     if (new Date(d.created_at).getTime() < since) break;
     if (d.status === 'succeeded') { ok++; done++; } else if (d.status === 'failed' || d.status === 'retrying') done++;
   }
-  return { lastStatus: res.data[0]?.status, ok, done };
+  const oldest = res.data[res.data.length - 1];
+  const capped = res.next_cursor != null && new Date(oldest.created_at).getTime() >= since;
+  return { lastStatus: res.data[0]?.status, ok, done, capped };
 }
