@@ -317,3 +317,95 @@ async fn ui_edits_disables_reveals_and_deletes_a_webhook() {
     let (status, _) = app.get(&format!("/webhooks/{id}")).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ui_previews_form_bodies_with_an_hmac_signature() {
+    let app = spawn_app(&Backend::Sqlite).await;
+    let Some(b) = signed_in(&app).await else {
+        return;
+    };
+    b.goto(&format!("{}/ui/#/webhooks/new", app.base)).await;
+    let form = ".webhook-form";
+    b.fill(&b.by_label(form, "Name").await, "frappe leads")
+        .await;
+    b.fill(
+        &b.by_label(form, "Target URL").await,
+        "https://crm.example.com/hook",
+    )
+    .await;
+    b.choose(&b.by_label(form, "Format").await, "form").await;
+    b.click(&b.button(form, "Add form field").await).await;
+    b.fill(&b.by_label(form, "Key").await, "lead").await;
+    b.fill(&b.by_label(form, "Value template").await, "{{ doc.name }}")
+        .await;
+    b.choose(&b.by_label(form, "Signature scheme").await, "hmac-sha256")
+        .await;
+    b.fill(
+        &b.by_label(form, "Signature header").await,
+        "X-Frappe-Webhook-Signature",
+    )
+    .await;
+    b.wait_text(".preview pre", "lead=example").await;
+    let headers = b
+        .wait_text(".preview table", "X-Frappe-Webhook-Signature")
+        .await;
+    assert!(
+        headers.contains("application/x-www-form-urlencoded"),
+        "{headers}"
+    );
+    b.click(&b.button(form, "Create webhook").await).await;
+    b.wait_text(".notice", "Webhook created.").await;
+    let (_, list) = app.get("/webhooks").await;
+    let hook = &list["data"][0];
+    assert_eq!(
+        hook["body"],
+        json!({"format": "form", "fields": [{"key": "lead", "value": "{{ doc.name }}"}]})
+    );
+    assert_eq!(hook["signature"]["header"], "X-Frappe-Webhook-Signature");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ui_filters_deliveries_and_loads_more() {
+    let app = spawn_app(&Backend::Sqlite).await;
+    let good = TestReceiver::start().await;
+    let bad = TestReceiver::start().await;
+    bad.always(Reply::status(500));
+    app.create_webhook(json!({"name": "good", "url": good.url("/")}))
+        .await;
+    let bad_hook = app
+        .create_webhook(json!({"name": "bad", "url": bad.url("/"), "max_attempts": 1}))
+        .await;
+    let events: Vec<_> = (0..30)
+        .map(|i| json!({"type": "x.y", "data": {"i": i}}))
+        .collect();
+    let (status, _) = app.post("/events/batch", json!({ "events": events })).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    bad.wait_for(30).await;
+    let Some(b) = signed_in(&app).await else {
+        return;
+    };
+
+    // 60 deliveries: a page of 50, then the rest.
+    b.click(&b.button("header", "Deliveries").await).await;
+    let rows = "return document.querySelectorAll('main tbody tr').length";
+    b.wait_for("a first page", &format!("{rows} === 50"), vec![])
+        .await;
+    b.click(&b.button("main", "Load more").await).await;
+    b.wait_for("the second page", &format!("{rows} === 60"), vec![])
+        .await;
+
+    // Filter: the failed deliveries of "bad".
+    let webhook = b.by_label(".filters", "Webhook").await;
+    b.choose(&webhook, bad_hook["id"].as_str().unwrap()).await;
+    b.choose(&b.by_label(".filters", "Status").await, "failed")
+        .await;
+    b.click(&b.button(".filters", "Filter").await).await;
+    b.wait_for(
+        "30 failed deliveries of bad",
+        "const rows = [...document.querySelectorAll('main tbody tr')]; \
+         return rows.length === 30 && rows.every(r => r.innerText.includes('failed') && r.innerText.includes('bad'));",
+        vec![],
+    )
+    .await;
+    assert!(b.current_url().await.contains("status=failed"));
+}
