@@ -409,3 +409,40 @@ async fn ui_filters_deliveries_and_loads_more() {
     .await;
     assert!(b.current_url().await.contains("status=failed"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ui_asks_for_masked_secrets_again_and_rotates_the_signing_secret() {
+    let app = spawn_app(&Backend::Sqlite).await;
+    let hook = app
+        .create_webhook(json!({"name": "basic", "url": "https://example.com/h",
+            "auth": {"type": "basic", "username": "u1", "password": "p1"}}))
+        .await;
+    let id = hook["id"].as_str().unwrap();
+    let Some(b) = signed_in(&app).await else {
+        return;
+    };
+    b.goto(&format!("{}/ui/#/webhooks/{id}", app.base)).await;
+    let form = ".webhook-form";
+    // The saved password is masked by the API: changing the username alone would save the mask.
+    b.fill(&b.by_label(form, "Username").await, "u2").await;
+    b.click(&b.button(form, "Save changes").await).await;
+    b.wait_text("[data-field='auth.password'] .field-error", "re-enter it")
+        .await;
+    b.fill(&b.by_label(form, "Password").await, "p2").await;
+    b.click(&b.button(form, "Save changes").await).await;
+    b.wait_text(".notice", "Saved.").await;
+    let (_, saved) = app.get(&format!("/webhooks/{id}")).await;
+    assert_eq!(
+        saved["auth"],
+        json!({"type": "basic", "username": "u2", "password": "****"})
+    );
+
+    // Rotate after confirming: the new secret is shown and is the one the API returns.
+    let (_, before) = app.get(&format!("/webhooks/{id}/secret")).await;
+    b.click(&b.button(".side", "Rotate secret").await).await;
+    b.click(&b.button("dialog", "Rotate").await).await;
+    let shown = b.wait_text("code.secret", "whsec_").await;
+    let (_, after) = app.get(&format!("/webhooks/{id}/secret")).await;
+    assert_ne!(before["secret"], after["secret"]);
+    assert_eq!(shown.trim(), after["secret"].as_str().unwrap());
+}
