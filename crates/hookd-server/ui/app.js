@@ -58,19 +58,25 @@ function route() {
     else a.removeAttribute('aria-current');
   }
   document.title = `${m.title} · hookd`;
-  main.replaceChildren();
+  // Each visit renders into its own view: a page still loading when the user moves on writes
+  // into a detached element, and its timers stop.
+  const view = document.createElement('div');
+  main.replaceChildren(view);
   // Screen readers start at the new page; a page may then focus its first control.
   main.focus({ preventScroll: true });
+  let left = false;
+  const mine = [];
+  leave.push(() => { left = true; for (const f of mine) f(); });
   const ctx = {
-    main,
+    main: view,
     params: m.params,
     query: new URLSearchParams(query),
-    setTitle: (t) => { document.title = `${t} · hookd`; },
-    onLeave: (f) => leave.push(f),
+    setTitle: (t) => { if (!left) document.title = `${t} · hookd`; },
+    onLeave: (f) => (left ? f() : mine.push(f)),
   };
   Promise.resolve(m.page(ctx)).catch((e) => {
     if (e?.status === 401) return;
-    main.append(Object.assign(document.createElement('p'), { className: 'banner', textContent: e.message }));
+    view.append(Object.assign(document.createElement('p'), { className: 'banner', role: 'alert', textContent: e.message }));
   });
 }
 
