@@ -61,6 +61,7 @@ export async function renderList(ctx) {
       cursor = res.next_cursor;
       more.hidden = !cursor;
       empty.hidden = rows.size > 0;
+      el.hidden = !empty.hidden;
     } catch (e) { showError(ctx.main, e, err); }
   }
   /** The newest page again: new deliveries go on top, known ones are updated in place. */
@@ -74,6 +75,7 @@ export async function renderList(ctx) {
     }
     tbody.prepend(...fresh);
     empty.hidden = rows.size > 0;
+    el.hidden = !empty.hidden;
   }
   await page();
   poll(ctx, POLL_MS, refresh);

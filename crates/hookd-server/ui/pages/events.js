@@ -32,6 +32,7 @@ export async function renderList(ctx) {
       cursor = res.next_cursor;
       more.hidden = !cursor;
       empty.hidden = tbody.children.length > 0;
+      el.hidden = !empty.hidden;
     } catch (e) { showError(ctx.main, e, listErr); }
   }
   form.addEventListener('submit', async (ev) => {
@@ -53,6 +54,7 @@ export async function renderList(ctx) {
       notice.hidden = false;
       tbody.prepend(row(await api('GET', `/events/${encodeURIComponent(res.id)}`)));
       empty.hidden = true;
+      el.hidden = !empty.hidden;
     } catch (e) {
       showError(form, e, err)?.focus();
     }

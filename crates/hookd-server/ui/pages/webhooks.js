@@ -27,6 +27,7 @@ export async function render(ctx) {
       cursor = res.next_cursor;
       more.hidden = !cursor;
       empty.hidden = tbody.children.length > 0;
+      el.hidden = !empty.hidden;
     } catch (e) {
       showError(ctx.main, e, err);
     }
