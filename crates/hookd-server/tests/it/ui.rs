@@ -20,6 +20,18 @@ async fn signed_in(app: &TestApp) -> Option<Browser> {
     Some(b)
 }
 
+/// Every form control on the page has a `<label>`.
+async fn assert_labelled(b: &Browser) {
+    let unlabelled = b
+        .eval(
+            "return [...document.querySelectorAll('input, select, textarea')] \
+               .filter(c => !c.labels || !c.labels.length).map(c => c.outerHTML)",
+            vec![],
+        )
+        .await;
+    assert_eq!(unlabelled, json!([]), "controls without a label");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ui_serves_its_files_with_a_strict_policy() {
     let app = spawn_app(&Backend::Sqlite).await;
@@ -130,6 +142,7 @@ async fn ui_builds_a_webhook_with_live_preview_and_tests_it() {
 
     // The live preview renders the body for the sample event, with the credentials masked.
     b.wait_text(".preview pre", r#""who": "example""#).await;
+    assert_labelled(&b).await;
     let headers = b.wait_text(".preview table", "Authorization").await;
     assert!(headers.contains("****"), "{headers}");
     assert!(
@@ -156,6 +169,7 @@ async fn ui_builds_a_webhook_with_live_preview_and_tests_it() {
     );
     assert_eq!(got[0].json(), json!({"who": "example", "n": 1}));
     b.screenshots("webhook-edit").await;
+    assert_labelled(&b).await;
 
     // The list shows it with its last delivery.
     b.click(&b.button("header", "Webhooks").await).await;
@@ -183,6 +197,7 @@ async fn ui_publishes_an_event_and_shows_deliveries_as_they_come() {
     b.wait_text(".notice", "1 delivery queued").await;
     b.wait_text("table", "order.paid").await;
     b.screenshots("events").await;
+    assert_labelled(&b).await;
 
     // The deliveries page, then a second event published elsewhere: it appears by itself.
     b.click(&b.button("header", "Deliveries").await).await;
@@ -194,6 +209,7 @@ async fn ui_publishes_an_event_and_shows_deliveries_as_they_come() {
     let second = second["id"].as_str().unwrap();
     b.wait_text("table", second).await;
     b.screenshots("deliveries").await;
+    assert_labelled(&b).await;
 
     // A delivery's detail: its attempt with the request headers and the receiver's answer.
     b.click(&b.find("tbody a[href^='#/deliveries/dlv_']").await)
