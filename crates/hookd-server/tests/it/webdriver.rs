@@ -22,6 +22,9 @@ const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735466cecf";
 /// Where screenshots go (not committed; looked at while building the UI).
 pub const SHOTS_DIR: &str = "/tmp/ui-shots";
 
+/// Browsers running at once: each is a few processes, and the machine may have two cores.
+static BROWSERS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(3);
+
 /// The two widths every page is looked at: a laptop and a phone.
 pub const WIDE: (u32, u32) = (1280, 900);
 pub const PHONE: (u32, u32) = (390, 844);
@@ -34,6 +37,8 @@ pub struct Browser {
     port: u16,
     session_id: String,
     child: Child,
+    /// Released when the browser is gone (after `child` is killed, as fields drop in order).
+    _slot: tokio::sync::SemaphorePermit<'static>,
 }
 
 /// An element reference.
@@ -72,6 +77,10 @@ impl Browser {
             );
             return None;
         };
+        let slot = BROWSERS
+            .acquire()
+            .await
+            .expect("the semaphore is never closed");
         let port = free_port();
         let child = Command::new(&driver)
             .arg(format!("--port={port}"))
@@ -123,6 +132,7 @@ impl Browser {
             port,
             session_id,
             child,
+            _slot: slot,
         })
     }
 
