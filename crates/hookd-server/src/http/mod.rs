@@ -63,10 +63,8 @@ pub fn app(state: AppState) -> Router {
             state.clone(),
             crate::auth::require_token,
         ));
-    let mut app = Router::new()
-        .nest("/api/v1", api)
-        .merge(ops::router())
-        .merge(ui::router());
+    let mut app = Router::new().nest("/api/v1", api).merge(ops::router());
+    app = app.merge(ui::router());
     if state.proxy.is_enabled() {
         // The fallback: every route above wins over a proxy prefix. Proxied bodies are streamed,
         // so the body limit (which applies to extractors) does not cap them.
