@@ -10,6 +10,7 @@ mod pagination;
 mod preview;
 pub mod route_calls;
 pub mod schedules;
+mod ui;
 mod webhook_fields;
 mod webhook_wire;
 pub mod webhooks;
@@ -65,6 +66,7 @@ pub fn app(state: AppState) -> Router {
             crate::auth::require_token,
         ));
     let mut app = Router::new().nest("/api/v1", api).merge(ops::router());
+    app = app.merge(ui::router());
     if state.proxy.is_enabled() {
         // The fallback: every route above wins over a proxy prefix. Proxied bodies are streamed,
         // so the body limit (which applies to extractors) does not cap them.

@@ -11,4 +11,6 @@ mod route_calls;
 mod schedules;
 mod templates;
 mod tls;
+mod ui;
+mod webdriver;
 mod webhooks;

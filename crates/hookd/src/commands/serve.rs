@@ -40,6 +40,7 @@ async fn announce_admin_token(store: &dyn Store, settings: &Settings) -> anyhow:
         .context("creating the first admin token")?;
     if let Some(token) = token {
         println!("Admin API: {}/api/v1", settings.public_url);
+        println!("Admin UI: {}/ui/", settings.public_url);
         println!("Admin token (shown once): {token}");
     }
     Ok(())

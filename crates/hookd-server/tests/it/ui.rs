@@ -1,0 +1,464 @@
+//! The admin UI in a real headless Chromium against a real hookd and a real receiver: sign in,
+//! build a webhook in the form with its live preview, test it, publish an event and watch its
+//! delivery arrive, and see an API validation error beside its field. Every page is also saved
+//! as a screenshot at 1280 and 390 px wide (`/tmp/ui-shots/`).
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::support::{spawn_app, Backend, Reply, TestApp, TestReceiver, TOKEN};
+use crate::webdriver::Browser;
+
+/// Opens the UI and signs in with the admin token, landing on the webhooks page.
+async fn signed_in(app: &TestApp) -> Option<Browser> {
+    let b = Browser::start().await?;
+    b.goto(&format!("{}/ui/", app.base)).await;
+    let token = b.by_label("main", "Admin token").await;
+    b.fill(&token, TOKEN).await;
+    b.click(&b.button("main", "Sign in").await).await;
+    b.wait_text("h1", "Webhooks").await;
+    Some(b)
+}
+
+/// Every form control on the page has a `<label>`.
+async fn assert_labelled(b: &Browser) {
+    let unlabelled = b
+        .eval(
+            "return [...document.querySelectorAll('input, select, textarea')] \
+               .filter(c => !c.labels || !c.labels.length).map(c => c.outerHTML)",
+            vec![],
+        )
+        .await;
+    assert_eq!(unlabelled, json!([]), "controls without a label");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ui_serves_its_files_with_a_strict_policy() {
+    let app = spawn_app(&Backend::Sqlite).await;
+    let no_redirect = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = no_redirect
+        .get(format!("{}/ui", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::PERMANENT_REDIRECT);
+    assert_eq!(r.headers()["location"], "/ui/");
+    let r = app
+        .client
+        .get(format!("{}/ui/", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["content-type"], "text/html; charset=utf-8");
+    assert_eq!(r.headers()["x-content-type-options"], "nosniff");
+    let csp = r.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe"),
+        "{csp}"
+    );
+    let r = app
+        .client
+        .get(format!("{}/ui/app.js", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.headers()["content-type"],
+        "text/javascript; charset=utf-8"
+    );
+    let r = app
+        .client
+        .get(format!("{}/ui/nope.js", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ui_sign_in_refuses_a_wrong_token_and_accepts_the_right_one() {
+    let app = spawn_app(&Backend::Sqlite).await;
+    let Some(b) = Browser::start().await else {
+        return;
+    };
+    b.goto(&format!("{}/ui/#/events", app.base)).await;
+    // Not signed in: sent to sign-in, which remembers where the user was going.
+    let token = b.by_label("main", "Admin token").await;
+    assert!(b.current_url().await.contains("#/signin"));
+    b.screenshots("signin").await;
+    b.fill(&token, "not-the-token").await;
+    b.click(&b.button("main", "Sign in").await).await;
+    b.wait_text(".banner", "That token was not accepted.").await;
+    b.screenshots("signin-error").await;
+    // By keyboard: Enter in the field submits.
+    b.fill(&token, &format!("{TOKEN}\u{E007}")).await;
+    b.wait_text("h1", "Events").await;
+    // Sign out: back to sign-in, and pages need the token again.
+    b.click(&b.button("header", "Sign out").await).await;
+    b.by_label("main", "Admin token").await;
+    b.goto(&format!("{}/ui/#/webhooks", app.base)).await;
+    b.by_label("main", "Admin token").await;
+    // A token the API stops accepting signs the user out at the next call.
+    b.eval("sessionStorage.setItem('hookd.token', 'revoked')", vec![])
+        .await;
+    b.goto(&format!("{}/ui/#/deliveries", app.base)).await;
+    b.wait_text(".notice", "Your session ended").await;
+    b.by_label("main", "Admin token").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ui_builds_a_webhook_with_live_preview_and_tests_it() {
+    let app = spawn_app(&Backend::Sqlite).await;
+    let receiver = TestReceiver::start().await;
+    receiver.always(Reply {
+        body: "thanks from the receiver".into(),
+        ..Reply::status(201)
+    });
+    let Some(b) = signed_in(&app).await else {
+        return;
+    };
+    b.screenshots("webhooks-empty").await;
+    b.click(&b.button("main", "New webhook").await).await;
+    let form = ".webhook-form";
+    b.fill(&b.by_label(form, "Name").await, "crm").await;
+    b.fill(
+        &b.by_label(form, "Target URL").await,
+        &receiver.url("/hook"),
+    )
+    .await;
+    b.choose(&b.by_label(form, "Type").await, "basic").await;
+    b.fill(&b.by_label(form, "Username").await, "apio").await;
+    b.fill(&b.by_label(form, "Password").await, "s3cret").await;
+    b.choose(&b.by_label(form, "Format").await, "json").await;
+    let template = r#"{"who": {{ data.name | tojson }}, "n": {{ data.id }}}"#;
+    b.fill(&b.by_label(form, "Template").await, template).await;
+
+    // The live preview renders the body for the sample event, with the credentials masked.
+    b.wait_text(".preview pre", r#""who": "example""#).await;
+    assert_labelled(&b).await;
+    let headers = b.wait_text(".preview table", "Authorization").await;
+    assert!(headers.contains("****"), "{headers}");
+    assert!(
+        !headers.contains("s3cret") && !headers.contains("YXBpbzpzM2NyZXQ"),
+        "{headers}"
+    );
+    b.screenshots("webhook-new").await;
+
+    b.click(&b.button(form, "Create webhook").await).await;
+    b.wait_text(".notice", "Webhook created.").await;
+    let (_, list) = app.get("/webhooks").await;
+    let hook = &list["data"][0];
+    assert_eq!(hook["auth"]["type"], "basic");
+    assert_eq!(hook["body"]["template"], template);
+
+    // Test: the receiver's status and body are shown.
+    b.click(&b.button("main", "Test").await).await;
+    let result = b.wait_text(".test-result", "HTTP 201").await;
+    assert!(result.contains("thanks from the receiver"), "{result}");
+    let got = receiver.wait_for(1).await;
+    assert_eq!(
+        got[0].header("authorization"),
+        Some("Basic YXBpbzpzM2NyZXQ=")
+    );
+    assert_eq!(got[0].json(), json!({"who": "example", "n": 1}));
+    b.screenshots("webhook-edit").await;
+    assert_labelled(&b).await;
+
+    // The list shows it with its last delivery.
+    b.click(&b.button("header", "Webhooks").await).await;
+    b.wait_text("table", "succeeded").await;
+    b.screenshots("webhooks").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ui_publishes_an_event_and_shows_deliveries_as_they_come() {
+    let app = spawn_app(&Backend::Sqlite).await;
+    let receiver = TestReceiver::start().await;
+    app.create_webhook(json!({"name": "orders", "url": receiver.url("/orders"),
+        "events": [{"type": "order.*"}]}))
+        .await;
+    let Some(b) = signed_in(&app).await else {
+        return;
+    };
+
+    b.click(&b.button("header", "Events").await).await;
+    b.fill(&b.by_label("main", "Type").await, "order.paid")
+        .await;
+    b.fill(&b.by_label("main", "Data (JSON)").await, r#"{"total": 42}"#)
+        .await;
+    b.click(&b.button("main", "Publish").await).await;
+    b.wait_text(".notice", "1 delivery queued").await;
+    b.wait_text("table", "order.paid").await;
+    b.screenshots("events").await;
+    assert_labelled(&b).await;
+
+    // The deliveries page, then a second event published elsewhere: it appears by itself.
+    b.click(&b.button("header", "Deliveries").await).await;
+    b.wait_text("table", "succeeded").await;
+    let (status, second) = app
+        .post("/events", json!({"type": "order.shipped", "data": {}}))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let second = second["id"].as_str().unwrap();
+    b.wait_text("table", second).await;
+    b.screenshots("deliveries").await;
+    assert_labelled(&b).await;
+
+    // A delivery's detail: its attempt with the request headers and the receiver's answer.
+    b.click(&b.find("tbody a[href^='#/deliveries/dlv_']").await)
+        .await;
+    let attempt = b.wait_text(".attempt", "Attempt 1").await;
+    assert!(
+        attempt.contains("HTTP 200") && attempt.contains("webhook-signature"),
+        "{attempt}"
+    );
+    b.click(&b.button("main", "Retry now").await).await;
+    b.wait_text(".attempts", "Attempt 2").await;
+    b.screenshots("delivery").await;
+
+    // The event's own page lists its delivery.
+    b.click(&b.find(".summary a[href^='#/events/evt_']").await)
+        .await;
+    b.wait_text("h1", "Event evt_").await;
+    b.wait_text("table", "succeeded").await;
+    b.screenshots("event").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ui_shows_api_validation_errors_next_to_their_field() {
+    let app = spawn_app(&Backend::Sqlite).await;
+    let Some(b) = signed_in(&app).await else {
+        return;
+    };
+    b.goto(&format!("{}/ui/#/webhooks/new", app.base)).await;
+    let form = ".webhook-form";
+    b.fill(&b.by_label(form, "Name").await, "bad").await;
+    b.fill(&b.by_label(form, "Target URL").await, "ftp://example.com/x")
+        .await;
+    b.click(&b.button(form, "Create webhook").await).await;
+    let err = b
+        .wait_text("[data-field=url] .field-error", "must use http or https")
+        .await;
+    assert!(err.starts_with("url:"), "{err}");
+
+    // An error inside a list names its row: events[0].url.
+    b.fill(
+        &b.by_label(form, "Target URL").await,
+        "https://example.com/x",
+    )
+    .await;
+    b.click(&b.button(form, "Add event entry").await).await;
+    b.fill(&b.by_label(form, "Route URL regex").await, "(unclosed")
+        .await;
+    b.click(&b.button(form, "Create webhook").await).await;
+    b.wait_text("[data-field='events[0].url'] .field-error", "events[0].url")
+        .await;
+    b.screenshots("webhook-error").await;
+    let (_, list) = app.get("/webhooks").await;
+    assert_eq!(list["data"].as_array().unwrap().len(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ui_edits_disables_reveals_and_deletes_a_webhook() {
+    let app = spawn_app(&Backend::Sqlite).await;
+    let receiver = TestReceiver::start().await;
+    let name = "<b>bold</b> & <script>co</script>";
+    let hook = app
+        .create_webhook(json!({"name": name, "url": receiver.url("/h"),
+            "auth": {"type": "bearer", "token": "tok-1"}}))
+        .await;
+    let id = hook["id"].as_str().unwrap();
+    let Some(b) = signed_in(&app).await else {
+        return;
+    };
+    // API text is shown as text, never parsed as HTML.
+    b.wait_text("tbody", name).await;
+    let injected = b
+        .eval(
+            "return document.querySelector('main b, main script')",
+            vec![],
+        )
+        .await;
+    assert!(injected.is_null());
+    b.click(&b.find("tbody a[href^='#/webhooks/wh_']").await)
+        .await;
+
+    // Remove the default Content-Type: saved as null; the masked token is kept as it was.
+    b.click(&b.button("[data-field=headers]", "Remove").await)
+        .await;
+    b.wait_text("[data-field=headers]", "Content-Type is removed")
+        .await;
+    b.wait_for(
+        "a preview without Content-Type",
+        "const t = document.querySelector('.preview table'); \
+         return t && t.getClientRects().length && !t.innerText.includes('Content-Type');",
+        vec![],
+    )
+    .await;
+    b.click(&b.button(".webhook-form", "Save changes").await)
+        .await;
+    b.wait_text(".notice", "Saved.").await;
+    let (_, saved) = app.get(&format!("/webhooks/{id}")).await;
+    assert_eq!(saved["headers"], json!({"Content-Type": null}));
+    let (status, _) = app.post(&format!("/webhooks/{id}/test"), json!({})).await;
+    assert_eq!(status, StatusCode::OK);
+    let got = receiver.wait_for(1).await;
+    assert_eq!(got[0].header("authorization"), Some("Bearer tok-1"));
+    assert_eq!(got[0].header("content-type"), None);
+
+    // Disable, reveal the secret.
+    b.click(&b.button(".side", "Disable").await).await;
+    b.wait_text(".side", "Enable").await;
+    let (_, saved) = app.get(&format!("/webhooks/{id}")).await;
+    assert_eq!(saved["active"], false);
+    b.click(&b.button(".side", "Reveal secret").await).await;
+    let (_, secret) = app.get(&format!("/webhooks/{id}/secret")).await;
+    b.wait_text("code.secret", secret["secret"].as_str().unwrap())
+        .await;
+    b.screenshots("webhook-manage").await;
+
+    // Delete, after confirming.
+    b.click(&b.button(".side", "Delete webhook").await).await;
+    b.wait_text("dialog", "cannot be undone").await;
+    b.screenshots("webhook-delete").await;
+    b.click(&b.button("dialog", "Delete").await).await;
+    b.wait_text("h1", "Webhooks").await;
+    let (status, _) = app.get(&format!("/webhooks/{id}")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ui_previews_form_bodies_with_an_hmac_signature() {
+    let app = spawn_app(&Backend::Sqlite).await;
+    let Some(b) = signed_in(&app).await else {
+        return;
+    };
+    b.goto(&format!("{}/ui/#/webhooks/new", app.base)).await;
+    let form = ".webhook-form";
+    b.fill(&b.by_label(form, "Name").await, "frappe leads")
+        .await;
+    b.fill(
+        &b.by_label(form, "Target URL").await,
+        "https://crm.example.com/hook",
+    )
+    .await;
+    b.choose(&b.by_label(form, "Format").await, "form").await;
+    b.click(&b.button(form, "Add form field").await).await;
+    b.fill(&b.by_label(form, "Key").await, "lead").await;
+    b.fill(&b.by_label(form, "Value template").await, "{{ doc.name }}")
+        .await;
+    b.choose(&b.by_label(form, "Signature scheme").await, "hmac-sha256")
+        .await;
+    b.fill(
+        &b.by_label(form, "Signature header").await,
+        "X-Frappe-Webhook-Signature",
+    )
+    .await;
+    b.wait_text(".preview pre", "lead=example").await;
+    let headers = b
+        .wait_text(".preview table", "X-Frappe-Webhook-Signature")
+        .await;
+    assert!(
+        headers.contains("application/x-www-form-urlencoded"),
+        "{headers}"
+    );
+    b.click(&b.button(form, "Create webhook").await).await;
+    b.wait_text(".notice", "Webhook created.").await;
+    let (_, list) = app.get("/webhooks").await;
+    let hook = &list["data"][0];
+    assert_eq!(
+        hook["body"],
+        json!({"format": "form", "fields": [{"key": "lead", "value": "{{ doc.name }}"}]})
+    );
+    assert_eq!(hook["signature"]["header"], "X-Frappe-Webhook-Signature");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ui_filters_deliveries_and_loads_more() {
+    let app = spawn_app(&Backend::Sqlite).await;
+    let good = TestReceiver::start().await;
+    let bad = TestReceiver::start().await;
+    bad.always(Reply::status(500));
+    app.create_webhook(json!({"name": "good", "url": good.url("/")}))
+        .await;
+    let bad_hook = app
+        .create_webhook(json!({"name": "bad", "url": bad.url("/"), "max_attempts": 1}))
+        .await;
+    let events: Vec<_> = (0..30)
+        .map(|i| json!({"type": "x.y", "data": {"i": i}}))
+        .collect();
+    let (status, _) = app.post("/events/batch", json!({ "events": events })).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    bad.wait_for(30).await;
+    let Some(b) = signed_in(&app).await else {
+        return;
+    };
+
+    // 60 deliveries: a page of 50, then the rest.
+    b.click(&b.button("header", "Deliveries").await).await;
+    let rows = "return document.querySelectorAll('main tbody tr').length";
+    b.wait_for("a first page", &format!("{rows} === 50"), vec![])
+        .await;
+    b.click(&b.button("main", "Load more").await).await;
+    b.wait_for("the second page", &format!("{rows} === 60"), vec![])
+        .await;
+
+    // Filter: the failed deliveries of "bad".
+    let webhook = b.by_label(".filters", "Webhook").await;
+    b.choose(&webhook, bad_hook["id"].as_str().unwrap()).await;
+    b.choose(&b.by_label(".filters", "Status").await, "failed")
+        .await;
+    b.click(&b.button(".filters", "Filter").await).await;
+    b.wait_for(
+        "30 failed deliveries of bad",
+        "const rows = [...document.querySelectorAll('main tbody tr')]; \
+         return rows.length === 30 && rows.every(r => r.innerText.includes('failed') && r.innerText.includes('bad'));",
+        vec![],
+    )
+    .await;
+    assert!(b.current_url().await.contains("status=failed"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ui_asks_for_masked_secrets_again_and_rotates_the_signing_secret() {
+    let app = spawn_app(&Backend::Sqlite).await;
+    let hook = app
+        .create_webhook(json!({"name": "basic", "url": "https://example.com/h",
+            "auth": {"type": "basic", "username": "u1", "password": "p1"}}))
+        .await;
+    let id = hook["id"].as_str().unwrap();
+    let Some(b) = signed_in(&app).await else {
+        return;
+    };
+    b.goto(&format!("{}/ui/#/webhooks/{id}", app.base)).await;
+    let form = ".webhook-form";
+    // The saved password is masked by the API: changing the username alone would save the mask.
+    b.fill(&b.by_label(form, "Username").await, "u2").await;
+    b.click(&b.button(form, "Save changes").await).await;
+    b.wait_text("[data-field='auth.password'] .field-error", "re-enter it")
+        .await;
+    b.fill(&b.by_label(form, "Password").await, "p2").await;
+    b.click(&b.button(form, "Save changes").await).await;
+    b.wait_text(".notice", "Saved.").await;
+    let (_, saved) = app.get(&format!("/webhooks/{id}")).await;
+    assert_eq!(
+        saved["auth"],
+        json!({"type": "basic", "username": "u2", "password": "****"})
+    );
+
+    // Rotate after confirming: the new secret is shown and is the one the API returns.
+    let (_, before) = app.get(&format!("/webhooks/{id}/secret")).await;
+    b.click(&b.button(".side", "Rotate secret").await).await;
+    b.click(&b.button("dialog", "Rotate").await).await;
+    let shown = b.wait_text("code.secret", "whsec_").await;
+    let (_, after) = app.get(&format!("/webhooks/{id}/secret")).await;
+    assert_ne!(before["secret"], after["secret"]);
+    assert_eq!(shown.trim(), after["secret"].as_str().unwrap());
+}
