@@ -26,7 +26,9 @@ pub mod webhook;
 
 pub use delivery::{Attempt, AttemptResult, Delivery, DeliveryStatus, ErrorKind};
 pub use event::{Event, EventType, NewEvent};
-pub use ids::{AttemptId, DeliveryId, EventId, IdError, ScheduleId, TokenId, WebhookId};
+pub use ids::{
+    AttemptId, DeliveryId, EventId, ExecutionId, IdError, InboundId, ScheduleId, TokenId, WebhookId,
+};
 pub use store::{Store, StoreError};
 pub use webhook::{Webhook, WebhookSpec};
 

@@ -5,6 +5,7 @@
 //! recorded: the run ends when no delivery is pending any more), publish→arrival latency, lost and
 //! duplicated deliveries, and peak RSS of this process. [`proxy`] measures the reverse proxy.
 
+pub mod inbound;
 pub mod proxy;
 
 use std::collections::HashMap;

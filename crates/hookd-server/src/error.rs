@@ -82,6 +82,20 @@ impl ApiError {
         )
     }
 
+    /// 401 on an inbound hook: verification refused the request, for `reason`.
+    pub fn unauthorized_because(reason: &str) -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            format!("verification failed: {reason}"),
+        )
+    }
+
+    /// 429: too many requests at once.
+    pub fn too_many(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::TOO_MANY_REQUESTS, "too_many_requests", message)
+    }
+
     pub fn method_not_allowed() -> Self {
         Self::new(
             StatusCode::METHOD_NOT_ALLOWED,

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod bench;
 pub mod error;
 pub mod http;
+pub mod inbound;
 pub mod metrics;
 pub mod proxy;
 pub mod publish;
@@ -44,6 +45,8 @@ pub struct AppState {
     pub wake: Arc<Notify>,
     /// Notified when a schedule is written, so an embedded scheduler looks again at once.
     pub schedules: Arc<Notify>,
+    /// Inbound hooks' compiled workflows and running executions in this process.
+    pub inbound: Arc<inbound::Runtime>,
     pub sender: HttpSender,
     pub webhooks: Arc<publish::WebhookCache>,
     /// Commits published events, grouping concurrent requests into one transaction.
@@ -67,6 +70,7 @@ impl AppState {
             store,
             wake,
             schedules: Arc::default(),
+            inbound: Arc::default(),
             sender,
             webhooks,
             tokens: Arc::default(),
@@ -82,6 +86,8 @@ impl AppState {
             sender: self.sender.clone(),
             wake: self.wake.clone(),
             schedules: self.schedules.clone(),
+            committer: self.committer.clone(),
+            inbound: self.inbound.clone(),
             metrics: self.metrics.clone(),
         }
     }

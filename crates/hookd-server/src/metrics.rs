@@ -21,6 +21,8 @@ pub struct Metrics {
     /// Per bucket of [`BUCKETS`], then one for +Inf.
     latency: [AtomicU64; BUCKETS.len() + 1],
     latency_sum_ms: AtomicU64,
+    /// Inbound hook requests answered, by status code.
+    inbound: std::sync::Mutex<std::collections::BTreeMap<u16, u64>>,
 }
 
 impl Metrics {
@@ -43,6 +45,16 @@ impl Metrics {
             self.latency_sum_ms
                 .fetch_add(o.attempt.duration_ms, Ordering::Relaxed);
         }
+    }
+
+    /// Counts an inbound hook request answered with `status`.
+    pub fn inbound(&self, status: u16) {
+        *self
+            .inbound
+            .lock()
+            .expect("not poisoned")
+            .entry(status)
+            .or_default() += 1;
     }
 
     /// The Prometheus text exposition, with `queue_depth` read from the database.
@@ -82,6 +94,13 @@ impl Metrics {
         let sum = self.latency_sum_ms.load(Ordering::Relaxed) as f64 / 1000.0;
         let _ = writeln!(out, "hookd_attempt_duration_seconds_sum {sum}");
         let _ = writeln!(out, "hookd_attempt_duration_seconds_count {cumulative}");
+        out.push_str(
+            "# HELP hookd_inbound_requests_total Inbound hook requests answered by this process, by status.\n",
+        );
+        out.push_str("# TYPE hookd_inbound_requests_total counter\n");
+        for (status, n) in self.inbound.lock().expect("not poisoned").iter() {
+            let _ = writeln!(out, "hookd_inbound_requests_total{{status=\"{status}\"}} {n}");
+        }
         if let Some(depth) = queue_depth {
             out.push_str("# HELP hookd_queue_depth Deliveries pending, being delivered or waiting to retry.\n");
             out.push_str("# TYPE hookd_queue_depth gauge\n");

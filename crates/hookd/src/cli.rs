@@ -356,6 +356,12 @@ pub enum Scenario {
     /// `--events` requests (default 20,000) to a local upstream directly, through hookd's
     /// reverse proxy unrecorded (404) and recorded (200): the proxy's and the recording's cost.
     Proxy,
+    /// `--events` requests (default 20,000) to an async inbound hook as fast as `--concurrency`
+    /// callers go: requests durably accepted per second, and the callers' latency.
+    InboundAsync,
+    /// A sync inbound hook with a condition and a response node at `--rate` (default 200/s)
+    /// for 10 s: the callers' latency.
+    InboundSync,
 }
 
 #[derive(Debug, Args)]

@@ -46,7 +46,7 @@ pub struct Load {
 }
 
 impl Load {
-    fn per_sec(&self) -> f64 {
+    pub fn per_sec(&self) -> f64 {
         self.requests as f64 / self.secs
     }
 }
@@ -59,6 +59,23 @@ pub struct ProxyReport {
     pub unrecorded: Load,
     /// Proxied, answered 200: forwarding and recording.
     pub proxied: Load,
+}
+
+impl std::fmt::Display for Load {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let p = &self.latency_ms;
+        write!(
+            f,
+            "{} requests: {:.0} req/s  p50 {:.3} ms  p95 {:.3} ms  p99 {:.3} ms  max {:.3} ms  errors {}",
+            self.requests,
+            self.per_sec(),
+            p.p50,
+            p.p95,
+            p.p99,
+            p.max,
+            self.errors
+        )
+    }
 }
 
 impl std::fmt::Display for ProxyReport {

@@ -8,6 +8,7 @@ mod extract;
 mod ops;
 mod pagination;
 mod preview;
+pub mod inbound;
 pub mod route_calls;
 pub mod schedules;
 mod ui;
@@ -52,6 +53,7 @@ pub fn app(state: AppState) -> Router {
         .merge(events::router())
         .merge(route_calls::router())
         .merge(schedules::router())
+        .merge(inbound::router())
         .merge(deliveries::router())
         .split_for_parts();
     doc.servers = Some(vec![utoipa::openapi::Server::new("/api/v1")]);
@@ -66,7 +68,7 @@ pub fn app(state: AppState) -> Router {
             crate::auth::require_token,
         ));
     let mut app = Router::new().nest("/api/v1", api).merge(ops::router());
-    app = app.merge(ui::router());
+    app = app.merge(ui::router()).merge(crate::inbound::router());
     if state.proxy.is_enabled() {
         // The fallback: every route above wins over a proxy prefix. Proxied bodies are streamed,
         // so the body limit (which applies to extractors) does not cap them.

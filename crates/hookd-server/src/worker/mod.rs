@@ -8,6 +8,7 @@
 //! into the delivery queue.
 
 mod guard;
+mod executions;
 mod recorder;
 pub mod scheduler;
 pub mod send;
@@ -41,6 +42,10 @@ pub struct Worker {
     pub wake: Arc<Notify>,
     /// Notified when a schedule is written (by this process's API).
     pub schedules: Arc<Notify>,
+    /// Commits events published by inbound workflows.
+    pub committer: crate::publish::Committer,
+    /// Inbound hooks' compiled workflows.
+    pub inbound: Arc<crate::inbound::Runtime>,
     pub metrics: Arc<crate::metrics::Metrics>,
 }
 
@@ -76,6 +81,7 @@ impl Worker {
             self.wake.clone(),
             shutdown.clone(),
         ));
+        tasks.spawn(self.clone().run_executions(shutdown.clone()));
         tasks.spawn(self.clone().prune_periodically(shutdown));
         while tasks.join_next().await.is_some() {}
         let _ = recorder.await;

@@ -40,6 +40,49 @@ impl HttpSender {
     }
 }
 
+impl HttpSender {
+    /// One HTTP call through the verifying, SSRF-guarded client (a workflow's `request` node):
+    /// status, lower-case headers and the body up to `max_body` bytes. `Err` is a transport
+    /// error, described without secrets.
+    pub async fn guarded_call(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+        headers: &[(String, String)],
+        body: Option<Vec<u8>>,
+        timeout: Duration,
+        max_body: usize,
+    ) -> Result<(u16, std::collections::BTreeMap<String, String>, Vec<u8>), String> {
+        check_literal(url, &self.allow).map_err(|b| b.to_string())?;
+        let mut builder = self.verified.request(method, url).timeout(timeout);
+        for (k, v) in headers {
+            builder = builder.header(k, v);
+        }
+        if let Some(body) = body {
+            builder = builder.body(body);
+        }
+        let mut resp = builder.send().await.map_err(|e| classify(e).1)?;
+        let status = resp.status().as_u16();
+        let headers = resp
+            .headers()
+            .iter()
+            .map(|(k, v)| {
+                let v = String::from_utf8_lossy(v.as_bytes()).into_owned();
+                (k.as_str().to_owned(), v)
+            })
+            .collect();
+        let mut body = Vec::new();
+        while body.len() < max_body {
+            match resp.chunk().await.map_err(|e| classify(e).1)? {
+                Some(chunk) => body.extend_from_slice(&chunk),
+                None => break,
+            }
+        }
+        body.truncate(max_body);
+        Ok((status, headers, body))
+    }
+}
+
 fn client(verify: bool, allow: &Arc<[Cidr]>) -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())

@@ -6,6 +6,7 @@ mod support;
 mod auth;
 mod delivery;
 mod events;
+mod inbound;
 mod proxy;
 mod route_calls;
 mod schedules;

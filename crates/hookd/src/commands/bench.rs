@@ -22,12 +22,16 @@ fn defaults(s: Scenario) -> (u64, u32, f64, u32) {
         Scenario::Failing => (5_000, 10, 0.2, 500),
         Scenario::Latency => (2_000, 1, 0.0, 200),
         Scenario::Proxy => (20_000, 0, 0.0, 0),
+        Scenario::InboundAsync => (20_000, 0, 0.0, 0),
+        Scenario::InboundSync => (2_000, 0, 0.0, 200),
     }
 }
 
 pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
-    if args.scenario == Scenario::Proxy {
-        return proxy(args).await;
+    match args.scenario {
+        Scenario::Proxy => return proxy(args).await,
+        Scenario::InboundAsync | Scenario::InboundSync => return inbound(args).await,
+        _ => {}
     }
     let (events, webhooks, failing, rate) = defaults(args.scenario);
     let rate = args.rate.unwrap_or(rate);
@@ -118,6 +122,53 @@ async fn proxy(args: &BenchArgs) -> anyhow::Result<()> {
         ..opts
     };
     let report = hookd_server::bench::proxy::run(opts).await;
+    hookd.stop().await;
+    println!("{}", report.map_err(|e| anyhow!(e))?);
+    Ok(())
+}
+
+/// The inbound scenarios: an embedded hookd with one hook, called over HTTP.
+async fn inbound(args: &BenchArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        args.server.is_none(),
+        "the inbound scenarios run an embedded hookd; --server is not supported"
+    );
+    let sync = args.scenario == Scenario::InboundSync;
+    let (requests, _, _, rate) = defaults(args.scenario);
+    let rate = args.rate.unwrap_or(rate);
+    let requests = match args.events {
+        Some(n) => n,
+        None if rate > 0 => u64::from(rate) * 10,
+        None => requests,
+    };
+    let hookd = Embedded::start(args, Settings::default()).await?;
+    let created: serde_json::Value = reqwest::Client::new()
+        .post(format!("{}/api/v1/inbound", hookd.base))
+        .bearer_auth(&hookd.token)
+        .json(&hookd_server::bench::inbound::hook(sync))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let url = created["url"]
+        .as_str()
+        .ok_or_else(|| anyhow!("no url in {created}"))?
+        .to_owned();
+    println!(
+        "scenario {:?}: {requests} requests, rate {}, {} callers",
+        args.scenario,
+        if rate == 0 { "max".to_string() } else { format!("{rate}/s") },
+        args.concurrency
+    );
+    let opts = hookd_server::bench::inbound::InboundBenchOptions {
+        url,
+        requests,
+        concurrency: args.concurrency.max(1),
+        rate,
+        status: 200,
+    };
+    let report = hookd_server::bench::inbound::run(opts).await;
     hookd.stop().await;
     println!("{}", report.map_err(|e| anyhow!(e))?);
     Ok(())

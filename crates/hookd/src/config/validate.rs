@@ -15,7 +15,7 @@ const RETENTION_DAYS: RangeInclusive<i64> = 1..=36_500;
 const MAX_BODY_BYTES: RangeInclusive<i64> = 1..=104_857_600;
 const PROXY_MAX_BODY_BYTES: RangeInclusive<i64> = 0..=104_857_600;
 /// Paths hookd serves itself: a proxy prefix may not fall inside them.
-const RESERVED_PATHS: [&str; 5] = ["/api/v1", "/health", "/ready", "/metrics", "/ui"];
+const RESERVED_PATHS: [&str; 6] = ["/api/v1", "/health", "/ready", "/metrics", "/ui", "/hooks"];
 const TIMEOUT_MS: RangeInclusive<i64> = 1..=120_000;
 const MAX_ATTEMPTS: RangeInclusive<i64> = 1..=50;
 const RETRY_DELAY_SECONDS: RangeInclusive<i64> = 0..=604_800;

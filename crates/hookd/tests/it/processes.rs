@@ -203,3 +203,57 @@ async fn worker_processes_fire_each_schedule_occurrence_once(b: Backend) {
         assert_eq!(b - a, 1000 * (1 + skipped), "occurrences {fired:?}");
     }
 }
+
+backend_test!(an_async_execution_survives_a_kill_between_answer_and_run);
+async fn an_async_execution_survives_a_kill_between_answer_and_run(b: Backend) {
+    let (db, _temp) = b.fresh_db().await;
+    // An API without a worker answers the hook; nothing runs the workflow before the kill.
+    let (mut api_proc, api) = api_only(&db).await;
+    let rx = Counter::start(Duration::from_millis(1)).await;
+    api.post(
+        "/webhooks",
+        json!({"name": "r", "url": format!("http://{}/", rx.addr),
+               "events": [{"type": "payment.*"}]}),
+    )
+    .await;
+    let hook = api
+        .post(
+            "/inbound",
+            json!({"name": "payments",
+                   "workflow": [{"type": "publish", "event_type": "payment.received",
+                                 "data": "{{ body | tojson }}"}]}),
+        )
+        .await;
+    let key = hook["key"].as_str().unwrap();
+    let answer = reqwest::Client::new()
+        .post(format!("{}/hooks/{key}", api.base))
+        .header("content-type", "application/json")
+        .body(r#"{"amount": 12}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status().as_u16(), 200);
+    let execution = answer.headers()["x-hookd-execution"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    api_proc.0.kill().unwrap(); // SIGKILL, right after the answer
+    api_proc.0.wait().unwrap();
+
+    // Restarted with its worker, hookd runs the stored execution.
+    let listen = format!("127.0.0.1:{}", free_port());
+    let _again = hookd(&["serve", "--listen", &listen], &db, &WORKER_ENV);
+    let base = format!("http://{listen}");
+    wait_ready(&base).await;
+    rx.wait_distinct(1, Duration::from_secs(30)).await;
+    let api = Api::new(&base);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let e = api.get(&format!("/executions/{execution}")).await;
+        if e["status"] == "succeeded" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never finished: {e}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -1,0 +1,531 @@
+//! Inbound hooks at run time (SPEC §4 "Inbound hooks"): the public `/hooks/{key}` endpoint, the
+//! workflow's effects (publish into the outbound pipeline, guarded HTTP calls), and running an
+//! execution. The admin API is `http/inbound.rs`; async executions are run by
+//! `worker/executions.rs`.
+//!
+//! A request is checked in this order, each failure answered before the next step: the key (404,
+//! also for an inactive hook), the method (405 with `Allow`), the hook's concurrency (429), the
+//! body size (413, read no further than the limit), verification over the raw bytes (401, and a
+//! `rejected` execution with the reason). Then:
+//! - `async`: the execution is stored `queued` (committed) before the caller gets the configured
+//!   response; a worker runs it later, here or in another process, and a restart loses nothing;
+//! - `sync`: the workflow runs in the request's own task under `timeout_ms`, so the caller is
+//!   always answered: by the response node, else 200/500, or 504 when time runs out.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Request, State};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+use axum::Router;
+use hookd_core::inbound::record::{
+    Execution, ExecutionRecord, ExecutionRequest, ExecutionStatus, InboundHook,
+};
+use hookd_core::inbound::spec::{InboundAuth, SignaturePreset};
+use hookd_core::inbound::workflow::{self, OutgoingRequest, ResponseValue};
+use hookd_core::inbound::{compile, parse, verify, Effects, Mode, Run, RunStatus, Workflow};
+use hookd_core::store::Enqueued;
+use hookd_core::{EventType, ExecutionId, InboundId, NewEvent};
+use serde_json::{json, Map, Value};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::error::ApiError;
+use crate::publish::Committer;
+use crate::worker::send::HttpSender;
+use crate::AppState;
+
+/// Request bodies are kept in execution records up to this many bytes.
+pub const MAX_RECORDED_BODY: usize = 64 * 1024;
+/// Largest response body a `request` node keeps.
+const MAX_REQUEST_NODE_BODY: usize = 1024 * 1024;
+/// Headers whose values are credentials: masked in execution records.
+const SECRET_HEADERS: [&str; 9] = [
+    "authorization",
+    "cookie",
+    "proxy-authorization",
+    "x-hub-signature",
+    "x-hub-signature-256",
+    "stripe-signature",
+    "x-slack-signature",
+    "x-shopify-hmac-sha256",
+    "webhook-signature",
+];
+const MASK: &str = "****";
+
+/// What the process keeps per hook: compiled workflows and how many executions are running.
+#[derive(Debug, Default)]
+pub struct Runtime {
+    compiled: Mutex<HashMap<InboundId, (i64, Arc<Workflow>)>>,
+    running: Mutex<HashMap<InboundId, (u32, Arc<Semaphore>)>>,
+}
+
+impl Runtime {
+    /// The hook's workflow, compiled once per version of the hook.
+    pub fn workflow(&self, hook: &InboundHook) -> Result<Arc<Workflow>, String> {
+        let mut cache = self.compiled.lock().expect("not poisoned");
+        if let Some((at, w)) = cache.get(&hook.id) {
+            if *at == hook.updated_at {
+                return Ok(w.clone());
+            }
+        }
+        let w = Arc::new(compile(&hook.spec.workflow).map_err(|e| e.to_string())?);
+        cache.insert(hook.id.clone(), (hook.updated_at, w.clone()));
+        Ok(w)
+    }
+
+    /// A slot among the hook's `max_concurrency` running executions in this process, if free.
+    fn try_slot(&self, hook: &InboundHook) -> Option<OwnedSemaphorePermit> {
+        let limit = hook.spec.max_concurrency;
+        let sem = {
+            let mut map = self.running.lock().expect("not poisoned");
+            let entry = map
+                .entry(hook.id.clone())
+                .or_insert_with(|| (limit, Arc::new(Semaphore::new(limit as usize))));
+            if entry.0 != limit {
+                *entry = (limit, Arc::new(Semaphore::new(limit as usize)));
+            }
+            entry.1.clone()
+        };
+        sem.try_acquire_owned().ok()
+    }
+}
+
+/// `/hooks/{key}`: public, no admin token.
+pub fn router() -> Router<AppState> {
+    Router::new().route("/hooks/{key}", any(receive))
+}
+
+async fn receive(
+    State(state): State<AppState>,
+    Path(key): Path<String>,
+    request: Request,
+) -> Response {
+    let response = match handle(&state, &key, request).await {
+        Ok(response) => response,
+        Err(e) => e.into_response(),
+    };
+    state.metrics.inbound(response.status().as_u16());
+    response
+}
+
+async fn handle(state: &AppState, key: &str, request: Request) -> Result<Response, ApiError> {
+    let now = crate::now_ms();
+    let hook = match state.store.get_inbound_by_key(key).await? {
+        Some(h) if h.spec.active => h,
+        _ => return Err(ApiError::not_found("hook")),
+    };
+    let (parts, body) = request.into_parts();
+    if !hook.spec.methods.iter().any(|m| m == parts.method.as_str()) {
+        let allow = hook.spec.methods.join(", ");
+        let mut response = ApiError::method_not_allowed().into_response();
+        if let Ok(v) = HeaderValue::from_str(&allow) {
+            response.headers_mut().insert(header::ALLOW, v);
+        }
+        return Ok(response);
+    }
+    let Some(slot) = state.inbound.try_slot(&hook) else {
+        return Err(ApiError::too_many(format!(
+            "this hook already runs {} executions; try again later",
+            hook.spec.max_concurrency
+        )));
+    };
+    let limit = state.settings.max_body_bytes;
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(ApiError::too_large(limit));
+    }
+    let Ok(bytes) = axum::body::to_bytes(body, limit).await else {
+        return Err(ApiError::too_large(limit));
+    };
+    let headers = header_list(&parts.headers);
+    let query_raw = parts.uri.query().unwrap_or("");
+    let content_type = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    let body_value = parse::parse_body(content_type, &bytes);
+    let query = parse::parse_query(query_raw);
+    let record_request = ExecutionRequest {
+        method: parts.method.to_string(),
+        path: masked_path(query_raw),
+        headers: masked_headers(&headers, &hook.spec.auth),
+        query: query.clone(),
+        body: recorded_body(&body_value, &bytes),
+        body_truncated: bytes.len() > MAX_RECORDED_BODY,
+    };
+
+    if let Err(rejection) = verify(&hook.spec.auth, &headers, &bytes, now / 1000) {
+        let reason = format!("{}: {}", rejection.code.as_str(), rejection.reason);
+        let mut response = ApiError::unauthorized_because(&reason).into_response();
+        if let Some(challenge) = rejection.challenge {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+        }
+        let record = ExecutionRecord {
+            request: record_request,
+            variables: Map::new(),
+            trace: Vec::new(),
+            response: Some(workflow::Response {
+                status: 401,
+                headers: BTreeMap::new(),
+                body: String::new(),
+            }),
+            error: Some(reason),
+            duration_ms: Some(0),
+        };
+        let execution = new_execution(&hook, ExecutionStatus::Rejected, record, now);
+        state.store.insert_execution(&execution).await?;
+        return Ok(response);
+    }
+
+    let vars = variables(&hook, parts.method.as_str(), &headers, &query, &body_value);
+    match hook.spec.mode {
+        Mode::Async => {
+            let answer = hook
+                .spec
+                .async_response(&vars)
+                .map_err(|e| ApiError::internal(&format!("the response template failed: {e}")))?;
+            let record = ExecutionRecord {
+                request: record_request,
+                variables: vars,
+                trace: Vec::new(),
+                response: Some(answer.clone()),
+                error: None,
+                duration_ms: None,
+            };
+            let mut execution = new_execution(&hook, ExecutionStatus::Queued, record, now);
+            execution.next_attempt_at = Some(now);
+            state.store.insert_execution(&execution).await?;
+            state.wake.notify_waiters();
+            drop(slot);
+            Ok(answer_response(&answer, &execution.id))
+        }
+        Mode::Sync => {
+            let workflow = state.inbound.workflow(&hook).map_err(|e| {
+                ApiError::internal(&format!("the hook's workflow does not compile: {e}"))
+            })?;
+            let effects = ServerEffects::new(state.committer.clone(), state.sender.clone());
+            let timeout = Duration::from_millis(u64::from(hook.spec.timeout_ms));
+            let ran = tokio::time::timeout(
+                timeout,
+                workflow.run(vars.clone(), &effects, Mode::Sync),
+            )
+            .await;
+            let duration_ms = u64::try_from(crate::now_ms() - now).unwrap_or(0);
+            let mut record = ExecutionRecord {
+                request: record_request,
+                variables: vars,
+                trace: Vec::new(),
+                response: None,
+                error: None,
+                duration_ms: Some(duration_ms),
+            };
+            let (status, answer) = match ran {
+                Ok(run) => {
+                    let (status, answer) = sync_answer(&run);
+                    record.trace = run.trace;
+                    if let RunStatus::Failed { error } = run.status {
+                        record.error = Some(error);
+                    }
+                    (status, answer)
+                }
+                Err(_) => {
+                    let msg = format!(
+                        "the workflow did not finish within timeout_ms ({} ms)",
+                        hook.spec.timeout_ms
+                    );
+                    record.error = Some(msg.clone());
+                    let body = json!({"error": {"code": "timeout", "message": msg}});
+                    (ExecutionStatus::TimedOut, json_answer(504, &body))
+                }
+            };
+            record.response = Some(answer.clone());
+            let execution = new_execution(&hook, status, record, now);
+            state.store.insert_execution(&execution).await?;
+            drop(slot);
+            Ok(answer_response(&answer, &execution.id))
+        }
+    }
+}
+
+/// The variables of SPEC §4 (`request.*` and the parsed aliases), plus `body`, `query`,
+/// `headers` and `method` at the top level as shortcuts where no alias took the name.
+pub fn variables(
+    hook: &InboundHook,
+    method: &str,
+    headers: &[(String, String)],
+    query: &Value,
+    body: &Value,
+) -> Map<String, Value> {
+    let mut vars = parse::variables(&hook.spec.parse, method, headers, query, body);
+    let request = vars.get("request").cloned().unwrap_or(Value::Null);
+    for name in ["body", "query", "headers", "method"] {
+        if !vars.contains_key(name) {
+            vars.insert(name.into(), request[name].clone());
+        }
+    }
+    vars
+}
+
+/// The answer of a finished sync run: its response node, else 200 (success) or 500 (failure).
+fn sync_answer(run: &Run) -> (ExecutionStatus, workflow::Response) {
+    let status = match run.status {
+        RunStatus::Succeeded => ExecutionStatus::Succeeded,
+        RunStatus::Failed { .. } => ExecutionStatus::Failed,
+    };
+    let answer = match (&run.response, &run.status) {
+        (Some(r), _) => r.clone(),
+        (None, RunStatus::Succeeded) => json_answer(200, &json!({"status": "succeeded"})),
+        (None, RunStatus::Failed { error }) => json_answer(
+            500,
+            &json!({"error": {"code": "workflow_failed", "message": error}}),
+        ),
+    };
+    (status, answer)
+}
+
+fn json_answer(status: u16, body: &Value) -> workflow::Response {
+    let mut headers = BTreeMap::new();
+    headers.insert("content-type".into(), "application/json".into());
+    workflow::Response {
+        status,
+        headers,
+        body: body.to_string(),
+    }
+}
+
+fn answer_response(answer: &workflow::Response, execution: &ExecutionId) -> Response {
+    let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::OK);
+    let mut response = (status, Body::from(answer.body.clone())).into_response();
+    let headers = response.headers_mut();
+    for (k, v) in &answer.headers {
+        if let (Ok(k), Ok(v)) = (HeaderName::try_from(k.as_str()), HeaderValue::from_str(v)) {
+            headers.insert(k, v);
+        }
+    }
+    if !headers.contains_key(header::CONTENT_TYPE) {
+        let looks_json = serde_json::from_str::<serde::de::IgnoredAny>(&answer.body).is_ok()
+            && answer.body.trim_start().starts_with(['{', '[']);
+        let ct = if looks_json {
+            "application/json"
+        } else {
+            "text/plain; charset=utf-8"
+        };
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
+    }
+    if let Ok(v) = HeaderValue::from_str(execution.as_str()) {
+        headers.insert(HeaderName::from_static("x-hookd-execution"), v);
+    }
+    response
+}
+
+fn new_execution(
+    hook: &InboundHook,
+    status: ExecutionStatus,
+    record: ExecutionRecord,
+    now: i64,
+) -> Execution {
+    Execution {
+        id: ExecutionId::generate(now),
+        hook_id: hook.id.clone(),
+        mode: hook.spec.mode,
+        status,
+        record,
+        attempts: 0,
+        next_attempt_at: None,
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+fn header_list(headers: &HeaderMap) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.as_str().to_owned(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect()
+}
+
+/// Headers for the record: names lower-case, credentials and the hook's own signature header
+/// masked.
+fn masked_headers(headers: &[(String, String)], auth: &InboundAuth) -> BTreeMap<String, String> {
+    let own = match auth {
+        InboundAuth::Signature(SignaturePreset::Hmac { header, .. }) => {
+            Some(header.to_ascii_lowercase())
+        }
+        _ => None,
+    };
+    let mut out = BTreeMap::new();
+    for (k, v) in headers {
+        let k = k.to_ascii_lowercase();
+        let secret = SECRET_HEADERS.contains(&k.as_str()) || own.as_deref() == Some(k.as_str());
+        let v = if secret { MASK.to_owned() } else { v.clone() };
+        out.entry(k)
+            .and_modify(|joined: &mut String| {
+                joined.push_str(", ");
+                joined.push_str(&v);
+            })
+            .or_insert(v);
+    }
+    out
+}
+
+/// `/hooks/****?query`: the key is the hook's only secret in a `none` hook, so it is not kept.
+fn masked_path(query: &str) -> String {
+    if query.is_empty() {
+        format!("/hooks/{MASK}")
+    } else {
+        format!("/hooks/{MASK}?{query}")
+    }
+}
+
+/// The body as recorded: the parsed value when the raw body fits the cap, else the text cut at
+/// the cap.
+fn recorded_body(parsed: &Value, raw: &Bytes) -> Value {
+    if raw.len() <= MAX_RECORDED_BODY {
+        return parsed.clone();
+    }
+    let mut end = MAX_RECORDED_BODY;
+    while end > 0 && (raw[end] & 0xC0) == 0x80 {
+        end -= 1;
+    }
+    Value::String(String::from_utf8_lossy(&raw[..end]).into_owned())
+}
+
+/// Runs a claimed async execution's workflow (bounded by the hook's `timeout_ms`) and returns
+/// the finished execution.
+pub async fn run_async(
+    runtime: &Runtime,
+    committer: &Committer,
+    sender: &HttpSender,
+    hook: &InboundHook,
+    mut execution: Execution,
+) -> Execution {
+    let started = crate::now_ms();
+    let finish = |mut e: Execution, status, error: Option<String>| {
+        e.status = status;
+        e.record.error = error;
+        e.record.duration_ms = Some(u64::try_from(crate::now_ms() - started).unwrap_or(0));
+        e.next_attempt_at = None;
+        e.updated_at = crate::now_ms();
+        e
+    };
+    let workflow = match runtime.workflow(hook) {
+        Ok(w) => w,
+        Err(e) => {
+            let msg = format!("the hook's workflow does not compile: {e}");
+            return finish(execution, ExecutionStatus::Failed, Some(msg));
+        }
+    };
+    let effects = ServerEffects::new(committer.clone(), sender.clone());
+    let timeout = Duration::from_millis(u64::from(hook.spec.timeout_ms));
+    let vars = execution.record.variables.clone();
+    match tokio::time::timeout(timeout, workflow.run(vars, &effects, Mode::Async)).await {
+        Ok(run) => {
+            execution.record.trace = run.trace;
+            match run.status {
+                RunStatus::Succeeded => finish(execution, ExecutionStatus::Succeeded, None),
+                RunStatus::Failed { error } => {
+                    finish(execution, ExecutionStatus::Failed, Some(error))
+                }
+            }
+        }
+        Err(_) => {
+            let msg = format!(
+                "the workflow did not finish within timeout_ms ({} ms)",
+                hook.spec.timeout_ms
+            );
+            finish(execution, ExecutionStatus::TimedOut, Some(msg))
+        }
+    }
+}
+
+/// A workflow's IO: events into the outbound pipeline, HTTP calls through the SSRF-guarded
+/// delivery client.
+#[derive(Debug)]
+pub struct ServerEffects {
+    committer: Committer,
+    sender: HttpSender,
+}
+
+impl ServerEffects {
+    pub fn new(committer: Committer, sender: HttpSender) -> Self {
+        Self { committer, sender }
+    }
+}
+
+#[async_trait::async_trait]
+impl Effects for ServerEffects {
+    async fn publish(
+        &self,
+        event_type: &str,
+        model: Option<&str>,
+        data: Value,
+    ) -> Result<String, String> {
+        let event_type = EventType::parse(event_type)?;
+        let event = NewEvent {
+            event_type,
+            model: model.map(str::to_owned),
+            data,
+            occurred_at: crate::now_ms(),
+            idempotency_key: None,
+        };
+        match self.committer.commit(vec![event]).await {
+            Ok(mut done) => match done.pop() {
+                Some(Enqueued::Created { id, .. }) => Ok(id.to_string()),
+                Some(Enqueued::Duplicate(e)) => Ok(e.id.to_string()),
+                None => Err("the event was not stored".into()),
+            },
+            Err(e) => {
+                tracing::warn!(error = %e, "publishing from a workflow failed");
+                Err("the event could not be stored".into())
+            }
+        }
+    }
+
+    async fn request(&self, req: OutgoingRequest) -> Result<ResponseValue, String> {
+        let method = Method::from_bytes(req.method.as_bytes()).map_err(|e| e.to_string())?;
+        let (status, headers, body) = self
+            .sender
+            .guarded_call(
+                method,
+                &req.url,
+                &req.headers,
+                req.body.map(String::into_bytes),
+                req.timeout,
+                MAX_REQUEST_NODE_BODY,
+            )
+            .await?;
+        let is_json = headers
+            .get("content-type")
+            .is_some_and(|ct| ct.contains("json"));
+        let text = String::from_utf8_lossy(&body).into_owned();
+        let body = if is_json {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        } else {
+            Value::String(text)
+        };
+        Ok(ResponseValue {
+            status,
+            headers,
+            body,
+        })
+    }
+
+    fn now_ms(&self) -> i64 {
+        crate::now_ms()
+    }
+}

@@ -1,0 +1,100 @@
+//! Async inbound executions: claimed under a lease like deliveries, run, finished. A worker that
+//! dies mid-run leaves the lease to expire; the execution is then claimed again (at least once,
+//! as deliveries are), up to [`MAX_RUNS`] times.
+
+use std::time::Duration;
+
+use hookd_core::inbound::record::{Execution, ExecutionStatus};
+use hookd_core::store::ExecutionClaim;
+use hookd_core::StoreError;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use super::Worker;
+use crate::inbound::run_async;
+
+/// Executions claimed at once.
+const BATCH: u32 = 32;
+/// Runs started for one execution before it is failed: the worker running it died each time.
+pub const MAX_RUNS: u32 = 3;
+/// Longest an idle loop sleeps without a signal.
+const IDLE_MAX: Duration = Duration::from_secs(5);
+
+impl Worker {
+    /// Claims due executions and runs them, until `shutdown`.
+    pub(super) async fn run_executions(self, mut shutdown: watch::Receiver<bool>) {
+        let mut running = JoinSet::new();
+        while !*shutdown.borrow() {
+            while running.try_join_next().is_some() {}
+            let notified = self.wake.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            match self.claim_and_start(&mut running).await {
+                Ok(n) if n > 0 => continue,
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "claiming executions failed"),
+            }
+            let wait = match self.store.next_execution_at().await {
+                Ok(Some(at)) => {
+                    let ms = (at - crate::now_ms()).clamp(0, IDLE_MAX.as_millis() as i64);
+                    Duration::from_millis(ms as u64)
+                }
+                Ok(None) => IDLE_MAX,
+                Err(_) => Duration::from_secs(1),
+            };
+            tokio::select! {
+                _ = notified => {}
+                _ = tokio::time::sleep(wait) => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+        while running.join_next().await.is_some() {}
+    }
+
+    async fn claim_and_start(&self, running: &mut JoinSet<()>) -> Result<usize, StoreError> {
+        let token = crate::auth::generate_token();
+        let claim = ExecutionClaim {
+            now_ms: crate::now_ms(),
+            limit: BATCH,
+            lease: self.settings.delivery.lease,
+            lease_token: token.clone(),
+        };
+        let claimed = self.store.claim_executions(&claim).await?;
+        let n = claimed.len();
+        for execution in claimed {
+            let me = self.clone();
+            let token = token.clone();
+            running.spawn(async move {
+                let done = me.execute(execution).await;
+                match me.store.finish_execution(&done, &token).await {
+                    Ok(true) => {}
+                    Ok(false) => tracing::warn!(execution = %done.id,
+                        "an execution's lease ran out before it finished; it runs again"),
+                    Err(e) => tracing::warn!(error = %e, execution = %done.id,
+                        "recording an execution failed; it runs again after its lease"),
+                }
+            });
+        }
+        Ok(n)
+    }
+
+    async fn execute(&self, execution: Execution) -> Execution {
+        let fail = |mut e: Execution, why: &str| {
+            e.status = ExecutionStatus::Failed;
+            e.record.error = Some(why.to_owned());
+            e.updated_at = crate::now_ms();
+            e
+        };
+        if execution.attempts > MAX_RUNS {
+            let why = format!("the worker running it stopped {MAX_RUNS} times");
+            return fail(execution, &why);
+        }
+        let hook = match self.store.get_inbound(&execution.hook_id).await {
+            Ok(Some(hook)) => hook,
+            Ok(None) => return fail(execution, "the hook no longer exists"),
+            Err(e) => return fail(execution, &format!("the hook could not be read: {e}")),
+        };
+        run_async(&self.inbound, &self.committer, &self.sender, &hook, execution).await
+    }
+}
+
