@@ -117,6 +117,10 @@ prefixed_id!(/// One HTTP try of a delivery.
     AttemptId, "att_", "attempt");
 prefixed_id!(/// A schedule: a message sent to a webhook on a cron expression or an interval.
     ScheduleId, "sch_", "schedule");
+prefixed_id!(/// An inbound hook (a generated URL with verification, parsing and a workflow).
+    InboundId, "in_", "inbound hook");
+prefixed_id!(/// One inbound request run through its hook's workflow.
+    ExecutionId, "exe_", "execution");
 prefixed_id!(/// An admin API token (its id; the token itself is only stored hashed).
     TokenId, "tok_", "token");
 

@@ -14,7 +14,8 @@ use async_trait::async_trait;
 
 use crate::delivery::{Attempt, Delivery, DeliveryStatus};
 use crate::event::{Event, NewEvent};
-use crate::ids::{DeliveryId, EventId, ScheduleId, TokenId, WebhookId};
+use crate::ids::{DeliveryId, EventId, ExecutionId, InboundId, ScheduleId, TokenId, WebhookId};
+use crate::inbound::record::{Execution, InboundHook};
 use crate::retry::WebhookEffect;
 use crate::schedule::Schedule;
 use crate::webhook::Webhook;
@@ -163,6 +164,16 @@ pub struct Firing {
     pub now_ms: i64,
 }
 
+/// A claim of queued async executions.
+#[derive(Debug, Clone)]
+pub struct ExecutionClaim {
+    pub now_ms: i64,
+    pub limit: u32,
+    pub lease: Duration,
+    /// Unique per claim; finishing must present it.
+    pub lease_token: String,
+}
+
 /// Filters for listing deliveries.
 #[derive(Debug, Clone, Default)]
 pub struct DeliveryFilter {
@@ -259,13 +270,42 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// worker fired that occurrence first or the schedule changed or went away: nothing stored.
     async fn fire_schedule(&self, firing: &Firing) -> StoreResult<bool>;
 
+    // --- inbound hooks ---
+    /// Inserts a hook; [`StoreError::Conflict`] if its key is taken.
+    async fn insert_inbound(&self, hook: &InboundHook) -> StoreResult<()>;
+    async fn get_inbound(&self, id: &InboundId) -> StoreResult<Option<InboundHook>>;
+    /// The hook whose public URL key is `key` (active or not).
+    async fn get_inbound_by_key(&self, key: &str) -> StoreResult<Option<InboundHook>>;
+    async fn list_inbound(&self, page: &Page) -> StoreResult<Vec<InboundHook>>;
+    /// Replaces the hook's spec and `updated_at`, provided `updated_at` is still `read_updated_at`.
+    async fn update_inbound(&self, hook: &InboundHook, read_updated_at: i64)
+        -> StoreResult<Written>;
+    /// Deletes a hook (its executions stay until retention); `false` if it did not exist.
+    async fn delete_inbound(&self, id: &InboundId) -> StoreResult<bool>;
+
+    // --- executions ---
+    /// Stores an execution. A `queued` one is durable when this returns and wakes workers
+    /// (like queued deliveries).
+    async fn insert_execution(&self, execution: &Execution) -> StoreResult<()>;
+    /// Leases up to `limit` due executions: `queued` ones, and `running` ones whose lease ran
+    /// out, oldest due first; sets them `running`, `next_attempt_at = now + lease`, `attempts + 1`.
+    async fn claim_executions(&self, claim: &ExecutionClaim) -> StoreResult<Vec<Execution>>;
+    /// Writes a claimed execution's status and record (`next_attempt_at` cleared), provided it
+    /// is still under `lease_token`; `false` (nothing written) otherwise.
+    async fn finish_execution(&self, execution: &Execution, lease_token: &str) -> StoreResult<bool>;
+    /// The earliest `next_attempt_at` of queued or running executions.
+    async fn next_execution_at(&self) -> StoreResult<Option<i64>>;
+    async fn get_execution(&self, id: &ExecutionId) -> StoreResult<Option<Execution>>;
+    /// A hook's executions, newest first.
+    async fn list_executions(&self, hook: &InboundId, page: &Page) -> StoreResult<Vec<Execution>>;
+
     // --- waking workers ---
     /// Returns when deliveries may have been queued by another process, or after `max_wait`.
     /// PostgreSQL uses LISTEN/NOTIFY; SQLite watches the file's change counter.
     async fn wait_for_work(&self, max_wait: Duration);
 
     // --- retention ---
-    /// Deletes finished deliveries with their attempts, and events with no unfinished delivery,
-    /// created before `before_ms`. Returns the number of rows removed.
+    /// Deletes finished deliveries with their attempts, events with no unfinished delivery, and
+    /// finished executions, created before `before_ms`. Returns the number of rows removed.
     async fn prune(&self, before_ms: i64) -> StoreResult<u64>;
 }

@@ -7,12 +7,14 @@
 //! - [`parse`]: the request as workflow variables (NocoBase's header, query and body paths).
 //! - [`sample`]: the paths a sample URL or JSON offers (the API's parse button).
 //! - [`workflow`]: the nodes, compiled once, run against an [`workflow::Effects`] that does the IO.
+//! - [`record`]: a stored hook and its executions, as the [`crate::Store`] keeps them.
 //!
 //! Like the rest of the crate this does no IO: no sockets, no clock (`now_secs` and
 //! [`workflow::Effects::now_ms`] come from the caller), and it knows no HTTP library. The server
 //! owns the URL key, the body limit, concurrency, timeouts and storage of executions.
 
 pub mod parse;
+pub mod record;
 pub mod sample;
 pub mod spec;
 pub mod verify;
