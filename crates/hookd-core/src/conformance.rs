@@ -93,6 +93,7 @@ macro_rules! conformance_tests {
             wait_for_work_wakes_when_another_handle_enqueues,
             concurrent_firings_of_one_occurrence_store_one,
             concurrent_claimers_never_share_an_execution,
+            wait_for_work_wakes_when_another_handle_queues_an_execution,
         );
     };
     (@single $fresh:expr; $($case:ident),+ $(,)?) => {$(
@@ -1916,4 +1917,21 @@ async fn drain_executions(store: &dyn Store) -> Vec<ExecutionId> {
         assert!(batch.len() <= 10, "a claim returns at most its limit");
         claimed.extend(batch.into_iter().map(|e| e.id));
     }
+}
+
+pub async fn wait_for_work_wakes_when_another_handle_queues_an_execution(
+    store: &dyn Store,
+    other: &dyn Store,
+) {
+    migrate_both(store, other).await;
+    // The first call subscribes (a listener, a change counter) and returns what was pending.
+    store.wait_for_work(Duration::from_millis(1)).await;
+    let hook = InboundId::generate(seq());
+    let waiting = timed(store.wait_for_work(Duration::from_secs(10)));
+    let (waited, ()) = join(waiting, async {
+        let queued = queued_execution(&hook, T0);
+        other.insert_execution(&queued).await.unwrap();
+    })
+    .await;
+    assert!(waited < Duration::from_secs(5), "woke after {waited:?}");
 }
