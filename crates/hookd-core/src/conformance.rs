@@ -22,13 +22,20 @@ use crate::delivery::{
     Attempt, Delivery, DeliveryStatus, ErrorKind, RequestRecord, ResponseRecord,
 };
 use crate::event::{Event, EventType, NewEvent};
-use crate::ids::{AttemptId, DeliveryId, EventId, ScheduleId, TokenId, WebhookId};
+use crate::ids::{
+    AttemptId, DeliveryId, EventId, ExecutionId, InboundId, ScheduleId, TokenId, WebhookId,
+};
+use crate::inbound::record::{
+    Execution, ExecutionRecord, ExecutionRequest, ExecutionStatus, InboundHook,
+};
+use crate::inbound::spec::{InboundSpec, Mode};
+use crate::inbound::workflow::Response;
 use crate::retry::WebhookEffect;
 use crate::schedule::{Schedule, ScheduleSpec, Timing};
 use crate::signature::SigningSecret;
 use crate::store::{
-    Claim, DeliveryFilter, Enqueued, EventToStore, Firing, Lane, NewDelivery, NextState, Outcome,
-    Page, Store, StoreError, TokenRecord, Written,
+    Claim, DeliveryFilter, Enqueued, EventToStore, ExecutionClaim, Firing, Lane, NewDelivery,
+    NextState, Outcome, Page, Store, StoreError, TokenRecord, Written,
 };
 use crate::time::rfc3339;
 use crate::webhook::{
@@ -74,6 +81,10 @@ macro_rules! conformance_tests {
             prune_removes_old_finished_rows_only,
             schedule_crud_is_conditional_on_the_version,
             firing_a_schedule_stores_its_event_and_delivery_once,
+            inbound_crud_is_conditional_on_updated_at,
+            executions_are_listed_per_hook_newest_first,
+            execution_claims_lease_due_queued_ones,
+            prune_removes_old_finished_executions_only,
         );
         $crate::conformance_tests!(@pair $fresh;
             migrations_run_concurrently_and_repeat_safely,
@@ -81,6 +92,8 @@ macro_rules! conformance_tests {
             concurrent_claimers_never_share_a_delivery,
             wait_for_work_wakes_when_another_handle_enqueues,
             concurrent_firings_of_one_occurrence_store_one,
+            concurrent_claimers_never_share_an_execution,
+            wait_for_work_wakes_when_another_handle_queues_an_execution,
         );
     };
     (@single $fresh:expr; $($case:ident),+ $(,)?) => {$(
@@ -1558,4 +1571,367 @@ pub async fn concurrent_firings_of_one_occurrence_store_one(store: &dyn Store, o
         .await
         .unwrap();
     assert_eq!(all.len(), 10, "one delivery per occurrence");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Inbound hooks and executions
+// ---------------------------------------------------------------------------------------------
+
+fn inbound_hook(key: &str) -> InboundHook {
+    InboundHook {
+        id: InboundId::generate(seq()),
+        key: key.into(),
+        spec: InboundSpec::from_json(&json!({"name": key})).expect("a valid spec"),
+        created_at: T0,
+        updated_at: T0,
+    }
+}
+
+fn execution_record() -> ExecutionRecord {
+    let headers = BTreeMap::from([("content-type".into(), "application/json".into())]);
+    let mut variables = serde_json::Map::new();
+    variables.insert("amount".into(), json!(5));
+    ExecutionRecord {
+        request: ExecutionRequest {
+            method: "POST".into(),
+            path: "/hooks/****?source=shop".into(),
+            headers,
+            query: json!({"source": "shop"}),
+            body: json!({"amount": 5}),
+            body_truncated: false,
+        },
+        variables,
+        trace: Vec::new(),
+        response: None,
+        error: None,
+        duration_ms: None,
+    }
+}
+
+/// An async execution waiting for a worker, due (and created) at `due`.
+fn queued_execution(hook: &InboundId, due: i64) -> Execution {
+    Execution {
+        id: ExecutionId::generate(seq()),
+        hook_id: hook.clone(),
+        mode: Mode::Async,
+        status: ExecutionStatus::Queued,
+        record: execution_record(),
+        attempts: 0,
+        next_attempt_at: Some(due),
+        created_at: due,
+        updated_at: due,
+    }
+}
+
+/// A sync execution, stored once, finished, at `at`.
+fn finished_execution(hook: &InboundId, status: ExecutionStatus, at: i64) -> Execution {
+    let mut record = execution_record();
+    record.response = Some(Response {
+        status: 200,
+        headers: BTreeMap::new(),
+        body: "ok".into(),
+    });
+    record.duration_ms = Some(12);
+    Execution {
+        id: ExecutionId::generate(seq()),
+        hook_id: hook.clone(),
+        mode: Mode::Sync,
+        status,
+        record,
+        attempts: 1,
+        next_attempt_at: None,
+        created_at: at,
+        updated_at: at,
+    }
+}
+
+fn execution_claim(now_ms: i64, limit: u32) -> ExecutionClaim {
+    ExecutionClaim {
+        now_ms,
+        limit,
+        lease: LEASE,
+        lease_token: format!("exe-lease-{}", seq()),
+    }
+}
+
+async fn claim_executions(store: &dyn Store, claim: &ExecutionClaim) -> Vec<Execution> {
+    let mut claimed = store
+        .claim_executions(claim)
+        .await
+        .expect("claim_executions");
+    claimed.sort_by(|a, b| a.id.cmp(&b.id));
+    claimed
+}
+
+async fn execution(store: &dyn Store, id: &ExecutionId) -> Execution {
+    store
+        .get_execution(id)
+        .await
+        .expect("get_execution")
+        .expect("execution exists")
+}
+
+fn ids_of(executions: &[Execution]) -> Vec<&ExecutionId> {
+    executions.iter().map(|e| &e.id).collect()
+}
+
+pub async fn inbound_crud_is_conditional_on_updated_at(store: &dyn Store) {
+    let a = inbound_hook("key-a");
+    let b = inbound_hook("key-b");
+    store.insert_inbound(&a).await.unwrap();
+    store.insert_inbound(&b).await.unwrap();
+    assert_eq!(store.get_inbound(&a.id).await.unwrap(), Some(a.clone()));
+    assert_eq!(
+        store.get_inbound_by_key("key-b").await.unwrap(),
+        Some(b.clone())
+    );
+    assert_eq!(store.get_inbound_by_key("key-c").await.unwrap(), None);
+    let taken = store.insert_inbound(&inbound_hook("key-a")).await;
+    assert!(matches!(taken, Err(StoreError::Conflict(_))), "{taken:?}");
+
+    let listed = store.list_inbound(&page(1, None)).await.unwrap();
+    assert_eq!(listed, vec![b.clone()], "newest first");
+    let next = store
+        .list_inbound(&page(10, Some(b.id.as_str())))
+        .await
+        .unwrap();
+    assert_eq!(next, vec![a.clone()]);
+
+    let mut edited = a.clone();
+    edited.spec = InboundSpec::from_json(&json!({"name": "a2", "mode": "sync"})).unwrap();
+    edited.updated_at = T0 + 1;
+    assert_eq!(
+        store.update_inbound(&edited, a.updated_at).await.unwrap(),
+        Written::Done
+    );
+    assert_eq!(
+        store.get_inbound(&a.id).await.unwrap(),
+        Some(edited.clone())
+    );
+    assert_eq!(
+        store.update_inbound(&edited, a.updated_at).await.unwrap(),
+        Written::Changed,
+        "a stale updated_at writes nothing"
+    );
+    assert_eq!(
+        store
+            .update_inbound(&inbound_hook("gone"), T0)
+            .await
+            .unwrap(),
+        Written::NotFound
+    );
+
+    assert!(store.delete_inbound(&a.id).await.unwrap());
+    assert!(!store.delete_inbound(&a.id).await.unwrap());
+    assert_eq!(store.get_inbound(&a.id).await.unwrap(), None);
+    assert_eq!(store.get_inbound_by_key("key-a").await.unwrap(), None);
+}
+
+pub async fn executions_are_listed_per_hook_newest_first(store: &dyn Store) {
+    let (hook, other) = (InboundId::generate(seq()), InboundId::generate(seq()));
+    let sync = finished_execution(&hook, ExecutionStatus::Succeeded, T0);
+    let mut rejected = finished_execution(&hook, ExecutionStatus::Rejected, T0 + 1);
+    rejected.record.error = Some("bad signature".into());
+    let queued = queued_execution(&hook, T0 + 2);
+    let elsewhere = queued_execution(&other, T0 + 3);
+    for e in [&sync, &rejected, &queued, &elsewhere] {
+        store.insert_execution(e).await.unwrap();
+    }
+    assert_eq!(execution(store, &sync.id).await, sync);
+    assert_eq!(execution(store, &rejected.id).await, rejected);
+    assert_eq!(execution(store, &queued.id).await, queued);
+    let missing = ExecutionId::generate(seq());
+    assert_eq!(store.get_execution(&missing).await.unwrap(), None);
+
+    let first = store.list_executions(&hook, &page(2, None)).await.unwrap();
+    assert_eq!(
+        first,
+        vec![queued.clone(), rejected.clone()],
+        "newest first"
+    );
+    let before = Some(rejected.id.as_str());
+    let rest = store
+        .list_executions(&hook, &page(10, before))
+        .await
+        .unwrap();
+    assert_eq!(rest, vec![sync]);
+    let theirs = store
+        .list_executions(&other, &page(10, None))
+        .await
+        .unwrap();
+    assert_eq!(theirs, vec![elsewhere]);
+}
+
+pub async fn execution_claims_lease_due_queued_ones(store: &dyn Store) {
+    let hook = InboundId::generate(seq());
+    let first = queued_execution(&hook, T0);
+    let later = queued_execution(&hook, T0 + 1_000);
+    let done = finished_execution(&hook, ExecutionStatus::Failed, T0 - 1);
+    for e in [&first, &later, &done] {
+        store.insert_execution(e).await.unwrap();
+    }
+    assert_eq!(store.next_execution_at().await.unwrap(), Some(T0));
+    assert!(claim_executions(store, &execution_claim(T0 - 1, 10))
+        .await
+        .is_empty());
+
+    // Only what is due, leased: running, attempts counted, due again when the lease ends.
+    let c1 = execution_claim(T0, 10);
+    let claimed = claim_executions(store, &c1).await;
+    assert_eq!(ids_of(&claimed), vec![&first.id]);
+    let leased = &claimed[0];
+    assert_eq!(leased.status, ExecutionStatus::Running);
+    assert_eq!(leased.attempts, 1);
+    assert_eq!(leased.next_attempt_at, Some(T0 + LEASE_MS));
+    assert_eq!(leased.record, first.record);
+    assert_eq!(execution(store, &first.id).await, *leased);
+    let c2 = execution_claim(T0 + 1_000, 10);
+    assert_eq!(ids_of(&claim_executions(store, &c2).await), vec![&later.id]);
+    assert_eq!(
+        store.next_execution_at().await.unwrap(),
+        Some(T0 + LEASE_MS)
+    );
+    let still_leased = execution_claim(T0 + LEASE_MS - 1, 10);
+    assert!(claim_executions(store, &still_leased).await.is_empty());
+
+    // A lease that ran out (a worker died): claimed again, a second run.
+    let c3 = execution_claim(T0 + LEASE_MS, 10);
+    let again = claim_executions(store, &c3).await;
+    assert_eq!(ids_of(&again), vec![&first.id]);
+    assert_eq!(again[0].attempts, 2);
+    assert_eq!(again[0].next_attempt_at, Some(T0 + 2 * LEASE_MS));
+
+    finish_only_under_the_current_lease(store, &again[0], &c1, &c3).await;
+    assert_eq!(
+        store.next_execution_at().await.unwrap(),
+        Some(T0 + 1_000 + LEASE_MS)
+    );
+    let mut failed = execution(store, &later.id).await;
+    failed.status = ExecutionStatus::Failed;
+    assert!(store
+        .finish_execution(&failed, &c2.lease_token)
+        .await
+        .unwrap());
+    assert_eq!(store.next_execution_at().await.unwrap(), None);
+    let far = execution_claim(T0 + 100 * DAY_MS, 10);
+    assert!(
+        claim_executions(store, &far).await.is_empty(),
+        "final ones stay"
+    );
+}
+
+/// Finishing `e` under `stale` writes nothing; under `current` it writes once.
+async fn finish_only_under_the_current_lease(
+    store: &dyn Store,
+    e: &Execution,
+    stale: &ExecutionClaim,
+    current: &ExecutionClaim,
+) {
+    let mut finished = e.clone();
+    finished.status = ExecutionStatus::Succeeded;
+    finished.record.duration_ms = Some(40);
+    finished.updated_at = current.now_ms + 40;
+    let stale_write = store.finish_execution(&finished, &stale.lease_token).await;
+    assert!(!stale_write.unwrap(), "a stale lease writes nothing");
+    assert_eq!(execution(store, &e.id).await, *e);
+
+    assert!(store
+        .finish_execution(&finished, &current.lease_token)
+        .await
+        .unwrap());
+    let stored = execution(store, &e.id).await;
+    let expected = Execution {
+        next_attempt_at: None,
+        ..finished.clone()
+    };
+    assert_eq!(stored, expected);
+    let twice = store
+        .finish_execution(&finished, &current.lease_token)
+        .await;
+    assert!(!twice.unwrap(), "finishing clears the lease");
+}
+
+pub async fn prune_removes_old_finished_executions_only(store: &dyn Store) {
+    let hook = InboundId::generate(seq());
+    let succeeded = finished_execution(&hook, ExecutionStatus::Succeeded, T0);
+    let timed_out = finished_execution(&hook, ExecutionStatus::TimedOut, T0 + 1);
+    let rejected = finished_execution(&hook, ExecutionStatus::Rejected, T0 + 2);
+    // Old but unfinished: one queued (due later), one leased to a worker.
+    let mut waiting = queued_execution(&hook, T0 + 3);
+    waiting.next_attempt_at = Some(T0 + 100 * DAY_MS);
+    let running = queued_execution(&hook, T0 + 4);
+    let recent = finished_execution(&hook, ExecutionStatus::Failed, T0 + 10 * DAY_MS);
+    for e in [
+        &succeeded, &timed_out, &rejected, &waiting, &running, &recent,
+    ] {
+        store.insert_execution(e).await.unwrap();
+    }
+    let claimed = claim_executions(store, &execution_claim(T0 + 4, 10)).await;
+    assert_eq!(ids_of(&claimed), vec![&running.id]);
+
+    assert_eq!(store.prune(T0 + DAY_MS).await.unwrap(), 3);
+    let mut left = Vec::new();
+    for e in [
+        &succeeded, &timed_out, &rejected, &waiting, &running, &recent,
+    ] {
+        left.push(store.get_execution(&e.id).await.unwrap().map(|e| e.status));
+    }
+    use ExecutionStatus::{Failed, Queued, Running};
+    assert_eq!(
+        left,
+        [None, None, None, Some(Queued), Some(Running), Some(Failed)]
+    );
+    assert_eq!(store.prune(T0 + DAY_MS).await.unwrap(), 0);
+    assert_eq!(store.prune(T0 + 10 * DAY_MS + 1).await.unwrap(), 1);
+}
+
+pub async fn concurrent_claimers_never_share_an_execution(store: &dyn Store, other: &dyn Store) {
+    migrate_both(store, other).await;
+    let hook = InboundId::generate(seq());
+    for _ in 0..100 {
+        store
+            .insert_execution(&queued_execution(&hook, T0))
+            .await
+            .unwrap();
+    }
+    let (a, b) = join(drain_executions(store), drain_executions(other)).await;
+    let union: HashSet<&ExecutionId> = a.iter().chain(&b).collect();
+    assert_eq!(
+        a.len() + b.len(),
+        100,
+        "every execution claimed once ({} + {})",
+        a.len(),
+        b.len()
+    );
+    assert_eq!(union.len(), 100, "no execution claimed twice");
+}
+
+/// Claims batches of 10 until a claim comes back empty.
+async fn drain_executions(store: &dyn Store) -> Vec<ExecutionId> {
+    let mut claimed = Vec::new();
+    loop {
+        let batch = claim_executions(store, &execution_claim(T0, 10)).await;
+        if batch.is_empty() {
+            return claimed;
+        }
+        assert!(batch.len() <= 10, "a claim returns at most its limit");
+        claimed.extend(batch.into_iter().map(|e| e.id));
+    }
+}
+
+pub async fn wait_for_work_wakes_when_another_handle_queues_an_execution(
+    store: &dyn Store,
+    other: &dyn Store,
+) {
+    migrate_both(store, other).await;
+    // The first call subscribes (a listener, a change counter) and returns what was pending.
+    store.wait_for_work(Duration::from_millis(1)).await;
+    let hook = InboundId::generate(seq());
+    let waiting = timed(store.wait_for_work(Duration::from_secs(10)));
+    let (waited, ()) = join(waiting, async {
+        let queued = queued_execution(&hook, T0);
+        other.insert_execution(&queued).await.unwrap();
+    })
+    .await;
+    assert!(waited < Duration::from_secs(5), "woke after {waited:?}");
 }

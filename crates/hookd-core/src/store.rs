@@ -278,8 +278,11 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn get_inbound_by_key(&self, key: &str) -> StoreResult<Option<InboundHook>>;
     async fn list_inbound(&self, page: &Page) -> StoreResult<Vec<InboundHook>>;
     /// Replaces the hook's spec and `updated_at`, provided `updated_at` is still `read_updated_at`.
-    async fn update_inbound(&self, hook: &InboundHook, read_updated_at: i64)
-        -> StoreResult<Written>;
+    async fn update_inbound(
+        &self,
+        hook: &InboundHook,
+        read_updated_at: i64,
+    ) -> StoreResult<Written>;
     /// Deletes a hook (its executions stay until retention); `false` if it did not exist.
     async fn delete_inbound(&self, id: &InboundId) -> StoreResult<bool>;
 
@@ -292,7 +295,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn claim_executions(&self, claim: &ExecutionClaim) -> StoreResult<Vec<Execution>>;
     /// Writes a claimed execution's status and record (`next_attempt_at` cleared), provided it
     /// is still under `lease_token`; `false` (nothing written) otherwise.
-    async fn finish_execution(&self, execution: &Execution, lease_token: &str) -> StoreResult<bool>;
+    async fn finish_execution(&self, execution: &Execution, lease_token: &str)
+        -> StoreResult<bool>;
     /// The earliest `next_attempt_at` of queued or running executions.
     async fn next_execution_at(&self) -> StoreResult<Option<i64>>;
     async fn get_execution(&self, id: &ExecutionId) -> StoreResult<Option<Execution>>;

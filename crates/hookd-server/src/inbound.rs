@@ -166,9 +166,10 @@ async fn handle(state: &AppState, key: &str, request: Request) -> Result<Respons
         let reason = format!("{}: {}", rejection.code.as_str(), rejection.reason);
         let mut response = ApiError::unauthorized_because(&reason).into_response();
         if let Some(challenge) = rejection.challenge {
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(challenge),
+            );
         }
         let record = ExecutionRecord {
             request: record_request,
@@ -215,11 +216,9 @@ async fn handle(state: &AppState, key: &str, request: Request) -> Result<Respons
             })?;
             let effects = ServerEffects::new(state.committer.clone(), state.sender.clone());
             let timeout = Duration::from_millis(u64::from(hook.spec.timeout_ms));
-            let ran = tokio::time::timeout(
-                timeout,
-                workflow.run(vars.clone(), &effects, Mode::Sync),
-            )
-            .await;
+            let ran =
+                tokio::time::timeout(timeout, workflow.run(vars.clone(), &effects, Mode::Sync))
+                    .await;
             let duration_ms = u64::try_from(crate::now_ms() - now).unwrap_or(0);
             let mut record = ExecutionRecord {
                 request: record_request,

@@ -99,7 +99,10 @@ impl Metrics {
         );
         out.push_str("# TYPE hookd_inbound_requests_total counter\n");
         for (status, n) in self.inbound.lock().expect("not poisoned").iter() {
-            let _ = writeln!(out, "hookd_inbound_requests_total{{status=\"{status}\"}} {n}");
+            let _ = writeln!(
+                out,
+                "hookd_inbound_requests_total{{status=\"{status}\"}} {n}"
+            );
         }
         if let Some(depth) = queue_depth {
             out.push_str("# HELP hookd_queue_depth Deliveries pending, being delivered or waiting to retry.\n");

@@ -1,5 +1,6 @@
 //! Retention: removes finished deliveries with their attempts, then events left without
-//! deliveries, in small transactions so no sweep holds many row locks for long.
+//! deliveries, then finished executions, in small transactions
+//! so no sweep holds many row locks for long.
 
 use sqlx::{PgPool, Row};
 
@@ -16,8 +17,10 @@ pub(crate) async fn prune(pool: &PgPool, before_ms: i64) -> sqlx::Result<u64> {
             break;
         }
     }
-    let events = hookd_store_sql::prune::orphan_events(pool, before_ms, PRUNE_BATCH);
-    Ok(removed + events.await?)
+    let events = hookd_store_sql::prune::orphan_events(pool, before_ms, PRUNE_BATCH).await?;
+    let executions =
+        hookd_store_sql::prune::finished_executions(pool, before_ms, PRUNE_BATCH).await?;
+    Ok(removed + events + executions)
 }
 
 /// Removes one batch of finished deliveries and their attempts; `true` when there may be more.

@@ -4,8 +4,9 @@
 //! how rows become domain values ([`rows`], generic over [`sqlx::Row`]), SQL text that both
 //! dialects accept word for word (with `$1` placeholders), keyset pages ([`page`]), and the
 //! statements that run inside a transaction the backend has opened: the migration runner once
-//! its lock is taken ([`migrate`]), webhook writes ([`webhooks`]) and webhook effects of
-//! outcomes ([`outcomes`]). Those are generic over [`sqlx::Database`]; a backend picks its
+//! its lock is taken ([`migrate`]), webhook, schedule and inbound-hook writes ([`webhooks`],
+//! [`schedules`], [`inbound`]), executions but their claim ([`executions`]) and webhook effects
+//! of outcomes ([`outcomes`]). Those are generic over [`sqlx::Database`]; a backend picks its
 //! database type and keeps opening and committing the transaction.
 //!
 //! It must not know which database it runs on: no connection options, no dialect syntax
@@ -17,6 +18,8 @@
 
 pub mod deliveries;
 pub mod events;
+pub mod executions;
+pub mod inbound;
 pub mod migrate;
 pub mod outcomes;
 pub mod page;

@@ -8,10 +8,13 @@
 //! with `BEGIN IMMEDIATE` so it takes the write lock up front instead of failing on upgrade.
 //!
 //! Modules own one use case each: migrate, tokens, webhooks, events, deliveries, outcomes,
-//! prune and wake (waiting for work queued by other processes).
+//! schedules, inbound hooks, executions, prune and wake (waiting for work queued by other
+//! processes).
 
 mod deliveries;
 mod events;
+mod executions;
+mod inbound;
 mod migrate;
 mod outcomes;
 mod prune;
@@ -28,11 +31,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use hookd_core::delivery::{Attempt, Delivery};
 use hookd_core::event::Event;
-use hookd_core::ids::{DeliveryId, EventId, ScheduleId, WebhookId};
+use hookd_core::ids::{DeliveryId, EventId, ExecutionId, InboundId, ScheduleId, WebhookId};
+use hookd_core::inbound::record::{Execution, InboundHook};
 use hookd_core::schedule::Schedule;
 use hookd_core::store::{
-    Claim, DeliveryFilter, Enqueued, EventToStore, Firing, Lane, Outcome, Page, Store, StoreError,
-    StoreResult, TokenRecord, Written,
+    Claim, DeliveryFilter, Enqueued, EventToStore, ExecutionClaim, Firing, Lane, Outcome, Page,
+    Store, StoreError, StoreResult, TokenRecord, Written,
 };
 use hookd_core::webhook::Webhook;
 use sqlx::sqlite::{
@@ -327,6 +331,74 @@ impl Store for SqliteStore {
 
     async fn fire_schedule(&self, firing: &Firing) -> StoreResult<bool> {
         schedules::fire(&self.writer, firing)
+            .await
+            .map_err(store_err)
+    }
+
+    async fn insert_inbound(&self, hook: &InboundHook) -> StoreResult<()> {
+        inbound::insert(&self.writer, hook).await.map_err(store_err)
+    }
+
+    async fn get_inbound(&self, id: &InboundId) -> StoreResult<Option<InboundHook>> {
+        inbound::get(&self.reader, id).await.map_err(store_err)
+    }
+
+    async fn get_inbound_by_key(&self, key: &str) -> StoreResult<Option<InboundHook>> {
+        inbound::get_by_key(&self.reader, key)
+            .await
+            .map_err(store_err)
+    }
+
+    async fn list_inbound(&self, page: &Page) -> StoreResult<Vec<InboundHook>> {
+        inbound::list(&self.reader, page).await.map_err(store_err)
+    }
+
+    async fn update_inbound(
+        &self,
+        hook: &InboundHook,
+        read_updated_at: i64,
+    ) -> StoreResult<Written> {
+        inbound::update(&self.writer, hook, read_updated_at)
+            .await
+            .map_err(store_err)
+    }
+
+    async fn delete_inbound(&self, id: &InboundId) -> StoreResult<bool> {
+        inbound::delete(&self.writer, id).await.map_err(store_err)
+    }
+
+    async fn insert_execution(&self, execution: &Execution) -> StoreResult<()> {
+        executions::insert(&self.writer, execution)
+            .await
+            .map_err(store_err)
+    }
+
+    async fn claim_executions(&self, claim: &ExecutionClaim) -> StoreResult<Vec<Execution>> {
+        executions::claim(&self.writer, claim)
+            .await
+            .map_err(store_err)
+    }
+
+    async fn finish_execution(
+        &self,
+        execution: &Execution,
+        lease_token: &str,
+    ) -> StoreResult<bool> {
+        executions::finish(&self.writer, execution, lease_token)
+            .await
+            .map_err(store_err)
+    }
+
+    async fn next_execution_at(&self) -> StoreResult<Option<i64>> {
+        executions::next_due(&self.reader).await.map_err(store_err)
+    }
+
+    async fn get_execution(&self, id: &ExecutionId) -> StoreResult<Option<Execution>> {
+        executions::get(&self.reader, id).await.map_err(store_err)
+    }
+
+    async fn list_executions(&self, hook: &InboundId, page: &Page) -> StoreResult<Vec<Execution>> {
+        executions::list(&self.reader, hook, page)
             .await
             .map_err(store_err)
     }

@@ -11,6 +11,7 @@ use sqlx::{Sqlite, SqlitePool};
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/0001_init.sql")),
     (2, include_str!("../migrations/0002_schedules.sql")),
+    (3, include_str!("../migrations/0003_inbound.sql")),
 ];
 
 const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS hookd_migrations (

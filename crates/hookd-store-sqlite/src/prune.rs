@@ -1,5 +1,6 @@
 //! Retention: removes finished deliveries with their attempts, then events left without
-//! deliveries, in small transactions so the single writer lock is never held for long.
+//! deliveries, then finished executions, in small transactions
+//! so the single writer lock is never held for long.
 
 use sqlx::{Row, SqliteConnection, SqlitePool};
 
@@ -18,8 +19,10 @@ pub(crate) async fn prune(writer: &SqlitePool, before_ms: i64) -> sqlx::Result<u
             break;
         }
     }
-    let events = hookd_store_sql::prune::orphan_events(writer, before_ms, PRUNE_BATCH);
-    Ok(removed + events.await?)
+    let events = hookd_store_sql::prune::orphan_events(writer, before_ms, PRUNE_BATCH).await?;
+    let executions =
+        hookd_store_sql::prune::finished_executions(writer, before_ms, PRUNE_BATCH).await?;
+    Ok(removed + events + executions)
 }
 
 /// Removes one batch of finished deliveries and their attempts; `true` when there may be more.

@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use tokio::task::JoinSet;
 
-use super::proxy::Load;
 use super::percentiles;
+use super::proxy::Load;
 
 /// What to run.
 #[derive(Debug, Clone)]

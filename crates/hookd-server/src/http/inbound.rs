@@ -190,7 +190,10 @@ async fn get_hook(
     Path(id): Path<String>,
 ) -> ApiResult<Json<HookOut>> {
     let hook = load(&state, &id).await?;
-    Ok(Json(HookOut::from_domain(&hook, &state.settings.public_url)))
+    Ok(Json(HookOut::from_domain(
+        &hook,
+        &state.settings.public_url,
+    )))
 }
 
 /// Replaces each top-level field given; `auth` secrets sent back as `****` are kept.
@@ -214,8 +217,8 @@ async fn patch_hook(
             merged.insert(k, v);
         }
     }
-    let spec = InboundSpec::from_json_replacing(&Value::Object(merged), &read.spec)
-        .map_err(invalid)?;
+    let spec =
+        InboundSpec::from_json_replacing(&Value::Object(merged), &read.spec).map_err(invalid)?;
     let hook = InboundHook {
         spec,
         updated_at: crate::now_ms().max(read.updated_at + 1),

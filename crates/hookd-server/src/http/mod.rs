@@ -5,10 +5,10 @@
 pub mod deliveries;
 pub mod events;
 mod extract;
+pub mod inbound;
 mod ops;
 mod pagination;
 mod preview;
-pub mod inbound;
 pub mod route_calls;
 pub mod schedules;
 mod ui;

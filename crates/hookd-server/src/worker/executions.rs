@@ -94,7 +94,13 @@ impl Worker {
             Ok(None) => return fail(execution, "the hook no longer exists"),
             Err(e) => return fail(execution, &format!("the hook could not be read: {e}")),
         };
-        run_async(&self.inbound, &self.committer, &self.sender, &hook, execution).await
+        run_async(
+            &self.inbound,
+            &self.committer,
+            &self.sender,
+            &hook,
+            execution,
+        )
+        .await
     }
 }
-

@@ -7,8 +7,8 @@
 //! falls due. The same task set runs the scheduler ([`scheduler`]), which fires due schedules
 //! into the delivery queue.
 
-mod guard;
 mod executions;
+mod guard;
 mod recorder;
 pub mod scheduler;
 pub mod send;

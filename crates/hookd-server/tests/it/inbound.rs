@@ -106,7 +106,10 @@ async fn a_sync_hook_verifies_parses_and_answers_by_condition(b: Backend) {
     assert!(url.starts_with("http://127.0.0.1:8080/hooks/"), "{url}");
     let url = url.replace("http://127.0.0.1:8080", &app.base);
     let body = json!({"data": {"object": {"amount": 250}}, "items": [{"sku": "K-1"}]}).to_string();
-    let json = [("content-type", "application/json"), ("x-request-id", "r-1")];
+    let json = [
+        ("content-type", "application/json"),
+        ("x-request-id", "r-1"),
+    ];
 
     let none = call(&url, "POST", &json, body.clone()).await;
     assert_eq!(none.status, 401);
@@ -120,7 +123,11 @@ async fn a_sync_hook_verifies_parses_and_answers_by_condition(b: Backend) {
     ];
     assert_eq!(call(&url, "POST", &wrong, body.clone()).await.status, 401);
 
-    let auth = [json[0], json[1], ("authorization", "Basic cGF5OnMzY3JldA==")]; // pay:s3cret
+    let auth = [
+        json[0],
+        json[1],
+        ("authorization", "Basic cGF5OnMzY3JldA=="),
+    ]; // pay:s3cret
     let big = call(&url, "POST", &auth, body.clone()).await;
     assert_eq!(big.status, 200, "{}", big.body);
     assert_eq!(big.headers["x-order"], "A-17");
@@ -151,7 +158,10 @@ async fn a_sync_hook_verifies_parses_and_answers_by_condition(b: Backend) {
     assert_eq!(types, ["condition", "set", "response"], "{e}");
     assert_eq!(e["response"]["status"], 200);
     let (_, list) = app
-        .get(&format!("/inbound/{}/executions", hook["id"].as_str().unwrap()))
+        .get(&format!(
+            "/inbound/{}/executions",
+            hook["id"].as_str().unwrap()
+        ))
         .await;
     let statuses: Vec<_> = list["data"]
         .as_array()
@@ -162,8 +172,14 @@ async fn a_sync_hook_verifies_parses_and_answers_by_condition(b: Backend) {
     assert_eq!(statuses, ["succeeded", "succeeded", "rejected", "rejected"]);
     let rejected = &list["data"][3];
     assert!(
-        rejected["error"].as_str().unwrap().contains("bad_credentials")
-            || rejected["error"].as_str().unwrap().contains("missing_header"),
+        rejected["error"]
+            .as_str()
+            .unwrap()
+            .contains("bad_credentials")
+            || rejected["error"]
+                .as_str()
+                .unwrap()
+                .contains("missing_header"),
         "{rejected}"
     );
 }
@@ -189,7 +205,8 @@ async fn a_github_signed_async_hook_publishes_to_an_outbound_webhook(b: Backend)
         .as_str()
         .unwrap()
         .replace("http://127.0.0.1:8080", &app.base);
-    let body = json!({"ref": "refs/heads/main", "repository": {"full_name": "acme/api"}}).to_string();
+    let body =
+        json!({"ref": "refs/heads/main", "repository": {"full_name": "acme/api"}}).to_string();
     let secret = SigningSecret::parse_plain("gh-secret").unwrap();
     let sig = sign_hmac_sha256(&secret, body.as_bytes(), HmacEncoding::Hex, Some("sha256="));
 
@@ -203,16 +220,26 @@ async fn a_github_signed_async_hook_publishes_to_an_outbound_webhook(b: Backend)
     assert_eq!(bad.status, 401);
     let rejected = execution(&app, bad.execution()).await;
     assert_eq!(rejected["status"], "rejected");
-    assert!(rejected["error"].as_str().unwrap().contains("signature"), "{rejected}");
+    assert!(
+        rejected["error"].as_str().unwrap().contains("signature"),
+        "{rejected}"
+    );
 
     let ok = call(
         &url,
         "POST",
-        &[("x-hub-signature-256", &sig), ("content-type", "application/json")],
+        &[
+            ("x-hub-signature-256", &sig),
+            ("content-type", "application/json"),
+        ],
         body.clone(),
     )
     .await;
-    assert_eq!((ok.status, ok.body.as_str()), (200, "ok"), "answered at once");
+    assert_eq!(
+        (ok.status, ok.body.as_str()),
+        (200, "ok"),
+        "answered at once"
+    );
     let got = rx.wait_for(1).await;
     assert_eq!(got[0].json()["type"], "github.push");
     assert_eq!(
@@ -225,7 +252,11 @@ async fn a_github_signed_async_hook_publishes_to_an_outbound_webhook(b: Backend)
     assert_eq!(e["attempts"], 1);
     assert_eq!(e["trace"][0]["node_type"], "publish");
     assert_eq!(e["request"]["headers"]["x-hub-signature-256"], "****");
-    assert_eq!(rx.received().len(), 1, "the rejected call published nothing");
+    assert_eq!(
+        rx.received().len(),
+        1,
+        "the rejected call published nothing"
+    );
 }
 
 backend_test!(requests_are_refused_with_the_right_status);
@@ -298,7 +329,10 @@ async fn a_sync_hook_past_its_timeout_answers_504(b: Backend) {
     let started = Instant::now();
     let answer = call(&url, "POST", &[], "{}").await;
     assert_eq!(answer.status, 504, "{}", answer.body);
-    assert!(started.elapsed() < Duration::from_secs(3), "did not wait for the receiver");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "did not wait for the receiver"
+    );
     let e = execution(&app, answer.execution()).await;
     assert_eq!(e["status"], "timed_out");
     assert!(e["error"].as_str().unwrap().contains("timeout_ms"), "{e}");
@@ -336,7 +370,10 @@ async fn request_nodes_call_out_through_the_ssrf_guard(b: Backend) {
         r#"{"user": "ann"}"#,
     )
     .await;
-    assert_eq!((answer.status, answer.body.as_str()), (200, "ann scores 42 (200)"));
+    assert_eq!(
+        (answer.status, answer.body.as_str()),
+        (200, "ann scores 42 (200)")
+    );
     let got = api.received();
     assert_eq!(got[0].path, "/score");
     assert_eq!(got[0].header("x-user"), Some("ann"));
@@ -369,7 +406,10 @@ async fn bad_hooks_are_refused_naming_the_field(b: Backend) {
     let cases = [
         (json!({"name": "x", "colour": 1}), "colour"),
         (json!({"name": ""}), "name"),
-        (json!({"name": "x", "methods": ["POST", "G T"]}), "methods[1]"),
+        (
+            json!({"name": "x", "methods": ["POST", "G T"]}),
+            "methods[1]",
+        ),
         (
             json!({"name": "x", "auth": {"type": "signature", "preset": "github"}}),
             "auth.secret",
@@ -422,7 +462,13 @@ async fn parse_lists_the_paths_of_a_sample(b: Backend) {
         .iter()
         .map(|p| p.as_str().unwrap())
         .collect();
-    for path in ["data", "data.object", "data.object.amount", "items", "items[0].id"] {
+    for path in [
+        "data",
+        "data.object",
+        "data.object.amount",
+        "items",
+        "items[0].id",
+    ] {
         assert!(body.contains(&path), "{path} in {body:?}");
     }
     let (status, err) = app.post("/inbound/parse", json!({})).await;

@@ -158,7 +158,11 @@ async fn inbound(args: &BenchArgs) -> anyhow::Result<()> {
     println!(
         "scenario {:?}: {requests} requests, rate {}, {} callers",
         args.scenario,
-        if rate == 0 { "max".to_string() } else { format!("{rate}/s") },
+        if rate == 0 {
+            "max".to_string()
+        } else {
+            format!("{rate}/s")
+        },
         args.concurrency
     );
     let opts = hookd_server::bench::inbound::InboundBenchOptions {
