@@ -55,6 +55,8 @@ const SECRET_HEADERS: [&str; 9] = [
     "webhook-signature",
 ];
 const MASK: &str = "****";
+/// Every answer of a hook names the execution it recorded.
+const EXECUTION_HEADER: HeaderName = HeaderName::from_static("x-hookd-execution");
 
 /// What the process keeps per hook: compiled workflows and how many executions are running.
 #[derive(Debug, Default)]
@@ -185,6 +187,9 @@ async fn handle(state: &AppState, key: &str, request: Request) -> Result<Respons
         };
         let execution = new_execution(&hook, ExecutionStatus::Rejected, record, now);
         state.store.insert_execution(&execution).await?;
+        if let Ok(v) = HeaderValue::from_str(execution.id.as_str()) {
+            response.headers_mut().insert(EXECUTION_HEADER, v);
+        }
         return Ok(response);
     }
 
@@ -322,7 +327,7 @@ fn answer_response(answer: &workflow::Response, execution: &ExecutionId) -> Resp
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
     }
     if let Ok(v) = HeaderValue::from_str(execution.as_str()) {
-        headers.insert(HeaderName::from_static("x-hookd-execution"), v);
+        headers.insert(EXECUTION_HEADER, v);
     }
     response
 }
