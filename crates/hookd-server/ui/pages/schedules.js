@@ -60,8 +60,8 @@ async function webhookNames() {
 export function timing(s) {
   if (s.every_seconds != null) return `every ${duration(s.every_seconds)}`;
   const words = describeCron(s.cron);
-  const zone = s.timezone && s.timezone !== 'UTC' ? s.timezone : 'UTC';
-  return h('span', {}, words ? `${words} ` : '', h('code', {}, s.cron), ` (${zone})`);
+  const zone = s.timezone || 'UTC';
+  return h('span', {}, words ? `${words}, ${zone} time · ` : `${zone} time · `, h('code', {}, s.cron));
 }
 
 /** "1 h 30 min", "45 s", "2 d". */
@@ -96,11 +96,20 @@ function describeCron(cron) {
   return null;
 }
 
-/** "in 3 h 12 min" / "5 min ago", to the minute (seconds under a minute). */
+/** The day of the week of `iso` in `zone` (UTC without one): "Mon". */
+function weekday(iso, zone) {
+  try {
+    return new Date(iso).toLocaleDateString('en', { weekday: 'short', timeZone: zone || 'UTC' });
+  } catch { return ''; }
+}
+
+/** "in 3 h 12 min" / "5 min ago": to the second under a minute, the hour beyond a day. */
 function relative(iso) {
   const secs = Math.round((new Date(iso).getTime() - Date.now()) / 1000);
   const abs = Math.abs(secs);
-  const d = duration(abs < 60 ? abs : abs - (abs % 60));
+  if (abs < 5) return 'just now';
+  const unit = abs < 60 ? 1 : abs < 86400 ? 60 : 3600;
+  const d = duration(abs - (abs % unit));
   return secs >= 0 ? `in ${d}` : `${d} ago`;
 }
 
@@ -138,7 +147,7 @@ export async function renderForm(ctx) {
       h('div', { class: 'radios' }, field('On a cron expression', f.modeCron), field('Every N seconds', f.modeEvery)),
       cronPart, everyPart),
     field('Message template', f.message, { name: 'message',
-      hint: 'Optional body, e.g. {"text": "{{ data.name }} fired at {{ data.occurrence }}"}; also data.schedule_id, data.manual, data.skipped. Blank: the webhook\'s own body for a schedule.fired event.' }),
+      hint: 'Optional request body, e.g. {"text": "{{ data.name }} fired"}. Blank: the webhook\'s own body for a schedule.fired event.' }),
     field('Active', f.active, { name: 'active', hint: 'A paused schedule plans no runs; Run now still works.' }),
     h('div', { class: 'actions' },
       h('button', { type: 'submit' }, saved ? 'Save changes' : 'Create schedule'),
@@ -158,6 +167,7 @@ export async function renderForm(ctx) {
       // The whole form: PATCH merges it, `null` drops description/message, and the timing
       // given replaces the other kind.
       side.show(await api('PATCH', path, body));
+      ctx.setTitle(body.name);
       notice.textContent = 'Saved.';
       notice.hidden = false;
     } catch (e) {
@@ -167,13 +177,29 @@ export async function renderForm(ctx) {
     }
   });
 
-  const side = saved ? sidePanel(ctx, saved) : null;
+  const side = saved ? sidePanel(ctx, saved) : { el: help() };
   ctx.main.append(
     h('div', { class: 'page-head' }, h('h1', {}, saved ? saved.name : 'New schedule'),
       saved ? h('a', { href: `#/deliveries?webhook_id=${encodeURIComponent(saved.webhook_id)}` }, 'Deliveries of its webhook') : null),
     notice,
-    h('div', { class: 'split' }, form, side ? h('aside', { class: 'side' }, side.el) : null));
+    h('div', { class: 'split' }, form, h('aside', { class: saved ? 'side side-first' : 'side' }, side.el)));
   if (!saved) f.name.focus();
+}
+
+/** Beside a new schedule's form: cron examples and what a message template can use. */
+function help() {
+  const ex = (cron, words) => [h('dt', {}, h('code', {}, cron)), h('dd', {}, words)];
+  const v = (name, words) => [h('dt', {}, h('code', {}, name)), h('dd', {}, words)];
+  return h('section', { class: 'card', 'aria-labelledby': 'help-h' }, h('h2', { id: 'help-h' }, 'How it runs'),
+    h('p', {}, 'After saving, the next five run times are shown here.'),
+    h('h3', {}, 'Cron examples'),
+    h('dl', { class: 'summary' }, ex('*/15 * * * *', 'every 15 minutes'), ex('0 9 * * 1-5', 'weekdays at 09:00'),
+      ex('30 2 * * 0', 'Sundays at 02:30'), ex('0 0 1 * *', 'the 1st of each month at midnight')),
+    h('h3', {}, 'In the message template'),
+    h('dl', { class: 'summary' }, v('data.name', 'the schedule\'s name'), v('data.occurrence', 'the run time (RFC 3339, UTC)'),
+      v('data.schedule_id', 'its id'), v('data.manual', 'true for Run now'), v('data.skipped', 'runs missed while hookd was down'),
+      v('data.description', 'its description, when given')),
+    h('p', { class: 'hint' }, 'Booleans print as True/False: use {{ data.manual | tojson }} inside JSON.'));
 }
 
 /** The form controls, filled from `s`. */
@@ -241,10 +267,12 @@ function sidePanel(ctx, s) {
     replace(facts, h('dt', {}, 'Timing'), h('dd', {}, timing(s)),
       h('dt', {}, 'Last run'), h('dd', {}, s.last_run_at ? `${when(s.last_run_at)} (${relative(s.last_run_at)})` : 'never'));
     runs.replaceChildren(...s.next_runs.map((t) => h('li', {}, h('time', { datetime: t, class: 'mono' }, t),
-      ' ', h('span', { class: 'muted' }, relative(t)))));
+      ' ', h('span', { class: 'muted' }, `${weekday(t, s.timezone)}, ${relative(t)}`))));
     runs.hidden = !s.next_runs.length;
+    zoneNote.textContent = s.cron ? `In ${s.timezone || 'UTC'} time.` : 'In UTC.';
     paused.hidden = s.active;
   };
+  const zoneNote = h('p', { class: 'hint' });
   const paused = h('p', { class: 'empty' }, 'Paused: no runs are planned until it is active again.');
   run.addEventListener('click', async () => {
     run.disabled = true;
@@ -252,7 +280,7 @@ function sidePanel(ctx, s) {
     try {
       const r = await api('POST', `${path}/run`);
       replace(result, 'Queued delivery ', h('a', { href: `#/deliveries/${encodeURIComponent(r.delivery_id)}` }, r.delivery_id),
-        ` of event ${r.event_id}.`);
+        ' of event ', h('a', { href: `#/events/${encodeURIComponent(r.event_id)}` }, r.event_id), '.');
       result.hidden = false;
       show(await api('GET', path));
     } catch (e) { showError(panel, e, err); } finally { run.disabled = false; }
@@ -262,7 +290,7 @@ function sidePanel(ctx, s) {
     async () => { await api('DELETE', path); location.hash = '#/schedules'; }) }, 'Delete schedule');
   const panel = h('div', {},
     h('section', { class: 'card', 'aria-labelledby': 'runs-h' }, h('h2', { id: 'runs-h' }, 'Next runs'),
-      h('p', { class: 'hint' }, 'In the schedule\'s time zone.'), runs, paused, facts),
+      zoneNote, runs, paused, facts),
     h('section', { class: 'card', 'aria-labelledby': 'run-h' }, h('h2', { id: 'run-h' }, 'Run now'),
       h('p', { class: 'hint' }, 'Sends the message once, now, without moving the next run.'), err,
       h('div', { class: 'actions' }, run), result),
