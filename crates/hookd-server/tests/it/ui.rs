@@ -539,8 +539,20 @@ async fn ui_creates_a_cron_schedule_in_a_time_zone_and_shows_its_next_runs() {
     );
     b.screenshots("schedules").await;
 
-    // Delete, after confirming.
+    // Edit: pausing it plans no runs; the cron and zone are kept.
     b.click(&b.button("tbody", "nightly export").await).await;
+    b.click(&b.by_label(form, "Active").await).await;
+    b.click(&b.button(form, "Save changes").await).await;
+    b.wait_text(".notice", "Saved.").await;
+    b.wait_text(".side", "Paused").await;
+    let (_, paused) = app
+        .get(&format!("/schedules/{}", saved["id"].as_str().unwrap()))
+        .await;
+    assert_eq!(paused["active"], false);
+    assert_eq!(paused["next_runs"], json!([]));
+    assert_eq!(paused["timezone"], "Europe/Paris");
+
+    // Delete, after confirming.
     b.click(&b.button(".side", "Delete schedule").await).await;
     b.wait_text("dialog", "cannot be undone").await;
     b.click(&b.button("dialog", "Delete").await).await;
