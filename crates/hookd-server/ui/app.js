@@ -1,5 +1,5 @@
 // The app shell: hash routing (`#/webhooks/wh_...`), the sign-in guard and the navigation.
-// A page is a module exporting `render(ctx)`; adding one (schedules, inbound hooks) is one import
+// A page is a module exporting `render(ctx)`; adding one (inbound hooks) is one import
 // and one entry in ROUTES, plus a link in index.html's nav.
 
 import { token, signOut } from './api.js';
@@ -8,6 +8,7 @@ import * as webhooks from './pages/webhooks.js';
 import * as webhookForm from './pages/webhook_form.js';
 import * as deliveries from './pages/deliveries.js';
 import * as events from './pages/events.js';
+import * as schedules from './pages/schedules.js';
 
 /** [pattern, page, nav section, title]; `:id` captures one path segment. */
 const ROUTES = [
@@ -19,6 +20,9 @@ const ROUTES = [
   ['/deliveries/:id', deliveries.renderDetail, 'deliveries', 'Delivery'],
   ['/events', events.renderList, 'events', 'Events'],
   ['/events/:id', events.renderDetail, 'events', 'Event'],
+  ['/schedules', schedules.renderList, 'schedules', 'Schedules'],
+  ['/schedules/new', schedules.renderForm, 'schedules', 'New schedule'],
+  ['/schedules/:id', schedules.renderForm, 'schedules', 'Schedule'],
 ];
 
 function match(path) {

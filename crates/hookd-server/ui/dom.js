@@ -43,7 +43,7 @@ export function field(label, control, { hint, name, cls } = {}) {
   const err = h('p', { class: 'field-error', id: nextId('e'), hidden: true });
   const help = hint ? h('small', { class: 'hint', id: nextId('h') }, hint) : null;
   control.setAttribute('aria-describedby', [help?.id, err.id].filter(Boolean).join(' '));
-  const isCheck = control.type === 'checkbox';
+  const isCheck = control.type === 'checkbox' || control.type === 'radio';
   const lab = h('label', { for: control.id }, label);
   const wrap = h('div', { class: `field${isCheck ? ' check' : ''}${cls ? ' ' + cls : ''}` },
     isCheck ? [control, lab] : [lab, control], help, err);

@@ -44,6 +44,7 @@ const ASSETS: &[Asset] = assets![
     ("pages/webhook_preview.js", "text/javascript; charset=utf-8"),
     ("pages/deliveries.js", "text/javascript; charset=utf-8"),
     ("pages/events.js", "text/javascript; charset=utf-8"),
+    ("pages/schedules.js", "text/javascript; charset=utf-8"),
 ];
 
 pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {

@@ -1,7 +1,8 @@
 //! The admin UI in a real headless Chromium against a real hookd and a real receiver: sign in,
 //! build a webhook in the form with its live preview, test it, publish an event and watch its
-//! delivery arrive, and see an API validation error beside its field. Every page is also saved
-//! as a screenshot at 1280 and 390 px wide (`/tmp/ui-shots/`).
+//! delivery arrive, see an API validation error beside its field, and build schedules whose next
+//! runs are shown and which run on demand. Every page is also saved as a screenshot at 1280 and
+//! 390 px wide (`/tmp/ui-shots/`).
 
 use reqwest::StatusCode;
 use serde_json::json;
@@ -461,4 +462,183 @@ async fn ui_asks_for_masked_secrets_again_and_rotates_the_signing_secret() {
     let (_, after) = app.get(&format!("/webhooks/{id}/secret")).await;
     assert_ne!(before["secret"], after["secret"]);
     assert_eq!(shown.trim(), after["secret"].as_str().unwrap());
+}
+
+/// Opens the new-schedule form and fills its name and webhook.
+async fn new_schedule(b: &Browser, app: &TestApp, name: &str, webhook_id: &str) {
+    b.goto(&format!("{}/ui/#/schedules/new", app.base)).await;
+    let form = ".schedule-form";
+    b.fill(&b.by_label(form, "Name").await, name).await;
+    b.choose(&b.by_label(form, "Webhook").await, webhook_id)
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ui_creates_a_cron_schedule_in_a_time_zone_and_shows_its_next_runs() {
+    let app = spawn_app(&Backend::Sqlite).await;
+    let hook = app
+        .create_webhook(json!({"name": "exports", "url": "https://example.com/h"}))
+        .await;
+    let Some(b) = signed_in(&app).await else {
+        return;
+    };
+    b.click(&b.button("header", "Schedules").await).await;
+    b.wait_text(".empty", "No schedules yet").await;
+    b.click(&b.button("main", "New schedule").await).await;
+    let form = ".schedule-form";
+    b.fill(&b.by_label(form, "Name").await, "nightly export")
+        .await;
+    b.choose(
+        &b.by_label(form, "Webhook").await,
+        hook["id"].as_str().unwrap(),
+    )
+    .await;
+    b.fill(&b.by_label(form, "Cron expression").await, "0 2 * * *")
+        .await;
+    b.fill(&b.by_label(form, "Time zone").await, "Europe/Paris")
+        .await;
+    assert_labelled(&b).await;
+    b.screenshots("schedule-new").await;
+    b.click(&b.button(form, "Create schedule").await).await;
+
+    // Saved: the next five runs, at 02:00 Paris time (+01:00 or +02:00).
+    b.wait_text(".notice", "Schedule created.").await;
+    let runs = b.wait_text(".next-runs", "T02:00:00+0").await;
+    let at_two = runs.lines().filter(|l| l.contains("T02:00:00+0")).count();
+    assert_eq!(at_two, 5, "{runs}");
+    let (_, list) = app.get("/schedules").await;
+    let saved = &list["data"][0];
+    assert_eq!(saved["cron"], "0 2 * * *");
+    assert_eq!(saved["timezone"], "Europe/Paris");
+    assert_eq!(saved["webhook_id"], hook["id"]);
+    assert_labelled(&b).await;
+    b.screenshots("schedule").await;
+
+    // The list pages by 50, and says when each runs, in words, and to which webhook.
+    for i in 0..50 {
+        let (status, _) = app
+            .post(
+                "/schedules",
+                json!({"name": format!("hourly {i}"), "webhook_id": hook["id"], "every_seconds": 3600}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED);
+    }
+    b.click(&b.button("header", "Schedules").await).await;
+    let rows = "return document.querySelectorAll('main tbody tr').length";
+    b.wait_for("a first page", &format!("{rows} === 50"), vec![])
+        .await;
+    b.click(&b.button("main", "Load more").await).await;
+    b.wait_for("the second page", &format!("{rows} === 51"), vec![])
+        .await;
+    b.wait_text("tbody tr", "every 1 h").await;
+    let row = b.wait_text("tbody tr", "daily at 02:00").await;
+    assert!(
+        row.contains("Europe/Paris") && row.contains("exports"),
+        "{row}"
+    );
+    b.screenshots("schedules").await;
+
+    // Edit: pausing it plans no runs; the cron and zone are kept.
+    b.click(&b.button("tbody", "nightly export").await).await;
+    b.click(&b.by_label(form, "Active").await).await;
+    b.click(&b.button(form, "Save changes").await).await;
+    b.wait_text(".notice", "Saved.").await;
+    b.wait_text(".side", "Paused").await;
+    let (_, paused) = app
+        .get(&format!("/schedules/{}", saved["id"].as_str().unwrap()))
+        .await;
+    assert_eq!(paused["active"], false);
+    assert_eq!(paused["next_runs"], json!([]));
+    assert_eq!(paused["timezone"], "Europe/Paris");
+
+    // Delete, after confirming.
+    b.click(&b.button(".side", "Delete schedule").await).await;
+    b.wait_text("dialog", "cannot be undone").await;
+    b.click(&b.button("dialog", "Delete").await).await;
+    b.wait_text("h1", "Schedules").await;
+    let (status, _) = app
+        .get(&format!("/schedules/{}", saved["id"].as_str().unwrap()))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ui_shows_schedule_errors_next_to_the_cron_and_time_zone_fields() {
+    let app = spawn_app(&Backend::Sqlite).await;
+    let hook = app
+        .create_webhook(json!({"name": "t", "url": "https://example.com/h"}))
+        .await;
+    let Some(b) = signed_in(&app).await else {
+        return;
+    };
+    new_schedule(&b, &app, "broken", hook["id"].as_str().unwrap()).await;
+    let form = ".schedule-form";
+    b.fill(&b.by_label(form, "Cron expression").await, "61 * * * *")
+        .await;
+    b.click(&b.button(form, "Create schedule").await).await;
+    let err = b.wait_text("[data-field=cron] .field-error", "cron").await;
+    assert!(err.starts_with("cron:"), "{err}");
+    b.screenshots("schedule-error").await;
+
+    b.fill(&b.by_label(form, "Cron expression").await, "0 2 * * *")
+        .await;
+    b.fill(&b.by_label(form, "Time zone").await, "Mars/Olympus")
+        .await;
+    b.click(&b.button(form, "Create schedule").await).await;
+    b.wait_text("[data-field=timezone] .field-error", "timezone")
+        .await;
+    let cron_error = b
+        .eval(
+            "return document.querySelector('[data-field=cron] .field-error').hidden",
+            vec![],
+        )
+        .await;
+    assert_eq!(cron_error, json!(true), "the old error is cleared");
+    let (_, list) = app.get("/schedules").await;
+    assert_eq!(list["data"], json!([]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ui_runs_an_interval_schedule_now_and_the_receiver_gets_its_message() {
+    let app = spawn_app(&Backend::Sqlite).await;
+    let receiver = TestReceiver::start().await;
+    let hook = app
+        .create_webhook(json!({"name": "chat", "url": receiver.url("/hook")}))
+        .await;
+    let Some(b) = signed_in(&app).await else {
+        return;
+    };
+    new_schedule(&b, &app, "backup check", hook["id"].as_str().unwrap()).await;
+    let form = ".schedule-form";
+    b.click(&b.by_label(form, "Every N seconds").await).await;
+    b.fill(&b.by_label(form, "Every (seconds)").await, "3600")
+        .await;
+    let template = r#"{"text": "{{ data.name }} ran, manual={{ data.manual | tojson }}"}"#;
+    b.fill(&b.by_label(form, "Message template").await, template)
+        .await;
+    b.click(&b.button(form, "Create schedule").await).await;
+    b.wait_text(".notice", "Schedule created.").await;
+    b.wait_text(".side", "every 1 h").await;
+    let (_, list) = app.get("/schedules").await;
+    let saved = &list["data"][0];
+    assert_eq!(saved["every_seconds"], 3600);
+    assert_eq!(saved["message"], template);
+
+    // Run now: the queued delivery is shown, and the receiver gets the rendered message.
+    b.click(&b.button(".side", "Run now").await).await;
+    let shown = b.wait_text(".run-result", "Queued delivery dlv_").await;
+    let got = receiver.wait_for(1).await;
+    assert_eq!(
+        got[0].json(),
+        json!({"text": "backup check ran, manual=true"})
+    );
+    let delivery = got[0].header("webhook-id").unwrap();
+    assert!(shown.contains(delivery), "{shown} names {delivery}");
+    b.screenshots("schedule-run").await;
+
+    // Its link leads to the delivery, which links back to the schedule.
+    b.click(&b.find(".run-result a").await).await;
+    b.wait_text(".attempt", "HTTP 200").await;
+    b.wait_text(".summary", saved["id"].as_str().unwrap()).await;
 }

@@ -102,10 +102,11 @@ export async function renderDetail(ctx) {
       ['Status', statusBadge(d.status)],
       ['Webhook', h('a', { href: `#/webhooks/${encodeURIComponent(d.webhook_id)}` }, hookName)],
       ['Event', h('a', { href: `#/events/${encodeURIComponent(d.event_id)}` }, d.event_id)],
+      d.schedule_id ? ['Schedule', h('a', { href: `#/schedules/${encodeURIComponent(d.schedule_id)}` }, d.schedule_id)] : null,
       ['Attempts', String(d.attempt_count)],
       ['Next attempt', when(d.next_attempt_at)],
       ['Last error', d.last_error ?? '—'],
-      ['Created', when(d.created_at)]]));
+      ['Created', when(d.created_at)]].filter(Boolean)));
     retry.disabled = d.status === 'cancelled';
     if (d.attempts.length !== shown) {
       shown = d.attempts.length;
