@@ -548,3 +548,139 @@ async fn async_executions_wait_for_a_worker(b: Backend) {
     assert_eq!(done["status"], "succeeded", "{done}");
     assert_eq!(rx.wait_for(1).await[0].json()["data"], json!({"id": 9}));
 }
+
+/// Header names and values a caller sends.
+type Headers = Vec<(String, String)>;
+
+fn hmac_bytes(key: &[u8], parts: &[&[u8]], sha512: bool) -> Vec<u8> {
+    use hmac::{Hmac, Mac};
+    if sha512 {
+        let mut mac = Hmac::<sha2::Sha512>::new_from_slice(key).unwrap();
+        parts.iter().for_each(|p| mac.update(p));
+        mac.finalize().into_bytes().to_vec()
+    } else {
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(key).unwrap();
+        parts.iter().for_each(|p| mac.update(p));
+        mac.finalize().into_bytes().to_vec()
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn b64(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+backend_test!(every_signature_preset_verifies_real_requests);
+async fn every_signature_preset_verifies_real_requests(b: Backend) {
+    let app = spawn_app(&b).await;
+    let body = "order=7&status=paid";
+    let form = ("content-type", "application/x-www-form-urlencoded");
+    let now = hookd_server::now_ms() / 1000;
+    let stale = now - 600;
+    let ts = now.to_string();
+    let whsec = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let standard = |at: i64| {
+        let secret = SigningSecret::parse_standard(whsec).unwrap();
+        hookd_core::signature::sign_standard(&secret, "msg_1", at, body.as_bytes())
+    };
+    let stripe = |at: i64| {
+        let mac = hmac_bytes(
+            b"whsec_stripe",
+            &[at.to_string().as_bytes(), b".", body.as_bytes()],
+            false,
+        );
+        format!("t={at},v1={}", hex(&mac))
+    };
+    let slack = |at: i64| {
+        let mac = hmac_bytes(
+            b"slack-secret",
+            &[b"v0:", at.to_string().as_bytes(), b":", body.as_bytes()],
+            false,
+        );
+        format!("v0={}", hex(&mac))
+    };
+    let shopify = b64(&hmac_bytes(b"shop-secret", &[body.as_bytes()], false));
+    let custom = format!(
+        "sha512={}",
+        b64(&hmac_bytes(b"own-secret", &[body.as_bytes()], true))
+    );
+    let cases: Vec<(Value, Headers, Headers)> = vec![
+        (
+            json!({"preset": "stripe", "secret": "whsec_stripe"}),
+            vec![("stripe-signature".into(), stripe(now))],
+            vec![("stripe-signature".into(), stripe(stale))],
+        ),
+        (
+            json!({"preset": "slack", "secret": "slack-secret"}),
+            vec![
+                ("x-slack-signature".into(), slack(now)),
+                ("x-slack-request-timestamp".into(), ts.clone()),
+            ],
+            vec![
+                ("x-slack-signature".into(), slack(stale)),
+                ("x-slack-request-timestamp".into(), stale.to_string()),
+            ],
+        ),
+        (
+            json!({"preset": "shopify", "secret": "shop-secret"}),
+            vec![("x-shopify-hmac-sha256".into(), shopify.clone())],
+            vec![("x-shopify-hmac-sha256".into(), b64(b"not it"))],
+        ),
+        (
+            json!({"preset": "standard", "secret": whsec}),
+            vec![
+                ("webhook-id".into(), "msg_1".into()),
+                ("webhook-timestamp".into(), ts.clone()),
+                ("webhook-signature".into(), standard(now)),
+            ],
+            vec![
+                ("webhook-id".into(), "msg_1".into()),
+                ("webhook-timestamp".into(), stale.to_string()),
+                ("webhook-signature".into(), standard(stale)),
+            ],
+        ),
+        (
+            json!({"preset": "hmac", "secret": "own-secret", "header": "X-Sig",
+                   "encoding": "base64", "prefix": "sha512=", "algorithm": "sha512"}),
+            vec![("x-sig".into(), custom.clone())],
+            vec![("x-sig".into(), custom.replace("sha512=", "sha256="))],
+        ),
+    ];
+    for (preset, good, bad) in cases {
+        let mut auth = preset.clone();
+        auth["type"] = json!("signature");
+        let hook = create_hook(
+            &app,
+            json!({"name": preset["preset"], "auth": auth, "mode": "sync",
+                   "parse": {"body": [{"path": "order"}, {"path": "status"}]},
+                   "workflow": [{"type": "response", "status": 200,
+                                 "body": "{{ order }} {{ status }}"}]}),
+        )
+        .await;
+        let url = hook["url"]
+            .as_str()
+            .unwrap()
+            .replace("http://127.0.0.1:8080", &app.base);
+        let headers = |h: &[(String, String)]| -> Vec<(String, String)> {
+            let mut all = h.to_vec();
+            all.push((form.0.into(), form.1.into()));
+            all
+        };
+        let good = headers(&good);
+        let good: Vec<(&str, &str)> = good.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let ok = call(&url, "POST", &good, body).await;
+        assert_eq!((ok.status, ok.body.as_str()), (200, "7 paid"), "{preset}");
+        let bad = headers(&bad);
+        let bad: Vec<(&str, &str)> = bad.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let refused = call(&url, "POST", &bad, body).await;
+        assert_eq!(refused.status, 401, "{preset}: {}", refused.body);
+        let missing = call(&url, "POST", &[form], body).await;
+        assert_eq!(missing.status, 401, "{preset}: {}", missing.body);
+        let e = execution(&app, refused.execution()).await;
+        assert_eq!(e["status"], "rejected", "{preset}");
+    }
+}
