@@ -6,15 +6,9 @@
 //! - sync: a hook with a condition and a response node, called at a fixed rate; the latency is
 //!   the whole run as the caller sees it.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-
 use serde_json::{json, Value};
-use tokio::task::JoinSet;
 
-use super::percentiles;
-use super::proxy::Load;
+use super::proxy::{load, Load, LoadShape};
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -64,53 +58,19 @@ async fn drive(
     requests: u64,
     rate: u32,
 ) -> Result<Load, String> {
-    let next = Arc::new(AtomicU64::new(0));
-    let samples = Arc::new(Mutex::new(Vec::with_capacity(requests as usize)));
-    let errors = Arc::new(AtomicU64::new(0));
-    let start = Instant::now();
-    let mut tasks = JoinSet::new();
-    for _ in 0..opts.concurrency.max(1) {
-        let (client, url, status) = (client.clone(), opts.url.clone(), opts.status);
-        let (next, samples, errors) = (next.clone(), samples.clone(), errors.clone());
-        tasks.spawn(async move {
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= requests {
-                    break;
-                }
-                if rate > 0 {
-                    let due = start + Duration::from_secs_f64(i as f64 / f64::from(rate));
-                    tokio::time::sleep_until(due.into()).await;
-                }
-                let body = json!({"order": {"id": i, "amount": 150 + i % 100}}).to_string();
-                let sent = Instant::now();
-                let ok = match client
-                    .post(&url)
-                    .header("content-type", "application/json")
-                    .body(body)
-                    .send()
-                    .await
-                {
-                    Ok(resp) => resp.status().as_u16() == status && resp.bytes().await.is_ok(),
-                    Err(_) => false,
-                };
-                let us = sent.elapsed().as_micros() as u64;
-                if !ok {
-                    errors.fetch_add(1, Ordering::Relaxed);
-                }
-                samples.lock().expect("samples lock").push(us);
-            }
-        });
-    }
-    while let Some(r) = tasks.join_next().await {
-        r.map_err(|e| e.to_string())?;
-    }
-    let secs = start.elapsed().as_secs_f64();
-    let us = std::mem::take(&mut *samples.lock().expect("samples lock"));
-    Ok(Load {
+    let (client, url) = (client.clone(), opts.url.clone());
+    let request = move |i: u64| {
+        let body = json!({"order": {"id": i, "amount": 150 + i % 100}}).to_string();
+        client
+            .post(&url)
+            .header("content-type", "application/json")
+            .body(body)
+    };
+    let shape = LoadShape {
         requests,
-        errors: errors.load(Ordering::Relaxed),
-        secs,
-        latency_ms: percentiles(us),
-    })
+        concurrency: opts.concurrency,
+        rate,
+        status: opts.status,
+    };
+    load(shape, request).await
 }

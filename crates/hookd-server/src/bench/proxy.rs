@@ -7,7 +7,7 @@
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
 use axum::Json;
@@ -173,19 +173,57 @@ async fn drive(
     requests: u64,
     concurrency: u32,
 ) -> Result<Load, String> {
+    let (client, url) = (client.clone(), url.to_owned());
+    let shape = LoadShape {
+        requests,
+        concurrency,
+        rate: 0,
+        status,
+    };
+    load(shape, move |_| client.get(&url)).await
+}
+
+/// How a load is sent.
+#[derive(Debug, Clone, Copy)]
+pub struct LoadShape {
+    pub requests: u64,
+    /// Requests in flight at once.
+    pub concurrency: u32,
+    /// Requests per second (request `i` leaves at `i / rate` s); 0 sends as fast as possible.
+    pub rate: u32,
+    /// The status every answer must have; others count as errors.
+    pub status: u16,
+}
+
+/// Sends the requests `request(i)` builds, from `shape.concurrency` tasks, and times each one.
+pub async fn load<F>(shape: LoadShape, request: F) -> Result<Load, String>
+where
+    F: Fn(u64) -> reqwest::RequestBuilder + Send + Sync + 'static,
+{
+    let request = Arc::new(request);
     let next = Arc::new(AtomicU64::new(0));
-    let samples = Arc::new(Mutex::new(Vec::with_capacity(requests as usize)));
+    let samples = Arc::new(Mutex::new(Vec::with_capacity(shape.requests as usize)));
     let errors = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
     let mut tasks = JoinSet::new();
-    for _ in 0..concurrency.max(1) {
-        let (client, url) = (client.clone(), url.to_owned());
+    for _ in 0..shape.concurrency.max(1) {
+        let request = request.clone();
         let (next, samples, errors) = (next.clone(), samples.clone(), errors.clone());
         tasks.spawn(async move {
-            while next.fetch_add(1, Ordering::Relaxed) < requests {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= shape.requests {
+                    break;
+                }
+                if shape.rate > 0 {
+                    let due = start + Duration::from_secs_f64(i as f64 / f64::from(shape.rate));
+                    tokio::time::sleep_until(due.into()).await;
+                }
                 let sent = Instant::now();
-                let ok = match client.get(&url).send().await {
-                    Ok(resp) => resp.status() == status && resp.bytes().await.is_ok(),
+                let ok = match request(i).send().await {
+                    Ok(resp) => {
+                        resp.status().as_u16() == shape.status && resp.bytes().await.is_ok()
+                    }
                     Err(_) => false,
                 };
                 let us = sent.elapsed().as_micros() as u64;
@@ -202,7 +240,7 @@ async fn drive(
     let secs = start.elapsed().as_secs_f64();
     let us = std::mem::take(&mut *samples.lock().expect("samples lock"));
     Ok(Load {
-        requests,
+        requests: shape.requests,
         errors: errors.load(Ordering::Relaxed),
         secs,
         latency_ms: percentiles(us),
