@@ -202,7 +202,7 @@ async fn handle(state: &AppState, key: &str, request: Request) -> Result<Respons
                 .map_err(|e| ApiError::internal(&format!("the response template failed: {e}")))?;
             let record = ExecutionRecord {
                 request: record_request,
-                variables: vars,
+                variables: masked_variables(vars, &hook),
                 trace: Vec::new(),
                 response: Some(answer.clone()),
                 error: None,
@@ -227,7 +227,7 @@ async fn handle(state: &AppState, key: &str, request: Request) -> Result<Respons
             let duration_ms = u64::try_from(crate::now_ms() - now).unwrap_or(0);
             let mut record = ExecutionRecord {
                 request: record_request,
-                variables: vars,
+                variables: masked_variables(vars, &hook),
                 trace: Vec::new(),
                 response: None,
                 error: None,
@@ -363,19 +363,48 @@ fn header_list(headers: &HeaderMap) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Whether the header (lower-case name) carries a credential: one of [`SECRET_HEADERS`] or the
+/// hook's own signature header.
+fn is_secret_header(name: &str, auth: &InboundAuth) -> bool {
+    SECRET_HEADERS.contains(&name)
+        || matches!(auth, InboundAuth::Signature(SignaturePreset::Hmac { header, .. })
+            if header.eq_ignore_ascii_case(name))
+}
+
+/// The variables as stored: credential headers masked in `request.headers` and `headers`, and
+/// in parsed items taken from such headers. Sync runs use the real values; async runs start from
+/// the stored ones, so their workflows see credentials as `****` (verification already ran).
+fn masked_variables(mut vars: Map<String, Value>, hook: &InboundHook) -> Map<String, Value> {
+    let auth = &hook.spec.auth;
+    let mask_map = |headers: Option<&mut Value>| {
+        if let Some(Value::Object(h)) = headers {
+            for (k, v) in h.iter_mut() {
+                if is_secret_header(k, auth) {
+                    *v = Value::String(MASK.into());
+                }
+            }
+        }
+    };
+    mask_map(vars.get_mut("request").and_then(|r| r.get_mut("headers")));
+    mask_map(vars.get_mut("headers"));
+    for item in &hook.spec.parse.headers {
+        if is_secret_header(&item.name.to_ascii_lowercase(), auth) {
+            let key = item.alias.as_deref().unwrap_or(&item.name);
+            if let Some(v) = vars.get_mut(key) {
+                *v = Value::String(MASK.into());
+            }
+        }
+    }
+    vars
+}
+
 /// Headers for the record: names lower-case, credentials and the hook's own signature header
 /// masked.
 fn masked_headers(headers: &[(String, String)], auth: &InboundAuth) -> BTreeMap<String, String> {
-    let own = match auth {
-        InboundAuth::Signature(SignaturePreset::Hmac { header, .. }) => {
-            Some(header.to_ascii_lowercase())
-        }
-        _ => None,
-    };
     let mut out = BTreeMap::new();
     for (k, v) in headers {
         let k = k.to_ascii_lowercase();
-        let secret = SECRET_HEADERS.contains(&k.as_str()) || own.as_deref() == Some(k.as_str());
+        let secret = is_secret_header(&k, auth);
         let v = if secret { MASK.to_owned() } else { v.clone() };
         out.entry(k)
             .and_modify(|joined: &mut String| {

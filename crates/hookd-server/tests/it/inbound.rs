@@ -148,6 +148,15 @@ async fn a_sync_hook_verifies_parses_and_answers_by_condition(b: Backend) {
     assert_eq!(e["variables"]["request_id"], "r-1");
     assert_eq!(e["variables"]["items[0].sku"], "K-1");
     assert_eq!(e["request"]["headers"]["authorization"], "****");
+    assert_eq!(
+        e["variables"]["request"]["headers"]["authorization"],
+        "****"
+    );
+    assert_eq!(e["variables"]["headers"]["authorization"], "****");
+    assert!(
+        !e.to_string().contains("cGF5OnMzY3JldA"),
+        "the credential is nowhere in the record: {e}"
+    );
     assert_eq!(e["request"]["query"]["order"], "A-17");
     let types: Vec<_> = e["trace"]
         .as_array()
@@ -252,6 +261,10 @@ async fn a_github_signed_async_hook_publishes_to_an_outbound_webhook(b: Backend)
     assert_eq!(e["attempts"], 1);
     assert_eq!(e["trace"][0]["node_type"], "publish");
     assert_eq!(e["request"]["headers"]["x-hub-signature-256"], "****");
+    assert!(
+        !e.to_string().contains(&sig),
+        "the signature is nowhere in the record: {e}"
+    );
     assert_eq!(
         rx.received().len(),
         1,
