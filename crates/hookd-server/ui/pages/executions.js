@@ -27,7 +27,7 @@ export async function renderList(ctx) {
       h('td', {}, statusBadge(e.status)),
       h('td', {}, when(e.created_at)),
       h('td', {}, e.duration_ms == null ? '—' : `${e.duration_ms} ms`),
-      h('td', {}, e.response ? `HTTP ${e.response.status}` : e.error ?? '—')];
+      h('td', {}, e.response ? `HTTP ${e.response.status}` : '—', e.error ? h('small', { class: 'hint bad' }, e.error) : null)];
     const tr = rows.get(e.id) ?? h('tr', { 'data-id': e.id });
     tr.replaceChildren(...cells);
     return tr;
@@ -97,6 +97,20 @@ export async function renderDetail(ctx) {
   poll(ctx, POLL_MS, load);
 }
 
+/**
+ * The API records `variables` unmasked (an async run needs them), so `headers` and
+ * `request.headers` hold the credentials the request record masks: masked here the same way.
+ */
+function maskedVariables(e) {
+  const secret = Object.entries(e.request.headers ?? {}).filter(([, v]) => v === '****').map(([k]) => k);
+  const vars = structuredClone(e.variables ?? {});
+  for (const headers of [vars.headers, vars.request?.headers]) {
+    if (!headers || typeof headers !== 'object') continue;
+    for (const k of Object.keys(headers)) if (secret.includes(k.toLowerCase())) headers[k] = '****';
+  }
+  return vars;
+}
+
 function view(e, hookName) {
   const r = e.request;
   const hook = `#/inbound/${encodeURIComponent(e.hook_id)}`;
@@ -117,7 +131,7 @@ function view(e, hookName) {
       r.body_truncated ? h('p', { class: 'hint' }, 'The body was cut at the record limit.') : null),
     h('section', { class: 'card', 'aria-labelledby': 'vars-h' }, h('h2', { id: 'vars-h' }, 'Variables'),
       h('p', { class: 'hint' }, 'When the workflow started: the parsed aliases and the request.'),
-      pre(json(e.variables), 'Variables')),
+      pre(json(maskedVariables(e)), 'Variables')),
     h('section', { class: 'card', 'aria-labelledby': 'trace-h' }, h('h2', { id: 'trace-h' }, 'Node trace'), trace(e.trace)),
     h('section', { class: 'card', 'aria-labelledby': 'resp-h' }, h('h2', { id: 'resp-h' }, 'Response'),
       e.response ? [h('p', {}, h('span', { class: `badge ${e.response.status < 400 ? 'on' : 'off'}` }, `HTTP ${e.response.status}`)),

@@ -3,7 +3,7 @@
 // editor); once saved its URL is shown ready to copy, with links to its executions.
 
 import { api, qs } from '../api.js';
-import { h, field, input, textarea, table, loadMore, banner, showError, clearErrors, nextId } from '../dom.js';
+import { h, append, field, input, textarea, table, loadMore, banner, showError, clearErrors, nextId } from '../dom.js';
 import { rowsEditor } from './webhook_editors.js';
 import { confirmDialog } from './webhook_form.js';
 import { methodsEditor, authEditor, parseEditor } from './inbound_editors.js';
@@ -140,14 +140,14 @@ export async function renderForm(ctx) {
   });
 
   const title = h('h1', {}, saved ? saved.name : 'New inbound hook');
-  ctx.main.append(
+  append(ctx.main, [
     h('div', { class: 'page-head' }, title,
       saved ? h('a', { class: 'button secondary', href: `#${path}/executions` }, 'Executions') : null),
     notice,
     saved ? h('section', { class: 'card hook-url', 'aria-label': 'Hook URL' }, urlBox(saved.url),
       h('p', { class: 'hint' }, `Accepts ${saved.methods.join(', ')}; auth: ${authWords(saved.auth)}; mode: ${saved.mode}.`)) : null,
     form,
-    saved ? manage(saved, path) : null);
+    saved ? manage(saved, path) : null]);
   if (!saved) f.name.focus();
 }
 
@@ -167,7 +167,7 @@ function controls(w) {
     parse: parseEditor(w.parse ?? NEW.parse),
     sync,
     async,
-    status: input({ type: 'text', inputmode: 'numeric', value: r.status, placeholder: '200' }),
+    status: input({ type: 'text', inputmode: 'numeric', value: r.status, placeholder: '200', class: 'status' }),
     respHeaders: rowsEditor({ name: 'response.headers', legend: 'Headers', addLabel: 'Add header',
       items: Object.entries(r.headers ?? {}).map(([name, value]) => ({ name, value })),
       cols: [['name', 'Header name', 'Content-Type'], ['value', 'Value', 'application/json']] }),
