@@ -115,6 +115,8 @@ async fn ui_inbound_builds_a_sync_hook_calls_it_and_shows_the_execution_trace() 
         )
         .await;
     let url = url.as_str().unwrap();
+    b.click(&b.button(".hook-url", "Copy").await).await;
+    b.wait_text(".hook-url", "Copied").await;
     assert!(url.starts_with("http://127.0.0.1:8080/hooks/"), "{url}");
     // The configured public URL is the default one; the test server listens elsewhere.
     let url = format!(

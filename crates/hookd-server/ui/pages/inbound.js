@@ -93,7 +93,12 @@ export async function renderForm(ctx) {
     field('Body', f.respBody, { name: 'response.body' }));
   const syncNote = h('p', { class: 'hint' }, 'The caller waits for the workflow: its Response node answers (without one: 200 on success, 500 on failure); '
     + 'past the timeout it gets 504.');
-  const showMode = () => { responsePart.hidden = f.sync.checked; syncNote.hidden = !f.sync.checked; };
+  const timeoutField = field('Timeout (ms)', f.timeout_ms, { name: 'timeout_ms', hint: 'How long a sync caller waits. Blank: 10000.' });
+  const showMode = () => {
+    responsePart.hidden = f.sync.checked;
+    syncNote.hidden = !f.sync.checked;
+    timeoutField.hidden = !f.sync.checked;
+  };
   f.sync.addEventListener('change', showMode);
   f.async.addEventListener('change', showMode);
   showMode();
@@ -107,7 +112,7 @@ export async function renderForm(ctx) {
         field('Async: answer at once, run later', f.async)),
       syncNote, responsePart,
       h('div', { class: 'grid' },
-        field('Timeout (ms)', f.timeout_ms, { name: 'timeout_ms', hint: 'How long a sync caller waits. Blank: 10000.' }),
+        timeoutField,
         field('Max concurrency', f.max_concurrency, { name: 'max_concurrency', hint: 'Runs at once; past it callers get 429. Blank: 16.' }))),
     f.workflow.el,
     h('div', { class: 'actions' },
