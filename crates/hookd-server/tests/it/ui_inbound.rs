@@ -3,6 +3,7 @@
 //! URL over real HTTP; follow the calls in its executions and their node trace; and see a workflow
 //! error beside the node field it names. Screenshots go to `/tmp/ui-shots/` like the others.
 
+use hookd_core::signature::{sign_hmac_sha256, HmacEncoding, SigningSecret};
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -258,4 +259,75 @@ async fn ui_inbound_shows_a_bad_condition_next_to_its_node_expression() {
         json!({"type": "set", "name": "seen", "value": "yes"})
     );
     assert_eq!(workflow[1]["then"][0]["expression"], "amount > 1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ui_inbound_edits_a_signed_hook_keeping_its_secret_and_deletes_it() {
+    let app = spawn_app(&Backend::Sqlite).await;
+    let (status, hook) = app
+        .post(
+            "/inbound",
+            json!({"name": "github", "auth": {"type": "signature", "preset": "github", "secret": "gh-secret"},
+                   "workflow": [{"type": "set", "name": "seen", "value": "yes"}]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{hook}");
+    let id = hook["id"].as_str().unwrap();
+    let url = hook["url"]
+        .as_str()
+        .unwrap()
+        .replace("http://127.0.0.1:8080", &app.base);
+    let Some(b) = signed_in(&app).await else {
+        return;
+    };
+    b.goto(&format!("{}/ui/#/inbound/{id}", app.base)).await;
+    b.wait_text(
+        "[data-field='auth.secret']",
+        "Saved; leave blank to keep it",
+    )
+    .await;
+    // Rename, make it sync and answer from the workflow; the blank secret is sent back as ****.
+    b.fill(&b.by_label(FORM, "Name").await, "github pushes")
+        .await;
+    b.click(&b.by_label(FORM, "Sync: answer after the workflow").await)
+        .await;
+    b.click(&b.button(FORM, "Add node").await).await;
+    let second = "ol.nodes > li.node:nth-child(2)";
+    response_node(&b, second, "202", "seen={{ seen }}").await;
+    assert_labelled(&b).await;
+    b.click(&b.button(FORM, "Save changes").await).await;
+    b.wait_text(".notice", "Saved.").await;
+    b.wait_text("h1", "github pushes").await;
+    b.wait_text(".hook-url", "auth: signature: github; mode: sync")
+        .await;
+    b.screenshots("inbound-signed").await;
+
+    let body = r#"{"ref": "refs/heads/main"}"#;
+    let secret = SigningSecret::parse_plain("gh-secret").unwrap();
+    let sig = sign_hmac_sha256(&secret, body.as_bytes(), HmacEncoding::Hex, Some("sha256="));
+    let resp = reqwest::Client::new()
+        .post(&url)
+        .header("content-type", "application/json")
+        .header("x-hub-signature-256", sig)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.status(),
+        StatusCode::ACCEPTED,
+        "the saved secret still verifies"
+    );
+    assert_eq!(resp.text().await.unwrap(), "seen=yes");
+
+    // Delete, after confirming: the URL is gone.
+    b.click(&b.button("main", "Delete inbound hook").await)
+        .await;
+    b.wait_text("dialog", "cannot be undone").await;
+    b.click(&b.button("dialog", "Delete").await).await;
+    b.wait_text("h1", "Inbound hooks").await;
+    let (status, _) = app.get(&format!("/inbound/{id}")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let gone = reqwest::Client::new().post(&url).send().await.unwrap();
+    assert_eq!(gone.status(), StatusCode::NOT_FOUND);
 }

@@ -135,6 +135,7 @@ export async function renderForm(ctx) {
       Object.assign(saved, await api('PATCH', path, body));
       ctx.setTitle(saved.name);
       title.textContent = saved.name;
+      drawFacts();
       notice.textContent = 'Saved.';
       notice.hidden = false;
     } catch (e) {
@@ -145,12 +146,17 @@ export async function renderForm(ctx) {
   });
 
   const title = h('h1', {}, saved ? saved.name : 'New inbound hook');
+  const facts = h('p', { class: 'hint' });
+  const drawFacts = () => {
+    if (saved) facts.textContent = `Accepts ${saved.methods.join(', ')}; auth: ${authWords(saved.auth)}; mode: ${saved.mode}.`;
+  };
+  drawFacts();
   append(ctx.main, [
     h('div', { class: 'page-head' }, title,
       saved ? h('a', { class: 'button secondary', href: `#${path}/executions` }, 'Executions') : null),
     notice,
     saved ? h('section', { class: 'card hook-url', 'aria-label': 'Hook URL' }, urlBox(saved.url),
-      h('p', { class: 'hint' }, `Accepts ${saved.methods.join(', ')}; auth: ${authWords(saved.auth)}; mode: ${saved.mode}.`)) : null,
+      facts) : null,
     form,
     saved ? manage(saved, path) : null]);
   if (!saved) f.name.focus();
@@ -210,7 +216,7 @@ function wire(f, patch) {
 
 function manage(w, path) {
   const del = h('button', { type: 'button', class: 'danger', onclick: () => confirmDialog(
-    `Delete inbound hook “${w.name}”?`, 'Its URL stops answering (404) and its executions are deleted. This cannot be undone.', 'Delete',
+    `Delete inbound hook “${w.name}”?`, 'Its URL answers 404 from then on. This cannot be undone.', 'Delete',
     async () => { await api('DELETE', path); location.hash = '#/inbound'; }) }, 'Delete inbound hook');
   return h('section', { class: 'card', 'aria-labelledby': 'danger-h' }, h('h2', { id: 'danger-h' }, 'Danger zone'), del);
 }
