@@ -1,6 +1,6 @@
 // The app shell: hash routing (`#/webhooks/wh_...`), the sign-in guard and the navigation.
-// A page is a module exporting `render(ctx)`; adding one (inbound hooks) is one import
-// and one entry in ROUTES, plus a link in index.html's nav.
+// A page is a module exporting `render(ctx)`; adding one is one import and one entry in ROUTES,
+// plus a link in index.html's nav (and its files in `src/http/ui.rs`).
 
 import { token, signOut } from './api.js';
 import * as signin from './pages/signin.js';
@@ -9,6 +9,8 @@ import * as webhookForm from './pages/webhook_form.js';
 import * as deliveries from './pages/deliveries.js';
 import * as events from './pages/events.js';
 import * as schedules from './pages/schedules.js';
+import * as inbound from './pages/inbound.js';
+import * as executions from './pages/executions.js';
 
 /** [pattern, page, nav section, title]; `:id` captures one path segment. */
 const ROUTES = [
@@ -23,6 +25,11 @@ const ROUTES = [
   ['/schedules', schedules.renderList, 'schedules', 'Schedules'],
   ['/schedules/new', schedules.renderForm, 'schedules', 'New schedule'],
   ['/schedules/:id', schedules.renderForm, 'schedules', 'Schedule'],
+  ['/inbound', inbound.renderList, 'inbound', 'Inbound hooks'],
+  ['/inbound/new', inbound.renderForm, 'inbound', 'New inbound hook'],
+  ['/inbound/:id', inbound.renderForm, 'inbound', 'Inbound hook'],
+  ['/inbound/:id/executions', executions.renderList, 'inbound', 'Executions'],
+  ['/executions/:id', executions.renderDetail, 'inbound', 'Execution'],
 ];
 
 function match(path) {

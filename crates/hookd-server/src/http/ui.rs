@@ -45,6 +45,10 @@ const ASSETS: &[Asset] = assets![
     ("pages/deliveries.js", "text/javascript; charset=utf-8"),
     ("pages/events.js", "text/javascript; charset=utf-8"),
     ("pages/schedules.js", "text/javascript; charset=utf-8"),
+    ("pages/inbound.js", "text/javascript; charset=utf-8"),
+    ("pages/inbound_editors.js", "text/javascript; charset=utf-8"),
+    ("pages/workflow.js", "text/javascript; charset=utf-8"),
+    ("pages/executions.js", "text/javascript; charset=utf-8"),
 ];
 
 pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {

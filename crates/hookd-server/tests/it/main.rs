@@ -13,5 +13,6 @@ mod schedules;
 mod templates;
 mod tls;
 mod ui;
+mod ui_inbound;
 mod webdriver;
 mod webhooks;

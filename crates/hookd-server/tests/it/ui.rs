@@ -11,7 +11,7 @@ use crate::support::{spawn_app, Backend, Reply, TestApp, TestReceiver, TOKEN};
 use crate::webdriver::Browser;
 
 /// Opens the UI and signs in with the admin token, landing on the webhooks page.
-async fn signed_in(app: &TestApp) -> Option<Browser> {
+pub(crate) async fn signed_in(app: &TestApp) -> Option<Browser> {
     let b = Browser::start().await?;
     b.goto(&format!("{}/ui/", app.base)).await;
     let token = b.by_label("main", "Admin token").await;
@@ -22,7 +22,7 @@ async fn signed_in(app: &TestApp) -> Option<Browser> {
 }
 
 /// Every form control on the page has a `<label>`.
-async fn assert_labelled(b: &Browser) {
+pub(crate) async fn assert_labelled(b: &Browser) {
     let unlabelled = b
         .eval(
             "return [...document.querySelectorAll('input, select, textarea')] \

@@ -11,7 +11,10 @@ const DEFAULT_CT = ['Content-Type', 'application/json'];
 /** The error slot of a whole fieldset (an error about `events` rather than one entry). */
 const slot = () => h('p', { class: 'field-error', role: 'alert', hidden: true });
 
-/** Rows of small text inputs: `cols` are [key, label, placeholder]. Empty cells are left out. */
+/**
+ * Rows of small text inputs: `cols` are [key, label, placeholder]. Empty cells are left out.
+ * `add(item)` appends a row and returns it.
+ */
 export function rowsEditor({ name, cols, items, addLabel, legend, hint }) {
   const list = h('div', { class: 'rows' });
   const add = (item = {}) => {
@@ -38,7 +41,7 @@ export function rowsEditor({ name, cols, items, addLabel, legend, hint }) {
     }
     return out;
   });
-  return { el, collect };
+  return { el, collect, add };
 }
 
 /**
