@@ -1735,7 +1735,10 @@ pub async fn executions_are_listed_per_hook_newest_first(store: &dyn Store) {
     let queued = queued_execution(&hook, T0 + 2);
     let elsewhere = queued_execution(&other, T0 + 3);
     for e in [&sync, &rejected, &queued, &elsewhere] {
-        store.insert_execution(e).await.unwrap();
+        store
+            .insert_executions(std::slice::from_ref(e))
+            .await
+            .unwrap();
     }
     assert_eq!(execution(store, &sync.id).await, sync);
     assert_eq!(execution(store, &rejected.id).await, rejected);
@@ -1768,7 +1771,10 @@ pub async fn execution_claims_lease_due_queued_ones(store: &dyn Store) {
     let later = queued_execution(&hook, T0 + 1_000);
     let done = finished_execution(&hook, ExecutionStatus::Failed, T0 - 1);
     for e in [&first, &later, &done] {
-        store.insert_execution(e).await.unwrap();
+        store
+            .insert_executions(std::slice::from_ref(e))
+            .await
+            .unwrap();
     }
     assert_eq!(store.next_execution_at().await.unwrap(), Some(T0));
     assert!(claim_executions(store, &execution_claim(T0 - 1, 10))
@@ -1808,16 +1814,26 @@ pub async fn execution_claims_lease_due_queued_ones(store: &dyn Store) {
     );
     let mut failed = execution(store, &later.id).await;
     failed.status = ExecutionStatus::Failed;
-    assert!(store
-        .finish_execution(&failed, &c2.lease_token)
-        .await
-        .unwrap());
+    assert!(finish_one(store, &failed, &c2.lease_token).await.unwrap());
     assert_eq!(store.next_execution_at().await.unwrap(), None);
     let far = execution_claim(T0 + 100 * DAY_MS, 10);
     assert!(
         claim_executions(store, &far).await.is_empty(),
         "final ones stay"
     );
+}
+
+/// Finishes one execution through the batch method.
+async fn finish_one(
+    store: &dyn Store,
+    e: &Execution,
+    token: &str,
+) -> crate::store::StoreResult<bool> {
+    let done = store
+        .finish_executions(&[(e.clone(), token.to_owned())])
+        .await?;
+    assert_eq!(done.len(), 1, "one answer per execution");
+    Ok(done[0])
 }
 
 /// Finishing `e` under `stale` writes nothing; under `current` it writes once.
@@ -1831,12 +1847,11 @@ async fn finish_only_under_the_current_lease(
     finished.status = ExecutionStatus::Succeeded;
     finished.record.duration_ms = Some(40);
     finished.updated_at = current.now_ms + 40;
-    let stale_write = store.finish_execution(&finished, &stale.lease_token).await;
+    let stale_write = finish_one(store, &finished, &stale.lease_token).await;
     assert!(!stale_write.unwrap(), "a stale lease writes nothing");
     assert_eq!(execution(store, &e.id).await, *e);
 
-    assert!(store
-        .finish_execution(&finished, &current.lease_token)
+    assert!(finish_one(store, &finished, &current.lease_token)
         .await
         .unwrap());
     let stored = execution(store, &e.id).await;
@@ -1845,9 +1860,7 @@ async fn finish_only_under_the_current_lease(
         ..finished.clone()
     };
     assert_eq!(stored, expected);
-    let twice = store
-        .finish_execution(&finished, &current.lease_token)
-        .await;
+    let twice = finish_one(store, &finished, &current.lease_token).await;
     assert!(!twice.unwrap(), "finishing clears the lease");
 }
 
@@ -1864,7 +1877,10 @@ pub async fn prune_removes_old_finished_executions_only(store: &dyn Store) {
     for e in [
         &succeeded, &timed_out, &rejected, &waiting, &running, &recent,
     ] {
-        store.insert_execution(e).await.unwrap();
+        store
+            .insert_executions(std::slice::from_ref(e))
+            .await
+            .unwrap();
     }
     let claimed = claim_executions(store, &execution_claim(T0 + 4, 10)).await;
     assert_eq!(ids_of(&claimed), vec![&running.id]);
@@ -1890,7 +1906,7 @@ pub async fn concurrent_claimers_never_share_an_execution(store: &dyn Store, oth
     let hook = InboundId::generate(seq());
     for _ in 0..100 {
         store
-            .insert_execution(&queued_execution(&hook, T0))
+            .insert_executions(&[queued_execution(&hook, T0)])
             .await
             .unwrap();
     }
@@ -1930,7 +1946,10 @@ pub async fn wait_for_work_wakes_when_another_handle_queues_an_execution(
     let waiting = timed(store.wait_for_work(Duration::from_secs(10)));
     let (waited, ()) = join(waiting, async {
         let queued = queued_execution(&hook, T0);
-        other.insert_execution(&queued).await.unwrap();
+        other
+            .insert_executions(std::slice::from_ref(&queued))
+            .await
+            .unwrap();
     })
     .await;
     assert!(waited < Duration::from_secs(5), "woke after {waited:?}");

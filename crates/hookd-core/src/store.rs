@@ -287,16 +287,16 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn delete_inbound(&self, id: &InboundId) -> StoreResult<bool>;
 
     // --- executions ---
-    /// Stores an execution. A `queued` one is durable when this returns and wakes workers
-    /// (like queued deliveries).
-    async fn insert_execution(&self, execution: &Execution) -> StoreResult<()>;
+    /// Stores executions in one transaction (the server groups concurrent requests). A `queued`
+    /// one is durable when this returns and wakes workers (like queued deliveries).
+    async fn insert_executions(&self, executions: &[Execution]) -> StoreResult<()>;
     /// Leases up to `limit` due executions: `queued` ones, and `running` ones whose lease ran
     /// out, oldest due first; sets them `running`, `next_attempt_at = now + lease`, `attempts + 1`.
     async fn claim_executions(&self, claim: &ExecutionClaim) -> StoreResult<Vec<Execution>>;
-    /// Writes a claimed execution's status and record (`next_attempt_at` cleared), provided it
-    /// is still under `lease_token`; `false` (nothing written) otherwise.
-    async fn finish_execution(&self, execution: &Execution, lease_token: &str)
-        -> StoreResult<bool>;
+    /// Writes claimed executions' status and record (`next_attempt_at` cleared), each provided
+    /// it is still under its lease token, in one transaction. Returns, in order, whether each was
+    /// written (`false`: its lease had moved on; nothing written for it).
+    async fn finish_executions(&self, done: &[(Execution, String)]) -> StoreResult<Vec<bool>>;
     /// The earliest `next_attempt_at` of queued or running executions.
     async fn next_execution_at(&self) -> StoreResult<Option<i64>>;
     async fn get_execution(&self, id: &ExecutionId) -> StoreResult<Option<Execution>>;

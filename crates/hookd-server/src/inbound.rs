@@ -4,8 +4,8 @@
 //! `worker/executions.rs`.
 //!
 //! A request is checked in this order, each failure answered before the next step: the key (404,
-//! also for an inactive hook), the method (405 with `Allow`), the hook's concurrency (429), the
-//! body size (413, read no further than the limit), verification over the raw bytes (401, and a
+//! also for an inactive hook), the method (405 with `Allow`), for sync hooks the number of runs
+//! in flight in this process (429 past `max_concurrency`), the body size (413, read no further than the limit), verification over the raw bytes (401, and a
 //! `rejected` execution with the reason). Then:
 //! - `async`: the execution is stored `queued` (committed) before the caller gets the configured
 //!   response; a worker runs it later, here or in another process, and a restart loses nothing;
@@ -29,9 +29,9 @@ use hookd_core::inbound::spec::{InboundAuth, SignaturePreset};
 use hookd_core::inbound::workflow::{self, OutgoingRequest, ResponseValue};
 use hookd_core::inbound::{compile, parse, verify, Effects, Mode, Run, RunStatus, Workflow};
 use hookd_core::store::Enqueued;
-use hookd_core::{EventType, ExecutionId, InboundId, NewEvent};
+use hookd_core::{EventType, ExecutionId, InboundId, NewEvent, Store, StoreError};
 use serde_json::{json, Map, Value};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 
 use crate::error::ApiError;
 use crate::publish::Committer;
@@ -96,6 +96,64 @@ impl Runtime {
     }
 }
 
+/// Most executions stored in one transaction.
+const GROUP_MAX: usize = 512;
+
+type Job = (Execution, oneshot::Sender<Result<(), StoreError>>);
+
+/// Stores the executions of concurrent requests together: one transaction (one commit, one
+/// fsync) for every request that arrived while the previous one was being written. Each request
+/// is answered only after the transaction holding its execution committed.
+#[derive(Debug, Clone)]
+pub struct ExecutionCommitter {
+    tx: mpsc::Sender<Job>,
+}
+
+impl ExecutionCommitter {
+    /// Starts the group-commit task (so it needs a Tokio runtime).
+    pub fn start(store: Arc<dyn Store>) -> Self {
+        let (tx, rx) = mpsc::channel(4096);
+        tokio::spawn(group_commit(store, rx));
+        Self { tx }
+    }
+
+    /// Stores `execution`; returns once it is committed.
+    pub async fn commit(&self, execution: &Execution) -> Result<(), StoreError> {
+        let (reply, answer) = oneshot::channel();
+        let gone = || StoreError::Backend("the execution writer stopped".into());
+        self.tx
+            .send((execution.clone(), reply))
+            .await
+            .map_err(|_| gone())?;
+        answer.await.map_err(|_| gone())?
+    }
+}
+
+async fn group_commit(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Job>) {
+    while let Some(first) = rx.recv().await {
+        let mut jobs = vec![first];
+        while jobs.len() < GROUP_MAX {
+            match rx.try_recv() {
+                Ok(job) => jobs.push(job),
+                Err(_) => break,
+            }
+        }
+        let (batch, replies): (Vec<_>, Vec<_>) = jobs.into_iter().unzip();
+        match store.insert_executions(&batch).await {
+            Ok(()) => replies.into_iter().for_each(|r| {
+                let _ = r.send(Ok(()));
+            }),
+            Err(e) => {
+                tracing::warn!(error = %e, executions = batch.len(), "storing executions failed");
+                let msg = e.to_string();
+                for r in replies {
+                    let _ = r.send(Err(StoreError::Backend(msg.clone().into())));
+                }
+            }
+        }
+    }
+}
+
 /// `/hooks/{key}`: public, no admin token.
 pub fn router() -> Router<AppState> {
     Router::new().route("/hooks/{key}", any(receive))
@@ -129,11 +187,19 @@ async fn handle(state: &AppState, key: &str, request: Request) -> Result<Respons
         }
         return Ok(response);
     }
-    let Some(slot) = state.inbound.try_slot(&hook) else {
-        return Err(ApiError::too_many(format!(
-            "this hook already runs {} executions; try again later",
-            hook.spec.max_concurrency
-        )));
+    // Sync runs hold the caller; past `max_concurrency` of them, new callers are turned away.
+    // Async requests are only stored here, so they are always taken.
+    let slot = match hook.spec.mode {
+        Mode::Sync => match state.inbound.try_slot(&hook) {
+            Some(slot) => Some(slot),
+            None => {
+                return Err(ApiError::too_many(format!(
+                    "this hook already runs {} executions; try again later",
+                    hook.spec.max_concurrency
+                )))
+            }
+        },
+        Mode::Async => None,
     };
     let limit = state.settings.max_body_bytes;
     let declared = parts
@@ -186,7 +252,7 @@ async fn handle(state: &AppState, key: &str, request: Request) -> Result<Respons
             duration_ms: Some(0),
         };
         let execution = new_execution(&hook, ExecutionStatus::Rejected, record, now);
-        state.store.insert_execution(&execution).await?;
+        state.executions.commit(&execution).await?;
         if let Ok(v) = HeaderValue::from_str(execution.id.as_str()) {
             response.headers_mut().insert(EXECUTION_HEADER, v);
         }
@@ -210,9 +276,8 @@ async fn handle(state: &AppState, key: &str, request: Request) -> Result<Respons
             };
             let mut execution = new_execution(&hook, ExecutionStatus::Queued, record, now);
             execution.next_attempt_at = Some(now);
-            state.store.insert_execution(&execution).await?;
+            state.executions.commit(&execution).await?;
             state.wake.notify_waiters();
-            drop(slot);
             Ok(answer_response(&answer, &execution.id))
         }
         Mode::Sync => {
@@ -254,7 +319,7 @@ async fn handle(state: &AppState, key: &str, request: Request) -> Result<Respons
             };
             record.response = Some(answer.clone());
             let execution = new_execution(&hook, status, record, now);
-            state.store.insert_execution(&execution).await?;
+            state.executions.commit(&execution).await?;
             drop(slot);
             Ok(answer_response(&answer, &execution.id))
         }

@@ -47,6 +47,8 @@ pub struct AppState {
     pub schedules: Arc<Notify>,
     /// Inbound hooks' compiled workflows and running executions in this process.
     pub inbound: Arc<inbound::Runtime>,
+    /// Stores inbound executions, grouping concurrent requests into one transaction.
+    pub executions: inbound::ExecutionCommitter,
     pub sender: HttpSender,
     pub webhooks: Arc<publish::WebhookCache>,
     /// Commits published events, grouping concurrent requests into one transaction.
@@ -67,6 +69,7 @@ impl AppState {
         Self {
             settings: Arc::new(settings),
             committer: publish::Committer::start(store.clone(), webhooks.clone(), wake.clone()),
+            executions: inbound::ExecutionCommitter::start(store.clone()),
             store,
             wake,
             schedules: Arc::default(),

@@ -33,10 +33,12 @@ fn execution(row: &PgRow) -> sqlx::Result<Execution> {
     sql::execution::<_, i32>(row)
 }
 
-pub(crate) async fn insert(pool: &PgPool, channel: &str, e: &Execution) -> sqlx::Result<()> {
+pub(crate) async fn insert(pool: &PgPool, channel: &str, batch: &[Execution]) -> sqlx::Result<()> {
     let mut tx = pool.begin().await?;
-    sql::insert::<Postgres, i32>(&mut tx, e).await?;
-    if e.status == ExecutionStatus::Queued {
+    for e in batch {
+        sql::insert::<Postgres, i32>(&mut tx, e).await?;
+    }
+    if batch.iter().any(|e| e.status == ExecutionStatus::Queued) {
         crate::wake::notify(&mut tx, channel).await?;
     }
     tx.commit().await
@@ -57,9 +59,14 @@ pub(crate) async fn claim(pool: &PgPool, claim: &ExecutionClaim) -> sqlx::Result
     Ok(claimed)
 }
 
-pub(crate) async fn finish(pool: &PgPool, e: &Execution, lease_token: &str) -> sqlx::Result<bool> {
-    let mut conn = pool.acquire().await?;
-    sql::finish::<Postgres>(&mut conn, e, lease_token).await
+pub(crate) async fn finish(pool: &PgPool, done: &[(Execution, String)]) -> sqlx::Result<Vec<bool>> {
+    let mut tx = pool.begin().await?;
+    let mut written = Vec::with_capacity(done.len());
+    for (e, token) in done {
+        written.push(sql::finish::<Postgres>(&mut tx, e, token).await?);
+    }
+    tx.commit().await?;
+    Ok(written)
 }
 
 pub(crate) async fn next_due(pool: &PgPool) -> sqlx::Result<Option<i64>> {

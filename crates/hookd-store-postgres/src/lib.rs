@@ -309,8 +309,8 @@ impl Store for PgStore {
         inbound::delete(&self.pool, id).await.map_err(store_err)
     }
 
-    async fn insert_execution(&self, execution: &Execution) -> StoreResult<()> {
-        executions::insert(&self.pool, &self.channel, execution)
+    async fn insert_executions(&self, batch: &[Execution]) -> StoreResult<()> {
+        executions::insert(&self.pool, &self.channel, batch)
             .await
             .map_err(store_err)
     }
@@ -321,12 +321,8 @@ impl Store for PgStore {
             .map_err(store_err)
     }
 
-    async fn finish_execution(
-        &self,
-        execution: &Execution,
-        lease_token: &str,
-    ) -> StoreResult<bool> {
-        executions::finish(&self.pool, execution, lease_token)
+    async fn finish_executions(&self, done: &[(Execution, String)]) -> StoreResult<Vec<bool>> {
+        executions::finish(&self.pool, done)
             .await
             .map_err(store_err)
     }

@@ -33,9 +33,11 @@ fn execution(row: &SqliteRow) -> sqlx::Result<Execution> {
     sql::execution::<_, i64>(row)
 }
 
-pub(crate) async fn insert(writer: &SqlitePool, e: &Execution) -> sqlx::Result<()> {
+pub(crate) async fn insert(writer: &SqlitePool, batch: &[Execution]) -> sqlx::Result<()> {
     let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
-    sql::insert::<Sqlite, i64>(&mut tx, e).await?;
+    for e in batch {
+        sql::insert::<Sqlite, i64>(&mut tx, e).await?;
+    }
     tx.commit().await
 }
 
@@ -59,11 +61,15 @@ pub(crate) async fn claim(
 
 pub(crate) async fn finish(
     writer: &SqlitePool,
-    e: &Execution,
-    lease_token: &str,
-) -> sqlx::Result<bool> {
-    let mut conn = writer.acquire().await?;
-    sql::finish::<Sqlite>(&mut conn, e, lease_token).await
+    done: &[(Execution, String)],
+) -> sqlx::Result<Vec<bool>> {
+    let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
+    let mut written = Vec::with_capacity(done.len());
+    for (e, token) in done {
+        written.push(sql::finish::<Sqlite>(&mut tx, e, token).await?);
+    }
+    tx.commit().await?;
+    Ok(written)
 }
 
 pub(crate) async fn next_due(reader: &SqlitePool) -> sqlx::Result<Option<i64>> {

@@ -367,8 +367,8 @@ impl Store for SqliteStore {
         inbound::delete(&self.writer, id).await.map_err(store_err)
     }
 
-    async fn insert_execution(&self, execution: &Execution) -> StoreResult<()> {
-        executions::insert(&self.writer, execution)
+    async fn insert_executions(&self, batch: &[Execution]) -> StoreResult<()> {
+        executions::insert(&self.writer, batch)
             .await
             .map_err(store_err)
     }
@@ -379,12 +379,8 @@ impl Store for SqliteStore {
             .map_err(store_err)
     }
 
-    async fn finish_execution(
-        &self,
-        execution: &Execution,
-        lease_token: &str,
-    ) -> StoreResult<bool> {
-        executions::finish(&self.writer, execution, lease_token)
+    async fn finish_executions(&self, done: &[(Execution, String)]) -> StoreResult<Vec<bool>> {
+        executions::finish(&self.writer, done)
             .await
             .map_err(store_err)
     }

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use hookd_core::inbound::record::{Execution, ExecutionStatus};
 use hookd_core::store::ExecutionClaim;
-use hookd_core::StoreError;
-use tokio::sync::watch;
+use hookd_core::{Store, StoreError};
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 use super::Worker;
@@ -23,13 +23,15 @@ const IDLE_MAX: Duration = Duration::from_secs(5);
 impl Worker {
     /// Claims due executions and runs them, until `shutdown`.
     pub(super) async fn run_executions(self, mut shutdown: watch::Receiver<bool>) {
+        let (done_tx, done_rx) = mpsc::channel(1024);
+        let finisher = tokio::spawn(finish(self.store.clone(), done_rx));
         let mut running = JoinSet::new();
         while !*shutdown.borrow() {
             while running.try_join_next().is_some() {}
             let notified = self.wake.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            match self.claim_and_start(&mut running).await {
+            match self.claim_and_start(&mut running, &done_tx).await {
                 Ok(n) if n > 0 => continue,
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "claiming executions failed"),
@@ -49,9 +51,15 @@ impl Worker {
             }
         }
         while running.join_next().await.is_some() {}
+        drop(done_tx);
+        let _ = finisher.await;
     }
 
-    async fn claim_and_start(&self, running: &mut JoinSet<()>) -> Result<usize, StoreError> {
+    async fn claim_and_start(
+        &self,
+        running: &mut JoinSet<()>,
+        done: &mpsc::Sender<Finished>,
+    ) -> Result<usize, StoreError> {
         let token = crate::auth::generate_token();
         let claim = ExecutionClaim {
             now_ms: crate::now_ms(),
@@ -62,17 +70,10 @@ impl Worker {
         let claimed = self.store.claim_executions(&claim).await?;
         let n = claimed.len();
         for execution in claimed {
-            let me = self.clone();
-            let token = token.clone();
+            let (me, token, done) = (self.clone(), token.clone(), done.clone());
             running.spawn(async move {
-                let done = me.execute(execution).await;
-                match me.store.finish_execution(&done, &token).await {
-                    Ok(true) => {}
-                    Ok(false) => tracing::warn!(execution = %done.id,
-                        "an execution's lease ran out before it finished; it runs again"),
-                    Err(e) => tracing::warn!(error = %e, execution = %done.id,
-                        "recording an execution failed; it runs again after its lease"),
-                }
+                let finished = me.execute(execution).await;
+                let _ = done.send((finished, token)).await;
             });
         }
         Ok(n)
@@ -102,5 +103,37 @@ impl Worker {
             execution,
         )
         .await
+    }
+}
+
+/// A run's result with the lease token it ran under.
+type Finished = (Execution, String);
+
+/// Most executions finished in one transaction.
+const FINISH_BATCH: usize = 256;
+
+/// Records finished runs, every run that finished while the previous batch was written in one
+/// transaction (the single SQLite writer is shared with the API's intake).
+async fn finish(store: std::sync::Arc<dyn Store>, mut rx: mpsc::Receiver<Finished>) {
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < FINISH_BATCH {
+            match rx.try_recv() {
+                Ok(f) => batch.push(f),
+                Err(_) => break,
+            }
+        }
+        match store.finish_executions(&batch).await {
+            Ok(written) => {
+                for ((e, _), ok) in batch.iter().zip(written) {
+                    if !ok {
+                        tracing::warn!(execution = %e.id,
+                            "an execution's lease ran out before it finished; it runs again");
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, executions = batch.len(),
+                "recording executions failed; they run again after their lease"),
+        }
     }
 }
