@@ -37,6 +37,8 @@ pub struct Browser {
     port: u16,
     session_id: String,
     child: Child,
+    /// Chromium's profile directory, removed when the browser is gone.
+    profile: PathBuf,
     /// Released when the browser is gone (after `child` is killed, as fields drop in order).
     _slot: tokio::sync::SemaphorePermit<'static>,
 }
@@ -82,8 +84,14 @@ impl Browser {
             .await
             .expect("the semaphore is never closed");
         let port = free_port();
+        // A profile and temp directory of its own (Chromium puts its singleton socket under
+        // TMPDIR), removed on drop, so the test leaves nothing behind in /tmp.
+        let profile =
+            std::env::temp_dir().join(format!("hookd-ui-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&profile).expect("a profile directory");
         let child = Command::new(&driver)
             .arg(format!("--port={port}"))
+            .env("TMPDIR", &profile)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -105,6 +113,7 @@ impl Browser {
         let mut options = json!({"args": [
             "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
             format!("--window-size={},{}", WIDE.0, WIDE.1),
+            format!("--user-data-dir={}", profile.display()),
         ]});
         if let Some(bin) = std::env::var_os("HOOKD_TEST_CHROMIUM") {
             options["binary"] = json!(bin.to_string_lossy());
@@ -132,6 +141,7 @@ impl Browser {
             port,
             session_id,
             child,
+            profile,
             _slot: slot,
         })
     }
@@ -370,5 +380,6 @@ impl Drop for Browser {
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.profile);
     }
 }
