@@ -35,7 +35,7 @@ use crate::schedule::{Schedule, ScheduleSpec, Timing};
 use crate::signature::SigningSecret;
 use crate::store::{
     Claim, DeliveryFilter, Enqueued, EventToStore, ExecutionClaim, Firing, Lane, NewDelivery,
-    NextState, Outcome, Page, Store, StoreError, TokenRecord, Written,
+    NextState, Outcome, Page, Store, StoreError, TokenRecord, WebhookStats, Written,
 };
 use crate::time::rfc3339;
 use crate::webhook::{
@@ -77,6 +77,7 @@ macro_rules! conformance_tests {
             retry_delivery_now_makes_deliveries_due,
             recover_failed_requeues_failed_deliveries_since,
             list_deliveries_filters_and_pages,
+            webhook_stats_count_the_window_and_show_the_newest,
             next_due_at_is_the_earliest_unfinished,
             prune_removes_old_finished_rows_only,
             schedule_crud_is_conditional_on_the_version,
@@ -1168,6 +1169,57 @@ async fn deliveries_page_newest_first(store: &dyn Store, d: [DeliveryId; 3], w1:
         list(Some(w1.clone()), 1, Some(&d3)).await,
         std::slice::from_ref(&d1)
     );
+}
+
+pub async fn webhook_stats_count_the_window_and_show_the_newest(store: &dyn Store) {
+    let [wh, old_only, none] = [(); 3].map(|()| WebhookId::generate(seq()));
+    let since = T0 + DAY_MS;
+    // Before the window: counted nowhere, but still a webhook's newest delivery.
+    let before = queue(store, &wh, T0).await;
+    try_once(store, &before, Lane::First, T0, timed_out_for_good()).await;
+    let old = queue(store, &old_only, T0 + 1).await;
+    try_once(store, &old, Lane::First, T0 + 1, ok()).await;
+    // In the window (from its first millisecond on): two succeeded, one failed, one retrying
+    // and the newest still pending.
+    for at in [since, since + 1] {
+        let d = queue(store, &wh, at).await;
+        try_once(store, &d, Lane::First, at, ok()).await;
+    }
+    let dead = queue(store, &wh, since + 2).await;
+    try_once(store, &dead, Lane::First, since + 2, timed_out_for_good()).await;
+    let again = queue(store, &wh, since + 3).await;
+    try_once(store, &again, Lane::First, since + 3, retry_at(since + 999)).await;
+    queue(store, &wh, since + 4).await;
+
+    let got = store
+        .webhook_stats(&[none.clone(), wh.clone(), old_only.clone()], since)
+        .await
+        .expect("webhook_stats");
+    let expected = [
+        WebhookStats::empty(none),
+        WebhookStats {
+            webhook_id: wh.clone(),
+            last_status: Some(DeliveryStatus::Pending),
+            last_at: Some(since + 4),
+            succeeded: 2,
+            failed: 1,
+            pending: 2,
+        },
+        WebhookStats {
+            webhook_id: old_only,
+            last_status: Some(DeliveryStatus::Succeeded),
+            last_at: Some(T0 + 1 + 42),
+            ..WebhookStats::empty(wh.clone())
+        },
+    ];
+    assert_eq!(got, expected, "one entry per id, in the order asked");
+    let wider = store.webhook_stats(&[wh], T0).await.unwrap();
+    assert_eq!(
+        (wider[0].succeeded, wider[0].failed),
+        (2, 2),
+        "a wider window"
+    );
+    assert_eq!(store.webhook_stats(&[], T0).await.unwrap(), []);
 }
 
 pub async fn next_due_at_is_the_earliest_unfinished(store: &dyn Store) {

@@ -182,6 +182,36 @@ pub struct DeliveryFilter {
     pub status: Option<DeliveryStatus>,
 }
 
+/// A webhook's recent deliveries at a glance: what the webhooks list shows per row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookStats {
+    pub webhook_id: WebhookId,
+    /// The status of its newest delivery, however old; `None` when it has none.
+    pub last_status: Option<DeliveryStatus>,
+    /// That delivery's `updated_at`.
+    pub last_at: Option<i64>,
+    /// Deliveries created in the window that succeeded.
+    pub succeeded: u64,
+    /// Deliveries created in the window that failed for good.
+    pub failed: u64,
+    /// Deliveries created in the window not finished yet (pending, delivering or retrying).
+    pub pending: u64,
+}
+
+impl WebhookStats {
+    /// The statistics of a webhook without deliveries.
+    pub fn empty(webhook_id: WebhookId) -> Self {
+        Self {
+            webhook_id,
+            last_status: None,
+            last_at: None,
+            succeeded: 0,
+            failed: 0,
+            pending: 0,
+        }
+    }
+}
+
 /// Every use case hookd needs from its database.
 #[async_trait]
 pub trait Store: Send + Sync + std::fmt::Debug {
@@ -239,6 +269,13 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     ) -> StoreResult<Vec<Delivery>>;
     /// Attempts of a delivery, oldest first.
     async fn list_attempts(&self, delivery: &DeliveryId) -> StoreResult<Vec<Attempt>>;
+    /// Per-webhook statistics: one entry per id in `ids`, in that order; the counts are over
+    /// deliveries created at or after `since_ms`, the newest delivery is of any age.
+    async fn webhook_stats(
+        &self,
+        ids: &[WebhookId],
+        since_ms: i64,
+    ) -> StoreResult<Vec<WebhookStats>>;
     /// Makes a delivery that is not being delivered due now (`pending` if it never ran, else
     /// `retrying`). `None` if it does not exist; `Some(false)` if it is being delivered.
     async fn retry_delivery_now(&self, id: &DeliveryId, now_ms: i64) -> StoreResult<Option<bool>>;

@@ -3,8 +3,9 @@
 
 use hookd_core::delivery::{Attempt, Delivery};
 use hookd_core::ids::{DeliveryId, WebhookId};
-use hookd_core::store::{Claim, DeliveryFilter, Lane, Page};
+use hookd_core::store::{Claim, DeliveryFilter, Lane, Page, WebhookStats};
 use hookd_store_sql::deliveries::{self as sql, lease_until};
+use hookd_store_sql::stats;
 use sqlx::{PgPool, Postgres, Row};
 
 use crate::rows::{self, delivery_columns};
@@ -138,6 +139,24 @@ pub(crate) async fn retry_now(
 pub(crate) async fn queue_depth(pool: &PgPool) -> sqlx::Result<u64> {
     let row = sqlx::query(sql::QUEUE_DEPTH).fetch_one(pool).await?;
     row.try_get::<i64, _>("n").map(|n| n.max(0) as u64)
+}
+
+/// Per-webhook statistics, in one statement.
+pub(crate) async fn webhook_stats(
+    pool: &PgPool,
+    ids: &[WebhookId],
+    since_ms: i64,
+) -> sqlx::Result<Vec<WebhookStats>> {
+    let ids_text: Vec<&str> = ids.iter().map(WebhookId::as_str).collect();
+    let found = sqlx::query(&stats::query("= ANY($2)"))
+        .bind(since_ms)
+        .bind(ids_text)
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(stats::stats)
+        .collect::<sqlx::Result<Vec<_>>>()?;
+    Ok(stats::per_id(ids, found))
 }
 
 /// Makes a webhook's failed deliveries since `since_ms` due again, and wakes workers.

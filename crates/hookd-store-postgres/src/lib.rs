@@ -34,7 +34,7 @@ use hookd_core::inbound::record::{Execution, InboundHook};
 use hookd_core::schedule::Schedule;
 use hookd_core::store::{
     Claim, DeliveryFilter, Enqueued, EventToStore, ExecutionClaim, Firing, Lane, Outcome, Page,
-    Store, StoreError, StoreResult, TokenRecord, Written,
+    Store, StoreError, StoreResult, TokenRecord, WebhookStats, Written,
 };
 use hookd_core::webhook::Webhook;
 use sqlx::postgres::{PgPool, PgPoolOptions};
@@ -178,6 +178,16 @@ impl Store for PgStore {
 
     async fn next_due_at(&self, lane: Lane) -> StoreResult<Option<i64>> {
         deliveries::next_due_at(&self.pool, lane)
+            .await
+            .map_err(store_err)
+    }
+
+    async fn webhook_stats(
+        &self,
+        ids: &[WebhookId],
+        since_ms: i64,
+    ) -> StoreResult<Vec<WebhookStats>> {
+        deliveries::webhook_stats(&self.pool, ids, since_ms)
             .await
             .map_err(store_err)
     }

@@ -7,7 +7,8 @@
 //! its lock is taken ([`migrate`]), webhook, schedule and inbound-hook writes ([`webhooks`],
 //! [`schedules`], [`inbound`]), executions but their claim ([`executions`]) and webhook effects
 //! of outcomes ([`outcomes`]). Those are generic over [`sqlx::Database`]; a backend picks its
-//! database type and keeps opening and committing the transaction.
+//! database type and keeps opening and committing the transaction. Per-webhook delivery
+//! statistics ([`stats`]) take the dialect's id predicate from the backend.
 //!
 //! It must not know which database it runs on: no connection options, no dialect syntax
 //! (`BEGIN IMMEDIATE`, `INDEXED BY`, `FOR UPDATE SKIP LOCKED`, `UNNEST`, `ANY`, `pg_notify`,
@@ -26,6 +27,7 @@ pub mod page;
 pub mod prune;
 pub mod rows;
 pub mod schedules;
+pub mod stats;
 pub mod tokens;
 pub mod webhooks;
 

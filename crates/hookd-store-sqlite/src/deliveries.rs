@@ -3,11 +3,12 @@
 
 use hookd_core::delivery::{Attempt, Delivery};
 use hookd_core::ids::{DeliveryId, WebhookId};
-use hookd_core::store::{Claim, DeliveryFilter, Lane, Page};
+use hookd_core::store::{Claim, DeliveryFilter, Lane, Page, WebhookStats};
 use hookd_store_sql::deliveries::{self as sql, lease_until};
+use hookd_store_sql::stats;
 use sqlx::{Row, Sqlite, SqlitePool};
 
-use crate::rows::{self, delivery_columns};
+use crate::rows::{self, delivery_columns, IDS_PER_QUERY};
 
 /// Leases the oldest due deliveries of a lane. One statement, so it is atomic under SQLite's
 /// single writer: two claimers (threads or processes) never get the same delivery. A
@@ -139,6 +140,28 @@ pub(crate) async fn retry_now(
 pub(crate) async fn queue_depth(pool: &SqlitePool) -> sqlx::Result<u64> {
     let row = sqlx::query(sql::QUEUE_DEPTH).fetch_one(pool).await?;
     row.try_get::<i64, _>("n").map(|n| n.max(0) as u64)
+}
+
+/// Per-webhook statistics, `IDS_PER_QUERY` webhooks per statement. The ids are numbered
+/// `$2`.. after the window's `$1`: sqlx numbers bare `?` apart from `$N` parameters.
+pub(crate) async fn webhook_stats(
+    reader: &SqlitePool,
+    ids: &[WebhookId],
+    since_ms: i64,
+) -> sqlx::Result<Vec<WebhookStats>> {
+    let mut found = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(IDS_PER_QUERY) {
+        let params: Vec<String> = (2..chunk.len() + 2).map(|n| format!("${n}")).collect();
+        let sql = stats::query(&format!("IN ({})", params.join(", ")));
+        let mut query = sqlx::query(&sql).persistent(false).bind(since_ms);
+        for id in chunk {
+            query = query.bind(id.as_str());
+        }
+        for row in query.fetch_all(reader).await? {
+            found.push(stats::stats(&row)?);
+        }
+    }
+    Ok(stats::per_id(ids, found))
 }
 
 /// Makes a webhook's failed deliveries since `since_ms` due again.

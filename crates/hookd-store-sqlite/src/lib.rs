@@ -36,7 +36,7 @@ use hookd_core::inbound::record::{Execution, InboundHook};
 use hookd_core::schedule::Schedule;
 use hookd_core::store::{
     Claim, DeliveryFilter, Enqueued, EventToStore, ExecutionClaim, Firing, Lane, Outcome, Page,
-    Store, StoreError, StoreResult, TokenRecord, Written,
+    Store, StoreError, StoreResult, TokenRecord, WebhookStats, Written,
 };
 use hookd_core::webhook::Webhook;
 use sqlx::sqlite::{
@@ -234,6 +234,16 @@ impl Store for SqliteStore {
 
     async fn next_due_at(&self, lane: Lane) -> StoreResult<Option<i64>> {
         deliveries::next_due_at(&self.reader, lane)
+            .await
+            .map_err(store_err)
+    }
+
+    async fn webhook_stats(
+        &self,
+        ids: &[WebhookId],
+        since_ms: i64,
+    ) -> StoreResult<Vec<WebhookStats>> {
+        deliveries::webhook_stats(&self.reader, ids, since_ms)
             .await
             .map_err(store_err)
     }

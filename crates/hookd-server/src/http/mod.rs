@@ -13,6 +13,7 @@ pub mod route_calls;
 pub mod schedules;
 mod ui;
 mod webhook_fields;
+mod webhook_stats;
 mod webhook_wire;
 pub mod webhooks;
 
@@ -49,6 +50,7 @@ impl Modify for BearerAuth {
 pub fn app(state: AppState) -> Router {
     let (api, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(webhooks::router())
+        .merge(webhook_stats::router())
         .merge(preview::router())
         .merge(events::router())
         .merge(route_calls::router())

@@ -1,5 +1,5 @@
 //! `/api/v1/webhooks`: create, list, get, patch, delete, enable, disable, test, secrets.
-//! (Preview is in `preview.rs`.)
+//! (Preview is in `preview.rs`, statistics in `webhook_stats.rs`.)
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;

@@ -4,6 +4,8 @@
 //! runs are shown and which run on demand. Every page is also saved as a screenshot at 1280 and
 //! 390 px wide (`/tmp/ui-shots/`).
 
+use std::time::{Duration, Instant};
+
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -381,6 +383,25 @@ async fn ui_previews_form_bodies_with_an_hmac_signature() {
     assert_eq!(hook["signature"]["header"], "X-Frappe-Webhook-Signature");
 }
 
+/// Polls until `n` deliveries have finished (succeeded or failed).
+async fn wait_all_finished(app: &TestApp, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, list) = app.get("/deliveries?limit=100").await;
+        let done = list["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|d| d["status"] == "succeeded" || d["status"] == "failed")
+            .count();
+        if done >= n {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{done} of {n} finished");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ui_filters_deliveries_and_loads_more() {
     let app = spawn_app(&Backend::Sqlite).await;
@@ -398,6 +419,8 @@ async fn ui_filters_deliveries_and_loads_more() {
     let (status, _) = app.post("/events/batch", json!({ "events": events })).await;
     assert_eq!(status, StatusCode::ACCEPTED);
     bad.wait_for(30).await;
+    good.wait_for(30).await;
+    wait_all_finished(&app, 60).await;
     let Some(b) = signed_in(&app).await else {
         return;
     };
@@ -425,6 +448,17 @@ async fn ui_filters_deliveries_and_loads_more() {
     )
     .await;
     assert!(b.current_url().await.contains("status=failed"));
+
+    // The webhooks list: each row's last outcome and 24 h success rate, from one stats call.
+    b.click(&b.button("header", "Webhooks").await).await;
+    b.wait_for(
+        "the statistics of both rows",
+        "const rows = [...document.querySelectorAll('main tbody tr')].map(r => r.innerText); \
+         return rows.some(r => r.includes('good') && r.includes('succeeded') && r.includes('100 % (30/30)')) \
+             && rows.some(r => r.includes('bad') && r.includes('failed') && r.includes('0 % (0/30)'));",
+        vec![],
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,10 +1,10 @@
-//! The webhooks API: CRUD, pagination, secrets, and bad input.
+//! The webhooks API: CRUD, pagination, secrets, statistics, and bad input.
 
 use axum::http::StatusCode;
 use serde_json::{json, Value};
 
 use crate::backend_test;
-use crate::support::{spawn_app, Backend};
+use crate::support::{spawn_app, Backend, Reply, TestApp, TestReceiver};
 
 fn minimal() -> Value {
     json!({"name": "crm", "url": "https://crm.example.com/hooks"})
@@ -267,4 +267,81 @@ async fn oversized_bodies_get_413(b: Backend) {
         .await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(err["error"]["code"], "payload_too_large");
+}
+
+/// Publishes one event and waits until its one delivery reaches `status`.
+async fn deliver_one(app: &TestApp, status: &'static str) {
+    let (_, out) = app
+        .post("/events", json!({"type": "x.y", "data": {}}))
+        .await;
+    let ds = app.deliveries_of(out["id"].as_str().unwrap()).await;
+    assert_eq!(ds.len(), 1, "{ds:?}");
+    app.wait_delivery(ds[0]["id"].as_str().unwrap(), |d| d["status"] == status)
+        .await;
+}
+
+backend_test!(stats_count_recent_deliveries_per_webhook);
+async fn stats_count_recent_deliveries_per_webhook(b: Backend) {
+    let app = spawn_app(&b).await;
+    let rx = TestReceiver::start().await;
+    rx.script([Reply::status(200), Reply::status(500)]);
+    let busy = app
+        .create_webhook(json!({"name": "busy", "url": rx.url("/"), "max_attempts": 1}))
+        .await;
+    deliver_one(&app, "succeeded").await;
+    deliver_one(&app, "failed").await;
+    let idle = app.create_webhook(minimal()).await;
+    let [busy, idle] = [&busy, &idle].map(|w| w["id"].as_str().unwrap().to_owned());
+
+    let (status, body) = app.get(&format!("/webhooks/stats?ids={idle},{busy}")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let data = body["data"].as_array().unwrap();
+    assert_eq!(
+        data[0],
+        json!({"webhook_id": idle, "last_status": null, "last_at": null,
+               "succeeded": 0, "failed": 0, "pending": 0, "success_rate": null})
+    );
+    let s = &data[1];
+    assert_eq!(s["webhook_id"], busy.as_str());
+    assert_eq!(s["last_status"], "failed", "the newest delivery");
+    assert!(hookd_core::time::parse_rfc3339(s["last_at"].as_str().unwrap()).is_some());
+    assert_eq!(
+        [
+            &s["succeeded"],
+            &s["failed"],
+            &s["pending"],
+            &s["success_rate"]
+        ],
+        [&json!(1), &json!(1), &json!(0), &json!(0.5)]
+    );
+
+    // A window that starts later counts nothing but still shows the newest delivery.
+    let later = "2999-01-01T00:00:00Z";
+    let (_, body) = app
+        .get(&format!("/webhooks/stats?ids={busy}&since={later}"))
+        .await;
+    let s = &body["data"][0];
+    assert_eq!((&s["succeeded"], &s["failed"]), (&json!(0), &json!(0)));
+    assert_eq!(
+        (&s["last_status"], &s["success_rate"]),
+        (&json!("failed"), &Value::Null)
+    );
+}
+
+backend_test!(stats_reject_bad_ids_and_times);
+async fn stats_reject_bad_ids_and_times(b: Backend) {
+    let app = spawn_app(&b).await;
+    let too_many = vec![hookd_core::WebhookId::generate(1).to_string(); 1001].join(",");
+    for (query, field) in [
+        ("ids=wh_nope,ev_1".to_owned(), "ids"),
+        ("ids=garbage".to_owned(), "ids"),
+        (format!("ids={too_many}"), "ids"),
+        ("ids=&since=yesterday".to_owned(), "since"),
+    ] {
+        let (status, err) = app.get(&format!("/webhooks/stats?{query}")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{query}: {err}");
+        assert_eq!(err["error"]["field"], field, "{query}");
+    }
+    let (status, body) = app.get("/webhooks/stats").await;
+    assert_eq!((status, body), (StatusCode::OK, json!({"data": []})));
 }

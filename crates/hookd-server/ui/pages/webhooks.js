@@ -1,12 +1,8 @@
 // The webhooks list: name, target, active, last delivery outcome and the success rate of the last
-// 24 h. The API has no aggregate for these, so each row reads that webhook's recent deliveries.
+// 24 h. Each page of webhooks reads those for all its rows in one call to `/webhooks/stats`.
 
 import { api, qs } from '../api.js';
 import { h, table, loadMore, statusBadge, banner, showError } from '../dom.js';
-
-/** Deliveries read per webhook to compute its 24 h success rate (one page, the API's maximum). */
-const STATS_LIMIT = 1000;
-const DAY_MS = 24 * 3600 * 1000;
 
 export async function render(ctx) {
   const err = banner();
@@ -23,7 +19,9 @@ export async function render(ctx) {
   async function page() {
     try {
       const res = await api('GET', '/webhooks' + qs({ cursor }));
-      for (const w of res.data) tbody.append(row(w));
+      const rows = res.data.map(row);
+      for (const r of rows) tbody.append(r.tr);
+      fillStats(rows);
       cursor = res.next_cursor;
       more.hidden = !cursor;
       empty.hidden = tbody.children.length > 0;
@@ -35,33 +33,36 @@ export async function render(ctx) {
   await page();
 }
 
+/** A webhook's row, with its two statistics cells to be filled in by `fillStats`. */
 function row(w) {
   const last = h('td', {}, '…');
   const rate = h('td', {}, '…');
-  stats(w.id).then(({ lastStatus, ok, done, capped }) => {
-    last.replaceChildren(lastStatus ? statusBadge(lastStatus) : 'none');
-    rate.textContent = done ? `${Math.round((100 * ok) / done)} % (${ok}/${done})` : '—';
-    if (capped) rate.title = `Of the latest ${STATS_LIMIT} deliveries only`;
-  }, () => { last.textContent = '?'; rate.textContent = '?'; });
-  return h('tr', {},
+  const tr = h('tr', {},
     h('td', {}, h('a', { href: `#/webhooks/${encodeURIComponent(w.id)}` }, w.name)),
     h('td', { class: 'url' }, w.url),
     h('td', {}, w.active ? h('span', { class: 'badge on' }, 'active')
       : h('span', { class: 'badge off', title: w.disabled_reason || '' }, 'disabled')),
     last, rate);
+  return { id: w.id, tr, last, rate };
 }
 
-/** The newest delivery's status, and of the last 24 h's finished deliveries how many succeeded. */
-async function stats(webhookId) {
-  const res = await api('GET', '/deliveries' + qs({ webhook_id: webhookId, limit: STATS_LIMIT }));
-  const since = Date.now() - DAY_MS;
-  let ok = 0;
-  let done = 0;
-  for (const d of res.data) {
-    if (new Date(d.created_at).getTime() < since) break;
-    if (d.status === 'succeeded') { ok++; done++; } else if (d.status === 'failed' || d.status === 'retrying') done++;
+/** Reads the statistics of a page of rows in one request (the API's default window: 24 h). */
+async function fillStats(rows) {
+  if (rows.length === 0) return;
+  try {
+    const res = await api('GET', '/webhooks/stats' + qs({ ids: rows.map((r) => r.id).join(',') }));
+    const byId = new Map(res.data.map((s) => [s.webhook_id, s]));
+    for (const r of rows) showStats(r, byId.get(r.id));
+  } catch {
+    for (const r of rows) { r.last.textContent = '?'; r.rate.textContent = '?'; }
   }
-  const oldest = res.data[res.data.length - 1];
-  const capped = res.next_cursor != null && new Date(oldest.created_at).getTime() >= since;
-  return { lastStatus: res.data[0]?.status, ok, done, capped };
+}
+
+function showStats({ last, rate }, s) {
+  last.replaceChildren(s?.last_status ? statusBadge(s.last_status) : 'none');
+  if (s?.last_at) last.title = s.last_at;
+  const done = s ? s.succeeded + s.failed : 0;
+  rate.textContent = s?.success_rate != null
+    ? `${Math.round(100 * s.success_rate)} % (${s.succeeded}/${done})` : '—';
+  if (s?.pending) rate.title = `${s.pending} still in progress`;
 }
