@@ -43,9 +43,20 @@ pub struct Browser {
     _slot: tokio::sync::SemaphorePermit<'static>,
 }
 
-/// An element reference.
+/// An element reference, with how it was found (to find it again if the page re-rendered it).
 #[derive(Debug, Clone)]
-pub struct Element(String);
+pub struct Element {
+    id: String,
+    locator: Option<Locator>,
+}
+
+/// A script that returns the element (or null until it is there), with its arguments.
+#[derive(Debug, Clone)]
+struct Locator {
+    what: String,
+    script: &'static str,
+    args: Vec<Value>,
+}
 
 fn chromedriver_path() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("HOOKD_TEST_CHROMEDRIVER").filter(|p| !p.is_empty()) {
@@ -86,8 +97,7 @@ impl Browser {
         let port = free_port();
         // A profile and temp directory of its own (Chromium puts its singleton socket under
         // TMPDIR), removed on drop, so the test leaves nothing behind in /tmp.
-        let profile =
-            std::env::temp_dir().join(format!("hookd-ui-{}-{port}", std::process::id()));
+        let profile = std::env::temp_dir().join(format!("hookd-ui-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&profile).expect("a profile directory");
         let child = Command::new(&driver)
             .arg(format!("--port={port}"))
@@ -216,10 +226,12 @@ impl Browser {
     pub async fn find(&self, css: &str) -> Element {
         let script = "const e = document.querySelector(arguments[0]); \
                       return e && e.getClientRects().length ? e : null;";
-        let v = self
-            .wait_for(&format!("element {css}"), script, vec![json!(css)])
-            .await;
-        element(&v)
+        self.locate(Locator {
+            what: format!("element {css}"),
+            script,
+            args: vec![json!(css)],
+        })
+        .await
     }
 
     /// The control whose `<label>` reads exactly `label`, inside the element matching `within`.
@@ -228,14 +240,12 @@ impl Browser {
              const l = [...root.querySelectorAll('label')].find(l => l.textContent.trim() === arguments[1] \
                && l.getClientRects().length); \
              return l ? document.getElementById(l.htmlFor) : null;";
-        let v = self
-            .wait_for(
-                &format!("control labelled {label:?}"),
-                script,
-                vec![json!(within), json!(label)],
-            )
-            .await;
-        element(&v)
+        self.locate(Locator {
+            what: format!("control labelled {label:?}"),
+            script,
+            args: vec![json!(within), json!(label)],
+        })
+        .await
     }
 
     /// The button or link (inside `within`) whose text is exactly `text`.
@@ -243,31 +253,66 @@ impl Browser {
         let script = "const root = document.querySelector(arguments[0]); if (!root) return null; \
              return [...root.querySelectorAll('button, a')].find(b => b.textContent.trim() === arguments[1] \
                && b.getClientRects().length) || null;";
+        self.locate(Locator {
+            what: format!("button {text:?}"),
+            script,
+            args: vec![json!(within), json!(text)],
+        })
+        .await
+    }
+
+    /// Waits for the element a locator finds.
+    async fn locate(&self, locator: Locator) -> Element {
         let v = self
-            .wait_for(
-                &format!("button {text:?}"),
-                script,
-                vec![json!(within), json!(text)],
-            )
+            .wait_for(&locator.what, locator.script, locator.args.clone())
             .await;
-        element(&v)
+        Element {
+            locator: Some(locator),
+            ..element(&v)
+        }
+    }
+
+    /// Runs an element command (`/element/{id}/<action>`). A page that re-renders or moves
+    /// while the command arrives gives transient errors: those are retried until the deadline,
+    /// a stale element found again by its locator.
+    async fn act(&self, e: &Element, action: &str, body: Value) {
+        let started = Instant::now();
+        let mut id = e.id.clone();
+        loop {
+            let path = format!("/element/{id}/{action}");
+            let err = match self.cmd("POST", &path, Some(body.clone())).await {
+                Ok(_) => return,
+                Err(err) => err,
+            };
+            let transient = [
+                "stale element reference",
+                "element click intercepted",
+                "element not interactable",
+            ]
+            .iter()
+            .any(|t| err.starts_with(t));
+            assert!(
+                transient && started.elapsed() < DEADLINE,
+                "webdriver POST {path}: {err}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            if err.starts_with("stale element reference") {
+                match &e.locator {
+                    Some(l) => id = self.locate(l.clone()).await.id,
+                    None => panic!("webdriver POST {path}: {err}"),
+                }
+            }
+        }
     }
 
     pub async fn click(&self, e: &Element) {
-        self.must("POST", &format!("/element/{}/click", e.0), Some(json!({})))
-            .await;
+        self.act(e, "click", json!({})).await;
     }
 
     /// Replaces the text of an input or textarea, as typed by a user.
     pub async fn fill(&self, e: &Element, text: &str) {
-        self.must("POST", &format!("/element/{}/clear", e.0), Some(json!({})))
-            .await;
-        self.must(
-            "POST",
-            &format!("/element/{}/value", e.0),
-            Some(json!({ "text": text })),
-        )
-        .await;
+        self.act(e, "clear", json!({})).await;
+        self.act(e, "value", json!({ "text": text })).await;
     }
 
     /// Chooses the option of a `<select>` whose value is `value`, as a user would.
@@ -351,17 +396,18 @@ impl Browser {
 
 impl Element {
     pub fn as_arg(&self) -> Value {
-        json!({ ELEMENT_KEY: self.0 })
+        json!({ ELEMENT_KEY: self.id })
     }
 }
 
 fn element(v: &Value) -> Element {
-    Element(
-        v[ELEMENT_KEY]
+    Element {
+        id: v[ELEMENT_KEY]
             .as_str()
             .unwrap_or_else(|| panic!("not an element: {v}"))
             .to_owned(),
-    )
+        locator: None,
+    }
 }
 
 impl Drop for Browser {
