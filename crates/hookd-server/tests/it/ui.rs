@@ -2,7 +2,7 @@
 //! build a webhook in the form with its live preview, test it, publish an event and watch its
 //! delivery arrive, see an API validation error beside its field, and build schedules whose next
 //! runs are shown and which run on demand. Every page is also saved as a screenshot at 1280 and
-//! 390 px wide (`/tmp/ui-shots/`).
+//! 390 px wide (`ui-shots` in the temp directory).
 
 use std::time::{Duration, Instant};
 

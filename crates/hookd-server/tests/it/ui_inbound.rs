@@ -1,7 +1,7 @@
 //! The admin UI's inbound hook pages in a real headless Chromium against a real hookd: build a
 //! sync hook with basic auth, paths added from a parsed sample and a branching workflow; call its
 //! URL over real HTTP; follow the calls in its executions and their node trace; and see a workflow
-//! error beside the node field it names. Screenshots go to `/tmp/ui-shots/` like the others.
+//! error beside the node field it names. Screenshots go where the others go.
 
 use hookd_core::signature::{sign_hmac_sha256, HmacEncoding, SigningSecret};
 use reqwest::StatusCode;

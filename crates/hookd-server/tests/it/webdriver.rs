@@ -19,8 +19,11 @@ use serde_json::{json, Value};
 const DEADLINE: Duration = Duration::from_secs(30);
 /// The key W3C WebDriver puts element references under.
 const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735466cecf";
-/// Where screenshots go (not committed; looked at while building the UI).
-pub const SHOTS_DIR: &str = "/tmp/ui-shots";
+/// Where screenshots go: `ui-shots` in the system temp directory (not committed; looked at
+/// while building the UI).
+fn shots_dir() -> PathBuf {
+    std::env::temp_dir().join("ui-shots")
+}
 
 /// Browsers running at once: each is a few processes, and the machine may have two cores.
 static BROWSERS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(3);
@@ -96,7 +99,7 @@ impl Browser {
             .expect("the semaphore is never closed");
         let port = free_port();
         // A profile and temp directory of its own (Chromium puts its singleton socket under
-        // TMPDIR), removed on drop, so the test leaves nothing behind in /tmp.
+        // TMPDIR), removed on drop, so the test leaves nothing behind.
         let profile = std::env::temp_dir().join(format!("hookd-ui-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&profile).expect("a profile directory");
         let child = Command::new(&driver)
@@ -347,10 +350,10 @@ impl Browser {
         self.must("POST", "/window/rect", Some(rect)).await;
     }
 
-    /// Saves PNGs of the page into [`SHOTS_DIR`]: the whole page 1280 px wide (`<name>-1280.png`),
+    /// Saves PNGs of the page into [`shots_dir`]: the whole page 1280 px wide (`<name>-1280.png`),
     /// and at 390 px screen by screen (`<name>-390-1.png`, ...), then returns to the wide window.
     pub async fn screenshots(&self, name: &str) {
-        std::fs::create_dir_all(SHOTS_DIR).unwrap();
+        std::fs::create_dir_all(shots_dir()).unwrap();
         self.eval("document.activeElement?.blur()", vec![]).await;
         let height = self
             .eval("return document.documentElement.scrollHeight", vec![])
@@ -390,7 +393,7 @@ impl Browser {
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(png.as_str().unwrap_or_default())
             .unwrap();
-        std::fs::write(format!("{SHOTS_DIR}/{file}.png"), bytes).unwrap();
+        std::fs::write(shots_dir().join(format!("{file}.png")), bytes).unwrap();
     }
 }
 
