@@ -25,7 +25,7 @@ use axum::Router;
 use hookd_core::inbound::record::{
     Execution, ExecutionRecord, ExecutionRequest, ExecutionStatus, InboundHook,
 };
-use hookd_core::inbound::spec::{InboundAuth, SignaturePreset};
+use hookd_core::inbound::spec::{AsyncResponse, InboundAuth, SignaturePreset};
 use hookd_core::inbound::workflow::{self, OutgoingRequest, ResponseValue};
 use hookd_core::inbound::{compile, parse, verify, Effects, Mode, Run, RunStatus, Workflow};
 use hookd_core::store::Enqueued;
@@ -58,25 +58,38 @@ const MASK: &str = "****";
 /// Every answer of a hook names the execution it recorded.
 const EXECUTION_HEADER: HeaderName = HeaderName::from_static("x-hookd-execution");
 
-/// What the process keeps per hook: compiled workflows and how many executions are running.
+/// What the process keeps per hook: its compiled templates and how many executions are running.
 #[derive(Debug, Default)]
 pub struct Runtime {
-    compiled: Mutex<HashMap<InboundId, (i64, Arc<Workflow>)>>,
+    compiled: Mutex<HashMap<InboundId, (i64, Arc<Compiled>)>>,
     running: Mutex<HashMap<InboundId, (u32, Arc<Semaphore>)>>,
 }
 
+/// A hook's workflow and async answer, compiled.
+#[derive(Debug)]
+pub struct Compiled {
+    pub workflow: Workflow,
+    pub answer: AsyncResponse,
+}
+
 impl Runtime {
-    /// The hook's workflow, compiled once per version of the hook.
-    pub fn workflow(&self, hook: &InboundHook) -> Result<Arc<Workflow>, String> {
+    /// The hook's workflow and async answer, compiled once per version of the hook. Both were
+    /// checked at save, so an error here means the stored hook is broken.
+    pub fn compiled(&self, hook: &InboundHook) -> Result<Arc<Compiled>, String> {
         let mut cache = self.compiled.lock().expect("not poisoned");
-        if let Some((at, w)) = cache.get(&hook.id) {
+        if let Some((at, c)) = cache.get(&hook.id) {
             if *at == hook.updated_at {
-                return Ok(w.clone());
+                return Ok(c.clone());
             }
         }
-        let w = Arc::new(compile(&hook.spec.workflow).map_err(|e| e.to_string())?);
-        cache.insert(hook.id.clone(), (hook.updated_at, w.clone()));
-        Ok(w)
+        let broken =
+            |e: &dyn std::fmt::Display| format!("inbound hook {} does not compile: {e}", hook.id);
+        let compiled = Arc::new(Compiled {
+            workflow: compile(&hook.spec.workflow).map_err(|e| broken(&e))?,
+            answer: hook.spec.async_response().map_err(|e| broken(&e))?,
+        });
+        cache.insert(hook.id.clone(), (hook.updated_at, compiled.clone()));
+        Ok(compiled)
     }
 
     /// A slot among the hook's `max_concurrency` running executions in this process, if free.
@@ -262,9 +275,12 @@ async fn handle(state: &AppState, key: &str, request: Request) -> Result<Respons
     let vars = variables(&hook, parts.method.as_str(), &headers, &query, &body_value);
     match hook.spec.mode {
         Mode::Async => {
-            let answer = hook
-                .spec
-                .async_response(&vars)
+            let answer = state
+                .inbound
+                .compiled(&hook)
+                .map_err(|e| ApiError::internal(&e))?
+                .answer
+                .render(&vars)
                 .map_err(|e| ApiError::internal(&format!("the response template failed: {e}")))?;
             let record = ExecutionRecord {
                 request: record_request,
@@ -281,14 +297,12 @@ async fn handle(state: &AppState, key: &str, request: Request) -> Result<Respons
             Ok(answer_response(&answer, &execution.id))
         }
         Mode::Sync => {
-            let workflow = state.inbound.workflow(&hook).map_err(|e| {
-                ApiError::internal(&format!("the hook's workflow does not compile: {e}"))
-            })?;
+            let compiled = state
+                .inbound
+                .compiled(&hook)
+                .map_err(|e| ApiError::internal(&e))?;
             let effects = ServerEffects::new(state.committer.clone(), state.sender.clone());
-            let timeout = Duration::from_millis(u64::from(hook.spec.timeout_ms));
-            let ran =
-                tokio::time::timeout(timeout, workflow.run(vars.clone(), &effects, Mode::Sync))
-                    .await;
+            let ran = run_bounded(&compiled, &hook, vars.clone(), &effects, Mode::Sync).await;
             let duration_ms = u64::try_from(crate::now_ms() - now).unwrap_or(0);
             let mut record = ExecutionRecord {
                 request: record_request,
@@ -307,11 +321,7 @@ async fn handle(state: &AppState, key: &str, request: Request) -> Result<Respons
                     }
                     (status, answer)
                 }
-                Err(_) => {
-                    let msg = format!(
-                        "the workflow did not finish within timeout_ms ({} ms)",
-                        hook.spec.timeout_ms
-                    );
+                Err(msg) => {
                     record.error = Some(msg.clone());
                     let body = json!({"error": {"code": "timeout", "message": msg}});
                     (ExecutionStatus::TimedOut, json_answer(504, &body))
@@ -521,17 +531,13 @@ pub async fn run_async(
         e.updated_at = crate::now_ms();
         e
     };
-    let workflow = match runtime.workflow(hook) {
-        Ok(w) => w,
-        Err(e) => {
-            let msg = format!("the hook's workflow does not compile: {e}");
-            return finish(execution, ExecutionStatus::Failed, Some(msg));
-        }
+    let compiled = match runtime.compiled(hook) {
+        Ok(c) => c,
+        Err(e) => return finish(execution, ExecutionStatus::Failed, Some(e)),
     };
     let effects = ServerEffects::new(committer.clone(), sender.clone());
-    let timeout = Duration::from_millis(u64::from(hook.spec.timeout_ms));
     let vars = execution.record.variables.clone();
-    match tokio::time::timeout(timeout, workflow.run(vars, &effects, Mode::Async)).await {
+    match run_bounded(&compiled, hook, vars, &effects, Mode::Async).await {
         Ok(run) => {
             execution.record.trace = run.trace;
             match run.status {
@@ -541,14 +547,27 @@ pub async fn run_async(
                 }
             }
         }
-        Err(_) => {
-            let msg = format!(
+        Err(msg) => finish(execution, ExecutionStatus::TimedOut, Some(msg)),
+    }
+}
+
+/// Runs the hook's workflow under its `timeout_ms`; `Err` says it ran out of time.
+async fn run_bounded(
+    compiled: &Compiled,
+    hook: &InboundHook,
+    vars: Map<String, Value>,
+    effects: &ServerEffects,
+    mode: Mode,
+) -> Result<Run, String> {
+    let timeout = Duration::from_millis(u64::from(hook.spec.timeout_ms));
+    tokio::time::timeout(timeout, compiled.workflow.run(vars, effects, mode))
+        .await
+        .map_err(|_| {
+            format!(
                 "the workflow did not finish within timeout_ms ({} ms)",
                 hook.spec.timeout_ms
-            );
-            finish(execution, ExecutionStatus::TimedOut, Some(msg))
-        }
-    }
+            )
+        })
 }
 
 /// A workflow's IO: events into the outbound pipeline, HTTP calls through the SSRF-guarded

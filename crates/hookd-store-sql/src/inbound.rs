@@ -121,16 +121,5 @@ where
         .bind(read_updated_at)
         .execute(&mut *conn)
         .await?;
-    if done.rows_affected() == 1 {
-        return Ok(Written::Done);
-    }
-    let exists = sqlx::query(EXISTS)
-        .bind(hook.id.as_str())
-        .fetch_optional(&mut *conn)
-        .await?;
-    Ok(if exists.is_some() {
-        Written::Changed
-    } else {
-        Written::NotFound
-    })
+    crate::written::<DB>(conn, done.rows_affected(), EXISTS, hook.id.as_str()).await
 }

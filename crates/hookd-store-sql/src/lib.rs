@@ -31,6 +31,9 @@ pub mod stats;
 pub mod tokens;
 pub mod webhooks;
 
+use hookd_core::store::Written;
+use sqlx::{Database, Encode, Executor, IntoArguments, Type};
+
 /// The number of rows a statement changed; sqlx offers it per database only.
 pub trait RowsAffected {
     fn rows_affected(&self) -> u64;
@@ -46,4 +49,33 @@ impl RowsAffected for sqlx::postgres::PgQueryResult {
     fn rows_affected(&self) -> u64 {
         self.rows_affected()
     }
+}
+
+/// What a conditional write did, from the rows it changed: [`Written::Done`] when it changed
+/// one, else [`Written::Changed`] or [`Written::NotFound`] as `exists_sql` (`$1`: the id) finds
+/// the row or not. Commit only on `Done`.
+pub async fn written<DB>(
+    conn: &mut DB::Connection,
+    rows_changed: u64,
+    exists_sql: &str,
+    id: &str,
+) -> sqlx::Result<Written>
+where
+    DB: Database,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+{
+    if rows_changed > 0 {
+        return Ok(Written::Done);
+    }
+    let exists = sqlx::query(exists_sql)
+        .bind(id)
+        .fetch_optional(conn)
+        .await?;
+    Ok(if exists.is_some() {
+        Written::Changed
+    } else {
+        Written::NotFound
+    })
 }

@@ -158,18 +158,7 @@ where
         .bind(read_version)
         .execute(&mut *conn)
         .await?;
-    if done.rows_affected() == 1 {
-        return Ok(Written::Done);
-    }
-    let exists = sqlx::query(EXISTS)
-        .bind(s.id.as_str())
-        .fetch_optional(&mut *conn)
-        .await?;
-    Ok(if exists.is_some() {
-        Written::Changed
-    } else {
-        Written::NotFound
-    })
+    crate::written::<DB>(conn, done.rows_affected(), EXISTS, s.id.as_str()).await
 }
 
 /// Stores one firing if the schedule is still as the scheduler read it (or, for a run by hand,

@@ -127,19 +127,11 @@ where
         .bind(&read.disabled_reason)
         .execute(&mut *conn)
         .await?;
-    if done.rows_affected() == 0 {
-        let exists = sqlx::query(EXISTS)
-            .bind(w.id.as_str())
-            .fetch_optional(&mut *conn)
-            .await?;
-        return Ok(if exists.is_some() {
-            Written::Changed
-        } else {
-            Written::NotFound
-        });
+    let written = crate::written::<DB>(conn, done.rows_affected(), EXISTS, w.id.as_str()).await?;
+    if written == Written::Done {
+        bump_version(conn).await?;
     }
-    bump_version(conn).await?;
-    Ok(Written::Done)
+    Ok(written)
 }
 
 /// Deletes the webhook, cancels its unfinished deliveries ([`CANCEL_DELIVERIES`]) and bumps the

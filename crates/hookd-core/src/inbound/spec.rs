@@ -181,6 +181,26 @@ impl Default for ResponseSpec {
     }
 }
 
+/// [`ResponseSpec`] with its body template compiled.
+#[derive(Debug)]
+pub struct AsyncResponse {
+    status: u16,
+    headers: BTreeMap<String, String>,
+    body: Template,
+}
+
+impl AsyncResponse {
+    /// The answer for one request: the body rendered over its variables
+    /// ([`super::parse::variables`]). A render error is the server's to answer (500).
+    pub fn render(&self, vars: &Map<String, Value>) -> Result<workflow::Response, TemplateError> {
+        Ok(workflow::Response {
+            status: self.status,
+            headers: self.headers.clone(),
+            body: self.body.render(&Context::from_value(vars))?,
+        })
+    }
+}
+
 impl InboundSpec {
     /// Reads and checks an API body for a new hook.
     pub fn from_json(value: &Value) -> Result<Self, FieldError> {
@@ -236,17 +256,13 @@ impl InboundSpec {
         workflow::compile(&self.workflow).map(|_| ())
     }
 
-    /// The answer of an async hook: [`Self::response`] with its body rendered over the request's
-    /// variables ([`super::parse::variables`]). A render error is the server's to answer (500).
-    pub fn async_response(
-        &self,
-        vars: &Map<String, Value>,
-    ) -> Result<workflow::Response, TemplateError> {
-        let body = Template::compile(&self.response.body)?.render(&Context::from_value(vars))?;
-        Ok(workflow::Response {
+    /// The answer of an async hook, compiled once per version of the hook (it is rendered for
+    /// every request).
+    pub fn async_response(&self) -> Result<AsyncResponse, TemplateError> {
+        Ok(AsyncResponse {
             status: self.response.status,
             headers: self.response.headers.clone(),
-            body,
+            body: Template::compile(&self.response.body)?,
         })
     }
 
@@ -646,7 +662,11 @@ mod tests {
                                "body": "got {{ order_id }}"});
         let spec = InboundSpec::from_json(&v).unwrap();
         let vars = json!({"order_id": "42"});
-        let r = spec.async_response(vars.as_object().unwrap()).unwrap();
+        let r = spec
+            .async_response()
+            .unwrap()
+            .render(vars.as_object().unwrap())
+            .unwrap();
         assert_eq!((r.status, r.body.as_str()), (202, "got 42"));
         assert_eq!(r.headers["X-Kind"], "hookd");
     }

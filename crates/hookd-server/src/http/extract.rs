@@ -52,6 +52,21 @@ fn body_error(e: BytesRejection, state: &AppState) -> ApiError {
     }
 }
 
+/// Applies a `PATCH` body to a stored document: each top-level key of `patch` replaces the
+/// stored one, and `null` removes it (the field falls back to its default or absence).
+pub fn merge_patch(
+    stored: &mut serde_json::Map<String, serde_json::Value>,
+    patch: serde_json::Map<String, serde_json::Value>,
+) {
+    for (k, v) in patch {
+        if v.is_null() {
+            stored.remove(&k);
+        } else {
+            stored.insert(k, v);
+        }
+    }
+}
+
 /// Parses JSON, reporting where it went wrong.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let de = &mut serde_json::Deserializer::from_slice(bytes);

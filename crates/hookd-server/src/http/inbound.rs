@@ -16,7 +16,7 @@ use serde_json::{Map, Value};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::extract::{JsonBody, QueryParams};
+use super::extract::{merge_patch, JsonBody, QueryParams};
 use super::pagination::{paginate, ListOut, PageQuery};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::AppState;
@@ -210,13 +210,7 @@ async fn patch_hook(
         Ok(Value::Object(m)) => m,
         _ => return Err(ApiError::internal(&"a hook did not serialise")),
     };
-    for (k, v) in patch {
-        if v.is_null() {
-            merged.remove(&k);
-        } else {
-            merged.insert(k, v);
-        }
-    }
+    merge_patch(&mut merged, patch);
     let spec =
         InboundSpec::from_json_replacing(&Value::Object(merged), &read.spec).map_err(invalid)?;
     let hook = InboundHook {

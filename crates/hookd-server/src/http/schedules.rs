@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::extract::{parse_json, JsonBody, QueryParams};
+use super::extract::{merge_patch, parse_json, JsonBody, QueryParams};
 use super::pagination::{paginate, ListOut, PageQuery};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::worker::scheduler::firing;
@@ -231,13 +231,7 @@ fn merge(current: &ScheduleIn, patch: Map<String, Value>) -> ApiResult<ScheduleI
         merged.remove("cron");
         merged.remove("timezone");
     }
-    for (k, v) in patch {
-        if v.is_null() {
-            merged.remove(&k);
-        } else {
-            merged.insert(k, v);
-        }
-    }
+    merge_patch(&mut merged, patch);
     let bytes = serde_json::to_vec(&Value::Object(merged))
         .map_err(|e| ApiError::malformed(e.to_string()))?;
     parse_json(&bytes)

@@ -2,23 +2,19 @@
 //! dies mid-run leaves the lease to expire; the execution is then claimed again (at least once,
 //! as deliveries are), up to [`MAX_RUNS`] times.
 
-use std::time::Duration;
-
 use hookd_core::inbound::record::{Execution, ExecutionStatus};
 use hookd_core::store::ExecutionClaim;
 use hookd_core::{Store, StoreError};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
-use super::Worker;
+use super::{sleep_until, Worker, IDLE_MAX};
 use crate::inbound::run_async;
 
 /// Executions claimed at once.
 const BATCH: u32 = 32;
 /// Runs started for one execution before it is failed: the worker running it died each time.
 pub const MAX_RUNS: u32 = 3;
-/// Longest an idle loop sleeps without a signal.
-const IDLE_MAX: Duration = Duration::from_secs(5);
 
 impl Worker {
     /// Claims due executions and runs them, until `shutdown`.
@@ -36,14 +32,7 @@ impl Worker {
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "claiming executions failed"),
             }
-            let wait = match self.store.next_execution_at().await {
-                Ok(Some(at)) => {
-                    let ms = (at - crate::now_ms()).clamp(0, IDLE_MAX.as_millis() as i64);
-                    Duration::from_millis(ms as u64)
-                }
-                Ok(None) => IDLE_MAX,
-                Err(_) => Duration::from_secs(1),
-            };
+            let wait = sleep_until(self.store.next_execution_at().await, IDLE_MAX);
             tokio::select! {
                 _ = notified => {}
                 _ = tokio::time::sleep(wait) => {}

@@ -217,14 +217,7 @@ impl Worker {
 
     /// How long an idle lane may sleep: until its next delivery is due, at most [`IDLE_MAX`].
     async fn idle_wait(&self, lane: Lane) -> Duration {
-        match self.store.next_due_at(lane).await {
-            Ok(Some(at)) => {
-                let ms = (at - crate::now_ms()).clamp(0, IDLE_MAX.as_millis() as i64);
-                Duration::from_millis(ms as u64)
-            }
-            Ok(None) => IDLE_MAX,
-            Err(_) => Duration::from_secs(1),
-        }
+        sleep_until(self.store.next_due_at(lane).await, IDLE_MAX)
     }
 
     /// Turns the store's cross-process signal (another process queued work) into a local wake-up.
@@ -250,5 +243,21 @@ impl Worker {
                 _ = shutdown.changed() => {}
             }
         }
+    }
+}
+
+/// How long an idle loop sleeps given the next due time it read (epoch ms): until then, at most
+/// `max`; `max` when nothing is due; a second when the read failed.
+pub(crate) fn sleep_until(
+    next_due: Result<Option<i64>, hookd_core::StoreError>,
+    max: Duration,
+) -> Duration {
+    match next_due {
+        Ok(Some(at)) => {
+            let ms = (at - crate::now_ms()).clamp(0, max.as_millis() as i64);
+            Duration::from_millis(ms as u64)
+        }
+        Ok(None) => max,
+        Err(_) => Duration::from_secs(1).min(max),
     }
 }

@@ -102,13 +102,7 @@ pub async fn run(
             Ok(_) => wake.notify_waiters(),
             Err(e) => tracing::warn!(error = %e, "firing schedules failed"),
         }
-        let wait = match store.next_schedule_at().await {
-            Ok(Some(at)) => {
-                let ms = (at - crate::now_ms()).clamp(0, MAX_WAIT.as_millis() as i64);
-                Duration::from_millis(ms as u64)
-            }
-            _ => MAX_WAIT,
-        };
+        let wait = super::sleep_until(store.next_schedule_at().await, MAX_WAIT);
         tokio::select! {
             _ = notified => {}
             _ = tokio::time::sleep(wait) => {}
