@@ -151,6 +151,30 @@ export function table(cols, caption) {
   return { el, tbody };
 }
 
+/**
+ * A table filled page by page from a list endpoint. `fetchPage(cursor)` resolves to the API's
+ * `{data, next_cursor}`; `rows(data)` builds the rows to append. "Load more" shows while there is
+ * a next page, and `empty` replaces the table while it has no rows. Errors go to `err` (see
+ * `showError`, with `root` the page). Returns the table (and its body, for rows added by
+ * hand), its button and the page loader.
+ */
+export function pagedTable({ columns, caption, empty, fetchPage, rows, root, err }) {
+  const { el, tbody } = table(columns, caption);
+  let cursor = null;
+  const more = loadMore(() => loadPage());
+  async function loadPage() {
+    try {
+      const res = await fetchPage(cursor);
+      tbody.append(...rows(res.data));
+      cursor = res.next_cursor;
+      more.hidden = !cursor;
+      empty.hidden = tbody.children.length > 0;
+      el.hidden = !empty.hidden;
+    } catch (e) { showError(root, e, err); }
+  }
+  return { el, tbody, more, loadPage };
+}
+
 /** A "Load more" button that calls `more()` and hides itself when it returns no cursor. */
 export function loadMore(more) {
   const btn = h('button', { type: 'button', class: 'secondary', hidden: true }, 'Load more');

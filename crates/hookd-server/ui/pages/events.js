@@ -2,7 +2,7 @@
 // deliveries.
 
 import { api, qs } from '../api.js';
-import { h, field, input, textarea, table, loadMore, statusBadge, when, banner, showError, clearErrors, pre, replace } from '../dom.js';
+import { h, pagedTable, field, input, textarea, table, statusBadge, when, banner, showError, clearErrors, pre, replace } from '../dom.js';
 
 export async function renderList(ctx) {
   const type = input({ placeholder: 'entry.create', autocomplete: 'off', required: true });
@@ -16,25 +16,21 @@ export async function renderList(ctx) {
     field('Data (JSON)', data, { name: 'data' }),
     h('div', { class: 'actions' }, h('button', { type: 'submit' }, 'Publish')), notice);
   const listErr = banner();
-  const { el, tbody } = table(['Event', 'Type', 'Model', 'Occurred'], 'Events');
   const empty = h('p', { class: 'empty', hidden: true }, 'No events yet.');
-  let cursor = null;
-  const more = loadMore(() => page());
+  const { el, tbody, more, loadPage } = pagedTable({
+    columns: ['Event', 'Type', 'Model', 'Occurred'],
+    caption: 'Events',
+    empty,
+    fetchPage: (cursor) => api('GET', '/events' + qs({ cursor })),
+    rows: (data) => data.map(row),
+    root: ctx.main,
+    err: listErr,
+  });
   ctx.main.append(h('div', { class: 'page-head' }, h('h1', {}, 'Events')), form, h('h2', {}, 'Recent events'), listErr, el, empty, more);
 
   const row = (e) => h('tr', {},
     h('td', {}, h('a', { href: `#/events/${encodeURIComponent(e.id)}` }, e.id)),
     h('td', {}, e.type), h('td', {}, e.model ?? '—'), h('td', {}, when(e.occurred_at)));
-  async function page() {
-    try {
-      const res = await api('GET', '/events' + qs({ cursor }));
-      tbody.append(...res.data.map(row));
-      cursor = res.next_cursor;
-      more.hidden = !cursor;
-      empty.hidden = tbody.children.length > 0;
-      el.hidden = !empty.hidden;
-    } catch (e) { showError(ctx.main, e, listErr); }
-  }
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();
     clearErrors(form);
@@ -59,7 +55,7 @@ export async function renderList(ctx) {
       showError(form, e, err)?.focus();
     }
   });
-  await page();
+  await loadPage();
 }
 
 export async function renderDetail(ctx) {

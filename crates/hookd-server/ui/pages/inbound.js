@@ -3,7 +3,7 @@
 // editor); once saved its URL is shown ready to copy, with links to its executions.
 
 import { api, qs } from '../api.js';
-import { h, append, field, input, textarea, table, loadMore, banner, showError, clearErrors, nextId } from '../dom.js';
+import { h, pagedTable, append, field, input, textarea, banner, showError, clearErrors, nextId } from '../dom.js';
 import { rowsEditor } from './webhook_editors.js';
 import { confirmDialog } from './webhook_form.js';
 import { methodsEditor, authEditor, parseEditor } from './inbound_editors.js';
@@ -11,11 +11,17 @@ import { workflowEditor } from './workflow.js';
 
 export async function renderList(ctx) {
   const err = banner();
-  const { el, tbody } = table(['Name', 'Mode', 'Auth', 'Active', 'URL', 'Executions'], 'Inbound hooks');
   const empty = h('p', { class: 'empty', hidden: true }, 'No inbound hooks yet. ',
     h('a', { href: '#/inbound/new' }, 'Create the first one'), ': it gets a URL that senders call.');
-  let cursor = null;
-  const more = loadMore(() => page());
+  const { el, more, loadPage } = pagedTable({
+    columns: ['Name', 'Mode', 'Auth', 'Active', 'URL', 'Executions'],
+    caption: 'Inbound hooks',
+    empty,
+    fetchPage: (cursor) => api('GET', '/inbound' + qs({ cursor })),
+    rows: (data) => data.map(row),
+    root: ctx.main,
+    err,
+  });
   ctx.main.append(
     h('div', { class: 'page-head' }, h('h1', {}, 'Inbound hooks'),
       h('a', { class: 'button', href: '#/inbound/new' }, 'New inbound hook')),
@@ -31,17 +37,7 @@ export async function renderList(ctx) {
         copyButton(() => w.url, `Copy the URL of ${w.name}`))),
       h('td', {}, h('a', { href: `#/inbound/${id}/executions` }, 'Executions')));
   };
-  async function page() {
-    try {
-      const res = await api('GET', '/inbound' + qs({ cursor }));
-      tbody.append(...res.data.map(row));
-      cursor = res.next_cursor;
-      more.hidden = !cursor;
-      empty.hidden = tbody.children.length > 0;
-      el.hidden = !empty.hidden;
-    } catch (e) { showError(ctx.main, e, err); }
-  }
-  await page();
+  await loadPage();
 }
 
 /** "basic", "signature: github". */

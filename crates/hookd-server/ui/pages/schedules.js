@@ -3,7 +3,7 @@
 // times, Run now and delete. The side panel is refreshed every 5 s while the page is visible.
 
 import { api, qs } from '../api.js';
-import { h, field, input, textarea, select, table, loadMore, when, poll, banner, showError, clearErrors, nextId, replace } from '../dom.js';
+import { h, pagedTable, field, input, textarea, select, when, poll, banner, showError, clearErrors, nextId, replace } from '../dom.js';
 import { confirmDialog } from './webhook_form.js';
 
 const POLL_MS = 5000;
@@ -20,11 +20,17 @@ const DAYS = ['Sunday', 'Monday', 'Tuesday', 'Wednesday', 'Thursday', 'Friday', 
 
 export async function renderList(ctx) {
   const err = banner();
-  const { el, tbody } = table(['Name', 'Webhook', 'Timing', 'Active', 'Next run', 'Last run'], 'Schedules');
   const empty = h('p', { class: 'empty', hidden: true }, 'No schedules yet. ',
     h('a', { href: '#/schedules/new' }, 'Create the first one'), '.');
-  let cursor = null;
-  const more = loadMore(() => page());
+  const { el, more, loadPage } = pagedTable({
+    columns: ['Name', 'Webhook', 'Timing', 'Active', 'Next run', 'Last run'],
+    caption: 'Schedules',
+    empty,
+    fetchPage: (cursor) => api('GET', '/schedules' + qs({ cursor })),
+    rows: (data) => data.map(row),
+    root: ctx.main,
+    err,
+  });
   ctx.main.append(
     h('div', { class: 'page-head' }, h('h1', {}, 'Schedules'),
       h('a', { class: 'button', href: '#/schedules/new' }, 'New schedule')),
@@ -38,17 +44,7 @@ export async function renderList(ctx) {
     h('td', {}, s.active ? h('span', { class: 'badge on' }, 'active') : h('span', { class: 'badge off' }, 'paused')),
     h('td', {}, s.next_run_at ? when(s.next_run_at) : '—'),
     h('td', {}, when(s.last_run_at)));
-  async function page() {
-    try {
-      const res = await api('GET', '/schedules' + qs({ cursor }));
-      tbody.append(...res.data.map(row));
-      cursor = res.next_cursor;
-      more.hidden = !cursor;
-      empty.hidden = tbody.children.length > 0;
-      el.hidden = !empty.hidden;
-    } catch (e) { showError(ctx.main, e, err); }
-  }
-  await page();
+  await loadPage();
 }
 
 async function webhookNames() {

@@ -2,35 +2,30 @@
 // 24 h. Each page of webhooks reads those for all its rows in one call to `/webhooks/stats`.
 
 import { api, qs } from '../api.js';
-import { h, table, loadMore, statusBadge, banner, showError } from '../dom.js';
+import { h, pagedTable, statusBadge, banner } from '../dom.js';
 
 export async function render(ctx) {
   const err = banner();
-  const { el, tbody } = table(['Name', 'Target URL', 'Active', 'Last delivery', 'Success (24 h)'], 'Webhooks');
   const empty = h('p', { class: 'empty', hidden: true }, 'No webhooks yet. ',
     h('a', { href: '#/webhooks/new' }, 'Create the first one'), '.');
-  let cursor = null;
-  const more = loadMore(() => page());
+  const { el, more, loadPage } = pagedTable({
+    columns: ['Name', 'Target URL', 'Active', 'Last delivery', 'Success (24 h)'],
+    caption: 'Webhooks',
+    empty,
+    fetchPage: (cursor) => api('GET', '/webhooks' + qs({ cursor })),
+    rows: (data) => {
+      const rows = data.map(row);
+      fillStats(rows);
+      return rows.map((r) => r.tr);
+    },
+    root: ctx.main,
+    err,
+  });
   ctx.main.append(
     h('div', { class: 'page-head' }, h('h1', {}, 'Webhooks'),
       h('a', { class: 'button', href: '#/webhooks/new' }, 'New webhook')),
     err, el, empty, more);
-
-  async function page() {
-    try {
-      const res = await api('GET', '/webhooks' + qs({ cursor }));
-      const rows = res.data.map(row);
-      for (const r of rows) tbody.append(r.tr);
-      fillStats(rows);
-      cursor = res.next_cursor;
-      more.hidden = !cursor;
-      empty.hidden = tbody.children.length > 0;
-      el.hidden = !empty.hidden;
-    } catch (e) {
-      showError(ctx.main, e, err);
-    }
-  }
-  await page();
+  await loadPage();
 }
 
 /** A webhook's row, with its two statistics cells to be filled in by `fillStats`. */
