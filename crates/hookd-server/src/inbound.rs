@@ -272,7 +272,13 @@ async fn handle(state: &AppState, key: &str, request: Request) -> Result<Respons
         return Ok(response);
     }
 
-    let vars = variables(&hook, parts.method.as_str(), &headers, &query, &body_value);
+    let vars = parse::variables(
+        &hook.spec.parse,
+        parts.method.as_str(),
+        &headers,
+        &query,
+        &body_value,
+    );
     match hook.spec.mode {
         Mode::Async => {
             let answer = state
@@ -334,25 +340,6 @@ async fn handle(state: &AppState, key: &str, request: Request) -> Result<Respons
             Ok(answer_response(&answer, &execution.id))
         }
     }
-}
-
-/// The variables of SPEC §4 (`request.*` and the parsed aliases), plus `body`, `query`,
-/// `headers` and `method` at the top level as shortcuts where no alias took the name.
-pub fn variables(
-    hook: &InboundHook,
-    method: &str,
-    headers: &[(String, String)],
-    query: &Value,
-    body: &Value,
-) -> Map<String, Value> {
-    let mut vars = parse::variables(&hook.spec.parse, method, headers, query, body);
-    let request = vars.get("request").cloned().unwrap_or(Value::Null);
-    for name in ["body", "query", "headers", "method"] {
-        if !vars.contains_key(name) {
-            vars.insert(name.into(), request[name].clone());
-        }
-    }
-    vars
 }
 
 /// The answer of a finished sync run: its response node, else 200 (success) or 500 (failure).

@@ -204,7 +204,9 @@ fn decode_component(s: &str) -> String {
 
 /// The workflow's variables for one request (SPEC §4): `request` with `method`, `headers` (names
 /// lower-cased, repeated headers joined with `, `), `query` and `body`; then each parse item at
-/// the top level under its alias (or its header name or path), `null` when the request lacks it.
+/// the top level under its alias (or its header name or path), `null` when the request lacks it;
+/// and `method`, `headers`, `query` and `body` at the top level too, as shortcuts for
+/// `request.*` (SPEC's own example writes `{{ body | tojson }}`), where no alias took the name.
 pub fn variables(
     spec: &ParseSpec,
     method: &str,
@@ -246,6 +248,11 @@ pub fn variables(
         "query": query,
         "body": body,
     });
+    for name in ["method", "headers", "query", "body"] {
+        if !vars.contains_key(name) {
+            vars.insert(name.into(), request[name].clone());
+        }
+    }
     vars.insert("request".into(), request);
     vars
 }
@@ -367,6 +374,8 @@ mod tests {
                 "kind": "charge",
                 "request": {"method": "POST", "query": {"order": "42"}, "body": body,
                             "headers": {"x-request-id": "r-1", "accept": "a, b"}},
+                "method": "POST", "query": {"order": "42"}, "body": body,
+                "headers": {"x-request-id": "r-1", "accept": "a, b"},
             })
         );
     }
