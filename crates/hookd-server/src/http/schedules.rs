@@ -93,13 +93,7 @@ pub struct ScheduleOut {
 
 impl ScheduleOut {
     fn from_domain(s: &Schedule) -> Self {
-        let (cron, timezone, every_seconds) = match &s.spec.timing {
-            Timing::Cron {
-                expression,
-                timezone,
-            } => (Some(expression.clone()), Some(timezone.clone()), None),
-            Timing::Every { seconds } => (None, None, Some(*seconds)),
-        };
+        let (cron, timezone, every_seconds) = timing_fields(&s.spec.timing);
         let next_runs = match s.next_run_at {
             Some(next) => std::iter::once(next)
                 .chain(s.spec.timing.upcoming(next, UPCOMING - 1))
@@ -137,18 +131,30 @@ pub struct RunOut {
     pub occurrence: String,
 }
 
+/// A timing as the wire's `cron`, `timezone` and `every_seconds` fields.
+fn timing_fields(timing: &Timing) -> (Option<String>, Option<String>, Option<u64>) {
+    match timing {
+        Timing::Cron {
+            expression,
+            timezone,
+        } => (Some(expression.clone()), Some(timezone.clone()), None),
+        Timing::Every { seconds } => (None, None, Some(*seconds)),
+    }
+}
+
 impl ScheduleIn {
+    /// What is stored, as a create body (a patch is merged into it).
     fn from_domain(s: &Schedule) -> Self {
-        let out = ScheduleOut::from_domain(s);
+        let (cron, timezone, every_seconds) = timing_fields(&s.spec.timing);
         Self {
-            name: out.name,
-            description: out.description,
-            active: out.active,
-            webhook_id: out.webhook_id,
-            message: out.message,
-            cron: out.cron,
-            timezone: out.timezone,
-            every_seconds: out.every_seconds.map(|s| s as i64),
+            name: s.spec.name.clone(),
+            description: s.spec.description.clone(),
+            active: s.active,
+            webhook_id: s.spec.webhook_id.to_string(),
+            message: s.spec.message.clone(),
+            cron,
+            timezone,
+            every_seconds: every_seconds.map(|s| s as i64),
         }
     }
 
