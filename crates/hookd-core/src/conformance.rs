@@ -30,6 +30,8 @@ use crate::inbound::record::{
 };
 use crate::inbound::spec::{InboundSpec, Mode};
 use crate::inbound::workflow::Response;
+use crate::delivery::AttemptResult;
+use crate::flow::{self, Circuit, CircuitPolicy, CircuitState};
 use crate::retry::WebhookEffect;
 use crate::schedule::{Schedule, ScheduleSpec, Timing};
 use crate::signature::SigningSecret;
@@ -78,7 +80,12 @@ macro_rules! conformance_tests {
             recover_failed_requeues_failed_deliveries_since,
             list_deliveries_filters_and_pages,
             webhook_stats_count_the_window_and_show_the_newest,
-            next_due_at_is_the_earliest_unfinished,
+            claims_say_when_to_look_again,
+            claims_hold_each_webhooks_in_flight_cap,
+            claims_go_round_robin_across_webhooks,
+            rate_limited_webhooks_wait_their_turn,
+            open_circuits_hold_deliveries_until_a_probe_closes_them,
+            a_failed_probe_reopens_the_circuit_for_longer,
             prune_removes_old_finished_rows_only,
             schedule_crud_is_conditional_on_the_version,
             firing_a_schedule_stores_its_event_and_delivery_once,
@@ -91,6 +98,7 @@ macro_rules! conformance_tests {
             migrations_run_concurrently_and_repeat_safely,
             concurrent_enqueues_with_one_key_create_once,
             concurrent_claimers_never_share_a_delivery,
+            concurrent_claimers_hold_the_in_flight_cap,
             wait_for_work_wakes_when_another_handle_enqueues,
             concurrent_firings_of_one_occurrence_store_one,
             concurrent_claimers_never_share_an_execution,
@@ -130,6 +138,12 @@ const T0: i64 = 1_700_000_000_000;
 const DAY_MS: i64 = 86_400_000;
 const LEASE: Duration = Duration::from_secs(30);
 const LEASE_MS: i64 = 30_000;
+/// The cases' circuit breaker: opens after three failures in a row, for 10 s, then 20 s...
+const CIRCUIT: CircuitPolicy = CircuitPolicy {
+    failures: 3,
+    cooldown: Duration::from_secs(10),
+    max_cooldown: Duration::from_secs(60),
+};
 
 /// A strictly increasing instant for generating ids, so ids sort in the order a case creates
 /// them (ids made in one millisecond sort at random).
@@ -170,6 +184,8 @@ fn spec(name: &str) -> WebhookSpec {
         timeout_ms: Some(5000),
         max_attempts: None,
         retry_schedule: Some(vec![1, 2, 3]),
+        max_in_flight: None,
+        rate_limit_per_second: None,
     }
 }
 
@@ -182,6 +198,7 @@ fn webhook(name: &str) -> Webhook {
         spec: spec(name),
         created_at: T0,
         updated_at: T0,
+        circuit: Circuit::default(),
     }
 }
 
@@ -217,6 +234,7 @@ fn claim(lane: Lane, now_ms: i64, limit: u32) -> Claim {
         limit,
         lease: LEASE,
         lease_token: format!("lease-{}", seq()),
+        default_max_in_flight: 1_000,
     }
 }
 
@@ -275,12 +293,21 @@ fn timed_out_for_good() -> Answer {
 /// The outcome of the next attempt of `d`, sent at `at` under claim `c`; recorded 42 ms later.
 fn answer(c: &Claim, d: &Delivery, at: i64, (status, next, effect): Answer) -> Outcome {
     let now_ms = at + 42;
+    let result = match status {
+        Some(status) => AttemptResult::Response {
+            status,
+            retry_after: None,
+        },
+        None => AttemptResult::Error(ErrorKind::Timeout),
+    };
     Outcome {
         attempt: attempt(d, d.attempts + 1, status, at),
         lease_token: c.lease_token.clone(),
         next,
         webhook: effect,
         disable_if_failing_since_before: now_ms - 5 * DAY_MS,
+        circuit: flow::signal(&result),
+        circuit_policy: CIRCUIT,
         now_ms,
     }
 }
@@ -326,7 +353,8 @@ async fn claimed(store: &dyn Store, claim: &Claim) -> Vec<Delivery> {
     let mut claimed = store
         .claim_due_deliveries(claim)
         .await
-        .expect("claim_due_deliveries");
+        .expect("claim_due_deliveries")
+        .deliveries;
     claimed.sort_by(|a, b| a.id.cmp(&b.id));
     claimed
 }
@@ -1222,37 +1250,239 @@ pub async fn webhook_stats_count_the_window_and_show_the_newest(store: &dyn Stor
     assert_eq!(store.webhook_stats(&[], T0).await.unwrap(), []);
 }
 
-pub async fn next_due_at_is_the_earliest_unfinished(store: &dyn Store) {
-    let next_due = |lane| async move { store.next_due_at(lane).await.unwrap() };
-    assert_eq!(next_due(Lane::First).await, None);
+pub async fn claims_say_when_to_look_again(store: &dyn Store) {
+    let next_at = |now| async move {
+        store
+            .claim_due_deliveries(&claim(Lane::First, now, 10))
+            .await
+            .expect("claim")
+    };
+    let nothing = next_at(T0).await;
+    assert!(nothing.deliveries.is_empty());
+    assert_eq!(nothing.next_at, None, "nothing queued");
     let wh = WebhookId::generate(seq());
     let later = queue(store, &wh, T0 + 500).await;
     let sooner = queue(store, &wh, T0 + 100).await;
-    assert_eq!(next_due(Lane::First).await, Some(T0 + 100));
-    assert_eq!(next_due(Lane::Retry).await, None, "lanes are separate");
+    assert_eq!(next_at(T0).await.next_at, Some(T0 + 100));
     assert_eq!(store.queue_depth().await.unwrap(), 2);
 
     let c = claim(Lane::First, T0 + 100, 10);
     let got = claimed(store, &c).await;
     assert_eq!(got.iter().map(|d| &d.id).collect::<Vec<_>>(), vec![&sooner]);
-    assert_eq!(
-        next_due(Lane::First).await,
-        Some(T0 + 500),
-        "the lease ends later"
-    );
+    assert_eq!(next_at(T0 + 100).await.next_at, Some(T0 + 500));
     record(store, &[answer(&c, &got[0], T0 + 101, ok())]).await;
-    assert_eq!(next_due(Lane::First).await, Some(T0 + 500));
 
     try_once(store, &later, Lane::First, T0 + 500, retry_at(T0 + 9000)).await;
-    assert_eq!(next_due(Lane::First).await, None);
-    assert_eq!(
-        next_due(Lane::Retry).await,
-        Some(T0 + 9000),
-        "retries count in their lane"
-    );
+    assert_eq!(next_at(T0 + 500).await.next_at, None, "no first attempt left");
+    let retry = store
+        .claim_due_deliveries(&claim(Lane::Retry, T0 + 500, 10))
+        .await
+        .unwrap();
+    assert_eq!(retry.next_at, Some(T0 + 9000), "retries count in their lane");
     try_once(store, &later, Lane::Retry, T0 + 9000, ok()).await;
-    assert_eq!(next_due(Lane::Retry).await, None);
     assert_eq!(store.queue_depth().await.unwrap(), 0);
+}
+
+/// Inserts a webhook with these limits.
+async fn limited(store: &dyn Store, max_in_flight: Option<u32>, rate: Option<u32>) -> WebhookId {
+    let mut w = webhook("limited");
+    w.spec.max_in_flight = max_in_flight;
+    w.spec.rate_limit_per_second = rate;
+    store.insert_webhook(&w).await.expect("insert_webhook");
+    w.id
+}
+
+/// Queues `n` deliveries to `webhook`, due at `due`, in one event.
+async fn queue_many(store: &dyn Store, webhook: &WebhookId, n: usize, due: i64) -> Vec<DeliveryId> {
+    let deliveries: Vec<NewDelivery> = (0..n).map(|_| pending(webhook, due)).collect();
+    let ids = deliveries.iter().map(|d| d.id.clone()).collect();
+    enqueue(store, vec![event(None, deliveries)], due).await;
+    ids
+}
+
+fn per_webhook(claimed: &[Delivery]) -> BTreeMap<WebhookId, usize> {
+    let mut counts = BTreeMap::new();
+    for d in claimed {
+        *counts.entry(d.webhook_id.clone()).or_default() += 1;
+    }
+    counts
+}
+
+pub async fn claims_hold_each_webhooks_in_flight_cap(store: &dyn Store) {
+    let capped = limited(store, Some(2), None).await;
+    let default_cap = limited(store, None, None).await;
+    let free = limited(store, Some(50), None).await;
+    // The capped webhook's backlog is older than everything else.
+    queue_many(store, &capped, 20, T0 - 5000).await;
+    queue_many(store, &default_cap, 10, T0 - 10).await;
+    queue_many(store, &free, 3, T0 - 10).await;
+
+    let c = Claim {
+        default_max_in_flight: 4,
+        ..claim(Lane::First, T0, 256)
+    };
+    let first = claimed(store, &c).await;
+    let counts = per_webhook(&first);
+    assert_eq!(counts[&capped], 2, "the cap of the webhook with the oldest backlog");
+    assert_eq!(counts[&default_cap], 4, "the server's default cap");
+    assert_eq!(counts[&free], 3, "all that is due");
+
+    let again = Claim {
+        default_max_in_flight: 4,
+        ..claim(Lane::First, T0 + 1, 256)
+    };
+    let second = store.claim_due_deliveries(&again).await.unwrap();
+    assert!(second.deliveries.is_empty(), "every webhook is at its cap or done");
+    assert_eq!(
+        second.next_at,
+        Some(T0 + LEASE_MS),
+        "capped webhooks wait for a finished delivery; leased ones fall due when leases end"
+    );
+
+    let done = first.iter().find(|d| d.webhook_id == capped).unwrap();
+    record(store, &[answer(&c, done, T0 + 2, ok())]).await;
+    let third = claimed(
+        store,
+        &Claim {
+            default_max_in_flight: 4,
+            ..claim(Lane::First, T0 + 3, 256)
+        },
+    )
+    .await;
+    assert_eq!(per_webhook(&third), BTreeMap::from([(capped.clone(), 1)]));
+
+    // Retries count against the same cap, and expired leases free their slot.
+    let retries = Claim {
+        default_max_in_flight: 4,
+        ..claim(Lane::Retry, T0 + 3, 256)
+    };
+    assert!(claimed(store, &retries).await.is_empty());
+    let after_leases = Claim {
+        default_max_in_flight: 4,
+        ..claim(Lane::First, T0 + LEASE_MS + 10, 256)
+    };
+    let fourth = per_webhook(&claimed(store, &after_leases).await);
+    assert_eq!(fourth[&capped], 2, "expired leases are no longer in flight");
+}
+
+pub async fn claims_go_round_robin_across_webhooks(store: &dyn Store) {
+    let hooks = [
+        limited(store, None, None).await,
+        limited(store, None, None).await,
+        limited(store, None, None).await,
+    ];
+    for (i, wh) in hooks.iter().enumerate() {
+        queue_many(store, wh, 5, T0 - 100 * (3 - i as i64)).await;
+    }
+    let got = claimed(store, &claim(Lane::First, T0, 7)).await;
+    let counts: Vec<usize> = hooks.iter().map(|h| per_webhook(&got)[h]).collect();
+    assert_eq!(counts.iter().sum::<usize>(), 7);
+    assert!(
+        counts.iter().all(|&n| n == 2 || n == 3),
+        "each webhook gets its turn: {counts:?}"
+    );
+    assert_eq!(counts[0], 3, "the oldest webhook's delivery goes first");
+}
+
+pub async fn rate_limited_webhooks_wait_their_turn(store: &dyn Store) {
+    let wh = limited(store, None, Some(10)).await;
+    let ids = queue_many(store, &wh, 30, T0 - 1000).await;
+    let mut starts = Vec::new();
+    let mut now = T0;
+    while now < T0 + 2000 {
+        let got = store
+            .claim_due_deliveries(&claim(Lane::First, now, 100))
+            .await
+            .unwrap();
+        starts.extend(std::iter::repeat_n(now, got.deliveries.len()));
+        if got.deliveries.is_empty() {
+            let at = got.next_at.expect("a rate-limited backlog says when");
+            assert!(at > now, "next_at {at} is after {now}");
+        }
+        now += 7;
+    }
+    for (i, &t) in starts.iter().enumerate() {
+        let in_window = starts[i..].iter().take_while(|&&s| s < t + 1000).count();
+        assert!(in_window <= 11, "{in_window} requests in the second from {t}");
+    }
+    assert!(starts.len() >= 19, "the rate is used: {} in 2 s", starts.len());
+    let pending = ids.len() - starts.len();
+    let waiting = DeliveryFilter {
+        webhook_id: Some(wh),
+        status: Some(DeliveryStatus::Pending),
+        ..Default::default()
+    };
+    let left = store.list_deliveries(&waiting, &page(100, None)).await.unwrap();
+    assert_eq!(left.len(), pending, "the rest wait, unattempted");
+    assert!(left.iter().all(|d| d.attempts == 0));
+}
+
+pub async fn open_circuits_hold_deliveries_until_a_probe_closes_them(store: &dyn Store) {
+    let wh = limited(store, None, None).await;
+    queue_many(store, &wh, 10, T0).await;
+    let c = claim(Lane::First, T0, 3);
+    let sent = claimed(store, &c).await;
+    let timeouts: Vec<Outcome> = sent
+        .iter()
+        .map(|d| answer(&c, d, T0 + 100, (None, NextState::Retry { at_ms: T0 + 200 }, WebhookEffect::Failing)))
+        .collect();
+    record(store, &timeouts).await;
+    let w = webhook_state(store, &wh).await;
+    assert_eq!(w.circuit.consecutive_failures, 3);
+    let until = T0 + 142 + 10_000;
+    assert_eq!(w.circuit.state(T0 + 142), CircuitState::Open { until });
+
+    for lane in [Lane::First, Lane::Retry] {
+        let held = store
+            .claim_due_deliveries(&claim(lane, T0 + 5000, 100))
+            .await
+            .unwrap();
+        assert!(held.deliveries.is_empty(), "{lane:?}: the circuit holds them");
+        assert_eq!(held.next_at, Some(until));
+    }
+    let queued = DeliveryFilter {
+        webhook_id: Some(wh.clone()),
+        status: Some(DeliveryStatus::Pending),
+        ..Default::default()
+    };
+    let waiting = store.list_deliveries(&queued, &page(100, None)).await.unwrap();
+    assert_eq!(waiting.len(), 7);
+    assert!(waiting.iter().all(|d| d.attempts == 0), "waiting is not attempting");
+
+    let probe_claim = claim(Lane::Retry, until, 100);
+    let probe = claimed(store, &probe_claim).await;
+    assert_eq!(probe.len(), 1, "half open: one probe");
+    assert!(claimed(store, &claim(Lane::First, until, 100)).await.is_empty());
+    record(store, &[answer(&probe_claim, &probe[0], until + 1, ok())]).await;
+    let w = webhook_state(store, &wh).await;
+    assert_eq!(w.circuit, Circuit::default(), "the probe closed it");
+    assert_eq!(claimed(store, &claim(Lane::First, until + 100, 100)).await.len(), 7);
+}
+
+pub async fn a_failed_probe_reopens_the_circuit_for_longer(store: &dyn Store) {
+    let wh = limited(store, None, None).await;
+    queue_many(store, &wh, 5, T0).await;
+    let c = claim(Lane::First, T0, 3);
+    let sent = claimed(store, &c).await;
+    let fail = |c: &Claim, d: &Delivery, at| {
+        answer(c, d, at, (Some(503), NextState::Retry { at_ms: at + 1 }, WebhookEffect::Failing))
+    };
+    let outcomes: Vec<Outcome> = sent.iter().map(|d| fail(&c, d, T0)).collect();
+    record(store, &outcomes).await;
+    let until = T0 + 42 + 10_000;
+    let probe_claim = claim(Lane::First, until, 100);
+    let probe = claimed(store, &probe_claim).await;
+    assert_eq!(probe.len(), 1);
+    record(store, &[fail(&probe_claim, &probe[0], until)]).await;
+    let w = webhook_state(store, &wh).await;
+    assert_eq!(w.circuit.opens, 2);
+    assert_eq!(
+        w.circuit.state(until + 42),
+        CircuitState::Open {
+            until: until + 42 + 20_000
+        },
+        "the cool-down doubled"
+    );
 }
 
 pub async fn prune_removes_old_finished_rows_only(store: &dyn Store) {
@@ -1415,6 +1645,37 @@ async fn drain(store: &dyn Store) -> Vec<DeliveryId> {
         assert!(batch.len() <= 10, "a claim returns at most its limit");
         claimed.extend(batch);
     }
+}
+
+pub async fn concurrent_claimers_hold_the_in_flight_cap(store: &dyn Store, other: &dyn Store) {
+    migrate_both(store, other).await;
+    let wh = limited(store, Some(3), None).await;
+    queue_many(store, &wh, 60, T0).await;
+    let (a, b) = join(claim_and_finish("one", store), claim_and_finish("other", other)).await;
+    assert!(a + b >= 20, "both made progress: {a} + {b}");
+}
+
+/// Claims and finishes, over and over; at no claim may more than three deliveries be under a
+/// live lease. Returns how many it sent.
+async fn claim_and_finish(name: &str, store: &dyn Store) -> usize {
+    let mut sent = 0;
+    for round in 0..40 {
+        let now = T0 + round;
+        let c = claim(Lane::First, now, 10);
+        let got = claimed(store, &c).await;
+        let leased = DeliveryFilter {
+            status: Some(DeliveryStatus::Delivering),
+            ..Default::default()
+        };
+        let live = store.list_deliveries(&leased, &page(1000, None)).await.unwrap();
+        assert!(live.len() <= 3, "{name}: {} in flight", live.len());
+        let outcomes: Vec<Outcome> = got.iter().map(|d| answer(&c, d, now, ok())).collect();
+        sent += outcomes.len();
+        if !outcomes.is_empty() {
+            record(store, &outcomes).await;
+        }
+    }
+    sent
 }
 
 pub async fn wait_for_work_wakes_when_another_handle_enqueues(

@@ -10,6 +10,7 @@
 pub mod conformance;
 pub mod delivery;
 pub mod event;
+pub mod flow;
 pub mod ids;
 pub mod inbound;
 pub mod net;

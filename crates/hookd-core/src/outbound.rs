@@ -388,9 +388,12 @@ mod tests {
                 timeout_ms: None,
                 max_attempts: None,
                 retry_schedule: None,
+                max_in_flight: None,
+                rate_limit_per_second: None,
             },
             created_at: 0,
             updated_at: 0,
+            circuit: Default::default(),
         }
     }
 

@@ -113,10 +113,23 @@ pub enum Lane {
 pub struct Claim {
     pub lane: Lane,
     pub now_ms: i64,
+    /// Most deliveries in all.
     pub limit: u32,
     pub lease: Duration,
     /// Unique per claim; outcomes must present it.
     pub lease_token: String,
+    /// The in-flight cap of webhooks that set no `max_in_flight`.
+    pub default_max_in_flight: u32,
+}
+
+/// What a claim took.
+#[derive(Debug, Clone, Default)]
+pub struct Claimed {
+    /// The leased deliveries, in id order.
+    pub deliveries: Vec<Delivery>,
+    /// When something the claim could not take yet may become claimable (see
+    /// [`crate::flow::Plan::next_at`]); `None`: only new work or a finished delivery will.
+    pub next_at: Option<i64>,
 }
 
 /// Where a delivery goes after an attempt.
@@ -141,6 +154,9 @@ pub struct Outcome {
     /// When the failure clock has run since before this instant, [`WebhookEffect::Failing`]
     /// disables the webhook (SPEC §7: failures for 5 days).
     pub disable_if_failing_since_before: i64,
+    /// What the attempt says about the endpoint, for its circuit breaker.
+    pub circuit: crate::flow::Signal,
+    pub circuit_policy: crate::flow::CircuitPolicy,
     pub now_ms: i64,
 }
 
@@ -252,14 +268,17 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn events_by_ids(&self, ids: &[EventId]) -> StoreResult<Vec<Event>>;
 
     // --- deliveries ---
-    /// Leases up to `limit` due deliveries of the lane (oldest due first), setting them to
-    /// `delivering` with `next_attempt_at = now + lease`.
-    async fn claim_due_deliveries(&self, claim: &Claim) -> StoreResult<Vec<Delivery>>;
-    /// The earliest `next_attempt_at` of the lane's pending, retrying or delivering deliveries.
-    async fn next_due_at(&self, lane: Lane) -> StoreResult<Option<i64>>;
+    /// Leases up to `limit` due deliveries of the lane, setting them to `delivering` with
+    /// `next_attempt_at = now + lease`. Fair across webhooks: each webhook's oldest due first,
+    /// round-robin, and never more than its [`crate::flow`] limits allow (in-flight cap, rate,
+    /// circuit), counted over every process sharing the database.
+    async fn claim_due_deliveries(&self, claim: &Claim) -> StoreResult<Claimed>;
     /// Deliveries not finished yet (pending, delivering or retrying): the queue depth.
     async fn queue_depth(&self) -> StoreResult<u64>;
-    /// Records attempts and moves their deliveries and webhooks, in one transaction.
+    /// How many webhooks have their circuit open or half open at `now_ms`: `(open, half_open)`.
+    async fn circuit_counts(&self, now_ms: i64) -> StoreResult<(u64, u64)>;
+    /// Records attempts and moves their deliveries and webhooks (failure clock, circuit), in one
+    /// transaction.
     async fn record_outcomes(&self, outcomes: &[Outcome]) -> StoreResult<()>;
     async fn get_delivery(&self, id: &DeliveryId) -> StoreResult<Option<Delivery>>;
     async fn list_deliveries(

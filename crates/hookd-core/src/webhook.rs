@@ -26,6 +26,8 @@ pub struct Webhook {
     pub spec: WebhookSpec,
     pub created_at: i64,
     pub updated_at: i64,
+    /// Its circuit breaker, kept by the worker ([`crate::flow`]); not part of what users set.
+    pub circuit: crate::flow::Circuit,
 }
 
 /// Everything about a webhook that its owner sets.
@@ -68,6 +70,12 @@ pub struct WebhookSpec {
     /// Seconds to wait after each failed attempt; `None`: the server's schedule.
     #[serde(default)]
     pub retry_schedule: Option<Vec<u32>>,
+    /// Most requests in flight at once; `None`: the server's `delivery.max_in_flight_per_webhook`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_in_flight: Option<u32>,
+    /// Most requests started per second, across all workers; `None`: unlimited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit_per_second: Option<u32>,
 }
 
 fn default_true() -> bool {

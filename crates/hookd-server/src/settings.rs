@@ -78,8 +78,13 @@ pub struct DeliverySettings {
     pub max_attempts: u32,
     /// Seconds after each failed attempt unless a webhook sets `retry_schedule`.
     pub retry_schedule: Vec<u32>,
-    /// Requests in flight per worker process, per lane (first attempts and retries each get this).
+    /// Requests in flight per worker process, both lanes together; retries may hold at most half
+    /// of it, so first attempts always have the other half.
     pub concurrency: usize,
+    /// In-flight cap of webhooks that set no `max_in_flight`, over all worker processes.
+    pub max_in_flight_per_webhook: u32,
+    /// When a webhook's circuit opens and for how long.
+    pub circuit: hookd_core::flow::CircuitPolicy,
     /// How long a claimed delivery stays leased; a worker that dies frees it after this.
     pub lease: Duration,
     /// A webhook failing for this long with no success is disabled.
@@ -96,7 +101,9 @@ impl Default for DeliverySettings {
             timeout: Duration::from_secs(15),
             max_attempts: hookd_core::retry::DEFAULT_MAX_ATTEMPTS,
             retry_schedule: hookd_core::retry::DEFAULT_SCHEDULE.to_vec(),
-            concurrency: 128,
+            concurrency: 256,
+            max_in_flight_per_webhook: 16,
+            circuit: hookd_core::flow::CircuitPolicy::default(),
             lease: Duration::from_secs(120),
             disable_after: Duration::from_secs(5 * 24 * 3600),
             allow_networks: Vec::new(),

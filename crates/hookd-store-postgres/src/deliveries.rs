@@ -1,73 +1,141 @@
-//! Deliveries: claiming due ones under a lease, reading and listing them, their attempts, and
+//! Deliveries: claiming due ones under a lease, fairly across webhooks, reading and listing them, their attempts, and
 //! making one due again by hand.
 
 use hookd_core::delivery::{Attempt, Delivery};
 use hookd_core::ids::{DeliveryId, WebhookId};
-use hookd_core::store::{Claim, DeliveryFilter, Lane, Page, WebhookStats};
+use hookd_core::flow;
+use hookd_core::store::{Claim, Claimed, DeliveryFilter, Lane, Page, WebhookStats};
 use hookd_store_sql::deliveries::{self as sql, lease_until};
-use hookd_store_sql::stats;
+use hookd_store_sql::{claims, stats};
 use sqlx::{PgPool, Postgres, Row};
 
 use crate::rows::{self, delivery_columns};
 
-/// Leases the oldest due deliveries of a lane. `FOR UPDATE SKIP LOCKED` makes concurrent
-/// claimers pass over rows another claim has locked, and a row a committed claim already took
-/// is re-checked and no longer due: no delivery is handed to two claimers. A `delivering` row
-/// whose lease ran out is due again: that is how a crashed worker's deliveries come back. The
+/// Every webhook with unfinished deliveries in the lane (a skip scan: one index step per
+/// webhook), its earliest due time, its requests in flight and its limits. `$1`: now. The
 /// lane predicates repeat the partial indexes' word for word.
+macro_rules! candidates_sql {
+    ($lane:literal) => {
+        concat!(
+            "WITH RECURSIVE hooks (webhook_id) AS (
+                 SELECT (SELECT webhook_id FROM deliveries WHERE ",
+            $lane,
+            " ORDER BY webhook_id LIMIT 1)
+                 UNION ALL
+                 SELECT (SELECT webhook_id FROM deliveries WHERE ",
+            $lane,
+            " AND webhook_id > hooks.webhook_id ORDER BY webhook_id LIMIT 1)
+                 FROM hooks WHERE hooks.webhook_id IS NOT NULL)
+             SELECT h.webhook_id,
+                 (SELECT MIN(next_attempt_at) FROM deliveries
+                  WHERE ",
+            $lane,
+            " AND webhook_id = h.webhook_id) AS due_at,
+                 (SELECT COUNT(*) FROM deliveries
+                  WHERE status = 'delivering' AND webhook_id = h.webhook_id
+                    AND next_attempt_at > $1) AS in_flight,
+                 w.max_in_flight, w.rate_limit, w.rate_tat_us, w.circuit_failures,
+                 w.circuit_open_until, w.circuit_opens
+             FROM hooks AS h LEFT JOIN webhooks AS w ON w.id = h.webhook_id
+             WHERE h.webhook_id IS NOT NULL"
+        )
+    };
+}
+const CANDIDATES_FIRST: &str =
+    candidates_sql!("status IN ('pending', 'retrying', 'delivering') AND attempts = 0");
+const CANDIDATES_RETRY: &str =
+    candidates_sql!("status IN ('pending', 'retrying', 'delivering') AND attempts > 0");
+
+/// Leases what the plan grants: for each webhook of `$5` the number in `$6` of its oldest due
+/// deliveries, taken round-robin (every webhook's first, then every second...) up to `$4` in
+/// all. `$1` lease end, `$2` lease token, `$3` now. `FOR UPDATE SKIP LOCKED` passes over rows
+/// another transaction is writing (a late outcome of an expired lease).
 macro_rules! claim_sql {
     ($lane:literal) => {
         concat!(
             "UPDATE deliveries
              SET status = 'delivering', next_attempt_at = $1, lease_token = $2, updated_at = $3
              WHERE id IN (
-                 SELECT id FROM deliveries
-                 WHERE status IN ('pending', 'retrying', 'delivering') AND ",
+                 SELECT p.id FROM (
+                     SELECT q.id, q.next_attempt_at, row_number() OVER (
+                         PARTITION BY g.webhook_id ORDER BY q.next_attempt_at, q.id) AS k
+                     FROM UNNEST($5::text[], $6::bigint[]) AS g (webhook_id, n)
+                     CROSS JOIN LATERAL (
+                         SELECT id, next_attempt_at FROM deliveries
+                         WHERE ",
             $lane,
-            " AND next_attempt_at <= $3
-                 ORDER BY next_attempt_at
-                 LIMIT $4
-                 FOR UPDATE SKIP LOCKED)
+            " AND webhook_id = g.webhook_id AND next_attempt_at <= $3
+                         ORDER BY next_attempt_at, id LIMIT g.n
+                         FOR UPDATE SKIP LOCKED) AS q) AS p
+                 ORDER BY p.k, p.next_attempt_at LIMIT $4)
              RETURNING ",
             delivery_columns!()
         )
     };
 }
-const CLAIM_FIRST: &str = claim_sql!("attempts = 0");
-const CLAIM_RETRY: &str = claim_sql!("attempts > 0");
+const CLAIM_FIRST: &str =
+    claim_sql!("status IN ('pending', 'retrying', 'delivering') AND attempts = 0");
+const CLAIM_RETRY: &str =
+    claim_sql!("status IN ('pending', 'retrying', 'delivering') AND attempts > 0");
 
-pub(crate) async fn claim(pool: &PgPool, claim: &Claim) -> sqlx::Result<Vec<Delivery>> {
-    let sql = match claim.lane {
-        Lane::First => CLAIM_FIRST,
-        Lane::Retry => CLAIM_RETRY,
+/// Serialises claims on this schema's installation: a claim counts each webhook's requests in
+/// flight and then takes up to its cap, which holds only if no other claim takes in between.
+/// The lock is the transaction's, taken before the candidates are read, so their snapshot
+/// already sees every earlier claim.
+const CLAIM_LOCK: &str = "SELECT pg_advisory_xact_lock(hashtext('hookd_claim:' || current_schema()))";
+
+/// A fair claim ([`hookd_store_sql::claims`]) in one transaction under [`CLAIM_LOCK`]. A
+/// `delivering` row whose lease ran out is due again: that is how a crashed worker's
+/// deliveries come back.
+pub(crate) async fn claim(pool: &PgPool, claim: &Claim) -> sqlx::Result<Claimed> {
+    let (candidates_sql, claim_sql) = match claim.lane {
+        Lane::First => (CANDIDATES_FIRST, CLAIM_FIRST),
+        Lane::Retry => (CANDIDATES_RETRY, CLAIM_RETRY),
     };
-    let mut claimed = sqlx::query(sql)
+    let mut tx = pool.begin().await?;
+    sqlx::query(CLAIM_LOCK).execute(&mut *tx).await?;
+    let candidates = sqlx::query(candidates_sql)
+        .bind(claim.now_ms)
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(rows::candidate)
+        .collect::<sqlx::Result<Vec<_>>>()?;
+    let plan = flow::plan(
+        &candidates,
+        claim.now_ms,
+        claim.default_max_in_flight,
+        claim.limit,
+    );
+    if plan.grants.is_empty() {
+        tx.commit().await?;
+        return Ok(Claimed {
+            deliveries: Vec::new(),
+            next_at: plan.next_at,
+        });
+    }
+    let ids: Vec<&str> = plan.grants.iter().map(|g| g.webhook_id.as_str()).collect();
+    let counts: Vec<i64> = plan.grants.iter().map(|g| i64::from(g.count)).collect();
+    let mut claimed = sqlx::query(claim_sql)
         .bind(lease_until(claim))
         .bind(&claim.lease_token)
         .bind(claim.now_ms)
         .bind(i64::from(claim.limit))
-        .fetch_all(pool)
+        .bind(ids)
+        .bind(counts)
+        .fetch_all(&mut *tx)
         .await?
         .iter()
         .map(rows::delivery)
         .collect::<sqlx::Result<Vec<_>>>()?;
+    let rates = claims::rate_updates(&candidates, &claimed, claim.now_ms);
+    claims::set_rates::<Postgres>(&mut tx, &rates).await?;
+    tx.commit().await?;
     claimed.sort_by(|a, b| a.id.cmp(&b.id));
-    Ok(claimed)
-}
-
-pub(crate) async fn next_due_at(pool: &PgPool, lane: Lane) -> sqlx::Result<Option<i64>> {
-    // One query per lane, each matching its lane's partial index.
-    let sql = match lane {
-        Lane::First => {
-            "SELECT MIN(next_attempt_at) AS due FROM deliveries
-             WHERE status IN ('pending', 'retrying', 'delivering') AND attempts = 0"
-        }
-        Lane::Retry => {
-            "SELECT MIN(next_attempt_at) AS due FROM deliveries
-             WHERE status IN ('pending', 'retrying', 'delivering') AND attempts > 0"
-        }
-    };
-    sqlx::query(sql).fetch_one(pool).await?.try_get("due")
+    Ok(Claimed {
+        deliveries: claimed,
+        next_at: plan.next_at,
+    })
 }
 
 pub(crate) async fn get(pool: &PgPool, id: &DeliveryId) -> sqlx::Result<Option<Delivery>> {

@@ -33,7 +33,7 @@ use hookd_core::ids::{DeliveryId, EventId, ExecutionId, InboundId, ScheduleId, W
 use hookd_core::inbound::record::{Execution, InboundHook};
 use hookd_core::schedule::Schedule;
 use hookd_core::store::{
-    Claim, DeliveryFilter, Enqueued, EventToStore, ExecutionClaim, Firing, Lane, Outcome, Page,
+    Claim, Claimed, DeliveryFilter, Enqueued, EventToStore, ExecutionClaim, Firing, Outcome, Page,
     Store, StoreError, StoreResult, TokenRecord, WebhookStats, Written,
 };
 use hookd_core::webhook::Webhook;
@@ -170,17 +170,12 @@ impl Store for PgStore {
         events::by_ids(&self.pool, ids).await.map_err(store_err)
     }
 
-    async fn claim_due_deliveries(&self, claim: &Claim) -> StoreResult<Vec<Delivery>> {
+    async fn claim_due_deliveries(&self, claim: &Claim) -> StoreResult<Claimed> {
         deliveries::claim(&self.pool, claim)
             .await
             .map_err(store_err)
     }
 
-    async fn next_due_at(&self, lane: Lane) -> StoreResult<Option<i64>> {
-        deliveries::next_due_at(&self.pool, lane)
-            .await
-            .map_err(store_err)
-    }
 
     async fn webhook_stats(
         &self,
@@ -188,6 +183,12 @@ impl Store for PgStore {
         since_ms: i64,
     ) -> StoreResult<Vec<WebhookStats>> {
         deliveries::webhook_stats(&self.pool, ids, since_ms)
+            .await
+            .map_err(store_err)
+    }
+
+    async fn circuit_counts(&self, now_ms: i64) -> StoreResult<(u64, u64)> {
+        webhooks::circuit_counts(&self.pool, now_ms)
             .await
             .map_err(store_err)
     }

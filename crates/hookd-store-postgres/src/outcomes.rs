@@ -1,11 +1,11 @@
 //! Recording attempt outcomes: the attempt rows, the deliveries' next states (only under the
 //! lease that sent each) and the effects on the webhooks' health, all in one transaction per
-//! batch. Attempts and deliveries are written with one statement each per batch (arrays
+//! batch, and the circuit breakers they move. Attempts and deliveries are written with one statement each per batch (arrays
 //! `UNNEST`ed into rows), so a batch of hundreds of outcomes costs a few round trips, not
 //! hundreds, when the database is across a network.
 
 use hookd_core::store::Outcome;
-use hookd_store_sql::outcomes::{apply_effect, by_webhook, next_state};
+use hookd_store_sql::outcomes::{apply_circuit, apply_effect, distinct_effects, grouped, next_state};
 use sqlx::{PgConnection, PgPool, Postgres};
 
 use crate::rows::{encode_err, int};
@@ -29,12 +29,16 @@ pub(crate) async fn record(pool: &PgPool, outcomes: &[Outcome]) -> sqlx::Result<
     tx.commit().await
 }
 
-/// Applies the webhook effects in the shared order ([`by_webhook`]), one by one. `true` when a
-/// webhook was turned off.
+/// Applies the webhook effects and circuit signals in the shared order (webhooks in id order),
+/// one webhook at a time, so its row is locked once in that order. `true` when a webhook was
+/// turned off.
 async fn apply_effects(conn: &mut PgConnection, outcomes: &[Outcome]) -> sqlx::Result<bool> {
     let mut disabled = false;
-    for outcome in by_webhook(outcomes) {
-        disabled |= apply_effect::<Postgres>(conn, outcome).await?;
+    for group in grouped(outcomes) {
+        for outcome in distinct_effects(&group) {
+            disabled |= apply_effect::<Postgres>(conn, outcome).await?;
+        }
+        apply_circuit::<Postgres, i32>(conn, &group, " FOR UPDATE").await?;
     }
     Ok(disabled)
 }

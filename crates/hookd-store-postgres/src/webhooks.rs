@@ -27,7 +27,7 @@ pub(crate) async fn insert(pool: &PgPool, w: &Webhook) -> sqlx::Result<()> {
 /// Overwrites the webhook if it is still as `read` left it (`IS NOT DISTINCT FROM` also
 /// matches two NULLs).
 const UPDATE: &str = "UPDATE webhooks SET active = $2, disabled_reason = $3, failing_since = $4, spec = $5,
-             created_at = $6, updated_at = $7
+             created_at = $6, updated_at = $7, max_in_flight = $11, rate_limit = $12
          WHERE id = $1 AND updated_at = $8 AND active = $9 AND disabled_reason IS NOT DISTINCT FROM $10";
 
 pub(crate) async fn update(pool: &PgPool, w: &Webhook, read: &Webhook) -> sqlx::Result<Written> {
@@ -90,4 +90,14 @@ pub(crate) async fn by_ids(pool: &PgPool, ids: &[WebhookId]) -> sqlx::Result<Vec
     .iter()
     .map(rows::webhook)
     .collect()
+}
+
+/// Webhooks with their circuit open and half open at `now_ms`.
+pub(crate) async fn circuit_counts(pool: &PgPool, now_ms: i64) -> sqlx::Result<(u64, u64)> {
+    let row = sqlx::query(sql::CIRCUIT_COUNTS)
+        .bind(now_ms)
+        .fetch_one(pool)
+        .await?;
+    let count = |column: &str| row.try_get::<i64, _>(column).map(|n| n.max(0) as u64);
+    Ok((count("open")?, count("half_open")?))
 }

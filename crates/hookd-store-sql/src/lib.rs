@@ -5,8 +5,9 @@
 //! dialects accept word for word (with `$1` placeholders), keyset pages ([`page`]), and the
 //! statements that run inside a transaction the backend has opened: the migration runner once
 //! its lock is taken ([`migrate`]), webhook, schedule and inbound-hook writes ([`webhooks`],
-//! [`schedules`], [`inbound`]), executions but their claim ([`executions`]) and webhook effects
-//! of outcomes ([`outcomes`]). Those are generic over [`sqlx::Database`]; a backend picks its
+//! [`schedules`], [`inbound`]), executions but their claim ([`executions`]), webhook effects
+//! of outcomes and circuit breakers ([`outcomes`]), and what fair delivery claims share
+//! ([`claims`]). Those are generic over [`sqlx::Database`]; a backend picks its
 //! database type and keeps opening and committing the transaction. Per-webhook delivery
 //! statistics ([`stats`]) take the dialect's id predicate from the backend.
 //!
@@ -17,6 +18,7 @@
 //! to count the rows a statement changed. Where the dialects differ the backends keep their own
 //! code, and pass their own SQL text or types in here.
 
+pub mod claims;
 pub mod deliveries;
 pub mod events;
 pub mod executions;

@@ -2,7 +2,10 @@
 //! a delivery's next state, and applying one outcome's effect on its webhook. How attempts and
 //! deliveries are written in bulk differs per dialect and stays in each backend.
 
+use std::fmt::Display;
+
 use crate::RowsAffected;
+use hookd_core::flow::{Circuit, Signal};
 use hookd_core::retry::WebhookEffect;
 use hookd_core::store::{NextState, Outcome};
 use hookd_core::time::rfc3339;
@@ -23,6 +26,83 @@ fn same_effect(a: &Outcome, b: &Outcome) -> bool {
     a.attempt.webhook_id == b.attempt.webhook_id
         && a.webhook == b.webhook
         && a.disable_if_failing_since_before == b.disable_if_failing_since_before
+}
+
+/// The outcomes grouped by webhook, in webhook id order, each group in its original order.
+pub fn grouped(outcomes: &[Outcome]) -> Vec<Vec<&Outcome>> {
+    let mut sorted: Vec<&Outcome> = outcomes.iter().collect();
+    sorted.sort_by(|a, b| a.attempt.webhook_id.cmp(&b.attempt.webhook_id));
+    sorted
+        .chunk_by(|a, b| a.attempt.webhook_id == b.attempt.webhook_id)
+        .map(<[&Outcome]>::to_vec)
+        .collect()
+}
+
+/// One webhook's outcomes less repeats of the same effect, as [`by_webhook`] leaves them out.
+pub fn distinct_effects<'a>(group: &[&'a Outcome]) -> Vec<&'a Outcome> {
+    let mut effects = group.to_vec();
+    effects.dedup_by(|later, earlier| same_effect(later, earlier));
+    effects
+}
+
+/// Reads a webhook's circuit breaker; `lock` is appended to the `SELECT` (the PostgreSQL store
+/// passes `FOR UPDATE`, so concurrent recorders do not lose each other's counts).
+const CIRCUIT: &str =
+    "SELECT circuit_failures, circuit_open_until, circuit_opens FROM webhooks WHERE id = $1";
+const SET_CIRCUIT: &str = "UPDATE webhooks
+         SET circuit_failures = $2, circuit_open_until = $3, circuit_opens = $4 WHERE id = $1";
+
+/// Folds the circuit signals of one webhook's outcomes (in order) into its breaker. Nothing is
+/// read or written when every signal is neutral. `N` is the backend's `INTEGER` type.
+pub async fn apply_circuit<DB, N>(
+    conn: &mut DB::Connection,
+    group: &[&Outcome],
+    lock: &str,
+) -> sqlx::Result<()>
+where
+    DB: Database,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    i64: for<'q> Encode<'q, DB> + Type<DB>,
+    Option<i64>: for<'q> Encode<'q, DB> + for<'r> Decode<'r, DB> + Type<DB>,
+    N: for<'r> Decode<'r, DB> + for<'q> Encode<'q, DB> + Type<DB> + Copy + Display + TryFrom<u32>,
+    u32: TryFrom<N>,
+    &'static str: ColumnIndex<DB::Row>,
+{
+    let Some(first) = group.iter().find(|o| o.circuit != Signal::Neutral) else {
+        return Ok(());
+    };
+    let id = first.attempt.webhook_id.as_str();
+    let read = sqlx::query(&format!("{CIRCUIT}{lock}"))
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    let Some(row) = read else { return Ok(()) };
+    let count = |column: &'static str| -> sqlx::Result<u32> {
+        let v: N = row.try_get(column)?;
+        u32::try_from(v).map_err(|_| crate::rows::decode_err(format!("{column} out of range: {v}")))
+    };
+    let stored = Circuit {
+        consecutive_failures: count("circuit_failures")?,
+        open_until: row.try_get("circuit_open_until")?,
+        opens: count("circuit_opens")?,
+    };
+    let after = group
+        .iter()
+        .fold(stored, |c, o| c.after(o.circuit, o.now_ms, &o.circuit_policy));
+    if after == stored {
+        return Ok(());
+    }
+    let int = |v: u32| N::try_from(v).map_err(|_| crate::rows::decode_err("circuit count too large"));
+    sqlx::query(SET_CIRCUIT)
+        .bind(id)
+        .bind(int(after.consecutive_failures)?)
+        .bind(after.open_until)
+        .bind(int(after.opens)?)
+        .execute(conn)
+        .await?;
+    Ok(())
 }
 
 /// The delivery's status and due time after an attempt.

@@ -7,16 +7,18 @@ use std::fmt::Display;
 
 use hookd_core::delivery::{Attempt, Delivery, DeliveryStatus};
 use hookd_core::event::Event;
+use hookd_core::flow::{Candidate, Circuit, Limits};
 use hookd_core::ids::{DeliveryId, EventId, ScheduleId, WebhookId};
 use hookd_core::store::StoreError;
 use hookd_core::webhook::Webhook;
 use sqlx::{ColumnIndex, Decode, Row, Type};
 
-/// Columns of `webhooks`, in the order [`webhook`] reads them.
+/// Columns of `webhooks` that make a [`Webhook`], in the order [`webhook`] reads them.
 #[macro_export]
 macro_rules! webhook_columns {
     () => {
-        "id, active, disabled_reason, failing_since, spec, created_at, updated_at"
+        "id, active, disabled_reason, failing_since, spec, created_at, updated_at, \
+         circuit_failures, circuit_open_until, circuit_opens"
     };
 }
 /// Columns of `events`, in the order [`event`] reads them.
@@ -93,10 +95,13 @@ where
     }
 }
 
-/// A row of [`webhook_columns!`].
-pub fn webhook<R>(row: &R) -> sqlx::Result<Webhook>
+/// A row of [`webhook_columns!`]; `N` is the backend's type for the circuit's counters.
+pub fn webhook<R, N>(row: &R) -> sqlx::Result<Webhook>
 where
     R: Row,
+    N: for<'r> Decode<'r, R::Database> + Type<R::Database> + Copy + Display,
+    u32: TryFrom<N>,
+    Option<i64>: for<'r> Decode<'r, R::Database> + Type<R::Database>,
     for<'r> &'r str: Decode<'r, R::Database> + Type<R::Database>,
     String: for<'r> Decode<'r, R::Database> + Type<R::Database>,
     i64: for<'r> Decode<'r, R::Database> + Type<R::Database>,
@@ -112,6 +117,46 @@ where
         spec: serde_json::from_str(spec).map_err(decode_err)?,
         created_at: get(row, "created_at")?,
         updated_at: get(row, "updated_at")?,
+        circuit: Circuit {
+            consecutive_failures: small_uint::<R, N, _>(row, "circuit_failures")?,
+            open_until: get(row, "circuit_open_until")?,
+            opens: small_uint::<R, N, _>(row, "circuit_opens")?,
+        },
+    })
+}
+
+/// A row of [`crate::claims::CANDIDATE_COLUMNS`]: one webhook a claim may take deliveries of.
+pub fn candidate<R, N>(row: &R) -> sqlx::Result<Candidate>
+where
+    R: Row,
+    N: for<'r> Decode<'r, R::Database> + Type<R::Database> + Copy + Display,
+    u32: TryFrom<N>,
+    String: for<'r> Decode<'r, R::Database> + Type<R::Database>,
+    i64: for<'r> Decode<'r, R::Database> + Type<R::Database>,
+    Option<i64>: for<'r> Decode<'r, R::Database> + Type<R::Database>,
+    Option<N>: for<'r> Decode<'r, R::Database> + Type<R::Database>,
+    &'static str: ColumnIndex<R>,
+{
+    let exists: Option<N> = get(row, "circuit_failures")?;
+    let in_flight: i64 = get(row, "in_flight")?;
+    let limits = match exists {
+        None => None,
+        Some(_) => Some(Limits {
+            max_in_flight: opt_small_uint::<R, N, _>(row, "max_in_flight")?,
+            rate_limit: opt_small_uint::<R, N, _>(row, "rate_limit")?,
+            rate_tat_us: get::<Option<i64>, R>(row, "rate_tat_us")?.unwrap_or(0),
+            circuit: Circuit {
+                consecutive_failures: small_uint::<R, N, _>(row, "circuit_failures")?,
+                open_until: get(row, "circuit_open_until")?,
+                opens: small_uint::<R, N, _>(row, "circuit_opens")?,
+            },
+        }),
+    };
+    Ok(Candidate {
+        webhook_id: WebhookId::from_trusted(get(row, "webhook_id")?),
+        due_at: get(row, "due_at")?,
+        in_flight: <u32 as TryFrom<i64>>::try_from(in_flight.max(0)).unwrap_or(u32::MAX),
+        limits,
     })
 }
 

@@ -11,12 +11,12 @@ use sqlx::{Database, Encode, Executor, IntoArguments, Type};
 use crate::rows::encode_err;
 use crate::{webhook_columns, RowsAffected};
 
-/// Binds the columns of [`webhook_columns!`] as `$1`..`$7`.
-pub const INSERT: &str = concat!(
-    "INSERT INTO webhooks (",
-    webhook_columns!(),
-    ") VALUES ($1, $2, $3, $4, $5, $6, $7)"
-);
+/// Binds `$1`..`$7` as [`insert`] does, then the limits the claim reads: `$8` max in flight,
+/// `$9` rate limit (copies of the spec's fields).
+pub const INSERT: &str = "INSERT INTO webhooks
+         (id, active, disabled_reason, failing_since, spec, created_at, updated_at,
+          max_in_flight, rate_limit)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
 /// `$1`: id.
 pub const GET: &str = concat!(
     "SELECT ",
@@ -49,6 +49,11 @@ pub const DELETE: &str = "DELETE FROM webhooks WHERE id = $1";
 pub const CANCEL_DELIVERIES: &str = "UPDATE deliveries
          SET status = 'cancelled', next_attempt_at = NULL, lease_token = NULL, updated_at = $2
          WHERE webhook_id = $1 AND status IN ('pending', 'retrying', 'delivering')";
+/// Webhooks whose circuit is open (`open`) or half open (`half_open`) at `$1`.
+pub const CIRCUIT_COUNTS: &str = "SELECT
+         COUNT(CASE WHEN circuit_open_until > $1 THEN 1 END) AS open,
+         COUNT(CASE WHEN circuit_open_until <= $1 THEN 1 END) AS half_open
+         FROM webhooks WHERE circuit_open_until IS NOT NULL";
 /// Bumped in the same transaction as every webhook write.
 pub const BUMP_VERSION: &str = "UPDATE webhooks_version SET version = version + 1 WHERE id = 1";
 pub const VERSION: &str = "SELECT version FROM webhooks_version WHERE id = 1";
@@ -76,8 +81,10 @@ where
     bool: for<'q> Encode<'q, DB> + Type<DB>,
     Option<String>: for<'q> Encode<'q, DB> + Type<DB>,
     Option<i64>: for<'q> Encode<'q, DB> + Type<DB>,
+    Option<i32>: for<'q> Encode<'q, DB> + Type<DB>,
 {
     let spec = serde_json::to_string(&w.spec).map_err(encode_err)?;
+    let (max_in_flight, rate_limit) = limits(w);
     sqlx::query(INSERT)
         .bind(w.id.as_str())
         .bind(w.active)
@@ -86,14 +93,23 @@ where
         .bind(spec)
         .bind(w.created_at)
         .bind(w.updated_at)
+        .bind(max_in_flight)
+        .bind(rate_limit)
         .execute(&mut *conn)
         .await?;
     bump_version(conn).await
 }
 
+/// The spec's limits as the `INTEGER` columns the claim reads.
+fn limits(w: &Webhook) -> (Option<i32>, Option<i32>) {
+    let int = |v: Option<u32>| v.map(|v| i32::try_from(v).unwrap_or(i32::MAX));
+    (int(w.spec.max_in_flight), int(w.spec.rate_limit_per_second))
+}
+
 /// Writes `w` over the webhook if it is still as `read` left it, and bumps the version.
 /// `update_sql` sets the columns from `$1`..`$7` (as [`INSERT`] binds them) where the id is
-/// `$1`, `updated_at` is `$8`, `active` is `$9` and `disabled_reason` is `$10` (nullable).
+/// `$1`, `updated_at` is `$8`, `active` is `$9` and `disabled_reason` is `$10` (nullable), and
+/// sets `max_in_flight` from `$11` and `rate_limit` from `$12`.
 /// Commit only on [`Written::Done`]: nothing was written otherwise.
 pub async fn update<DB>(
     conn: &mut DB::Connection,
@@ -112,8 +128,10 @@ where
     Option<String>: for<'q> Encode<'q, DB> + Type<DB>,
     Option<i64>: for<'q> Encode<'q, DB> + Type<DB>,
     DB::QueryResult: RowsAffected,
+    Option<i32>: for<'q> Encode<'q, DB> + Type<DB>,
 {
     let spec = serde_json::to_string(&w.spec).map_err(encode_err)?;
+    let (max_in_flight, rate_limit) = limits(w);
     let done = sqlx::query(update_sql)
         .bind(w.id.as_str())
         .bind(w.active)
@@ -125,6 +143,8 @@ where
         .bind(read.updated_at)
         .bind(read.active)
         .bind(&read.disabled_reason)
+        .bind(max_in_flight)
+        .bind(rate_limit)
         .execute(&mut *conn)
         .await?;
     let written = crate::written::<DB>(conn, done.rows_affected(), EXISTS, w.id.as_str()).await?;

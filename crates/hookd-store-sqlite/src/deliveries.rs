@@ -1,78 +1,171 @@
-//! Deliveries: claiming due ones under a lease, reading and listing them, their attempts, and
+//! Deliveries: claiming due ones under a lease, fairly across webhooks, reading and listing them, their attempts, and
 //! making one due again by hand.
 
 use hookd_core::delivery::{Attempt, Delivery};
 use hookd_core::ids::{DeliveryId, WebhookId};
-use hookd_core::store::{Claim, DeliveryFilter, Lane, Page, WebhookStats};
+use hookd_core::flow;
+use hookd_core::store::{Claim, Claimed, DeliveryFilter, Lane, Page, WebhookStats};
 use hookd_store_sql::deliveries::{self as sql, lease_until};
-use hookd_store_sql::stats;
+use hookd_store_sql::{claims, stats};
 use sqlx::{Row, Sqlite, SqlitePool};
 
 use crate::rows::{self, delivery_columns, IDS_PER_QUERY};
 
-/// Leases the oldest due deliveries of a lane. One statement, so it is atomic under SQLite's
-/// single writer: two claimers (threads or processes) never get the same delivery. A
-/// `delivering` row whose lease ran out is due again: that is how a crashed worker's deliveries
-/// come back. The lane predicates repeat the partial indexes' word for word.
+/// Every webhook with unfinished deliveries in the lane (a skip scan: one index step per
+/// webhook), its earliest due time, its requests in flight and its limits. `$1`: now. The
+/// lane predicates repeat the partial indexes' word for word.
 ///
-/// `INDEXED BY` names the lane's partial index: without statistics SQLite's planner prefers the
-/// status index (an equality looks more selective than a range), which would make every claim
-/// read and sort all unfinished rows. With it, a claim is a range scan that stops after `limit`
-/// rows, and a missing index is an error rather than a silent slowdown.
+/// `INDEXED BY` names the indexes: without statistics SQLite's planner may prefer another
+/// index, and a missing index is then an error rather than a silent slowdown.
+macro_rules! candidates_sql {
+    ($index:literal, $lane:literal) => {
+        concat!(
+            "WITH RECURSIVE hooks (webhook_id) AS (
+                 SELECT (SELECT webhook_id FROM deliveries INDEXED BY ",
+            $index,
+            "
+                         WHERE ",
+            $lane,
+            " ORDER BY webhook_id LIMIT 1)
+                 UNION ALL
+                 SELECT (SELECT webhook_id FROM deliveries INDEXED BY ",
+            $index,
+            "
+                         WHERE ",
+            $lane,
+            " AND webhook_id > hooks.webhook_id
+                         ORDER BY webhook_id LIMIT 1)
+                 FROM hooks WHERE hooks.webhook_id IS NOT NULL)
+             SELECT h.webhook_id,
+                 (SELECT MIN(next_attempt_at) FROM deliveries INDEXED BY ",
+            $index,
+            "
+                  WHERE ",
+            $lane,
+            " AND webhook_id = h.webhook_id) AS due_at,
+                 (SELECT COUNT(*) FROM deliveries INDEXED BY deliveries_leased
+                  WHERE status = 'delivering' AND webhook_id = h.webhook_id
+                    AND next_attempt_at > $1) AS in_flight,
+                 w.max_in_flight, w.rate_limit, w.rate_tat_us, w.circuit_failures,
+                 w.circuit_open_until, w.circuit_opens
+             FROM hooks AS h LEFT JOIN webhooks AS w ON w.id = h.webhook_id
+             WHERE h.webhook_id IS NOT NULL"
+        )
+    };
+}
+const CANDIDATES_FIRST: &str = candidates_sql!("deliveries_queue_first", "status IN ('pending', 'retrying', 'delivering') AND attempts = 0");
+const CANDIDATES_RETRY: &str = candidates_sql!("deliveries_queue_retry", "status IN ('pending', 'retrying', 'delivering') AND attempts > 0");
+
+/// Leases what the plan grants: for each `[webhook_id, n]` of the JSON array `$5`, its `n`
+/// oldest due deliveries, taken round-robin (every webhook's first, then every second...) up to
+/// `$4` in all. `$1` lease end, `$2` lease token, `$3` now. The walk steps from one delivery to
+/// the next in `(next_attempt_at, id)` order with two seeks (same due time and a later id, or a
+/// later due time): a row-value comparison would not seek on `id`, and deliveries published
+/// together share their due time.
 macro_rules! claim_sql {
     ($index:literal, $lane:literal) => {
         concat!(
             "UPDATE deliveries
              SET status = 'delivering', next_attempt_at = $1, lease_token = $2, updated_at = $3
              WHERE id IN (
-                 SELECT id FROM deliveries INDEXED BY ",
+                 WITH RECURSIVE grants (webhook_id, n) AS (
+                     SELECT value ->> 0, value ->> 1 FROM json_each($5)),
+                 walk (webhook_id, at, id, k, n) AS (
+                     SELECT g.webhook_id, d.next_attempt_at, d.id, 1, g.n
+                     FROM grants AS g JOIN deliveries AS d ON d.id = (
+                         SELECT id FROM deliveries INDEXED BY ",
             $index,
             "
-                 WHERE status IN ('pending', 'retrying', 'delivering') AND ",
+                         WHERE ",
             $lane,
-            " AND next_attempt_at <= $3
-                 ORDER BY next_attempt_at
-                 LIMIT $4)
+            " AND webhook_id = g.webhook_id
+                           AND next_attempt_at <= $3
+                         ORDER BY next_attempt_at, id LIMIT 1)
+                     WHERE g.n > 0
+                     UNION ALL
+                     SELECT w.webhook_id, d.next_attempt_at, d.id, w.k + 1, w.n
+                     FROM walk AS w JOIN deliveries AS d ON d.id = COALESCE(
+                         (SELECT id FROM deliveries INDEXED BY ",
+            $index,
+            "
+                          WHERE ",
+            $lane,
+            " AND webhook_id = w.webhook_id
+                            AND next_attempt_at = w.at AND id > w.id
+                          ORDER BY id LIMIT 1),
+                         (SELECT id FROM deliveries INDEXED BY ",
+            $index,
+            "
+                          WHERE ",
+            $lane,
+            " AND webhook_id = w.webhook_id
+                            AND next_attempt_at > w.at AND next_attempt_at <= $3
+                          ORDER BY next_attempt_at, id LIMIT 1))
+                     WHERE w.k < w.n
+                     ORDER BY 4 LIMIT $4)
+                 SELECT id FROM walk)
              RETURNING ",
             delivery_columns!()
         )
     };
 }
-const CLAIM_FIRST: &str = claim_sql!("deliveries_due_first", "attempts = 0");
-const CLAIM_RETRY: &str = claim_sql!("deliveries_due_retry", "attempts > 0");
+const CLAIM_FIRST: &str = claim_sql!("deliveries_queue_first", "status IN ('pending', 'retrying', 'delivering') AND attempts = 0");
+const CLAIM_RETRY: &str = claim_sql!("deliveries_queue_retry", "status IN ('pending', 'retrying', 'delivering') AND attempts > 0");
 
-pub(crate) async fn claim(writer: &SqlitePool, claim: &Claim) -> sqlx::Result<Vec<Delivery>> {
-    let sql = match claim.lane {
-        Lane::First => CLAIM_FIRST,
-        Lane::Retry => CLAIM_RETRY,
+/// A fair claim ([`hookd_store_sql::claims`]) in one `BEGIN IMMEDIATE` transaction: SQLite's
+/// single writer keeps every other claim, in this process or another, out until it commits.
+/// A `delivering` row whose lease ran out is due again: that is how a crashed worker's
+/// deliveries come back.
+pub(crate) async fn claim(writer: &SqlitePool, claim: &Claim) -> sqlx::Result<Claimed> {
+    let (candidates_sql, claim_sql) = match claim.lane {
+        Lane::First => (CANDIDATES_FIRST, CLAIM_FIRST),
+        Lane::Retry => (CANDIDATES_RETRY, CLAIM_RETRY),
     };
-    let mut claimed = sqlx::query(sql)
+    let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
+    let candidates = sqlx::query(candidates_sql)
+        .bind(claim.now_ms)
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(rows::candidate)
+        .collect::<sqlx::Result<Vec<_>>>()?;
+    let plan = flow::plan(
+        &candidates,
+        claim.now_ms,
+        claim.default_max_in_flight,
+        claim.limit,
+    );
+    if plan.grants.is_empty() {
+        return Ok(Claimed {
+            deliveries: Vec::new(),
+            next_at: plan.next_at,
+        });
+    }
+    let grants: Vec<(&str, u32)> = plan
+        .grants
+        .iter()
+        .map(|g| (g.webhook_id.as_str(), g.count))
+        .collect();
+    let grants = serde_json::to_string(&grants).map_err(rows::encode_err)?;
+    let mut claimed = sqlx::query(claim_sql)
         .bind(lease_until(claim))
         .bind(&claim.lease_token)
         .bind(claim.now_ms)
         .bind(i64::from(claim.limit))
-        .fetch_all(writer)
+        .bind(grants)
+        .fetch_all(&mut *tx)
         .await?
         .iter()
         .map(rows::delivery)
         .collect::<sqlx::Result<Vec<_>>>()?;
+    let rates = claims::rate_updates(&candidates, &claimed, claim.now_ms);
+    claims::set_rates::<Sqlite>(&mut tx, &rates).await?;
+    tx.commit().await?;
     claimed.sort_by(|a, b| a.id.cmp(&b.id));
-    Ok(claimed)
-}
-
-pub(crate) async fn next_due_at(reader: &SqlitePool, lane: Lane) -> sqlx::Result<Option<i64>> {
-    // Each lane reads one entry of its own index; see `claim_sql!` for `INDEXED BY`.
-    let sql = match lane {
-        Lane::First => {
-            "SELECT MIN(next_attempt_at) AS due FROM deliveries INDEXED BY deliveries_due_first
-             WHERE status IN ('pending', 'retrying', 'delivering') AND attempts = 0"
-        }
-        Lane::Retry => {
-            "SELECT MIN(next_attempt_at) AS due FROM deliveries INDEXED BY deliveries_due_retry
-             WHERE status IN ('pending', 'retrying', 'delivering') AND attempts > 0"
-        }
-    };
-    sqlx::query(sql).fetch_one(reader).await?.try_get("due")
+    Ok(Claimed {
+        deliveries: claimed,
+        next_at: plan.next_at,
+    })
 }
 
 pub(crate) async fn get(reader: &SqlitePool, id: &DeliveryId) -> sqlx::Result<Option<Delivery>> {

@@ -11,7 +11,7 @@ use std::collections::HashSet;
 
 use hookd_core::retry::WebhookEffect;
 use hookd_core::store::Outcome;
-use hookd_store_sql::outcomes::{apply_effect, by_webhook, next_state};
+use hookd_store_sql::outcomes::{apply_circuit, apply_effect, by_webhook, grouped, next_state};
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
 
 use crate::rows::{encode_err, placeholders, IDS_PER_QUERY};
@@ -38,8 +38,9 @@ pub(crate) async fn record(writer: &SqlitePool, outcomes: &[Outcome]) -> sqlx::R
     tx.commit().await
 }
 
-/// Applies the webhook effects in the shared order ([`by_webhook`]). Webhooks whose only effect
-/// is `Healthy` are cleared together in one statement. `true` when a webhook was turned off.
+/// Applies the webhook effects in the shared order ([`by_webhook`]), then the circuit signals
+/// (statements only for webhooks with a signal). Webhooks whose only effect is `Healthy` are
+/// cleared together in one statement. `true` when a webhook was turned off.
 async fn apply_effects(conn: &mut SqliteConnection, outcomes: &[Outcome]) -> sqlx::Result<bool> {
     let (healthy, others) = split_healthy(&by_webhook(outcomes));
     for ids in healthy.chunks(IDS_PER_QUERY) {
@@ -48,6 +49,9 @@ async fn apply_effects(conn: &mut SqliteConnection, outcomes: &[Outcome]) -> sql
     let mut disabled = false;
     for outcome in others {
         disabled |= apply_effect::<Sqlite>(conn, outcome).await?;
+    }
+    for group in grouped(outcomes) {
+        apply_circuit::<Sqlite, i64>(conn, &group, "").await?;
     }
     Ok(disabled)
 }

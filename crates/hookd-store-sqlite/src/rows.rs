@@ -2,9 +2,11 @@
 //! `IN (...)` lists SQLite uses where PostgreSQL binds an array.
 
 use hookd_core::delivery::Delivery;
+use hookd_core::flow::Candidate;
+use hookd_core::webhook::Webhook;
 use sqlx::sqlite::SqliteRow;
 
-pub(crate) use hookd_store_sql::rows::{attempt, encode_err, event, store_err, webhook};
+pub(crate) use hookd_store_sql::rows::{attempt, encode_err, event, store_err};
 pub(crate) use hookd_store_sql::{delivery_columns, event_columns, webhook_columns};
 
 /// A row of [`delivery_columns!`]; SQLite's `INTEGER` columns decode as `i64`.
@@ -18,4 +20,14 @@ pub(crate) const IDS_PER_QUERY: usize = 500;
 /// `?, ?, ?` with `n` placeholders, for `IN (...)` lists.
 pub(crate) fn placeholders(n: usize) -> String {
     vec!["?"; n].join(", ")
+}
+
+/// A row of [`webhook_columns!`].
+pub(crate) fn webhook(row: &SqliteRow) -> sqlx::Result<Webhook> {
+    hookd_store_sql::rows::webhook::<_, i64>(row)
+}
+
+/// A row of the claim's candidate query.
+pub(crate) fn candidate(row: &SqliteRow) -> sqlx::Result<Candidate> {
+    hookd_store_sql::rows::candidate::<_, i64>(row)
 }

@@ -4,7 +4,8 @@
 
 use std::time::Duration;
 
-use hookd_core::delivery::{Attempt, RequestRecord, ResponseRecord};
+use hookd_core::delivery::{Attempt, AttemptResult, RequestRecord, ResponseRecord};
+use hookd_core::flow;
 use hookd_core::retry::WebhookEffect;
 use hookd_core::signature::SigningSecret;
 use hookd_core::store::{Claim, Enqueued, EventToStore, Lane, NewDelivery, NextState, Outcome};
@@ -67,6 +68,7 @@ async fn webhook(store: &SqliteStore, failing_since: Option<i64>) -> WebhookId {
         spec: serde_json::from_value(spec).expect("spec"),
         created_at: T0,
         updated_at: T0,
+        circuit: Default::default(),
     };
     store.insert_webhook(&w).await.expect("insert webhook");
     w.id
@@ -79,8 +81,13 @@ async fn claim_all(store: &SqliteStore, token: &str) -> Vec<Delivery> {
         limit: 10_000,
         lease: Duration::from_secs(30),
         lease_token: token.to_owned(),
+        default_max_in_flight: 10_000,
     };
-    store.claim_due_deliveries(&claim).await.expect("claim")
+    store
+        .claim_due_deliveries(&claim)
+        .await
+        .expect("claim")
+        .deliveries
 }
 
 fn outcome(d: &Delivery, token: &str, next: NextState, webhook: WebhookEffect) -> Outcome {
@@ -115,6 +122,11 @@ fn outcome(d: &Delivery, token: &str, next: NextState, webhook: WebhookEffect) -
         next,
         webhook,
         disable_if_failing_since_before: T0 - 1_000,
+        circuit: flow::signal(&AttemptResult::Response {
+            status,
+            retry_after: None,
+        }),
+        circuit_policy: flow::CircuitPolicy::default(),
         now_ms: T0 + 1,
     }
 }

@@ -21,6 +21,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{anyhow, Context as _};
+use hookd_core::flow::CircuitPolicy;
 use hookd_server::{DeliverySettings, ProxySettings, Settings};
 
 pub use layers::NON_CONFIG_VARS;
@@ -75,6 +76,10 @@ pub struct DeliveryConfig {
     pub max_attempts: u32,
     pub retry_schedule: Vec<u32>,
     pub concurrency: usize,
+    pub max_in_flight_per_webhook: u32,
+    pub circuit_failures: u32,
+    pub circuit_cooldown_seconds: u32,
+    pub circuit_max_cooldown_seconds: u32,
     pub lease_seconds: u32,
     pub disable_after_days: u32,
     pub allow_networks: Vec<Cidr>,
@@ -134,6 +139,12 @@ impl Config {
                 max_attempts: d.max_attempts,
                 retry_schedule: d.retry_schedule.clone(),
                 concurrency: d.concurrency,
+                max_in_flight_per_webhook: d.max_in_flight_per_webhook,
+                circuit: CircuitPolicy {
+                    failures: d.circuit_failures,
+                    cooldown: Duration::from_secs(d.circuit_cooldown_seconds.into()),
+                    max_cooldown: Duration::from_secs(d.circuit_max_cooldown_seconds.into()),
+                },
                 lease: Duration::from_secs(d.lease_seconds.into()),
                 disable_after: days(d.disable_after_days),
                 allow_networks: d.allow_networks.clone(),

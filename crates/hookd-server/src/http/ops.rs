@@ -31,6 +31,7 @@ async fn ready(State(state): State<AppState>) -> ApiResult<Json<Value>> {
 
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let depth = state.store.queue_depth().await.ok();
-    let body = state.metrics.render(depth);
+    let circuits = state.store.circuit_counts(crate::now_ms()).await.ok();
+    let body = state.metrics.render(depth, circuits);
     ([(CONTENT_TYPE, "text/plain; version=0.0.4")], body)
 }

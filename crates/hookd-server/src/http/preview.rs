@@ -90,6 +90,7 @@ async fn preview_unsaved(
         spec: input.webhook.into_spec(&state.settings)?,
         created_at: now,
         updated_at: now,
+        circuit: Default::default(),
     };
     preview(&state, &webhook, input.event.unwrap_or_default()).map(Json)
 }

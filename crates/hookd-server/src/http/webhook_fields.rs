@@ -17,6 +17,10 @@ use crate::settings::Settings;
 
 /// Longest `name`, `label` or `model` accepted.
 pub(super) const MAX_NAME: usize = 200;
+/// Largest `max_in_flight`: more requests at once to one endpoint than any budget holds.
+pub(super) const MAX_IN_FLIGHT: u32 = 10_000;
+/// Largest `rate_limit_per_second`.
+pub(super) const MAX_RATE: u32 = 100_000;
 /// Headers hookd sets itself or that would break the request.
 const RESERVED_HEADERS: [&str; 6] = [
     "host",

@@ -17,7 +17,7 @@ use crate::settings::Settings;
 use super::webhook_fields::{
     check_auth, check_condition, check_events, check_headers, check_range, check_schedule,
     check_timeout, parse_body, parse_method, parse_secret, parse_signature, parse_url, tagged,
-    text, MAX_NAME,
+    text, MAX_IN_FLIGHT, MAX_NAME, MAX_RATE,
 };
 
 /// A webhook as created (`POST /webhooks`).
@@ -72,9 +72,13 @@ pub struct WebhookIn {
     pub max_attempts: Option<u32>,
     /// Seconds to wait after each failed attempt.
     pub retry_schedule: Option<Vec<u32>>,
-    /// Not supported yet: must be absent or `null`.
+    /// Most requests started per second to this webhook, across all workers; `null`: no limit.
     #[serde(default)]
     pub rate_limit_per_second: Option<u32>,
+    /// Most requests in flight at once to this webhook, across all workers; `null`: the
+    /// server's `delivery.max_in_flight_per_webhook`.
+    #[serde(default)]
+    pub max_in_flight: Option<u32>,
 }
 
 fn yes() -> bool {
@@ -126,6 +130,10 @@ pub struct WebhookPatch {
     #[serde(default, deserialize_with = "double_option")]
     #[schema(value_type = Option<u32>)]
     pub rate_limit_per_second: Option<Option<u32>>,
+    /// `null` resets it to the server's default.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<u32>)]
+    pub max_in_flight: Option<Option<u32>>,
 }
 
 /// Tells "absent" (`None`) from "null" (`Some(None)`).
@@ -163,6 +171,14 @@ pub struct WebhookOut {
     pub max_attempts: Option<u32>,
     pub retry_schedule: Option<Vec<u32>>,
     pub rate_limit_per_second: Option<u32>,
+    /// `null`: the server's `delivery.max_in_flight_per_webhook`.
+    pub max_in_flight: Option<u32>,
+    /// The circuit breaker: `closed`, `open` (deliveries wait until `circuit_open_until`) or
+    /// `half_open` (one probe request may go).
+    pub circuit: String,
+    pub circuit_open_until: Option<String>,
+    /// Failures in a row (timeouts, connection errors, 5xx, 429) since the last answer.
+    pub circuit_failures: u32,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -189,7 +205,11 @@ impl WebhookOut {
             timeout_ms: s.timeout_ms,
             max_attempts: s.max_attempts,
             retry_schedule: s.retry_schedule.clone(),
-            rate_limit_per_second: None,
+            rate_limit_per_second: s.rate_limit_per_second,
+            max_in_flight: s.max_in_flight,
+            circuit: w.circuit.state(crate::now_ms()).as_str().to_owned(),
+            circuit_open_until: w.circuit.open_until.map(rfc3339),
+            circuit_failures: w.circuit.consecutive_failures,
             created_at: rfc3339(w.created_at),
             updated_at: rfc3339(w.updated_at),
         }
@@ -239,7 +259,8 @@ impl WebhookIn {
             timeout_ms: s.timeout_ms,
             max_attempts: s.max_attempts,
             retry_schedule: s.retry_schedule.clone(),
-            rate_limit_per_second: None,
+            rate_limit_per_second: s.rate_limit_per_second,
+            max_in_flight: s.max_in_flight,
         }
     }
 
@@ -266,6 +287,7 @@ impl WebhookIn {
             max_attempts,
             retry_schedule,
             rate_limit_per_second,
+            max_in_flight,
             auth,
             signature,
             body
@@ -297,12 +319,6 @@ impl WebhookIn {
     pub fn into_spec(self, settings: &Settings) -> Result<WebhookSpec, ApiError> {
         let signature = parse_signature(self.signature)?;
         let secret = parse_secret(self.secret.as_deref(), &signature)?;
-        if self.rate_limit_per_second.is_some() {
-            return Err(ApiError::invalid(
-                "rate_limit_per_second",
-                "is not supported yet",
-            ));
-        }
         Ok(WebhookSpec {
             name: text("name", &self.name, MAX_NAME)?,
             description: self.description,
@@ -321,6 +337,13 @@ impl WebhookIn {
             timeout_ms: check_timeout(self.timeout_ms, settings)?,
             max_attempts: check_range("max_attempts", self.max_attempts, 1, 50)?,
             retry_schedule: check_schedule(self.retry_schedule)?,
+            max_in_flight: check_range("max_in_flight", self.max_in_flight, 1, MAX_IN_FLIGHT)?,
+            rate_limit_per_second: check_range(
+                "rate_limit_per_second",
+                self.rate_limit_per_second,
+                1,
+                MAX_RATE,
+            )?,
         })
     }
 }

@@ -124,6 +124,7 @@ async fn create_webhook(
         spec: input.into_spec(&state.settings)?,
         created_at: now,
         updated_at: now,
+        circuit: Default::default(),
     };
     state.store.insert_webhook(&webhook).await?;
     Ok((StatusCode::CREATED, Json(WebhookOut::from_domain(&webhook))))

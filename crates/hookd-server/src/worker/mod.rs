@@ -1,10 +1,13 @@
 //! The delivery worker: claim due deliveries under a lease, send them, record the outcomes.
 //!
-//! Two lanes, each with its own concurrency budget: first attempts and retries. A backlog of
-//! retries to a failing endpoint therefore never holds up first attempts to healthy ones.
-//! Outcomes are written in batches by one recorder task. An idle lane sleeps until it is woken
-//! (in-process hand-off from the API, or the store's cross-process signal) or the next delivery
-//! falls due. The same task set runs the scheduler ([`scheduler`]), which fires due schedules
+//! Two lanes, first attempts and retries, share the process's budget of requests in flight
+//! (`delivery.concurrency`); retries may hold at most half of it ([`Budget`]), so a backlog of
+//! retries to failing endpoints never holds up first attempts. Claims are fair across webhooks
+//! and keep each webhook within its in-flight cap, rate limit and circuit ([`hookd_core::flow`]),
+//! so one hanging endpoint holds at most its cap of the budget. Outcomes are written in batches
+//! by one recorder task. An idle lane sleeps until it is woken (in-process hand-off from the
+//! API, a finished delivery, or the store's cross-process signal) or until the claim said
+//! something may become claimable. The same task set runs the scheduler ([`scheduler`]), which fires due schedules
 //! into the delivery queue.
 
 mod executions;
@@ -17,9 +20,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hookd_core::store::{Claim, Lane};
+use hookd_core::store::{Claim, Claimed, Lane};
 use hookd_core::{Delivery, ErrorKind, Event, Store, Webhook};
-use tokio::sync::{mpsc, watch, Notify, Semaphore};
+use tokio::sync::{mpsc, watch, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::settings::Settings;
@@ -54,8 +57,64 @@ pub struct Worker {
 pub enum Step {
     /// Dispatched this many deliveries.
     Dispatched(usize),
-    /// Nothing was due.
-    Idle,
+    /// Nothing could be claimed; something may become claimable at `next_at` (epoch ms).
+    Idle { next_at: Option<i64> },
+}
+
+/// The process's budget of requests in flight, shared by the lanes: first attempts may use all
+/// of it, retries at most half, so first attempts always have at least the other half.
+#[derive(Debug, Clone)]
+pub struct Budget {
+    all: Arc<Semaphore>,
+    retries: Arc<Semaphore>,
+}
+
+/// A slot of the [`Budget`], given back when dropped.
+#[derive(Debug)]
+pub struct Slot {
+    _all: OwnedSemaphorePermit,
+    _retry: Option<OwnedSemaphorePermit>,
+}
+
+impl Budget {
+    pub fn new(concurrency: usize) -> Self {
+        let concurrency = concurrency.max(1);
+        Self {
+            all: Arc::new(Semaphore::new(concurrency)),
+            retries: Arc::new(Semaphore::new(concurrency.div_ceil(2))),
+        }
+    }
+
+    /// Waits for a slot for `lane`.
+    pub async fn acquire(&self, lane: Lane) -> Slot {
+        let retry = match lane {
+            Lane::First => None,
+            Lane::Retry => Some(acquire(&self.retries).await),
+        };
+        Slot {
+            _all: acquire(&self.all).await,
+            _retry: retry,
+        }
+    }
+
+    /// Slots `lane` could take now.
+    pub fn free(&self, lane: Lane) -> usize {
+        match lane {
+            Lane::First => self.all.available_permits(),
+            Lane::Retry => self
+                .all
+                .available_permits()
+                .min(self.retries.available_permits()),
+        }
+    }
+}
+
+async fn acquire(semaphore: &Arc<Semaphore>) -> OwnedSemaphorePermit {
+    semaphore
+        .clone()
+        .acquire_owned()
+        .await
+        .expect("semaphore never closed")
 }
 
 impl Worker {
@@ -70,8 +129,10 @@ impl Worker {
             self.metrics.clone(),
         ));
         let mut tasks = JoinSet::new();
+        let budget = Budget::new(self.settings.delivery.concurrency);
         for lane in [Lane::First, Lane::Retry] {
-            tasks.spawn(self.clone().lane(lane, tx.clone(), shutdown.clone()));
+            let budget = budget.clone();
+            tasks.spawn(self.clone().lane(lane, budget, tx.clone(), shutdown.clone()));
         }
         drop(tx);
         tasks.spawn(self.clone().relay_external_wakeups(shutdown.clone()));
@@ -90,10 +151,10 @@ impl Worker {
     async fn lane(
         self,
         lane: Lane,
+        budget: Budget,
         tx: mpsc::Sender<hookd_core::store::Outcome>,
         mut shutdown: watch::Receiver<bool>,
     ) {
-        let slots = Arc::new(Semaphore::new(self.settings.delivery.concurrency));
         let mut inflight = JoinSet::new();
         while !*shutdown.borrow() {
             // Reap finished sends so a lane that never idles does not accumulate them.
@@ -101,12 +162,14 @@ impl Worker {
             let notified = self.wake.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            match self.step(lane, &slots, &tx, &mut inflight).await {
+            let wait = match self.step(lane, &budget, &tx, &mut inflight).await {
                 Ok(Step::Dispatched(_)) => continue,
-                Ok(Step::Idle) => {}
-                Err(e) => tracing::warn!(error = %e, ?lane, "claiming deliveries failed"),
-            }
-            let wait = self.idle_wait(lane).await;
+                Ok(Step::Idle { next_at }) => sleep_until(Ok(next_at), IDLE_MAX),
+                Err(e) => {
+                    tracing::warn!(error = %e, ?lane, "claiming deliveries failed");
+                    sleep_until(Err(e), IDLE_MAX)
+                }
+            };
             tokio::select! {
                 _ = notified => {}
                 _ = tokio::time::sleep(wait) => {}
@@ -116,20 +179,16 @@ impl Worker {
         while inflight.join_next().await.is_some() {}
     }
 
-    /// Claims what is due in `lane` (as many as there are free slots) and starts sending it.
+    /// Claims what is due in `lane` (as many as the budget has room for) and starts sending it.
     pub async fn step(
         &self,
         lane: Lane,
-        slots: &Arc<Semaphore>,
+        budget: &Budget,
         tx: &mpsc::Sender<hookd_core::store::Outcome>,
         inflight: &mut JoinSet<()>,
     ) -> Result<Step, hookd_core::StoreError> {
-        let first = slots
-            .clone()
-            .acquire_owned()
-            .await
-            .expect("semaphore never closed");
-        let free = (slots.available_permits() + 1).min(CLAIM_BATCH as usize) as u32;
+        let first = budget.acquire(lane).await;
+        let free = (budget.free(lane) + 1).min(CLAIM_BATCH as usize) as u32;
         let token = crate::auth::generate_token();
         let claim = Claim {
             lane,
@@ -137,10 +196,14 @@ impl Worker {
             limit: free,
             lease: self.settings.delivery.lease,
             lease_token: token.clone(),
+            default_max_in_flight: self.settings.delivery.max_in_flight_per_webhook,
         };
-        let claimed = self.store.claim_due_deliveries(&claim).await?;
+        let Claimed {
+            deliveries: claimed,
+            next_at,
+        } = self.store.claim_due_deliveries(&claim).await?;
         if claimed.is_empty() {
-            return Ok(Step::Idle);
+            return Ok(Step::Idle { next_at });
         }
         let n = claimed.len();
         let (events, hooks) = self.load_context(&claimed).await?;
@@ -148,11 +211,7 @@ impl Worker {
         for delivery in claimed {
             let permit = match permit.take() {
                 Some(p) => p,
-                None => slots
-                    .clone()
-                    .acquire_owned()
-                    .await
-                    .expect("semaphore never closed"),
+                None => budget.acquire(lane).await,
             };
             let (event, hook) = (
                 events.get(&delivery.event_id),
@@ -213,11 +272,6 @@ impl Worker {
                 .map(|w| (w.id.clone(), Arc::new(w)))
                 .collect(),
         ))
-    }
-
-    /// How long an idle lane may sleep: until its next delivery is due, at most [`IDLE_MAX`].
-    async fn idle_wait(&self, lane: Lane) -> Duration {
-        sleep_until(self.store.next_due_at(lane).await, IDLE_MAX)
     }
 
     /// Turns the store's cross-process signal (another process queued work) into a local wake-up.

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use hookd_core::store::{NextState, Outcome};
+use hookd_core::store::Outcome;
 use hookd_core::Store;
 use tokio::sync::{mpsc, Notify};
 
@@ -13,8 +13,9 @@ const BATCH: usize = 512;
 /// Tries for one batch before it is given up (its deliveries are sent again after their lease).
 const TRIES: u32 = 5;
 
-/// Runs until every sender is dropped and the channel is drained. After a batch that scheduled
-/// retries it wakes the lanes, which may be asleep until a later due time.
+/// Runs until every sender is dropped and the channel is drained. After each batch it wakes the
+/// lanes, which may be asleep waiting for a webhook under its in-flight cap or until a later
+/// due time.
 pub async fn run(
     store: Arc<dyn Store>,
     mut rx: mpsc::Receiver<Outcome>,
@@ -26,12 +27,9 @@ pub async fn run(
         if write(&*store, &batch).await {
             metrics.observe(&batch);
         }
-        if batch
-            .iter()
-            .any(|o| matches!(o.next, NextState::Retry { .. }))
-        {
-            wake.notify_waiters();
-        }
+        // Every recorded outcome ends a request in flight: a webhook at its cap may take the
+        // next of its deliveries, and a retry may have been scheduled.
+        wake.notify_waiters();
         batch.clear();
     }
 }

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use hookd_core::flow;
 use hookd_core::delivery::{record_body, RequestRecord, ResponseRecord, MAX_RECORDED_BODY};
 use hookd_core::net::Cidr;
 use hookd_core::outbound::{build_request, OutboundRequest, SendContext};
@@ -191,7 +192,21 @@ pub async fn attempt(
         webhook: effect,
         disable_if_failing_since_before: done_ms
             - settings.delivery.disable_after.as_millis() as i64,
+        circuit: circuit_signal(webhook, &result),
+        circuit_policy: settings.delivery.circuit,
         now_ms: done_ms,
+    }
+}
+
+/// What the attempt tells the webhook's circuit breaker. A reachable answer to a webhook whose
+/// breaker was clean when the delivery was claimed says nothing new, so the recorder need not
+/// touch its row: healthy traffic costs no circuit writes.
+fn circuit_signal(webhook: &Webhook, result: &AttemptResult) -> flow::Signal {
+    match flow::signal(result) {
+        flow::Signal::Reachable if webhook.circuit == flow::Circuit::default() => {
+            flow::Signal::Neutral
+        }
+        signal => signal,
     }
 }
 
@@ -252,6 +267,8 @@ pub fn not_sent(
         next,
         webhook: WebhookEffect::Unchanged,
         disable_if_failing_since_before: 0,
+        circuit: flow::Signal::Neutral,
+        circuit_policy: flow::CircuitPolicy::default(),
         now_ms,
     }
 }

@@ -21,6 +21,9 @@ const MAX_ATTEMPTS: RangeInclusive<i64> = 1..=50;
 const RETRY_DELAY_SECONDS: RangeInclusive<i64> = 0..=604_800;
 const MAX_RETRY_ENTRIES: usize = 50;
 const CONCURRENCY: RangeInclusive<i64> = 1..=10_000;
+const MAX_IN_FLIGHT_PER_WEBHOOK: RangeInclusive<i64> = 1..=10_000;
+const CIRCUIT_FAILURES: RangeInclusive<i64> = 0..=1_000;
+const CIRCUIT_COOLDOWN_SECONDS: RangeInclusive<i64> = 1..=86_400;
 const LEASE_SECONDS: RangeInclusive<i64> = 1..=86_400;
 const DISABLE_AFTER_DAYS: RangeInclusive<i64> = 1..=36_500;
 const ROTATION_GRACE_SECONDS: RangeInclusive<i64> = 0..=31_536_000;
@@ -175,6 +178,15 @@ fn delivery(c: &mut Checker, raw: &RawDelivery) -> DeliveryConfig {
         );
         c.problem("delivery.lease_seconds", problem);
     }
+    let cooldowns_in_range = CIRCUIT_COOLDOWN_SECONDS.contains(&raw.circuit_cooldown_seconds)
+        && CIRCUIT_COOLDOWN_SECONDS.contains(&raw.circuit_max_cooldown_seconds);
+    if cooldowns_in_range && raw.circuit_max_cooldown_seconds < raw.circuit_cooldown_seconds {
+        let problem = format!(
+            "must be at least delivery.circuit_cooldown_seconds ({}), got {}",
+            raw.circuit_cooldown_seconds, raw.circuit_max_cooldown_seconds
+        );
+        c.problem("delivery.circuit_max_cooldown_seconds", problem);
+    }
     let allow_networks = raw
         .allow_networks
         .iter()
@@ -191,6 +203,26 @@ fn delivery(c: &mut Checker, raw: &RawDelivery) -> DeliveryConfig {
         max_attempts: c.int("delivery.max_attempts", raw.max_attempts, MAX_ATTEMPTS),
         retry_schedule: retry_schedule(c, &raw.retry_schedule),
         concurrency: c.int("delivery.concurrency", raw.concurrency, CONCURRENCY),
+        max_in_flight_per_webhook: c.int(
+            "delivery.max_in_flight_per_webhook",
+            raw.max_in_flight_per_webhook,
+            MAX_IN_FLIGHT_PER_WEBHOOK,
+        ),
+        circuit_failures: c.int(
+            "delivery.circuit_failures",
+            raw.circuit_failures,
+            CIRCUIT_FAILURES,
+        ),
+        circuit_cooldown_seconds: c.int(
+            "delivery.circuit_cooldown_seconds",
+            raw.circuit_cooldown_seconds,
+            CIRCUIT_COOLDOWN_SECONDS,
+        ),
+        circuit_max_cooldown_seconds: c.int(
+            "delivery.circuit_max_cooldown_seconds",
+            raw.circuit_max_cooldown_seconds,
+            CIRCUIT_COOLDOWN_SECONDS,
+        ),
         lease_seconds: c.int("delivery.lease_seconds", raw.lease_seconds, LEASE_SECONDS),
         disable_after_days: c.int(
             "delivery.disable_after_days",
