@@ -18,10 +18,12 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use serde_json::json;
 
+use crate::delivery::AttemptResult;
 use crate::delivery::{
     Attempt, Delivery, DeliveryStatus, ErrorKind, RequestRecord, ResponseRecord,
 };
 use crate::event::{Event, EventType, NewEvent};
+use crate::flow::{self, Circuit, CircuitPolicy, CircuitState};
 use crate::ids::{
     AttemptId, DeliveryId, EventId, ExecutionId, InboundId, ScheduleId, TokenId, WebhookId,
 };
@@ -30,8 +32,6 @@ use crate::inbound::record::{
 };
 use crate::inbound::spec::{InboundSpec, Mode};
 use crate::inbound::workflow::Response;
-use crate::delivery::AttemptResult;
-use crate::flow::{self, Circuit, CircuitPolicy, CircuitState};
 use crate::retry::WebhookEffect;
 use crate::schedule::{Schedule, ScheduleSpec, Timing};
 use crate::signature::SigningSecret;
@@ -1273,12 +1273,20 @@ pub async fn claims_say_when_to_look_again(store: &dyn Store) {
     record(store, &[answer(&c, &got[0], T0 + 101, ok())]).await;
 
     try_once(store, &later, Lane::First, T0 + 500, retry_at(T0 + 9000)).await;
-    assert_eq!(next_at(T0 + 500).await.next_at, None, "no first attempt left");
+    assert_eq!(
+        next_at(T0 + 500).await.next_at,
+        None,
+        "no first attempt left"
+    );
     let retry = store
         .claim_due_deliveries(&claim(Lane::Retry, T0 + 500, 10))
         .await
         .unwrap();
-    assert_eq!(retry.next_at, Some(T0 + 9000), "retries count in their lane");
+    assert_eq!(
+        retry.next_at,
+        Some(T0 + 9000),
+        "retries count in their lane"
+    );
     try_once(store, &later, Lane::Retry, T0 + 9000, ok()).await;
     assert_eq!(store.queue_depth().await.unwrap(), 0);
 }
@@ -1323,7 +1331,10 @@ pub async fn claims_hold_each_webhooks_in_flight_cap(store: &dyn Store) {
     };
     let first = claimed(store, &c).await;
     let counts = per_webhook(&first);
-    assert_eq!(counts[&capped], 2, "the cap of the webhook with the oldest backlog");
+    assert_eq!(
+        counts[&capped], 2,
+        "the cap of the webhook with the oldest backlog"
+    );
     assert_eq!(counts[&default_cap], 4, "the server's default cap");
     assert_eq!(counts[&free], 3, "all that is due");
 
@@ -1332,7 +1343,10 @@ pub async fn claims_hold_each_webhooks_in_flight_cap(store: &dyn Store) {
         ..claim(Lane::First, T0 + 1, 256)
     };
     let second = store.claim_due_deliveries(&again).await.unwrap();
-    assert!(second.deliveries.is_empty(), "every webhook is at its cap or done");
+    assert!(
+        second.deliveries.is_empty(),
+        "every webhook is at its cap or done"
+    );
     assert_eq!(
         second.next_at,
         Some(T0 + LEASE_MS),
@@ -1403,16 +1417,26 @@ pub async fn rate_limited_webhooks_wait_their_turn(store: &dyn Store) {
     }
     for (i, &t) in starts.iter().enumerate() {
         let in_window = starts[i..].iter().take_while(|&&s| s < t + 1000).count();
-        assert!(in_window <= 11, "{in_window} requests in the second from {t}");
+        assert!(
+            in_window <= 11,
+            "{in_window} requests in the second from {t}"
+        );
     }
-    assert!(starts.len() >= 19, "the rate is used: {} in 2 s", starts.len());
+    assert!(
+        starts.len() >= 19,
+        "the rate is used: {} in 2 s",
+        starts.len()
+    );
     let pending = ids.len() - starts.len();
     let waiting = DeliveryFilter {
         webhook_id: Some(wh),
         status: Some(DeliveryStatus::Pending),
         ..Default::default()
     };
-    let left = store.list_deliveries(&waiting, &page(100, None)).await.unwrap();
+    let left = store
+        .list_deliveries(&waiting, &page(100, None))
+        .await
+        .unwrap();
     assert_eq!(left.len(), pending, "the rest wait, unattempted");
     assert!(left.iter().all(|d| d.attempts == 0));
 }
@@ -1424,7 +1448,18 @@ pub async fn open_circuits_hold_deliveries_until_a_probe_closes_them(store: &dyn
     let sent = claimed(store, &c).await;
     let timeouts: Vec<Outcome> = sent
         .iter()
-        .map(|d| answer(&c, d, T0 + 100, (None, NextState::Retry { at_ms: T0 + 200 }, WebhookEffect::Failing)))
+        .map(|d| {
+            answer(
+                &c,
+                d,
+                T0 + 100,
+                (
+                    None,
+                    NextState::Retry { at_ms: T0 + 200 },
+                    WebhookEffect::Failing,
+                ),
+            )
+        })
         .collect();
     record(store, &timeouts).await;
     let w = webhook_state(store, &wh).await;
@@ -1437,7 +1472,10 @@ pub async fn open_circuits_hold_deliveries_until_a_probe_closes_them(store: &dyn
             .claim_due_deliveries(&claim(lane, T0 + 5000, 100))
             .await
             .unwrap();
-        assert!(held.deliveries.is_empty(), "{lane:?}: the circuit holds them");
+        assert!(
+            held.deliveries.is_empty(),
+            "{lane:?}: the circuit holds them"
+        );
         assert_eq!(held.next_at, Some(until));
     }
     let queued = DeliveryFilter {
@@ -1445,18 +1483,31 @@ pub async fn open_circuits_hold_deliveries_until_a_probe_closes_them(store: &dyn
         status: Some(DeliveryStatus::Pending),
         ..Default::default()
     };
-    let waiting = store.list_deliveries(&queued, &page(100, None)).await.unwrap();
+    let waiting = store
+        .list_deliveries(&queued, &page(100, None))
+        .await
+        .unwrap();
     assert_eq!(waiting.len(), 7);
-    assert!(waiting.iter().all(|d| d.attempts == 0), "waiting is not attempting");
+    assert!(
+        waiting.iter().all(|d| d.attempts == 0),
+        "waiting is not attempting"
+    );
 
     let probe_claim = claim(Lane::Retry, until, 100);
     let probe = claimed(store, &probe_claim).await;
     assert_eq!(probe.len(), 1, "half open: one probe");
-    assert!(claimed(store, &claim(Lane::First, until, 100)).await.is_empty());
+    assert!(claimed(store, &claim(Lane::First, until, 100))
+        .await
+        .is_empty());
     record(store, &[answer(&probe_claim, &probe[0], until + 1, ok())]).await;
     let w = webhook_state(store, &wh).await;
     assert_eq!(w.circuit, Circuit::default(), "the probe closed it");
-    assert_eq!(claimed(store, &claim(Lane::First, until + 100, 100)).await.len(), 7);
+    assert_eq!(
+        claimed(store, &claim(Lane::First, until + 100, 100))
+            .await
+            .len(),
+        7
+    );
 }
 
 pub async fn a_failed_probe_reopens_the_circuit_for_longer(store: &dyn Store) {
@@ -1465,7 +1516,16 @@ pub async fn a_failed_probe_reopens_the_circuit_for_longer(store: &dyn Store) {
     let c = claim(Lane::First, T0, 3);
     let sent = claimed(store, &c).await;
     let fail = |c: &Claim, d: &Delivery, at| {
-        answer(c, d, at, (Some(503), NextState::Retry { at_ms: at + 1 }, WebhookEffect::Failing))
+        answer(
+            c,
+            d,
+            at,
+            (
+                Some(503),
+                NextState::Retry { at_ms: at + 1 },
+                WebhookEffect::Failing,
+            ),
+        )
     };
     let outcomes: Vec<Outcome> = sent.iter().map(|d| fail(&c, d, T0)).collect();
     record(store, &outcomes).await;
@@ -1651,7 +1711,11 @@ pub async fn concurrent_claimers_hold_the_in_flight_cap(store: &dyn Store, other
     migrate_both(store, other).await;
     let wh = limited(store, Some(3), None).await;
     queue_many(store, &wh, 60, T0).await;
-    let (a, b) = join(claim_and_finish("one", store), claim_and_finish("other", other)).await;
+    let (a, b) = join(
+        claim_and_finish("one", store),
+        claim_and_finish("other", other),
+    )
+    .await;
     assert!(a + b >= 20, "both made progress: {a} + {b}");
 }
 
@@ -1667,7 +1731,10 @@ async fn claim_and_finish(name: &str, store: &dyn Store) -> usize {
             status: Some(DeliveryStatus::Delivering),
             ..Default::default()
         };
-        let live = store.list_deliveries(&leased, &page(1000, None)).await.unwrap();
+        let live = store
+            .list_deliveries(&leased, &page(1000, None))
+            .await
+            .unwrap();
         assert!(live.len() <= 3, "{name}: {} in flight", live.len());
         let outcomes: Vec<Outcome> = got.iter().map(|d| answer(&c, d, now, ok())).collect();
         sent += outcomes.len();

@@ -99,7 +99,11 @@ pub fn signal(result: &AttemptResult) -> Signal {
         }
         AttemptResult::Response { .. } => Signal::Reachable,
         AttemptResult::Error(
-            ErrorKind::Dns | ErrorKind::Connect | ErrorKind::Tls | ErrorKind::Timeout | ErrorKind::Io,
+            ErrorKind::Dns
+            | ErrorKind::Connect
+            | ErrorKind::Tls
+            | ErrorKind::Timeout
+            | ErrorKind::Io,
         ) => Signal::Failure,
         AttemptResult::Error(_) => Signal::Neutral,
     }
@@ -336,7 +340,9 @@ mod tests {
     fn circuit_opens_after_consecutive_failures_and_a_success_resets_the_count() {
         let p = policy();
         let mut c = Circuit::default();
-        c = c.after(Signal::Failure, 0, &p).after(Signal::Failure, 1, &p);
+        c = c
+            .after(Signal::Failure, 0, &p)
+            .after(Signal::Failure, 1, &p);
         assert_eq!(c.state(1), CircuitState::Closed);
         c = c.after(Signal::Reachable, 2, &p);
         assert_eq!(c, Circuit::default());
@@ -405,21 +411,39 @@ mod tests {
     fn busiest_second(starts: &[i64]) -> usize {
         starts
             .iter()
-            .map(|&t| starts.iter().filter(|&&s| s >= t && s < t + 1_000_000).count())
+            .map(|&t| {
+                starts
+                    .iter()
+                    .filter(|&&s| s >= t && s < t + 1_000_000)
+                    .count()
+            })
             .max()
             .unwrap_or(0)
     }
 
     #[test]
     fn the_rate_limit_holds_in_every_one_second_window() {
-        for (n, every_us) in [(1, 1_000), (20, 1_000), (20, 37_000), (100, 5_000), (500, 20_000)] {
+        for (n, every_us) in [
+            (1, 1_000),
+            (20, 1_000),
+            (20, 37_000),
+            (100, 5_000),
+            (500, 20_000),
+        ] {
             let starts = simulate(n, every_us, 5_000_000);
             let busiest = busiest_second(&starts);
             let bound = n as usize + n as usize / 20 + 1;
-            assert!(busiest <= bound, "{n}/s every {every_us} µs: {busiest} > {bound}");
+            assert!(
+                busiest <= bound,
+                "{n}/s every {every_us} µs: {busiest} > {bound}"
+            );
             // And the limit is not wasted: close to n per second overall.
             let expect = 5 * n as usize;
-            assert!(starts.len() + n as usize / 5 + 2 >= expect, "{n}/s: {}", starts.len());
+            assert!(
+                starts.len() + n as usize / 5 + 2 >= expect,
+                "{n}/s: {}",
+                starts.len()
+            );
         }
     }
 
@@ -469,10 +493,7 @@ mod tests {
             16,
             256,
         );
-        assert_eq!(
-            counts(&p),
-            [("wh_some".into(), 2), ("wh_idle".into(), 16)]
-        );
+        assert_eq!(counts(&p), [("wh_some".into(), 2), ("wh_idle".into(), 16)]);
         assert_eq!(p.next_at, Some(500));
     }
 
@@ -486,10 +507,20 @@ mod tests {
             },
             ..limits(None)
         };
-        let p = plan(&[candidate("wh_open", 0, 0, Some(open.clone()))], 100, 16, 256);
+        let p = plan(
+            &[candidate("wh_open", 0, 0, Some(open.clone()))],
+            100,
+            16,
+            256,
+        );
         assert!(p.grants.is_empty());
         assert_eq!(p.next_at, Some(1_000));
-        let p = plan(&[candidate("wh_open", 0, 0, Some(open.clone()))], 1_000, 16, 256);
+        let p = plan(
+            &[candidate("wh_open", 0, 0, Some(open.clone()))],
+            1_000,
+            16,
+            256,
+        );
         assert_eq!(counts(&p), [("wh_open".into(), 1)]);
         let p = plan(&[candidate("wh_open", 0, 1, Some(open))], 1_000, 16, 256);
         assert!(p.grants.is_empty());
@@ -503,7 +534,12 @@ mod tests {
             rate_tat_us: 5_000_000,
             ..limits(None)
         };
-        let p = plan(&[candidate("wh_rate", 0, 0, Some(limited.clone()))], 4_000, 16, 256);
+        let p = plan(
+            &[candidate("wh_rate", 0, 0, Some(limited.clone()))],
+            4_000,
+            16,
+            256,
+        );
         assert!(p.grants.is_empty());
         assert_eq!(p.next_at, Some(4_950));
         let p = plan(&[candidate("wh_rate", 0, 0, Some(limited))], 9_000, 16, 256);

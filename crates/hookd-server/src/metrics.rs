@@ -57,9 +57,10 @@ impl Metrics {
             .or_default() += 1;
     }
 
-    /// The Prometheus text exposition, with what was read from the database: `queue_depth` and
-    /// `circuits` (webhooks with their circuit open, half open).
-    pub fn render(&self, queue_depth: Option<u64>, circuits: Option<(u64, u64)>) -> String {
+    /// The Prometheus text exposition of this process's counters. Render them before reading
+    /// the database's gauges ([`render_gauges`]): a counter moves only after its outcome was
+    /// committed, so the gauges read afterwards already include what the counters show.
+    pub fn render(&self) -> String {
         let mut out = String::new();
         out.push_str(
             "# HELP hookd_attempts_total Delivery attempts recorded by this process, by outcome.\n",
@@ -105,17 +106,27 @@ impl Metrics {
                 "hookd_inbound_requests_total{{status=\"{status}\"}} {n}"
             );
         }
-        if let Some(depth) = queue_depth {
-            out.push_str("# HELP hookd_queue_depth Deliveries pending, being delivered or waiting to retry.\n");
-            out.push_str("# TYPE hookd_queue_depth gauge\n");
-            let _ = writeln!(out, "hookd_queue_depth {depth}");
-        }
-        if let Some((open, half_open)) = circuits {
-            out.push_str("# HELP hookd_webhook_circuits Webhooks by circuit breaker state (closed ones are not counted).\n");
-            out.push_str("# TYPE hookd_webhook_circuits gauge\n");
-            let _ = writeln!(out, "hookd_webhook_circuits{{state=\"open\"}} {open}");
-            let _ = writeln!(out, "hookd_webhook_circuits{{state=\"half_open\"}} {half_open}");
-        }
         out
+    }
+}
+
+/// Appends the gauges read from the database: `queue_depth`, and `circuits` (webhooks with
+/// their circuit open, half open).
+pub fn render_gauges(out: &mut String, queue_depth: Option<u64>, circuits: Option<(u64, u64)>) {
+    if let Some(depth) = queue_depth {
+        out.push_str(
+            "# HELP hookd_queue_depth Deliveries pending, being delivered or waiting to retry.\n",
+        );
+        out.push_str("# TYPE hookd_queue_depth gauge\n");
+        let _ = writeln!(out, "hookd_queue_depth {depth}");
+    }
+    if let Some((open, half_open)) = circuits {
+        out.push_str("# HELP hookd_webhook_circuits Webhooks by circuit breaker state (closed ones are not counted).\n");
+        out.push_str("# TYPE hookd_webhook_circuits gauge\n");
+        let _ = writeln!(out, "hookd_webhook_circuits{{state=\"open\"}} {open}");
+        let _ = writeln!(
+            out,
+            "hookd_webhook_circuits{{state=\"half_open\"}} {half_open}"
+        );
     }
 }

@@ -2,8 +2,8 @@
 //! making one due again by hand.
 
 use hookd_core::delivery::{Attempt, Delivery};
-use hookd_core::ids::{DeliveryId, WebhookId};
 use hookd_core::flow;
+use hookd_core::ids::{DeliveryId, WebhookId};
 use hookd_core::store::{Claim, Claimed, DeliveryFilter, Lane, Page, WebhookStats};
 use hookd_store_sql::deliveries::{self as sql, lease_until};
 use hookd_store_sql::{claims, stats};
@@ -82,7 +82,8 @@ const CLAIM_RETRY: &str =
 /// flight and then takes up to its cap, which holds only if no other claim takes in between.
 /// The lock is the transaction's, taken before the candidates are read, so their snapshot
 /// already sees every earlier claim.
-const CLAIM_LOCK: &str = "SELECT pg_advisory_xact_lock(hashtext('hookd_claim:' || current_schema()))";
+const CLAIM_LOCK: &str =
+    "SELECT pg_advisory_xact_lock(hashtext('hookd_claim:' || current_schema()))";
 
 /// A fair claim ([`hookd_store_sql::claims`]) in one transaction under [`CLAIM_LOCK`]. A
 /// `delivering` row whose lease ran out is due again: that is how a crashed worker's

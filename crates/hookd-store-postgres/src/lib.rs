@@ -176,7 +176,6 @@ impl Store for PgStore {
             .map_err(store_err)
     }
 
-
     async fn webhook_stats(
         &self,
         ids: &[WebhookId],

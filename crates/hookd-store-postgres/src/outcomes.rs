@@ -5,7 +5,9 @@
 //! hundreds, when the database is across a network.
 
 use hookd_core::store::Outcome;
-use hookd_store_sql::outcomes::{apply_circuit, apply_effect, distinct_effects, grouped, next_state};
+use hookd_store_sql::outcomes::{
+    apply_circuit, apply_effect, distinct_effects, grouped, next_state,
+};
 use sqlx::{PgConnection, PgPool, Postgres};
 
 use crate::rows::{encode_err, int};

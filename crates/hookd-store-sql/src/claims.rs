@@ -30,7 +30,11 @@ pub const CANDIDATE_COLUMNS: &str = "h.webhook_id, due_at, in_flight, w.max_in_f
 pub const SET_RATE: &str = "UPDATE webhooks SET rate_tat_us = $2 WHERE id = $1";
 
 /// The new theoretical arrival times of the rate-limited candidates the claim took from.
-pub fn rate_updates(candidates: &[Candidate], claimed: &[Delivery], now_ms: i64) -> Vec<(String, i64)> {
+pub fn rate_updates(
+    candidates: &[Candidate],
+    claimed: &[Delivery],
+    now_ms: i64,
+) -> Vec<(String, i64)> {
     let mut taken: HashMap<&str, u32> = HashMap::new();
     for d in claimed {
         *taken.entry(d.webhook_id.as_str()).or_default() += 1;

@@ -88,13 +88,14 @@ where
         open_until: row.try_get("circuit_open_until")?,
         opens: count("circuit_opens")?,
     };
-    let after = group
-        .iter()
-        .fold(stored, |c, o| c.after(o.circuit, o.now_ms, &o.circuit_policy));
+    let after = group.iter().fold(stored, |c, o| {
+        c.after(o.circuit, o.now_ms, &o.circuit_policy)
+    });
     if after == stored {
         return Ok(());
     }
-    let int = |v: u32| N::try_from(v).map_err(|_| crate::rows::decode_err("circuit count too large"));
+    let int =
+        |v: u32| N::try_from(v).map_err(|_| crate::rows::decode_err("circuit count too large"));
     sqlx::query(SET_CIRCUIT)
         .bind(id)
         .bind(int(after.consecutive_failures)?)

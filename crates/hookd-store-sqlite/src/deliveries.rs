@@ -2,8 +2,8 @@
 //! making one due again by hand.
 
 use hookd_core::delivery::{Attempt, Delivery};
-use hookd_core::ids::{DeliveryId, WebhookId};
 use hookd_core::flow;
+use hookd_core::ids::{DeliveryId, WebhookId};
 use hookd_core::store::{Claim, Claimed, DeliveryFilter, Lane, Page, WebhookStats};
 use hookd_store_sql::deliveries::{self as sql, lease_until};
 use hookd_store_sql::{claims, stats};
@@ -53,8 +53,14 @@ macro_rules! candidates_sql {
         )
     };
 }
-const CANDIDATES_FIRST: &str = candidates_sql!("deliveries_queue_first", "status IN ('pending', 'retrying', 'delivering') AND attempts = 0");
-const CANDIDATES_RETRY: &str = candidates_sql!("deliveries_queue_retry", "status IN ('pending', 'retrying', 'delivering') AND attempts > 0");
+const CANDIDATES_FIRST: &str = candidates_sql!(
+    "deliveries_queue_first",
+    "status IN ('pending', 'retrying', 'delivering') AND attempts = 0"
+);
+const CANDIDATES_RETRY: &str = candidates_sql!(
+    "deliveries_queue_retry",
+    "status IN ('pending', 'retrying', 'delivering') AND attempts > 0"
+);
 
 /// Leases what the plan grants: for each `[webhook_id, n]` of the JSON array `$5`, its `n`
 /// oldest due deliveries, taken round-robin (every webhook's first, then every second...) up to
@@ -109,8 +115,14 @@ macro_rules! claim_sql {
         )
     };
 }
-const CLAIM_FIRST: &str = claim_sql!("deliveries_queue_first", "status IN ('pending', 'retrying', 'delivering') AND attempts = 0");
-const CLAIM_RETRY: &str = claim_sql!("deliveries_queue_retry", "status IN ('pending', 'retrying', 'delivering') AND attempts > 0");
+const CLAIM_FIRST: &str = claim_sql!(
+    "deliveries_queue_first",
+    "status IN ('pending', 'retrying', 'delivering') AND attempts = 0"
+);
+const CLAIM_RETRY: &str = claim_sql!(
+    "deliveries_queue_retry",
+    "status IN ('pending', 'retrying', 'delivering') AND attempts > 0"
+);
 
 /// A fair claim ([`hookd_store_sql::claims`]) in one `BEGIN IMMEDIATE` transaction: SQLite's
 /// single writer keeps every other claim, in this process or another, out until it commits.

@@ -232,7 +232,6 @@ impl Store for SqliteStore {
             .map_err(store_err)
     }
 
-
     async fn webhook_stats(
         &self,
         ids: &[WebhookId],

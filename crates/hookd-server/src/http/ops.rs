@@ -30,8 +30,9 @@ async fn ready(State(state): State<AppState>) -> ApiResult<Json<Value>> {
 }
 
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let mut body = state.metrics.render();
     let depth = state.store.queue_depth().await.ok();
     let circuits = state.store.circuit_counts(crate::now_ms()).await.ok();
-    let body = state.metrics.render(depth, circuits);
+    crate::metrics::render_gauges(&mut body, depth, circuits);
     ([(CONTENT_TYPE, "text/plain; version=0.0.4")], body)
 }

@@ -132,7 +132,10 @@ impl Worker {
         let budget = Budget::new(self.settings.delivery.concurrency);
         for lane in [Lane::First, Lane::Retry] {
             let budget = budget.clone();
-            tasks.spawn(self.clone().lane(lane, budget, tx.clone(), shutdown.clone()));
+            tasks.spawn(
+                self.clone()
+                    .lane(lane, budget, tx.clone(), shutdown.clone()),
+            );
         }
         drop(tx);
         tasks.spawn(self.clone().relay_external_wakeups(shutdown.clone()));

@@ -4,8 +4,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hookd_core::flow;
 use hookd_core::delivery::{record_body, RequestRecord, ResponseRecord, MAX_RECORDED_BODY};
+use hookd_core::flow;
 use hookd_core::net::Cidr;
 use hookd_core::outbound::{build_request, OutboundRequest, SendContext};
 use hookd_core::retry::{decide, parse_retry_after, Decision, RetryPolicy, WebhookEffect};
