@@ -318,3 +318,31 @@ pub(crate) fn sleep_until(
         Err(_) => Duration::from_secs(1).min(max),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn retries_hold_at_most_half_the_budget_and_first_attempts_all_of_it() {
+        let budget = Budget::new(10);
+        let mut retries = Vec::new();
+        for _ in 0..5 {
+            retries.push(budget.acquire(Lane::Retry).await);
+        }
+        assert_eq!(budget.free(Lane::Retry), 0, "retries stop at half");
+        assert_eq!(budget.free(Lane::First), 5, "first attempts keep the other half");
+        let mut firsts = Vec::new();
+        for _ in 0..5 {
+            firsts.push(budget.acquire(Lane::First).await);
+        }
+        assert_eq!(budget.free(Lane::First), 0, "the lanes share one budget");
+        retries.clear();
+        assert_eq!(budget.free(Lane::First), 5);
+        for _ in 0..5 {
+            firsts.push(budget.acquire(Lane::First).await);
+        }
+        assert_eq!(budget.free(Lane::First), 0, "first attempts may use all of it");
+        assert_eq!(budget.free(Lane::Retry), 0, "and then no retry goes");
+    }
+}

@@ -7,6 +7,7 @@ mod auth;
 mod delivery;
 mod events;
 mod inbound;
+mod isolation;
 mod proxy;
 mod route_calls;
 mod schedules;

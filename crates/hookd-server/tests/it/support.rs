@@ -232,6 +232,8 @@ pub struct Received {
     pub path: String,
     pub headers: HeaderMap,
     pub body: Bytes,
+    /// When the request arrived.
+    pub at: Instant,
 }
 
 impl Received {
@@ -269,6 +271,26 @@ struct ReceiverState {
     got: Mutex<Vec<Received>>,
     script: Mutex<VecDeque<Reply>>,
     default: Mutex<Option<Reply>>,
+    /// Requests being answered now, and the most there were at once.
+    open: Mutex<(usize, usize)>,
+}
+
+/// Counts a request as open until it is answered or its connection goes away.
+struct Open(Arc<ReceiverState>);
+
+impl Open {
+    fn new(state: &Arc<ReceiverState>) -> Self {
+        let mut open = state.open.lock().unwrap();
+        open.0 += 1;
+        open.1 = open.1.max(open.0);
+        Self(state.clone())
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.open.lock().unwrap().0 -= 1;
+    }
 }
 
 /// A real HTTP receiver on 127.0.0.1 that records every request.
@@ -308,6 +330,11 @@ impl TestReceiver {
         self.state.got.lock().unwrap().clone()
     }
 
+    /// The most requests it was answering at once.
+    pub fn max_open(&self) -> usize {
+        self.state.open.lock().unwrap().1
+    }
+
     /// Polls until at least `n` requests arrived.
     pub async fn wait_for(&self, n: usize) -> Vec<Received> {
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -330,6 +357,7 @@ async fn receive(
     State(state): State<Arc<ReceiverState>>,
     req: axum::extract::Request,
 ) -> impl IntoResponse {
+    let _open = Open::new(&state);
     let (parts, body) = req.into_parts();
     let body = axum::body::to_bytes(body, usize::MAX)
         .await
@@ -339,6 +367,7 @@ async fn receive(
         path: parts.uri.path().to_owned(),
         headers: parts.headers,
         body,
+        at: Instant::now(),
     });
     let scripted = state.script.lock().unwrap().pop_front();
     let reply = scripted

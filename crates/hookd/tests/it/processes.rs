@@ -87,6 +87,47 @@ async fn two_workers_share_the_work_without_duplicates(b: Backend) {
     assert!(dups.is_empty(), "sent twice by live workers: {dups:?}");
 }
 
+backend_test!(a_rate_limit_and_an_in_flight_cap_hold_across_two_workers);
+async fn a_rate_limit_and_an_in_flight_cap_hold_across_two_workers(b: Backend) {
+    let (db, _temp) = b.fresh_db().await;
+    let (_api_proc, api) = api_only(&db).await;
+    let limited = Counter::start(Duration::from_millis(1)).await;
+    let capped = Counter::start(Duration::from_millis(50)).await;
+    api.post(
+        "/webhooks",
+        json!({"name": "limited", "url": format!("http://{}/", limited.addr),
+            "rate_limit_per_second": 20, "events": [{"type": "limited.*"}]}),
+    )
+    .await;
+    api.post(
+        "/webhooks",
+        json!({"name": "capped", "url": format!("http://{}/", capped.addr),
+            "max_in_flight": 3, "events": [{"type": "capped.*"}]}),
+    )
+    .await;
+    let _w1 = hookd(&["worker"], &db, &WORKER_ENV);
+    let _w2 = hookd(&["worker"], &db, &WORKER_ENV);
+    for kind in ["limited", "capped"] {
+        let events: Vec<_> = (0..80)
+            .map(|i| json!({"type": format!("{kind}.x"), "data": {"i": i}}))
+            .collect();
+        api.post("/events/batch", json!({"events": events})).await;
+    }
+    limited.wait_distinct(80, Duration::from_secs(60)).await;
+    capped.wait_distinct(80, Duration::from_secs(60)).await;
+    let busiest = limited.busiest_second();
+    assert!(
+        busiest <= 24,
+        "{busiest} requests in one second at 20/s over two workers"
+    );
+    let max_open = capped.open.lock().unwrap().1;
+    assert!(
+        max_open <= 3,
+        "{max_open} requests at once with max_in_flight 3"
+    );
+    api.wait_all_succeeded(160, Duration::from_secs(60)).await;
+}
+
 backend_test!(a_killed_worker_loses_nothing);
 async fn a_killed_worker_loses_nothing(b: Backend) {
     let (db, _temp) = b.fresh_db().await;
