@@ -331,7 +331,11 @@ mod tests {
             retries.push(budget.acquire(Lane::Retry).await);
         }
         assert_eq!(budget.free(Lane::Retry), 0, "retries stop at half");
-        assert_eq!(budget.free(Lane::First), 5, "first attempts keep the other half");
+        assert_eq!(
+            budget.free(Lane::First),
+            5,
+            "first attempts keep the other half"
+        );
         let mut firsts = Vec::new();
         for _ in 0..5 {
             firsts.push(budget.acquire(Lane::First).await);
@@ -342,7 +346,11 @@ mod tests {
         for _ in 0..5 {
             firsts.push(budget.acquire(Lane::First).await);
         }
-        assert_eq!(budget.free(Lane::First), 0, "first attempts may use all of it");
+        assert_eq!(
+            budget.free(Lane::First),
+            0,
+            "first attempts may use all of it"
+        );
         assert_eq!(budget.free(Lane::Retry), 0, "and then no retry goes");
     }
 }
