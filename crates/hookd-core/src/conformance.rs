@@ -86,6 +86,7 @@ macro_rules! conformance_tests {
             rate_limited_webhooks_wait_their_turn,
             open_circuits_hold_deliveries_until_a_probe_closes_them,
             a_failed_probe_reopens_the_circuit_for_longer,
+            an_update_closes_the_circuit_and_disabled_webhooks_have_no_limits,
             prune_removes_old_finished_rows_only,
             schedule_crud_is_conditional_on_the_version,
             firing_a_schedule_stores_its_event_and_delivery_once,
@@ -1542,6 +1543,49 @@ pub async fn a_failed_probe_reopens_the_circuit_for_longer(store: &dyn Store) {
             until: until + 42 + 20_000
         },
         "the cool-down doubled"
+    );
+}
+
+pub async fn an_update_closes_the_circuit_and_disabled_webhooks_have_no_limits(store: &dyn Store) {
+    let wh = limited(store, Some(1), None).await;
+    queue_many(store, &wh, 6, T0).await;
+    let c = claim(Lane::First, T0, 10);
+    let sent = claimed(store, &c).await;
+    assert_eq!(sent.len(), 1, "the cap of one");
+    record(store, &[answer(&c, &sent[0], T0, timed_out_for_good())]).await;
+    for at in [T0 + 1, T0 + 2] {
+        let c = claim(Lane::First, at, 10);
+        let sent = claimed(store, &c).await;
+        record(store, &[answer(&c, &sent[0], at, timed_out_for_good())]).await;
+    }
+    let open = webhook_state(store, &wh).await;
+    assert!(matches!(
+        open.circuit.state(T0 + 100),
+        CircuitState::Open { .. }
+    ));
+    assert!(claimed(store, &claim(Lane::First, T0 + 100, 10))
+        .await
+        .is_empty());
+
+    // The owner disables it: its deliveries are claimed past cap and circuit, to fail unsent.
+    let mut off = open.clone();
+    off.active = false;
+    off.updated_at = T0 + 200;
+    assert_eq!(
+        store.update_webhook(&off, &open).await.unwrap(),
+        Written::Done
+    );
+    let stored = webhook_state(store, &wh).await;
+    assert_eq!(
+        stored.circuit,
+        Circuit::default(),
+        "an update closes the circuit"
+    );
+    let past_the_cap = claimed(store, &claim(Lane::First, T0 + 300, 10)).await;
+    assert_eq!(
+        past_the_cap.len(),
+        3,
+        "a disabled webhook's deliveries ignore its cap"
     );
 }
 

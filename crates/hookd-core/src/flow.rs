@@ -197,6 +197,8 @@ pub fn rate_next_ms(tat_us: i64) -> i64 {
 /// The stored limits and state of a webhook, as a claim reads them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
+    /// A disabled webhook's deliveries are failed unsent, so no limit applies to them.
+    pub active: bool,
     /// `None`: the server's `delivery.max_in_flight_per_webhook`.
     pub max_in_flight: Option<u32>,
     /// Requests per second; `None`: unlimited.
@@ -215,7 +217,8 @@ pub struct Candidate {
     /// Its deliveries under a live lease, in both lanes.
     pub in_flight: u32,
     /// `None` when the webhook no longer exists (a publish raced its deletion): its deliveries
-    /// are claimed without limits, for the worker to cancel.
+    /// are claimed without limits, for the worker to cancel. Those of a disabled webhook are
+    /// too, for the worker to fail unsent.
     pub limits: Option<Limits>,
 }
 
@@ -243,7 +246,7 @@ pub fn plan(candidates: &[Candidate], now_ms: i64, default_max_in_flight: u32, b
     let mut later = |at: i64| plan_later(&mut plan.next_at, at);
     let mut grants = Vec::new();
     for c in candidates {
-        let Some(limits) = &c.limits else {
+        let Some(limits) = c.limits.as_ref().filter(|l| l.active) else {
             if c.due_at <= now_ms {
                 grants.push(grant(c, batch));
             } else {
@@ -466,6 +469,7 @@ mod tests {
 
     fn limits(max_in_flight: Option<u32>) -> Limits {
         Limits {
+            active: true,
             max_in_flight,
             rate_limit: None,
             rate_tat_us: 0,
@@ -547,8 +551,19 @@ mod tests {
     }
 
     #[test]
-    fn deliveries_of_a_vanished_webhook_are_granted_for_cancelling() {
+    fn deliveries_of_a_vanished_or_disabled_webhook_are_granted_for_failing_unsent() {
         let p = plan(&[candidate("wh_gone", 0, 3, None)], 100, 16, 50);
         assert_eq!(counts(&p), [("wh_gone".into(), 50)]);
+        let off = Limits {
+            active: false,
+            circuit: Circuit {
+                consecutive_failures: 9,
+                open_until: Some(1_000),
+                opens: 3,
+            },
+            ..limits(Some(1))
+        };
+        let p = plan(&[candidate("wh_off", 0, 1, Some(off))], 100, 16, 50);
+        assert_eq!(counts(&p), [("wh_off".into(), 50)]);
     }
 }

@@ -6,7 +6,7 @@ use hookd_core::flow;
 use hookd_core::ids::{DeliveryId, WebhookId};
 use hookd_core::store::{Claim, Claimed, DeliveryFilter, Lane, Page, WebhookStats};
 use hookd_store_sql::deliveries::{self as sql, lease_until};
-use hookd_store_sql::{claims, stats};
+use hookd_store_sql::{candidate_limit_columns, claims, stats};
 use sqlx::{PgPool, Postgres, Row};
 
 use crate::rows::{self, delivery_columns};
@@ -33,9 +33,9 @@ macro_rules! candidates_sql {
             " AND webhook_id = h.webhook_id) AS due_at,
                  (SELECT COUNT(*) FROM deliveries
                   WHERE status = 'delivering' AND webhook_id = h.webhook_id
-                    AND next_attempt_at > $1) AS in_flight,
-                 w.max_in_flight, w.rate_limit, w.rate_tat_us, w.circuit_failures,
-                 w.circuit_open_until, w.circuit_opens
+                    AND next_attempt_at > $1) AS in_flight, ",
+            candidate_limit_columns!(),
+            "
              FROM hooks AS h LEFT JOIN webhooks AS w ON w.id = h.webhook_id
              WHERE h.webhook_id IS NOT NULL"
         )

@@ -27,7 +27,8 @@ pub(crate) async fn insert(pool: &PgPool, w: &Webhook) -> sqlx::Result<()> {
 /// Overwrites the webhook if it is still as `read` left it (`IS NOT DISTINCT FROM` also
 /// matches two NULLs).
 const UPDATE: &str = "UPDATE webhooks SET active = $2, disabled_reason = $3, failing_since = $4, spec = $5,
-             created_at = $6, updated_at = $7, max_in_flight = $11, rate_limit = $12
+             created_at = $6, updated_at = $7, max_in_flight = $11, rate_limit = $12,
+             circuit_failures = 0, circuit_open_until = NULL, circuit_opens = 0
          WHERE id = $1 AND updated_at = $8 AND active = $9 AND disabled_reason IS NOT DISTINCT FROM $10";
 
 pub(crate) async fn update(pool: &PgPool, w: &Webhook, read: &Webhook) -> sqlx::Result<Written> {

@@ -5,7 +5,7 @@
 //! 1. read the *candidates*: every webhook with unfinished deliveries in the lane (a skip scan
 //!    over the lane's `(webhook_id, next_attempt_at, id)` index, one step per webhook), each
 //!    with its earliest due time, its requests in flight (live leases, both lanes) and its
-//!    limits ([`CANDIDATE_COLUMNS`]);
+//!    limits ([`candidate_limit_columns!`]);
 //! 2. [`hookd_core::flow::plan`] decides how many each may give;
 //! 3. one statement leases that many of each webhook's oldest due deliveries, round-robin
 //!    across webhooks up to the claim's limit, and the rate limiters of the webhooks it took
@@ -20,11 +20,16 @@ use hookd_core::delivery::Delivery;
 use hookd_core::flow::{rate_after, Candidate};
 use sqlx::{Database, Encode, Executor, IntoArguments, Type};
 
-/// What the candidate query selects, given `hooks (webhook_id)` (the skip scan) and the
-/// dialect's lane and lease predicates; the backend writes the `FROM` with its index hints.
-/// `circuit_failures` is NULL when the webhook row is gone.
-pub const CANDIDATE_COLUMNS: &str = "h.webhook_id, due_at, in_flight, w.max_in_flight, \
-     w.rate_limit, w.rate_tat_us, w.circuit_failures, w.circuit_open_until, w.circuit_opens";
+/// The webhook's columns a candidate row ends with, after `webhook_id`, `due_at` and
+/// `in_flight` (which the backends compute with their own index hints), from `webhooks AS w`
+/// joined on the left: `circuit_failures` is NULL when the webhook row is gone.
+#[macro_export]
+macro_rules! candidate_limit_columns {
+    () => {
+        "w.active, w.max_in_flight, w.rate_limit, w.rate_tat_us, w.circuit_failures, \
+         w.circuit_open_until, w.circuit_opens"
+    };
+}
 
 /// Moves a rate limiter on (`$1` webhook id, `$2` the new theoretical arrival time, µs).
 pub const SET_RATE: &str = "UPDATE webhooks SET rate_tat_us = $2 WHERE id = $1";

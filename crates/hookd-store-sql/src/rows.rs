@@ -125,7 +125,8 @@ where
     })
 }
 
-/// A row of [`crate::claims::CANDIDATE_COLUMNS`]: one webhook a claim may take deliveries of.
+/// A candidate row of a claim (`webhook_id, due_at, in_flight`, then
+/// [`candidate_limit_columns!`]): one webhook a claim may take deliveries of.
 pub fn candidate<R, N>(row: &R) -> sqlx::Result<Candidate>
 where
     R: Row,
@@ -135,6 +136,7 @@ where
     i64: for<'r> Decode<'r, R::Database> + Type<R::Database>,
     Option<i64>: for<'r> Decode<'r, R::Database> + Type<R::Database>,
     Option<N>: for<'r> Decode<'r, R::Database> + Type<R::Database>,
+    Option<bool>: for<'r> Decode<'r, R::Database> + Type<R::Database>,
     &'static str: ColumnIndex<R>,
 {
     let exists: Option<N> = get(row, "circuit_failures")?;
@@ -142,6 +144,7 @@ where
     let limits = match exists {
         None => None,
         Some(_) => Some(Limits {
+            active: get::<Option<bool>, R>(row, "active")?.unwrap_or(true),
             max_in_flight: opt_small_uint::<R, N, _>(row, "max_in_flight")?,
             rate_limit: opt_small_uint::<R, N, _>(row, "rate_limit")?,
             rate_tat_us: get::<Option<i64>, R>(row, "rate_tat_us")?.unwrap_or(0),
