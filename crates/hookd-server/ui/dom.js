@@ -133,6 +133,12 @@ export function when(iso) {
   return d.toLocaleString();
 }
 
+/** The local time of day, `14:03:27` (for times minutes away, where the date goes without saying). */
+export function clock(iso) {
+  if (!iso) return '—';
+  return new Date(iso).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit', hourCycle: 'h23' });
+}
+
 export function statusBadge(status) {
   return h('span', { class: `badge s-${status}` }, status);
 }

@@ -1,15 +1,17 @@
 //! The admin UI in a real headless Chromium against a real hookd and a real receiver: sign in,
 //! build a webhook in the form with its live preview, test it, publish an event and watch its
 //! delivery arrive, see an API validation error beside its field, and build schedules whose next
-//! runs are shown and which run on demand. Every page is also saved as a screenshot at 1280 and
-//! 390 px wide (`ui-shots` in the temp directory).
+//! runs are shown and which run on demand, set a webhook's limits and see its circuit. Every page
+//! is also saved as a screenshot at 1280 and 390 px wide (`ui-shots` in the temp directory).
 
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::support::{spawn_app, Backend, Reply, TestApp, TestReceiver, TOKEN};
+use crate::support::{
+    spawn_app, spawn_app_with, test_settings, Backend, Reply, TestApp, TestReceiver, TOKEN,
+};
 use crate::webdriver::Browser;
 
 /// Opens the UI and signs in with the admin token, landing on the webhooks page.
@@ -676,4 +678,179 @@ async fn ui_runs_an_interval_schedule_now_and_the_receiver_gets_its_message() {
     b.click(&b.find(".run-result a").await).await;
     b.wait_text(".attempt", "HTTP 200").await;
     b.wait_text(".summary", saved["id"].as_str().unwrap()).await;
+}
+
+/// No missing value was written into the page as text.
+async fn assert_no_stray_text(b: &Browser) {
+    let text = b
+        .eval("return document.querySelector('main').innerText", vec![])
+        .await;
+    let text = text.as_str().unwrap();
+    assert!(
+        !text.contains("undefined") && !text.contains("null"),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ui_sets_a_webhooks_in_flight_cap_and_rate_limit() {
+    let app = spawn_app(&Backend::Sqlite).await;
+    let Some(b) = signed_in(&app).await else {
+        return;
+    };
+    b.click(&b.button("main", "New webhook").await).await;
+    let form = ".webhook-form";
+    b.fill(&b.by_label(form, "Name").await, "throttled").await;
+    b.fill(
+        &b.by_label(form, "Target URL").await,
+        "https://example.com/hook",
+    )
+    .await;
+    assert_no_stray_text(&b).await;
+    b.fill(&b.by_label(form, "Max in flight").await, "3").await;
+    // Out of range: the API's error is shown under its field, and nothing is saved.
+    b.fill(&b.by_label(form, "Rate limit per second").await, "0")
+        .await;
+    b.click(&b.button(form, "Create webhook").await).await;
+    let err = b
+        .wait_text(
+            "[data-field=rate_limit_per_second] .field-error",
+            "must be between",
+        )
+        .await;
+    assert!(err.starts_with("rate_limit_per_second:"), "{err}");
+    let (_, list) = app.get("/webhooks").await;
+    assert_eq!(list["data"], json!([]));
+    b.screenshots("webhook-limits-error").await;
+
+    b.fill(&b.by_label(form, "Rate limit per second").await, "20")
+        .await;
+    b.click(&b.button(form, "Create webhook").await).await;
+    b.wait_text(".notice", "Webhook created.").await;
+    let (_, list) = app.get("/webhooks").await;
+    let hook = &list["data"][0];
+    assert_eq!(hook["max_in_flight"], 3);
+    assert_eq!(hook["rate_limit_per_second"], 20);
+    let id = hook["id"].as_str().unwrap();
+    // The webhook's page shows both limits beside its (closed) circuit.
+    let health = b.wait_text(".health", "20 per second").await;
+    assert!(
+        health.contains("closed") && health.contains("Max in flight\n3"),
+        "{health}"
+    );
+    assert_no_stray_text(&b).await;
+    assert_labelled(&b).await;
+
+    // Blank again: saved as null, shown as the server default.
+    b.fill(&b.by_label(form, "Max in flight").await, "").await;
+    b.click(&b.button(form, "Save changes").await).await;
+    b.wait_text(".notice", "Saved.").await;
+    let (_, saved) = app.get(&format!("/webhooks/{id}")).await;
+    assert_eq!(saved["max_in_flight"], json!(null));
+    assert_eq!(saved["rate_limit_per_second"], 20);
+    b.wait_text(".health", "server default").await;
+    b.screenshots("webhook-limits").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ui_shows_an_open_circuit_in_the_list_and_on_the_webhook_page() {
+    // A cool-down longer than the test: the circuit stays open while the browser looks at it.
+    let mut settings = test_settings();
+    settings.delivery.circuit.cooldown = Duration::from_secs(600);
+    let app = spawn_app_with(
+        &Backend::Sqlite,
+        settings,
+        hookd_server::WorkerMode::Embedded,
+    )
+    .await;
+    // A port nothing listens on: every attempt is a connection error.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let hook = app
+        .create_webhook(
+            json!({"name": "down crm", "url": format!("http://127.0.0.1:{port}/hook"),
+            "events": [{"type": "crm.*"}], "timeout_ms": 500}),
+        )
+        .await;
+    let id = hook["id"].as_str().unwrap();
+    app.create_webhook(json!({"name": "steady", "url": "https://example.com/h",
+        "events": [{"type": "other.*"}], "rate_limit_per_second": 5}))
+        .await;
+    // Five first attempts fail in a row: the default policy opens the circuit.
+    for i in 0..5 {
+        let (status, _) = app
+            .post("/events", json!({"type": "crm.updated", "data": {"i": i}}))
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED);
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let open = loop {
+        let (_, w) = app.get(&format!("/webhooks/{id}")).await;
+        if w["circuit"] == "open" {
+            break w;
+        }
+        assert!(Instant::now() < deadline, "the circuit never opened: {w}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(open["circuit_failures"].as_u64().unwrap() >= 5, "{open}");
+    assert!(open["circuit_open_until"].is_string(), "{open}");
+
+    // The list: a badge on the row whose circuit is open, none on the other.
+    let Some(b) = signed_in(&app).await else {
+        return;
+    };
+    let rows = b
+        .wait_for(
+            "both rows with their statistics",
+            "const rows = [...document.querySelectorAll('main tbody tr')].map(r => r.innerText); \
+             return rows.length === 2 && !rows.some(r => r.includes('…')) && rows;",
+            vec![],
+        )
+        .await;
+    let rows: Vec<&str> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_str().unwrap())
+        .collect();
+    let down = rows.iter().find(|r| r.contains("down crm")).unwrap();
+    let steady = rows.iter().find(|r| r.contains("steady")).unwrap();
+    assert!(down.contains("circuit open until "), "{down}");
+    assert!(!steady.contains("circuit"), "{steady}");
+    let badge = b
+        .eval(
+            "return document.querySelector('main tbody .c-open').title",
+            vec![],
+        )
+        .await;
+    assert!(
+        badge.as_str().unwrap().contains("failures in a row"),
+        "{badge}"
+    );
+    // The circuit came with the list: one statistics call for the page, no call per webhook.
+    let calls = b
+        .eval(
+            "return performance.getEntriesByType('resource').map(e => new URL(e.name).pathname) \
+               .filter(p => p.startsWith('/api/v1/webhooks/'))",
+            vec![],
+        )
+        .await;
+    assert_eq!(calls, json!(["/api/v1/webhooks/stats"]));
+    b.screenshots("webhooks-circuit").await;
+
+    // The webhook's page: the state, until when, the failures, and the limits' defaults.
+    b.click(&b.button("tbody", "down crm").await).await;
+    b.wait_text(".health .c-open", "open").await;
+    let health = b.wait_text(".health", "Open until").await;
+    let failures = open["circuit_failures"].to_string();
+    for want in [
+        "Failures in a row",
+        failures.as_str(),
+        "server default",
+        "unlimited",
+    ] {
+        assert!(health.contains(want), "{want:?} in {health}");
+    }
+    b.screenshots("webhook-circuit").await;
 }

@@ -1,15 +1,19 @@
 // Create or edit a webhook with every field of SPEC §4, beside the live preview; for a saved
-// webhook also Test, enable/disable, reveal/rotate the secret and delete.
+// webhook also its circuit and limits, Test, enable/disable, reveal/rotate the secret and delete.
 
 import { api } from '../api.js';
-import { h, field, input, textarea, select, banner, showError, clearErrors } from '../dom.js';
+import { h, append, field, input, textarea, select, banner, showError, clearErrors, poll, replace, when } from '../dom.js';
 import { MASK, rowsEditor, headersEditor, authEditor, bodyEditor, signatureEditor } from './webhook_editors.js';
 import { sampleEvent, previewPanel, testPanel } from './webhook_preview.js';
+
+/** How often a saved webhook's circuit is read again. */
+const POLL_MS = 5000;
 
 const NEW = {
   name: '', description: null, active: true, url: '', method: 'POST', events: [], condition: null,
   headers: {}, auth: { type: 'none' }, signature: { scheme: 'standard' }, include_secret: false,
   body: { format: 'default' }, tls_verify: true, timeout_ms: null, max_attempts: null, retry_schedule: null,
+  max_in_flight: null, rate_limit_per_second: null,
 };
 
 export async function render(ctx) {
@@ -39,7 +43,9 @@ export async function render(ctx) {
       h('div', { class: 'grid' },
         field('Timeout (ms)', f.timeout_ms, { name: 'timeout_ms', hint: 'Blank: the server default.' }),
         field('Max attempts', f.max_attempts, { name: 'max_attempts', hint: 'Blank: the server default.' }),
-        field('Retry schedule (s)', f.retry_schedule, { name: 'retry_schedule', hint: 'Seconds after each failed attempt, e.g. 5, 300, 1800.' }))),
+        field('Retry schedule (s)', f.retry_schedule, { name: 'retry_schedule', hint: 'Seconds after each failed attempt, e.g. 5, 300, 1800.' }),
+        field('Max in flight', f.max_in_flight, { name: 'max_in_flight', hint: 'Requests at once, over all workers. Blank: the server default.' }),
+        field('Rate limit per second', f.rate_limit_per_second, { name: 'rate_limit_per_second', hint: 'Requests started per second. Blank: unlimited.' }))),
     h('div', { class: 'actions' },
       h('button', { type: 'submit' }, saved ? 'Save changes' : 'Create webhook'),
       h('a', { href: '#/webhooks', class: 'button secondary' }, 'Cancel')));
@@ -70,6 +76,7 @@ export async function render(ctx) {
       if (Object.keys(patch).length === 0) { notice.textContent = 'Nothing changed.'; notice.hidden = false; return; }
       const fresh = await api('PATCH', `/webhooks/${encodeURIComponent(id)}`, patch);
       Object.assign(saved, fresh);
+      health?.show(fresh);
       notice.textContent = 'Saved.';
       notice.hidden = false;
       preview.refresh();
@@ -81,21 +88,23 @@ export async function render(ctx) {
     }
   });
 
-  ctx.main.append(
+  const health = saved ? healthPanel(ctx, saved) : null;
+  append(ctx.main, [
     h('div', { class: 'page-head' }, h('h1', {}, saved ? saved.name : 'New webhook'),
       h('div', { class: 'actions' },
         saved ? h('a', { href: `#/deliveries?webhook_id=${encodeURIComponent(id)}` }, 'Deliveries of this webhook') : null,
         h('button', { type: 'button', class: 'secondary narrow-only', onclick: () => preview.el.scrollIntoView() }, 'Jump to preview'))),
     notice,
+    health?.el,
     h('div', { class: 'split' }, form,
       h('aside', { class: 'side' }, h('section', { class: 'card' }, sample.el), preview.el,
-        saved ? testPanel(id, sample) : null, saved ? manage(saved) : null)));
+        saved ? testPanel(id, sample) : null, saved ? manage(saved) : null))]);
   preview.refresh();
 }
 
 /** The form controls, filled from `w`. */
 function controls(w) {
-  const num = (v) => input({ type: 'number', min: '0', inputmode: 'numeric', value: v ?? '' });
+  const num = (v, min = '0') => input({ type: 'number', min, inputmode: 'numeric', value: v ?? '' });
   return {
     name: input({ value: w.name, required: true, autocomplete: 'off' }),
     url: input({ type: 'url', value: w.url, placeholder: 'https://example.com/hooks', required: true }),
@@ -116,6 +125,8 @@ function controls(w) {
     tls_verify: input({ type: 'checkbox', checked: w.tls_verify }),
     timeout_ms: num(w.timeout_ms),
     max_attempts: num(w.max_attempts),
+    max_in_flight: num(w.max_in_flight, '1'),
+    rate_limit_per_second: num(w.rate_limit_per_second, '1'),
     retry_schedule: input({ value: (w.retry_schedule ?? []).join(', '), inputmode: 'numeric', placeholder: '5, 300, 1800' }),
   };
 }
@@ -145,6 +156,8 @@ function wire(f, saved) {
     tls_verify: f.tls_verify.checked,
     timeout_ms: intOrNull(f.timeout_ms, 'timeout_ms'),
     max_attempts: intOrNull(f.max_attempts, 'max_attempts'),
+    max_in_flight: intOrNull(f.max_in_flight, 'max_in_flight'),
+    rate_limit_per_second: intOrNull(f.rate_limit_per_second, 'rate_limit_per_second'),
     retry_schedule: schedule ? schedule.split(',').map((s) => Number(s.trim())) : null,
   };
   if (!saved) {
@@ -188,6 +201,28 @@ function withoutMasks(w) {
   const auth = { ...w.auth };
   for (const k of ['password', 'token', 'value']) if (auth[k] === MASK) auth[k] = 'saved-secret';
   return { ...w, auth };
+}
+
+/**
+ * The circuit breaker (state, until when, failures in a row) and the two limits of a saved
+ * webhook, read again every few seconds; `show(w)` redraws from a fresh webhook.
+ */
+function healthPanel(ctx, w) {
+  const facts = h('dl', { class: 'facts' });
+  const fact = (k, v) => h('div', {}, h('dt', {}, k), h('dd', {}, v));
+  const show = (x) => {
+    replace(facts,
+      fact('Circuit', h('span', { class: `badge c-${x.circuit}` }, x.circuit.replace('_', ' '))),
+      x.circuit_open_until ? fact(x.circuit === 'open' ? 'Open until' : 'Was open until', when(x.circuit_open_until)) : null,
+      fact('Failures in a row', String(x.circuit_failures)),
+      fact('Max in flight', x.max_in_flight ?? 'server default'),
+      fact('Rate limit', x.rate_limit_per_second != null ? `${x.rate_limit_per_second} per second` : 'unlimited'));
+  };
+  show(w);
+  poll(ctx, POLL_MS, async () => show(await api('GET', `/webhooks/${encodeURIComponent(w.id)}`)));
+  const el = h('section', { class: 'card health', 'aria-labelledby': 'health-h' }, h('h2', { id: 'health-h' }, 'Circuit and limits'),
+    facts, h('p', { class: 'hint' }, 'Timeouts, connection errors, 5xx and 429 answers open the circuit; while it is open, deliveries wait, then one probe request decides.'));
+  return { el, show };
 }
 
 /** Enable/disable, the secret, and delete. */

@@ -1,15 +1,16 @@
-// The webhooks list: name, target, active, last delivery outcome and the success rate of the last
-// 24 h. Each page of webhooks reads those for all its rows in one call to `/webhooks/stats`.
+// The webhooks list: name, target, state (active, and the circuit when it is not closed), last
+// delivery outcome and the success rate of the last 24 h. The circuit comes with the list; each
+// page of webhooks reads the statistics for all its rows in one call to `/webhooks/stats`.
 
 import { api, qs } from '../api.js';
-import { h, pagedTable, statusBadge, banner } from '../dom.js';
+import { h, pagedTable, statusBadge, banner, clock, when } from '../dom.js';
 
 export async function render(ctx) {
   const err = banner();
   const empty = h('p', { class: 'empty', hidden: true }, 'No webhooks yet. ',
     h('a', { href: '#/webhooks/new' }, 'Create the first one'), '.');
   const { el, more, loadPage } = pagedTable({
-    columns: ['Name', 'Target URL', 'Active', 'Last delivery', 'Success (24 h)'],
+    columns: ['Name', 'Target URL', 'State', 'Last delivery', 'Success (24 h)'],
     caption: 'Webhooks',
     empty,
     fetchPage: (cursor) => api('GET', '/webhooks' + qs({ cursor })),
@@ -35,8 +36,10 @@ function row(w) {
   const tr = h('tr', {},
     h('td', {}, h('a', { href: `#/webhooks/${encodeURIComponent(w.id)}` }, w.name)),
     h('td', { class: 'url' }, w.url),
-    h('td', {}, w.active ? h('span', { class: 'badge on' }, 'active')
-      : h('span', { class: 'badge off', title: w.disabled_reason || '' }, 'disabled')),
+    // One wrapper, so that the badges stay side by side in the phone layout's grid cell.
+    h('td', {}, h('div', { class: 'badges' }, w.active ? h('span', { class: 'badge on' }, 'active')
+      : h('span', { class: 'badge off', title: w.disabled_reason || '' }, 'disabled'),
+    circuitBadge(w))),
     last, rate);
   return { id: w.id, tr, last, rate };
 }
@@ -60,4 +63,19 @@ function showStats({ last, rate }, s) {
   rate.textContent = s?.success_rate != null
     ? `${Math.round(100 * s.success_rate)} % (${s.succeeded}/${done})` : '—';
   if (s?.pending) rate.title = `${s.pending} still in progress`;
+}
+
+/**
+ * The circuit of a webhook as a badge: "circuit open until 14:03:27", "circuit half open", or null
+ * while it is closed. Its title says why and what happens next.
+ */
+function circuitBadge(w) {
+  if (w.circuit === 'closed') return null;
+  const failures = `${w.circuit_failures} ${w.circuit_failures === 1 ? 'failure' : 'failures'} in a row`;
+  if (w.circuit === 'open' && w.circuit_open_until) {
+    return h('span', { class: 'badge c-open', title: `${failures}; deliveries wait until ${when(w.circuit_open_until)}, then one probe request decides.` },
+      `circuit open until ${clock(w.circuit_open_until)}`);
+  }
+  return h('span', { class: `badge c-${w.circuit}`, title: `${failures}; the next request is a probe that decides.` },
+    `circuit ${w.circuit.replace('_', ' ')}`);
 }
