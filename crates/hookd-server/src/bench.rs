@@ -3,9 +3,11 @@
 //! It publishes events (as fast as the API takes them, or at a fixed rate), receives the
 //! deliveries on 127.0.0.1, and reports events accepted/s, deliveries/s end to end (delivered and
 //! recorded: the run ends when no delivery is pending any more), publish→arrival latency, lost and
-//! duplicated deliveries, and peak RSS of this process. [`proxy`] measures the reverse proxy.
+//! duplicated deliveries, and peak RSS of this process. [`proxy`] measures the reverse proxy,
+//! [`noisy`] how well a healthy webhook is isolated from hanging and failing ones.
 
 pub mod inbound;
+pub mod noisy;
 pub mod proxy;
 
 use std::collections::HashMap;
@@ -109,6 +111,16 @@ struct Arrivals {
     accepted: HashMap<u64, Instant>,
 }
 
+impl Arrivals {
+    /// Arrivals beyond the first of each delivery.
+    fn duplicated(&self) -> u64 {
+        self.seen
+            .values()
+            .map(|&n| u64::from(n.saturating_sub(1)))
+            .sum()
+    }
+}
+
 type Shared = Arc<Mutex<Arrivals>>;
 
 async fn receiver() -> (SocketAddr, Shared) {
@@ -185,11 +197,7 @@ pub async fn run(opts: BenchOptions) -> Result<BenchReport, String> {
         expected,
         delivered,
         lost: expected.saturating_sub(delivered),
-        duplicated: a
-            .seen
-            .values()
-            .map(|&n| u64::from(n.saturating_sub(1)))
-            .sum(),
+        duplicated: a.duplicated(),
         total_secs,
         latency_ms: percentiles(a.latencies_us.clone()),
         failing_hits: a.failing_hits,
@@ -203,18 +211,36 @@ async fn call(
     path: &str,
     body: &Value,
 ) -> Result<Value, String> {
-    let resp = client
-        .post(format!("{}{path}", opts.server))
-        .bearer_auth(&opts.token)
-        .header("content-type", "application/json")
-        .body(body.to_string())
+    api(client, opts, reqwest::Method::POST, path, Some(body)).await
+}
+
+/// Sends `method path` (with `body` as JSON, if any) to the API; its JSON answer, `null` if empty.
+async fn api(
+    client: &reqwest::Client,
+    opts: &BenchOptions,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<&Value>,
+) -> Result<Value, String> {
+    let mut request = client
+        .request(method.clone(), format!("{}{path}", opts.server))
+        .bearer_auth(&opts.token);
+    if let Some(body) = body {
+        request = request
+            .header("content-type", "application/json")
+            .body(body.to_string());
+    }
+    let resp = request
         .send()
         .await
-        .map_err(|e| format!("POST {path}: {e}"))?;
+        .map_err(|e| format!("{method} {path}: {e}"))?;
     let status = resp.status();
     let text = resp.text().await.map_err(|e| e.to_string())?;
     if !status.is_success() {
-        return Err(format!("POST {path}: {status}: {text}"));
+        return Err(format!("{method} {path}: {status}: {text}"));
+    }
+    if text.is_empty() {
+        return Ok(Value::Null);
     }
     serde_json::from_str(&text).map_err(|e| e.to_string())
 }

@@ -362,6 +362,10 @@ pub enum Scenario {
     /// A sync inbound hook with a condition and a response node at `--rate` (default 200/s)
     /// for 10 s: the callers' latency.
     InboundSync,
+    /// Isolation: one healthy webhook's publish→arrival latency alone, beside 1 hanging webhook,
+    /// and beside 10 hanging and 1 failing (500, retried every second), in three phases of
+    /// `--events` (default 20 s at `--rate`, default 200/s) on one embedded hookd.
+    Noisy,
 }
 
 #[derive(Debug, Args)]

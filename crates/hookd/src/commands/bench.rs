@@ -1,12 +1,13 @@
 //! `hookd bench`: runs a scenario against an embedded hookd on a fresh database, or against a
 //! running server, and prints the report. The `proxy` scenario always embeds hookd, since it
-//! configures a proxy route to its own upstream.
+//! configures a proxy route to its own upstream; so do the inbound and `noisy` scenarios.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, Context as _};
 use hookd_core::Store;
+use hookd_server::bench::noisy::NoisyBenchOptions;
 use hookd_server::bench::proxy::ProxyBenchOptions;
 use hookd_server::bench::{BenchOptions, BenchReport};
 use hookd_server::{ProxyRoute, Settings, WorkerMode};
@@ -24,6 +25,7 @@ fn defaults(s: Scenario) -> (u64, u32, f64, u32) {
         Scenario::Proxy => (20_000, 0, 0.0, 0),
         Scenario::InboundAsync => (20_000, 0, 0.0, 0),
         Scenario::InboundSync => (2_000, 0, 0.0, 200),
+        Scenario::Noisy => (4_000, 12, 0.0, 200),
     }
 }
 
@@ -31,6 +33,7 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
     match args.scenario {
         Scenario::Proxy => return proxy(args).await,
         Scenario::InboundAsync | Scenario::InboundSync => return inbound(args).await,
+        Scenario::Noisy => return noisy(args).await,
         _ => {}
     }
     let (events, webhooks, failing, rate) = defaults(args.scenario);
@@ -178,6 +181,57 @@ async fn inbound(args: &BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The `noisy` scenario: three phases on one embedded hookd, its bad webhooks left hanging.
+async fn noisy(args: &BenchArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        args.server.is_none(),
+        "the noisy scenario runs an embedded hookd; --server is not supported"
+    );
+    let (_, _, _, rate) = defaults(args.scenario);
+    let rate = args.rate.unwrap_or(rate);
+    let settings = Settings::default();
+    let opts = NoisyBenchOptions {
+        server: String::new(),
+        token: String::new(),
+        // Twenty seconds at the chosen rate: the hanging webhooks' first requests time out
+        // (15 s) and their circuits open within each phase.
+        events: args.events.unwrap_or(u64::from(rate.max(1)) * 20),
+        rate,
+        concurrency: args.concurrency.max(1),
+        deadline: Duration::from_secs(args.deadline_secs.min(NOISY_PHASE_WAIT_SECS)),
+        max_in_flight: settings.delivery.max_in_flight_per_webhook,
+    };
+    println!(
+        "scenario Noisy: 3 phases of {} events to the healthy webhook and {} to the bad ones, \
+         rate {}, {} publishers each; hanging webhooks time out after {} s",
+        opts.events,
+        opts.events,
+        if rate == 0 {
+            "max".to_string()
+        } else {
+            format!("{rate}/s")
+        },
+        opts.concurrency,
+        settings.delivery.timeout.as_secs()
+    );
+    let hookd = Embedded::start(args, settings).await?;
+    let opts = NoisyBenchOptions {
+        server: hookd.base.clone(),
+        token: hookd.token.clone(),
+        ..opts
+    };
+    let report = hookd_server::bench::noisy::run(opts).await;
+    // Hanging requests would hold a graceful stop for the delivery timeout: print and go.
+    if let Ok(report) = &report {
+        println!("{report}");
+    }
+    hookd.abandon().await;
+    report.map(drop).map_err(|e| anyhow!(e))
+}
+
+/// Longest wait, in the `noisy` scenario, for a phase's healthy deliveries after publishing.
+const NOISY_PHASE_WAIT_SECS: u64 = 60;
+
 /// A hookd running in this process on a fresh database.
 struct Embedded {
     base: String,
@@ -225,6 +279,16 @@ impl Embedded {
     async fn stop(self) {
         let _ = self.stop.send(());
         let _ = self.server.await;
+        for ext in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{ext}", self.temp.display()));
+        }
+    }
+
+    /// Asks the server to stop without waiting for its deliveries in flight (at most a second),
+    /// and deletes its temporary database.
+    async fn abandon(self) {
+        let _ = self.stop.send(());
+        let _ = tokio::time::timeout(Duration::from_secs(1), self.server).await;
         for ext in ["", "-wal", "-shm"] {
             let _ = std::fs::remove_file(format!("{}{ext}", self.temp.display()));
         }

@@ -26,6 +26,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let mode = if args.no_worker {
         WorkerMode::Separate
     } else {
+        warn_if_too_few_open_files(settings.delivery.concurrency);
         WorkerMode::Embedded
     };
     hookd_server::serve(settings, store, listener, mode, shutdown_signal())
@@ -51,9 +52,46 @@ pub async fn worker(args: &ConfigArgs) -> anyhow::Result<()> {
     let config = load_config(args, None)?;
     let store = open_store(&config.database_url).await?;
     tracing::info!(database = %config.database_url, "hookd worker started");
+    warn_if_too_few_open_files(config.delivery.concurrency);
     hookd_server::work(config.to_settings(), store, shutdown_signal())
         .await
         .context("the worker stopped with an error")
+}
+
+/// Files a worker keeps open beside its delivery sockets: database connections, the API's
+/// clients, logs.
+const OTHER_FILES: u64 = 256;
+
+/// Warns when the process may open fewer files than `delivery.concurrency` requests in flight
+/// need (each holds a socket): past the limit, connections fail with "too many open files".
+fn warn_if_too_few_open_files(concurrency: usize) {
+    let Some(limit) = open_files_limit() else {
+        return;
+    };
+    let needed = concurrency as u64 + OTHER_FILES;
+    if limit < needed {
+        tracing::warn!(
+            limit,
+            needed,
+            "the open-files limit is below delivery.concurrency plus {OTHER_FILES}: raise it \
+             (ulimit -n, or LimitNOFILE= in a systemd unit) or lower delivery.concurrency"
+        );
+    }
+}
+
+/// The soft limit on open files (Linux `/proc/self/limits`); `None` when unknown or unlimited.
+fn open_files_limit() -> Option<u64> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    parse_open_files_limit(&limits)
+}
+
+fn parse_open_files_limit(limits: &str) -> Option<u64> {
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line["Max open files".len()..]
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// Applies pending migrations and says to which database.
@@ -96,4 +134,21 @@ async fn terminate() {
 #[cfg(not(unix))]
 async fn terminate() {
     std::future::pending::<()>().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_open_files_limit;
+
+    #[test]
+    fn reads_the_soft_open_files_limit() {
+        let limits = "Limit                     Soft Limit           Hard Limit           Units
+Max cpu time              unlimited            unlimited            seconds
+Max open files            1024                 524288               files
+Max locked memory         8388608              8388608              bytes";
+        assert_eq!(parse_open_files_limit(limits), Some(1024));
+        let unlimited = "Max open files            unlimited            unlimited            files";
+        assert_eq!(parse_open_files_limit(unlimited), None);
+        assert_eq!(parse_open_files_limit(""), None);
+    }
 }
