@@ -2,7 +2,7 @@
 //! making one due again by hand.
 
 use hookd_core::delivery::{Attempt, Delivery};
-use hookd_core::flow;
+use hookd_core::flow::{self, Candidate};
 use hookd_core::ids::{DeliveryId, WebhookId};
 use hookd_core::store::{Claim, Claimed, DeliveryFilter, Lane, Page, WebhookStats};
 use hookd_store_sql::deliveries::{self as sql, lease_until};
@@ -88,26 +88,25 @@ const CLAIM_LOCK: &str =
 /// A fair claim ([`hookd_store_sql::claims`]) in one transaction under [`CLAIM_LOCK`]. A
 /// `delivering` row whose lease ran out is due again: that is how a crashed worker's
 /// deliveries come back.
+///
+/// It first looks without the lock or a transaction: an idle lane, or one whose webhooks are
+/// all at their limits, costs one statement and never makes a busy lane's claim wait.
 pub(crate) async fn claim(pool: &PgPool, claim: &Claim) -> sqlx::Result<Claimed> {
     let (candidates_sql, claim_sql) = match claim.lane {
         Lane::First => (CANDIDATES_FIRST, CLAIM_FIRST),
         Lane::Retry => (CANDIDATES_RETRY, CLAIM_RETRY),
     };
+    let look = plan(&candidates(pool, candidates_sql, claim).await?, claim);
+    if look.grants.is_empty() {
+        return Ok(Claimed {
+            deliveries: Vec::new(),
+            next_at: look.next_at,
+        });
+    }
     let mut tx = pool.begin().await?;
     sqlx::query(CLAIM_LOCK).execute(&mut *tx).await?;
-    let candidates = sqlx::query(candidates_sql)
-        .bind(claim.now_ms)
-        .fetch_all(&mut *tx)
-        .await?
-        .iter()
-        .map(rows::candidate)
-        .collect::<sqlx::Result<Vec<_>>>()?;
-    let plan = flow::plan(
-        &candidates,
-        claim.now_ms,
-        claim.default_max_in_flight,
-        claim.limit,
-    );
+    let candidates = candidates(&mut *tx, candidates_sql, claim).await?;
+    let plan = plan(&candidates, claim);
     if plan.grants.is_empty() {
         tx.commit().await?;
         return Ok(Claimed {
@@ -137,6 +136,28 @@ pub(crate) async fn claim(pool: &PgPool, claim: &Claim) -> sqlx::Result<Claimed>
         deliveries: claimed,
         next_at: plan.next_at,
     })
+}
+
+async fn candidates<'e, E>(db: E, sql: &str, claim: &Claim) -> sqlx::Result<Vec<Candidate>>
+where
+    E: sqlx::Executor<'e, Database = Postgres>,
+{
+    sqlx::query(sql)
+        .bind(claim.now_ms)
+        .fetch_all(db)
+        .await?
+        .iter()
+        .map(rows::candidate)
+        .collect()
+}
+
+fn plan(candidates: &[Candidate], claim: &Claim) -> flow::Plan {
+    flow::plan(
+        candidates,
+        claim.now_ms,
+        claim.default_max_in_flight,
+        claim.limit,
+    )
 }
 
 pub(crate) async fn get(pool: &PgPool, id: &DeliveryId) -> sqlx::Result<Option<Delivery>> {

@@ -2,7 +2,7 @@
 //! making one due again by hand.
 
 use hookd_core::delivery::{Attempt, Delivery};
-use hookd_core::flow;
+use hookd_core::flow::{self, Candidate};
 use hookd_core::ids::{DeliveryId, WebhookId};
 use hookd_core::store::{Claim, Claimed, DeliveryFilter, Lane, Page, WebhookStats};
 use hookd_store_sql::deliveries::{self as sql, lease_until};
@@ -128,25 +128,28 @@ const CLAIM_RETRY: &str = claim_sql!(
 /// single writer keeps every other claim, in this process or another, out until it commits.
 /// A `delivering` row whose lease ran out is due again: that is how a crashed worker's
 /// deliveries come back.
-pub(crate) async fn claim(writer: &SqlitePool, claim: &Claim) -> sqlx::Result<Claimed> {
+///
+/// It first looks on a reader, without the write lock: an idle lane, or one whose webhooks are
+/// all at their limits, costs one read and leaves the writer to publishes and outcomes.
+pub(crate) async fn claim(
+    writer: &SqlitePool,
+    reader: &SqlitePool,
+    claim: &Claim,
+) -> sqlx::Result<Claimed> {
     let (candidates_sql, claim_sql) = match claim.lane {
         Lane::First => (CANDIDATES_FIRST, CLAIM_FIRST),
         Lane::Retry => (CANDIDATES_RETRY, CLAIM_RETRY),
     };
+    let look = plan(&candidates(reader, candidates_sql, claim).await?, claim);
+    if look.grants.is_empty() {
+        return Ok(Claimed {
+            deliveries: Vec::new(),
+            next_at: look.next_at,
+        });
+    }
     let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
-    let candidates = sqlx::query(candidates_sql)
-        .bind(claim.now_ms)
-        .fetch_all(&mut *tx)
-        .await?
-        .iter()
-        .map(rows::candidate)
-        .collect::<sqlx::Result<Vec<_>>>()?;
-    let plan = flow::plan(
-        &candidates,
-        claim.now_ms,
-        claim.default_max_in_flight,
-        claim.limit,
-    );
+    let candidates = candidates(&mut *tx, candidates_sql, claim).await?;
+    let plan = plan(&candidates, claim);
     if plan.grants.is_empty() {
         return Ok(Claimed {
             deliveries: Vec::new(),
@@ -178,6 +181,28 @@ pub(crate) async fn claim(writer: &SqlitePool, claim: &Claim) -> sqlx::Result<Cl
         deliveries: claimed,
         next_at: plan.next_at,
     })
+}
+
+async fn candidates<'e, E>(db: E, sql: &str, claim: &Claim) -> sqlx::Result<Vec<Candidate>>
+where
+    E: sqlx::Executor<'e, Database = Sqlite>,
+{
+    sqlx::query(sql)
+        .bind(claim.now_ms)
+        .fetch_all(db)
+        .await?
+        .iter()
+        .map(rows::candidate)
+        .collect()
+}
+
+fn plan(candidates: &[Candidate], claim: &Claim) -> flow::Plan {
+    flow::plan(
+        candidates,
+        claim.now_ms,
+        claim.default_max_in_flight,
+        claim.limit,
+    )
 }
 
 pub(crate) async fn get(reader: &SqlitePool, id: &DeliveryId) -> sqlx::Result<Option<Delivery>> {

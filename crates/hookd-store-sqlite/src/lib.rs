@@ -227,7 +227,7 @@ impl Store for SqliteStore {
     }
 
     async fn claim_due_deliveries(&self, claim: &Claim) -> StoreResult<Claimed> {
-        deliveries::claim(&self.writer, claim)
+        deliveries::claim(&self.writer, &self.reader, claim)
             .await
             .map_err(store_err)
     }
