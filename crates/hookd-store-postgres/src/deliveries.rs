@@ -6,7 +6,7 @@ use hookd_core::flow::{self, Candidate};
 use hookd_core::ids::{DeliveryId, WebhookId};
 use hookd_core::store::{Claim, Claimed, DeliveryFilter, Lane, Page, WebhookStats};
 use hookd_store_sql::deliveries::{self as sql, lease_until};
-use hookd_store_sql::{candidate_limit_columns, claims, stats};
+use hookd_store_sql::{candidate_limit_columns, stats};
 use sqlx::{PgPool, Postgres, Row};
 
 use crate::rows::{self, delivery_columns};
@@ -46,69 +46,29 @@ const CANDIDATES_FIRST: &str =
 const CANDIDATES_RETRY: &str =
     candidates_sql!("status IN ('pending', 'retrying', 'delivering') AND attempts > 0");
 
-/// Leases what the plan grants: for each webhook of `$5` the number in `$6` of its oldest due
-/// deliveries, taken round-robin (every webhook's first, then every second...) up to `$4` in
-/// all. `$1` lease end, `$2` lease token, `$3` now. `FOR UPDATE SKIP LOCKED` passes over rows
-/// another transaction is writing (a late outcome of an expired lease).
-macro_rules! claim_sql {
-    ($lane:literal) => {
-        concat!(
-            "UPDATE deliveries
-             SET status = 'delivering', next_attempt_at = $1, lease_token = $2, updated_at = $3
-             WHERE id IN (
-                 SELECT p.id FROM (
-                     SELECT q.id, q.next_attempt_at, row_number() OVER (
-                         PARTITION BY g.webhook_id ORDER BY q.next_attempt_at, q.id) AS k
-                     FROM UNNEST($5::text[], $6::bigint[]) AS g (webhook_id, n)
-                     CROSS JOIN LATERAL (
-                         SELECT id, next_attempt_at FROM deliveries
-                         WHERE ",
-            $lane,
-            " AND webhook_id = g.webhook_id AND next_attempt_at <= $3
-                         ORDER BY next_attempt_at, id LIMIT g.n
-                         FOR UPDATE SKIP LOCKED) AS q) AS p
-                 ORDER BY p.k, p.next_attempt_at LIMIT $4)
-             RETURNING ",
-            delivery_columns!()
-        )
-    };
-}
-const CLAIM_FIRST: &str =
-    claim_sql!("status IN ('pending', 'retrying', 'delivering') AND attempts = 0");
-const CLAIM_RETRY: &str =
-    claim_sql!("status IN ('pending', 'retrying', 'delivering') AND attempts > 0");
+/// Leases what the plan grants, in one statement: `hookd_claim_deliveries` (migration 0004)
+/// takes the claim lock, cuts each planned count to what the webhook allows now, leases round
+/// robin and moves the rate limiters on. `$1` first lane?, `$2` now, `$3` lease end, `$4` lease
+/// token, `$5` the claim's limit, `$6`/`$7` webhook ids and planned counts, `$8` the default
+/// cap, `$9` the rate limiter's tolerance (µs).
+const CLAIM: &str =
+    "SELECT * FROM hookd_claim_deliveries($1, $2, $3, $4, $5, $6::text[], $7::bigint[], $8, $9)";
 
-/// Serialises claims on this schema's installation: a claim counts each webhook's requests in
-/// flight and then takes up to its cap, which holds only if no other claim takes in between.
-/// The lock is the transaction's, taken before the candidates are read, so their snapshot
-/// already sees every earlier claim.
-const CLAIM_LOCK: &str =
-    "SELECT pg_advisory_xact_lock(hashtext('hookd_claim:' || current_schema()))";
-
-/// A fair claim ([`hookd_store_sql::claims`]) in one transaction under [`CLAIM_LOCK`]. A
-/// `delivering` row whose lease ran out is due again: that is how a crashed worker's
-/// deliveries come back.
-///
-/// It first looks without the lock or a transaction: an idle lane, or one whose webhooks are
-/// all at their limits, costs one statement and never makes a busy lane's claim wait.
+/// A fair claim ([`hookd_store_sql::claims`]). It first plans without the lock or a
+/// transaction: an idle lane, or one whose webhooks are all at their limits, costs that one
+/// statement. Otherwise one more statement claims: under a transaction-scoped advisory lock
+/// (claims on this installation take turns), it re-applies every limit with the state read
+/// after the lock, so the cap, the circuit's single probe and the rate hold across workers.
+/// `FOR UPDATE SKIP LOCKED` passes over rows another transaction is writing (a late outcome of
+/// an expired lease). A `delivering` row whose lease ran out is due again: that is how a
+/// crashed worker's deliveries come back.
 pub(crate) async fn claim(pool: &PgPool, claim: &Claim) -> sqlx::Result<Claimed> {
-    let (candidates_sql, claim_sql) = match claim.lane {
-        Lane::First => (CANDIDATES_FIRST, CLAIM_FIRST),
-        Lane::Retry => (CANDIDATES_RETRY, CLAIM_RETRY),
+    let candidates_sql = match claim.lane {
+        Lane::First => CANDIDATES_FIRST,
+        Lane::Retry => CANDIDATES_RETRY,
     };
-    let look = plan(&candidates(pool, candidates_sql, claim).await?, claim);
-    if look.grants.is_empty() {
-        return Ok(Claimed {
-            deliveries: Vec::new(),
-            next_at: look.next_at,
-        });
-    }
-    let mut tx = pool.begin().await?;
-    sqlx::query(CLAIM_LOCK).execute(&mut *tx).await?;
-    let candidates = candidates(&mut *tx, candidates_sql, claim).await?;
-    let plan = plan(&candidates, claim);
+    let plan = plan(&candidates(pool, candidates_sql, claim).await?, claim);
     if plan.grants.is_empty() {
-        tx.commit().await?;
         return Ok(Claimed {
             deliveries: Vec::new(),
             next_at: plan.next_at,
@@ -116,21 +76,21 @@ pub(crate) async fn claim(pool: &PgPool, claim: &Claim) -> sqlx::Result<Claimed>
     }
     let ids: Vec<&str> = plan.grants.iter().map(|g| g.webhook_id.as_str()).collect();
     let counts: Vec<i64> = plan.grants.iter().map(|g| i64::from(g.count)).collect();
-    let mut claimed = sqlx::query(claim_sql)
+    let mut claimed = sqlx::query(CLAIM)
+        .bind(claim.lane == Lane::First)
+        .bind(claim.now_ms)
         .bind(lease_until(claim))
         .bind(&claim.lease_token)
-        .bind(claim.now_ms)
         .bind(i64::from(claim.limit))
         .bind(ids)
         .bind(counts)
-        .fetch_all(&mut *tx)
+        .bind(i64::from(claim.default_max_in_flight))
+        .bind(flow::RATE_TOLERANCE_US)
+        .fetch_all(pool)
         .await?
         .iter()
         .map(rows::delivery)
         .collect::<sqlx::Result<Vec<_>>>()?;
-    let rates = claims::rate_updates(&candidates, &claimed, claim.now_ms);
-    claims::set_rates::<Postgres>(&mut tx, &rates).await?;
-    tx.commit().await?;
     claimed.sort_by(|a, b| a.id.cmp(&b.id));
     Ok(Claimed {
         deliveries: claimed,

@@ -1,15 +1,20 @@
-//! Fair claims, the parts both dialects share. A claim runs in three steps inside one
-//! transaction that no other claim on the same database runs beside (SQLite's single writer;
-//! an advisory lock on PostgreSQL), so what the first step counts still holds in the last:
+//! Fair claims, the parts both dialects share. A claim:
 //!
-//! 1. read the *candidates*: every webhook with unfinished deliveries in the lane (a skip scan
+//! 1. reads the *candidates*: every webhook with unfinished deliveries in the lane (a skip scan
 //!    over the lane's `(webhook_id, next_attempt_at, id)` index, one step per webhook), each
 //!    with its earliest due time, its requests in flight (live leases, both lanes) and its
 //!    limits ([`candidate_limit_columns!`]);
-//! 2. [`hookd_core::flow::plan`] decides how many each may give;
-//! 3. one statement leases that many of each webhook's oldest due deliveries, round-robin
-//!    across webhooks up to the claim's limit, and the rate limiters of the webhooks it took
-//!    from move on ([`rate_updates`], [`SET_RATE`]).
+//! 2. lets [`hookd_core::flow::plan`] decide how many each may give; when none may, the lane
+//!    is idle and this read was the whole claim, with no lock taken;
+//! 3. leases that many of each webhook's oldest due deliveries, round-robin across webhooks up
+//!    to the claim's limit, and moves the rate limiters of the webhooks it took from on.
+//!
+//! Step 3 runs with no other claim on the database beside it, so the limits hold across
+//! processes. SQLite reads the candidates again inside its `BEGIN IMMEDIATE` transaction (the
+//! single writer) and writes the rate limiters with [`rate_updates`] and [`SET_RATE`].
+//! PostgreSQL does step 3 in one statement, a function that takes an advisory lock and
+//! re-applies the plan's rules to the state it reads after the lock (migration 0004); the two
+//! must agree with `flow::plan`, and the conformance suite checks both.
 //!
 //! A webhook at its cap, rate-limited or with an open circuit therefore never stands in front
 //! of another webhook's due deliveries, however long its own backlog.
