@@ -237,6 +237,9 @@ pub struct Plan {
     /// falls due, its rate allows another request or its circuit's cool-down ends. Webhooks at
     /// their in-flight cap have no such instant: a finished delivery wakes the lane.
     pub next_at: Option<i64>,
+    /// A webhook has due deliveries but no room (its cap, or its probe, is in flight): only a
+    /// finished delivery lets the claim take more.
+    pub waits_for_a_slot: bool,
 }
 
 /// Decides what a claim at `now_ms` may take of each candidate, at most `batch` in all per
@@ -265,6 +268,7 @@ pub fn plan(candidates: &[Candidate], now_ms: i64, default_max_in_flight: u32, b
             CircuitState::HalfOpen => room = room.min(u32::from(c.in_flight == 0)),
         }
         if room == 0 {
+            plan.waits_for_a_slot |= c.due_at <= now_ms;
             continue;
         }
         if let Some(rate) = limits.rate_limit {
@@ -499,6 +503,17 @@ mod tests {
         );
         assert_eq!(counts(&p), [("wh_some".into(), 2), ("wh_idle".into(), 16)]);
         assert_eq!(p.next_at, Some(500));
+        assert!(
+            p.waits_for_a_slot,
+            "the full webhook waits for a finished delivery"
+        );
+        let p = plan(
+            &[candidate("wh_idle", 0, 0, Some(limits(None)))],
+            100,
+            16,
+            256,
+        );
+        assert!(!p.waits_for_a_slot);
     }
 
     #[test]

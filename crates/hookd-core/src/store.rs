@@ -130,6 +130,9 @@ pub struct Claimed {
     /// When something the claim could not take yet may become claimable (see
     /// [`crate::flow::Plan::next_at`]); `None`: only new work or a finished delivery will.
     pub next_at: Option<i64>,
+    /// Some webhook's due deliveries wait for one of its requests in flight to finish
+    /// ([`crate::flow::Plan::waits_for_a_slot`]).
+    pub waits_for_a_slot: bool,
 }
 
 /// Where a delivery goes after an attempt.

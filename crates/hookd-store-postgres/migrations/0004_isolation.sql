@@ -30,10 +30,7 @@ CREATE INDEX deliveries_leased ON deliveries (webhook_id, next_attempt_at)
 CREATE FUNCTION hookd_claim_deliveries(
     p_first boolean, p_now bigint, p_lease_until bigint, p_token text, p_limit bigint,
     p_ids text[], p_counts bigint[], p_default_cap bigint, p_tolerance_us bigint
-) RETURNS SETOF deliveries LANGUAGE plpgsql
--- Plan each call for its own arguments: a generic plan chosen while the table was small would
--- scan it once it grew.
-SET plan_cache_mode = force_custom_plan AS $$
+) RETURNS SETOF deliveries LANGUAGE plpgsql AS $$
 BEGIN
     PERFORM pg_advisory_xact_lock(hashtext('hookd_claim:' || current_schema()));
     IF p_first THEN

@@ -72,6 +72,7 @@ pub(crate) async fn claim(pool: &PgPool, claim: &Claim) -> sqlx::Result<Claimed>
         return Ok(Claimed {
             deliveries: Vec::new(),
             next_at: plan.next_at,
+            waits_for_a_slot: plan.waits_for_a_slot,
         });
     }
     let ids: Vec<&str> = plan.grants.iter().map(|g| g.webhook_id.as_str()).collect();
@@ -95,6 +96,7 @@ pub(crate) async fn claim(pool: &PgPool, claim: &Claim) -> sqlx::Result<Claimed>
     Ok(Claimed {
         deliveries: claimed,
         next_at: plan.next_at,
+        waits_for_a_slot: plan.waits_for_a_slot,
     })
 }
 

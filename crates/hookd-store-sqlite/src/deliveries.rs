@@ -145,6 +145,7 @@ pub(crate) async fn claim(
         return Ok(Claimed {
             deliveries: Vec::new(),
             next_at: look.next_at,
+            waits_for_a_slot: look.waits_for_a_slot,
         });
     }
     let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
@@ -154,6 +155,7 @@ pub(crate) async fn claim(
         return Ok(Claimed {
             deliveries: Vec::new(),
             next_at: plan.next_at,
+            waits_for_a_slot: plan.waits_for_a_slot,
         });
     }
     let grants: Vec<(&str, u32)> = plan
@@ -180,6 +182,7 @@ pub(crate) async fn claim(
     Ok(Claimed {
         deliveries: claimed,
         next_at: plan.next_at,
+        waits_for_a_slot: plan.waits_for_a_slot,
     })
 }
 

@@ -17,6 +17,7 @@ pub mod scheduler;
 pub mod send;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -57,8 +58,21 @@ pub struct Worker {
 pub enum Step {
     /// Dispatched this many deliveries.
     Dispatched(usize),
-    /// Nothing could be claimed; something may become claimable at `next_at` (epoch ms).
-    Idle { next_at: Option<i64> },
+    /// Nothing could be claimed; something may become claimable at `next_at` (epoch ms), or
+    /// when a request in flight finishes (`waits_for_a_slot`).
+    Idle {
+        next_at: Option<i64>,
+        waits_for_a_slot: bool,
+    },
+}
+
+/// What a lane shares with the other lane and the recorder.
+#[derive(Debug, Clone)]
+struct LaneState {
+    budget: Budget,
+    /// Set by a lane that found due deliveries of a webhook at its cap: the recorder then
+    /// wakes the lanes after its next batch, as a finished delivery frees a slot.
+    slot_waiters: Arc<AtomicBool>,
 }
 
 /// The process's budget of requests in flight, shared by the lanes: first attempts may use all
@@ -122,20 +136,22 @@ impl Worker {
     /// flips to true; then lets in-flight deliveries finish and flushes their outcomes.
     pub async fn run(self, shutdown: watch::Receiver<bool>) {
         let (tx, rx) = mpsc::channel(4096);
+        let slot_waiters = Arc::new(AtomicBool::new(false));
         let recorder = tokio::spawn(recorder::run(
             self.store.clone(),
             rx,
             self.wake.clone(),
+            slot_waiters.clone(),
             self.metrics.clone(),
         ));
         let mut tasks = JoinSet::new();
         let budget = Budget::new(self.settings.delivery.concurrency);
         for lane in [Lane::First, Lane::Retry] {
-            let budget = budget.clone();
-            tasks.spawn(
-                self.clone()
-                    .lane(lane, budget, tx.clone(), shutdown.clone()),
-            );
+            let state = LaneState {
+                budget: budget.clone(),
+                slot_waiters: slot_waiters.clone(),
+            };
+            tasks.spawn(self.clone().lane(lane, state, tx.clone(), shutdown.clone()));
         }
         drop(tx);
         tasks.spawn(self.clone().relay_external_wakeups(shutdown.clone()));
@@ -154,7 +170,7 @@ impl Worker {
     async fn lane(
         self,
         lane: Lane,
-        budget: Budget,
+        state: LaneState,
         tx: mpsc::Sender<hookd_core::store::Outcome>,
         mut shutdown: watch::Receiver<bool>,
     ) {
@@ -165,9 +181,17 @@ impl Worker {
             let notified = self.wake.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            let wait = match self.step(lane, &budget, &tx, &mut inflight).await {
+            let wait = match self.step(lane, &state.budget, &tx, &mut inflight).await {
                 Ok(Step::Dispatched(_)) => continue,
-                Ok(Step::Idle { next_at }) => sleep_until(Ok(next_at), IDLE_MAX),
+                Ok(Step::Idle {
+                    next_at,
+                    waits_for_a_slot,
+                }) => {
+                    if waits_for_a_slot {
+                        state.slot_waiters.store(true, Ordering::Release);
+                    }
+                    sleep_until(Ok(next_at), IDLE_MAX)
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, ?lane, "claiming deliveries failed");
                     sleep_until(Err(e), IDLE_MAX)
@@ -204,9 +228,13 @@ impl Worker {
         let Claimed {
             deliveries: claimed,
             next_at,
+            waits_for_a_slot,
         } = self.store.claim_due_deliveries(&claim).await?;
         if claimed.is_empty() {
-            return Ok(Step::Idle { next_at });
+            return Ok(Step::Idle {
+                next_at,
+                waits_for_a_slot,
+            });
         }
         let n = claimed.len();
         let (events, hooks) = self.load_context(&claimed).await?;
