@@ -1360,18 +1360,40 @@ pub async fn claims_hold_each_webhooks_in_flight_cap(store: &dyn Store) {
         store,
         &Claim {
             default_max_in_flight: 4,
+            lease_token: "third".into(),
             ..claim(Lane::First, T0 + 3, 256)
         },
     )
     .await;
     assert_eq!(per_webhook(&third), BTreeMap::from([(capped.clone(), 1)]));
 
-    // Retries count against the same cap, and expired leases free their slot.
+    // Retries count against the same cap: one of the capped webhook's three in flight fails
+    // and is retried at once; with it in flight again the first lane gets none.
+    let third = third[0].clone();
+    let c3 = Claim {
+        default_max_in_flight: 4,
+        lease_token: "third".into(),
+        ..claim(Lane::First, T0 + 3, 256)
+    };
+    record(store, &[answer(&c3, &third, T0 + 4, retry_at(T0 + 4))]).await;
     let retries = Claim {
         default_max_in_flight: 4,
-        ..claim(Lane::Retry, T0 + 3, 256)
+        ..claim(Lane::Retry, T0 + 5, 256)
     };
-    assert!(claimed(store, &retries).await.is_empty());
+    assert_eq!(
+        claimed(store, &retries).await.len(),
+        1,
+        "the retry takes the free slot"
+    );
+    let firsts = Claim {
+        default_max_in_flight: 4,
+        ..claim(Lane::First, T0 + 5, 256)
+    };
+    assert!(
+        claimed(store, &firsts).await.is_empty(),
+        "a retry in flight counts against the cap of first attempts"
+    );
+    // Expired leases are no longer in flight.
     let after_leases = Claim {
         default_max_in_flight: 4,
         ..claim(Lane::First, T0 + LEASE_MS + 10, 256)
@@ -1386,8 +1408,9 @@ pub async fn claims_go_round_robin_across_webhooks(store: &dyn Store) {
         limited(store, None, None).await,
         limited(store, None, None).await,
     ];
+    // The last-made webhook (the highest id) has the oldest backlog: a turn goes by age, not id.
     for (i, wh) in hooks.iter().enumerate() {
-        queue_many(store, wh, 5, T0 - 100 * (3 - i as i64)).await;
+        queue_many(store, wh, 5, T0 - 100 * (i as i64 + 1)).await;
     }
     let got = claimed(store, &claim(Lane::First, T0, 7)).await;
     let counts: Vec<usize> = hooks.iter().map(|h| per_webhook(&got)[h]).collect();
@@ -1396,7 +1419,12 @@ pub async fn claims_go_round_robin_across_webhooks(store: &dyn Store) {
         counts.iter().all(|&n| n == 2 || n == 3),
         "each webhook gets its turn: {counts:?}"
     );
-    assert_eq!(counts[0], 3, "the oldest webhook's delivery goes first");
+    assert_eq!(counts[2], 3, "the oldest webhook's delivery goes first");
+    let one = claimed(store, &claim(Lane::First, T0, 1)).await;
+    assert_eq!(
+        one[0].webhook_id, hooks[2],
+        "a claim of one takes the oldest"
+    );
 }
 
 pub async fn rate_limited_webhooks_wait_their_turn(store: &dyn Store) {
@@ -1547,17 +1575,17 @@ pub async fn a_failed_probe_reopens_the_circuit_for_longer(store: &dyn Store) {
 }
 
 pub async fn an_update_closes_the_circuit_and_disabled_webhooks_have_no_limits(store: &dyn Store) {
-    let wh = limited(store, Some(1), None).await;
-    queue_many(store, &wh, 6, T0).await;
+    let wh = limited(store, Some(4), None).await;
+    queue_many(store, &wh, 10, T0).await;
     let c = claim(Lane::First, T0, 10);
     let sent = claimed(store, &c).await;
-    assert_eq!(sent.len(), 1, "the cap of one");
-    record(store, &[answer(&c, &sent[0], T0, timed_out_for_good())]).await;
-    for at in [T0 + 1, T0 + 2] {
-        let c = claim(Lane::First, at, 10);
-        let sent = claimed(store, &c).await;
-        record(store, &[answer(&c, &sent[0], at, timed_out_for_good())]).await;
-    }
+    assert_eq!(sent.len(), 4, "the cap of four");
+    let timeouts: Vec<Outcome> = sent
+        .iter()
+        .take(3)
+        .map(|d| answer(&c, d, T0, timed_out_for_good()))
+        .collect();
+    record(store, &timeouts).await;
     let open = webhook_state(store, &wh).await;
     assert!(matches!(
         open.circuit.state(T0 + 100),
@@ -1567,12 +1595,12 @@ pub async fn an_update_closes_the_circuit_and_disabled_webhooks_have_no_limits(s
         .await
         .is_empty());
 
-    // The owner disables it: its deliveries are claimed past cap and circuit, to fail unsent.
-    let mut off = open.clone();
-    off.active = false;
-    off.updated_at = T0 + 200;
+    // An update (the owner fixes the URL) closes the circuit.
+    let mut fixed = open.clone();
+    fixed.spec.url = "https://example.com/fixed".into();
+    fixed.updated_at = T0 + 200;
     assert_eq!(
-        store.update_webhook(&off, &open).await.unwrap(),
+        store.update_webhook(&fixed, &open).await.unwrap(),
         Written::Done
     );
     let stored = webhook_state(store, &wh).await;
@@ -1581,11 +1609,38 @@ pub async fn an_update_closes_the_circuit_and_disabled_webhooks_have_no_limits(s
         Circuit::default(),
         "an update closes the circuit"
     );
-    let past_the_cap = claimed(store, &claim(Lane::First, T0 + 300, 10)).await;
+
+    // Disabled, and its circuit opened again by a late failure: its deliveries are claimed
+    // past the circuit and the cap, for the worker to fail unsent.
+    let mut off = stored.clone();
+    off.active = false;
+    off.updated_at = T0 + 300;
     assert_eq!(
-        past_the_cap.len(),
-        3,
-        "a disabled webhook's deliveries ignore its cap"
+        store.update_webhook(&off, &stored).await.unwrap(),
+        Written::Done
+    );
+    let c2 = claim(Lane::First, T0 + 400, 2);
+    let two = claimed(store, &c2).await;
+    let late: Vec<Outcome> = [&sent[3]]
+        .into_iter()
+        .chain(&two)
+        .map(|d| {
+            let c = if d.id == sent[3].id { &c } else { &c2 };
+            answer(c, d, T0 + 400, timed_out_for_good())
+        })
+        .collect();
+    record(store, &late).await;
+    let w = webhook_state(store, &wh).await;
+    assert!(
+        matches!(w.circuit.state(T0 + 500), CircuitState::Open { .. }),
+        "{:?}",
+        w.circuit
+    );
+    let past = claimed(store, &claim(Lane::First, T0 + 500, 10)).await;
+    assert_eq!(
+        past.len(),
+        4,
+        "a disabled webhook's deliveries ignore its circuit and cap"
     );
 }
 

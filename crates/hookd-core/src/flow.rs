@@ -128,12 +128,14 @@ impl Circuit {
         match signal {
             Signal::Neutral => self,
             Signal::Reachable => Circuit::default(),
+            // Circuit breaking turned off: whatever was open closes.
+            Signal::Failure if policy.failures == 0 => Circuit::default(),
             Signal::Failure => {
                 let failures = self.consecutive_failures.saturating_add(1);
                 let reopen = match self.state(now_ms) {
                     CircuitState::Open { .. } => return self.with_failures(failures),
                     CircuitState::HalfOpen => true,
-                    CircuitState::Closed => policy.failures > 0 && failures >= policy.failures,
+                    CircuitState::Closed => failures >= policy.failures,
                 };
                 if !reopen {
                     return self.with_failures(failures);
@@ -399,6 +401,16 @@ mod tests {
             c = c.after(Signal::Failure, t, &p);
         }
         assert_eq!(c.state(100), CircuitState::Closed);
+        let was_open = Circuit {
+            consecutive_failures: 9,
+            open_until: Some(50),
+            opens: 2,
+        };
+        assert_eq!(
+            was_open.after(Signal::Failure, 100, &p),
+            Circuit::default(),
+            "a circuit opened before breaking was turned off closes at its next failure"
+        );
     }
 
     /// Simulates claims every `every_us` for `total_us` against a limit of `n`/s and returns the

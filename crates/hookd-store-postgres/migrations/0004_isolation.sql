@@ -52,7 +52,7 @@ BEGIN
                       AND webhook_id = g.webhook_id AND next_attempt_at <= p_now
                     ORDER BY next_attempt_at, id LIMIT GREATEST(g.n, 0)
                     FOR UPDATE SKIP LOCKED) AS d) AS q
-            ORDER BY q.k, q.next_attempt_at LIMIT p_limit),
+            ORDER BY q.k, q.next_attempt_at, q.id LIMIT p_limit),
         claimed AS (
             UPDATE deliveries AS d
             SET status = 'delivering', next_attempt_at = p_lease_until, lease_token = p_token,
@@ -85,7 +85,7 @@ BEGIN
                       AND webhook_id = g.webhook_id AND next_attempt_at <= p_now
                     ORDER BY next_attempt_at, id LIMIT GREATEST(g.n, 0)
                     FOR UPDATE SKIP LOCKED) AS d) AS q
-            ORDER BY q.k, q.next_attempt_at LIMIT p_limit),
+            ORDER BY q.k, q.next_attempt_at, q.id LIMIT p_limit),
         claimed AS (
             UPDATE deliveries AS d
             SET status = 'delivering', next_attempt_at = p_lease_until, lease_token = p_token,

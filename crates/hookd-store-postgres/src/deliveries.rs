@@ -54,6 +54,9 @@ const CANDIDATES_RETRY: &str =
 const CLAIM: &str =
     "SELECT * FROM hookd_claim_deliveries($1, $2, $3, $4, $5, $6::text[], $7::bigint[], $8, $9)";
 
+/// How soon a claim that found due rows locked by another transaction looks again.
+const RETRY_SOON_MS: i64 = 10;
+
 /// A fair claim ([`hookd_store_sql::claims`]). It first plans without the lock or a
 /// transaction: an idle lane, or one whose webhooks are all at their limits, costs that one
 /// statement. Otherwise one more statement claims: under a transaction-scoped advisory lock
@@ -67,7 +70,7 @@ pub(crate) async fn claim(pool: &PgPool, claim: &Claim) -> sqlx::Result<Claimed>
         Lane::First => CANDIDATES_FIRST,
         Lane::Retry => CANDIDATES_RETRY,
     };
-    let plan = plan(&candidates(pool, candidates_sql, claim).await?, claim);
+    let plan = plan_for(&candidates(pool, candidates_sql, claim).await?, claim);
     if plan.grants.is_empty() {
         return Ok(Claimed {
             deliveries: Vec::new(),
@@ -92,6 +95,18 @@ pub(crate) async fn claim(pool: &PgPool, claim: &Claim) -> sqlx::Result<Claimed>
         .iter()
         .map(rows::delivery)
         .collect::<sqlx::Result<Vec<_>>>()?;
+    if claimed.is_empty() {
+        // Another claim took the room between the plan and the lock: plan again, so the lane
+        // sleeps until the right time.
+        // (rows another transaction was writing were passed over: look again shortly).
+        let again = plan_for(&candidates(pool, candidates_sql, claim).await?, claim);
+        let soon = (!again.grants.is_empty()).then_some(claim.now_ms + RETRY_SOON_MS);
+        return Ok(Claimed {
+            deliveries: Vec::new(),
+            next_at: soon.or(again.next_at),
+            waits_for_a_slot: again.waits_for_a_slot,
+        });
+    }
     claimed.sort_by(|a, b| a.id.cmp(&b.id));
     Ok(Claimed {
         deliveries: claimed,
@@ -113,7 +128,7 @@ where
         .collect()
 }
 
-fn plan(candidates: &[Candidate], claim: &Claim) -> flow::Plan {
+fn plan_for(candidates: &[Candidate], claim: &Claim) -> flow::Plan {
     flow::plan(
         candidates,
         claim.now_ms,

@@ -52,7 +52,8 @@ pub fn rate_updates(
     candidates
         .iter()
         .filter_map(|c| {
-            let limits = c.limits.as_ref()?;
+            // A disabled webhook's deliveries are failed unsent: they use none of its rate.
+            let limits = c.limits.as_ref().filter(|l| l.active)?;
             let rate = limits.rate_limit?;
             let n = *taken.get(c.webhook_id.as_str())?;
             let tat = rate_after(rate, limits.rate_tat_us, now_ms * 1000, n);

@@ -63,8 +63,8 @@ const CANDIDATES_RETRY: &str = candidates_sql!(
 );
 
 /// Leases what the plan grants: for each `[webhook_id, n]` of the JSON array `$5`, its `n`
-/// oldest due deliveries, taken round-robin (every webhook's first, then every second...) up to
-/// `$4` in all. `$1` lease end, `$2` lease token, `$3` now. The walk steps from one delivery to
+/// oldest due deliveries, taken round-robin (every webhook's first, oldest first, then every
+/// second...) up to `$4` in all. `$1` lease end, `$2` lease token, `$3` now. The walk steps from one delivery to
 /// the next in `(next_attempt_at, id)` order with two seeks (same due time and a later id, or a
 /// later due time): a row-value comparison would not seek on `id`, and deliveries published
 /// together share their due time.
@@ -108,7 +108,7 @@ macro_rules! claim_sql {
                             AND next_attempt_at > w.at AND next_attempt_at <= $3
                           ORDER BY next_attempt_at, id LIMIT 1))
                      WHERE w.k < w.n
-                     ORDER BY 4 LIMIT $4)
+                     ORDER BY 4, 2, 3 LIMIT $4)
                  SELECT id FROM walk)
              RETURNING ",
             delivery_columns!()
@@ -140,7 +140,7 @@ pub(crate) async fn claim(
         Lane::First => (CANDIDATES_FIRST, CLAIM_FIRST),
         Lane::Retry => (CANDIDATES_RETRY, CLAIM_RETRY),
     };
-    let look = plan(&candidates(reader, candidates_sql, claim).await?, claim);
+    let look = plan_for(&candidates(reader, candidates_sql, claim).await?, claim);
     if look.grants.is_empty() {
         return Ok(Claimed {
             deliveries: Vec::new(),
@@ -150,7 +150,7 @@ pub(crate) async fn claim(
     }
     let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
     let candidates = candidates(&mut *tx, candidates_sql, claim).await?;
-    let plan = plan(&candidates, claim);
+    let plan = plan_for(&candidates, claim);
     if plan.grants.is_empty() {
         return Ok(Claimed {
             deliveries: Vec::new(),
@@ -199,7 +199,7 @@ where
         .collect()
 }
 
-fn plan(candidates: &[Candidate], claim: &Claim) -> flow::Plan {
+fn plan_for(candidates: &[Candidate], claim: &Claim) -> flow::Plan {
     flow::plan(
         candidates,
         claim.now_ms,

@@ -73,6 +73,8 @@ struct LaneState {
     /// Set by a lane that found due deliveries of a webhook at its cap: the recorder then
     /// wakes the lanes after its next batch, as a finished delivery frees a slot.
     slot_waiters: Arc<AtomicBool>,
+    /// Webhooks whose circuit breaker is not clean, for the recorder.
+    circuits: recorder::Circuits,
 }
 
 /// The process's budget of requests in flight, shared by the lanes: first attempts may use all
@@ -97,6 +99,29 @@ impl Budget {
             all: Arc::new(Semaphore::new(concurrency)),
             retries: Arc::new(Semaphore::new(concurrency.div_ceil(2))),
         }
+    }
+
+    /// Waits for one slot for `lane`, then takes as many more as are free, up to `max` in all.
+    pub async fn reserve(&self, lane: Lane, max: usize) -> Vec<Slot> {
+        let mut slots = vec![self.acquire(lane).await];
+        while slots.len() < max {
+            let Some(slot) = self.try_acquire(lane) else {
+                break;
+            };
+            slots.push(slot);
+        }
+        slots
+    }
+
+    fn try_acquire(&self, lane: Lane) -> Option<Slot> {
+        let retry = match lane {
+            Lane::First => None,
+            Lane::Retry => Some(self.retries.clone().try_acquire_owned().ok()?),
+        };
+        Some(Slot {
+            _all: self.all.clone().try_acquire_owned().ok()?,
+            _retry: retry,
+        })
     }
 
     /// Waits for a slot for `lane`.
@@ -137,11 +162,13 @@ impl Worker {
     pub async fn run(self, shutdown: watch::Receiver<bool>) {
         let (tx, rx) = mpsc::channel(4096);
         let slot_waiters = Arc::new(AtomicBool::new(false));
+        let circuits = recorder::Circuits::default();
         let recorder = tokio::spawn(recorder::run(
             self.store.clone(),
             rx,
             self.wake.clone(),
             slot_waiters.clone(),
+            circuits.clone(),
             self.metrics.clone(),
         ));
         let mut tasks = JoinSet::new();
@@ -150,6 +177,7 @@ impl Worker {
             let state = LaneState {
                 budget: budget.clone(),
                 slot_waiters: slot_waiters.clone(),
+                circuits: circuits.clone(),
             };
             tasks.spawn(self.clone().lane(lane, state, tx.clone(), shutdown.clone()));
         }
@@ -181,7 +209,7 @@ impl Worker {
             let notified = self.wake.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            let wait = match self.step(lane, &state.budget, &tx, &mut inflight).await {
+            let wait = match self.step(lane, &state, &tx, &mut inflight).await {
                 Ok(Step::Dispatched(_)) => continue,
                 Ok(Step::Idle {
                     next_at,
@@ -207,20 +235,21 @@ impl Worker {
     }
 
     /// Claims what is due in `lane` (as many as the budget has room for) and starts sending it.
-    pub async fn step(
+    async fn step(
         &self,
         lane: Lane,
-        budget: &Budget,
+        state: &LaneState,
         tx: &mpsc::Sender<hookd_core::store::Outcome>,
         inflight: &mut JoinSet<()>,
     ) -> Result<Step, hookd_core::StoreError> {
-        let first = budget.acquire(lane).await;
-        let free = (budget.free(lane) + 1).min(CLAIM_BATCH as usize) as u32;
+        // Slots are taken before the claim, so every delivery claimed is sent at once: the
+        // other lane draws on the same budget, and a lease must not wait for a slot.
+        let mut slots = state.budget.reserve(lane, CLAIM_BATCH as usize).await;
         let token = crate::auth::generate_token();
         let claim = Claim {
             lane,
             now_ms: crate::now_ms(),
-            limit: free,
+            limit: slots.len() as u32,
             lease: self.settings.delivery.lease,
             lease_token: token.clone(),
             default_max_in_flight: self.settings.delivery.max_in_flight_per_webhook,
@@ -237,13 +266,10 @@ impl Worker {
             });
         }
         let n = claimed.len();
+        slots.truncate(n);
         let (events, hooks) = self.load_context(&claimed).await?;
-        let mut permit = Some(first);
-        for delivery in claimed {
-            let permit = match permit.take() {
-                Some(p) => p,
-                None => budget.acquire(lane).await,
-            };
+        state.circuits.note_loaded(hooks.values().map(|w| &**w));
+        for (delivery, permit) in claimed.into_iter().zip(slots) {
             let (event, hook) = (
                 events.get(&delivery.event_id),
                 hooks.get(&delivery.webhook_id),
@@ -380,5 +406,24 @@ mod tests {
             "first attempts may use all of it"
         );
         assert_eq!(budget.free(Lane::Retry), 0, "and then no retry goes");
+    }
+
+    #[tokio::test]
+    async fn a_reservation_takes_what_is_free_without_waiting_for_more() {
+        let budget = Budget::new(10);
+        let held = budget.reserve(Lane::First, 7).await;
+        assert_eq!(held.len(), 7);
+        let rest = budget.reserve(Lane::Retry, 100).await;
+        assert_eq!(
+            rest.len(),
+            3,
+            "the rest of the budget, not half of the whole"
+        );
+        drop(held);
+        assert_eq!(
+            budget.reserve(Lane::Retry, 100).await.len(),
+            2,
+            "retries stop at half"
+        );
     }
 }

@@ -192,21 +192,9 @@ pub async fn attempt(
         webhook: effect,
         disable_if_failing_since_before: done_ms
             - settings.delivery.disable_after.as_millis() as i64,
-        circuit: circuit_signal(webhook, &result),
+        circuit: flow::signal(&result),
         circuit_policy: settings.delivery.circuit,
         now_ms: done_ms,
-    }
-}
-
-/// What the attempt tells the webhook's circuit breaker. A reachable answer to a webhook whose
-/// breaker was clean when the delivery was claimed says nothing new, so the recorder need not
-/// touch its row: healthy traffic costs no circuit writes.
-fn circuit_signal(webhook: &Webhook, result: &AttemptResult) -> flow::Signal {
-    match flow::signal(result) {
-        flow::Signal::Reachable if webhook.circuit == flow::Circuit::default() => {
-            flow::Signal::Neutral
-        }
-        signal => signal,
     }
 }
 
