@@ -232,8 +232,6 @@ pub struct Received {
     pub path: String,
     pub headers: HeaderMap,
     pub body: Bytes,
-    /// When the request arrived.
-    pub at: Instant,
 }
 
 impl Received {
@@ -367,7 +365,6 @@ async fn receive(
         path: parts.uri.path().to_owned(),
         headers: parts.headers,
         body,
-        at: Instant::now(),
     });
     let scripted = state.script.lock().unwrap().pop_front();
     let reply = scripted

@@ -156,13 +156,12 @@ pub async fn wait_ready(base: &str) {
     }
 }
 
-/// A receiver that counts requests per `webhook-id`, answering after `delay`; it also notes
-/// when each request arrived and the most it was answering at once.
+/// A receiver that counts requests per `webhook-id`, answering after `delay`; it also notes the
+/// most requests it was answering at once.
 #[derive(Clone)]
 pub struct Counter {
     pub addr: SocketAddr,
     pub seen: Arc<Mutex<HashMap<String, u32>>>,
-    pub arrivals: Arc<Mutex<Vec<Instant>>>,
     /// Requests being answered now, and the most at once.
     pub open: Arc<Mutex<(usize, usize)>>,
 }
@@ -172,7 +171,6 @@ impl Counter {
         let counter = Self {
             addr: "127.0.0.1:0".parse().unwrap(),
             seen: Arc::default(),
-            arrivals: Arc::default(),
             open: Arc::default(),
         };
         let c = counter.clone();
@@ -184,7 +182,6 @@ impl Counter {
                     .and_then(|v| v.to_str().ok())
                     .unwrap_or("");
                 *c.seen.lock().unwrap().entry(id.to_owned()).or_default() += 1;
-                c.arrivals.lock().unwrap().push(Instant::now());
                 {
                     let mut open = c.open.lock().unwrap();
                     open.0 += 1;
@@ -199,21 +196,6 @@ impl Counter {
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         Self { addr, ..counter }
-    }
-
-    /// The most requests that arrived within any one second.
-    pub fn busiest_second(&self) -> usize {
-        let mut at = self.arrivals.lock().unwrap().clone();
-        at.sort();
-        (0..at.len())
-            .map(|i| {
-                at[i..]
-                    .iter()
-                    .take_while(|&&t| t < at[i] + Duration::from_secs(1))
-                    .count()
-            })
-            .max()
-            .unwrap_or(0)
     }
 
     pub fn distinct(&self) -> usize {
