@@ -83,7 +83,6 @@ macro_rules! conformance_tests {
             claims_say_when_to_look_again,
             claims_hold_each_webhooks_in_flight_cap,
             claims_go_round_robin_across_webhooks,
-            answered_requests_do_not_hold_the_cap,
             rate_limited_webhooks_wait_their_turn,
             open_circuits_hold_deliveries_until_a_probe_closes_them,
             a_failed_probe_reopens_the_circuit_for_longer,
@@ -237,7 +236,6 @@ fn claim(lane: Lane, now_ms: i64, limit: u32) -> Claim {
         lease: LEASE,
         lease_token: format!("lease-{}", seq()),
         default_max_in_flight: 1_000,
-        answered: Vec::new(),
     }
 }
 
@@ -1402,40 +1400,6 @@ pub async fn claims_hold_each_webhooks_in_flight_cap(store: &dyn Store) {
     };
     let fourth = per_webhook(&claimed(store, &after_leases).await);
     assert_eq!(fourth[&capped], 2, "expired leases are no longer in flight");
-}
-
-pub async fn answered_requests_do_not_hold_the_cap(store: &dyn Store) {
-    let wh = limited(store, Some(2), None).await;
-    queue_many(store, &wh, 6, T0).await;
-    let c = claim(Lane::First, T0, 10);
-    let first = claimed(store, &c).await;
-    assert_eq!(first.len(), 2);
-    assert!(
-        claimed(store, &claim(Lane::First, T0, 10)).await.is_empty(),
-        "at its cap"
-    );
-    // The claimer's two requests have ended; their outcomes are not recorded yet.
-    let answered = Claim {
-        answered: first.iter().map(|d| d.id.clone()).collect(),
-        ..claim(Lane::First, T0, 10)
-    };
-    let second = claimed(store, &answered).await;
-    assert_eq!(second.len(), 2, "two requests are out again");
-    // Once an answered delivery's outcome is recorded, naming it frees nothing more: with the
-    // first answered one and the second's request recorded, one answered lease (the first
-    // claim's other) and one request are left, so one more may go out.
-    record(store, &[answer(&c, &first[0], T0, ok())]).await;
-    record(store, &[answer(&answered, &second[0], T0, ok())]).await;
-    let stale = Claim {
-        answered: first.iter().map(|d| d.id.clone()).collect(),
-        ..claim(Lane::First, T0, 10)
-    };
-    let third = claimed(store, &stale).await;
-    assert_eq!(
-        third.len(),
-        1,
-        "a recorded delivery named as answered frees no slot"
-    );
 }
 
 pub async fn claims_go_round_robin_across_webhooks(store: &dyn Store) {

@@ -218,11 +218,6 @@ pub struct Candidate {
     pub due_at: i64,
     /// Its deliveries under a live lease, in both lanes.
     pub in_flight: u32,
-    /// Of those, the ones whose request has already ended in the claiming process (their
-    /// outcome is not recorded yet): they hold a lease but no request, so they do not count
-    /// against the cap. They still count for the half-open probe: one probe until its outcome
-    /// is known.
-    pub answered: u32,
     /// `None` when the webhook no longer exists (a publish raced its deletion): its deliveries
     /// are claimed without limits, for the worker to cancel. Those of a disabled webhook are
     /// too, for the worker to fail unsent.
@@ -265,8 +260,7 @@ pub fn plan(candidates: &[Candidate], now_ms: i64, default_max_in_flight: u32, b
             continue;
         };
         let cap = limits.max_in_flight.unwrap_or(default_max_in_flight);
-        let requests = c.in_flight.saturating_sub(c.answered);
-        let mut room = cap.saturating_sub(requests).min(batch);
+        let mut room = cap.saturating_sub(c.in_flight).min(batch);
         match limits.circuit.state(now_ms) {
             CircuitState::Closed => {}
             CircuitState::Open { until } => {
@@ -485,7 +479,6 @@ mod tests {
             webhook_id: WebhookId::from_trusted(id.into()),
             due_at,
             in_flight,
-            answered: 0,
             limits,
         }
     }
@@ -533,36 +526,6 @@ mod tests {
             256,
         );
         assert!(!p.waits_for_a_slot);
-    }
-
-    #[test]
-    fn answered_requests_free_their_slot_but_not_the_probe() {
-        let full = Candidate {
-            answered: 6,
-            ..candidate("wh_full", 0, 16, Some(limits(None)))
-        };
-        let p = plan(&[full], 100, 16, 256);
-        assert_eq!(counts(&p), [("wh_full".into(), 6)]);
-        let probing = Candidate {
-            answered: 1,
-            ..candidate(
-                "wh_probe",
-                0,
-                1,
-                Some(Limits {
-                    circuit: Circuit {
-                        consecutive_failures: 5,
-                        open_until: Some(50),
-                        opens: 1,
-                    },
-                    ..limits(None)
-                }),
-            )
-        };
-        assert!(
-            plan(&[probing], 100, 16, 256).grants.is_empty(),
-            "one probe until it is known"
-        );
     }
 
     #[test]

@@ -120,9 +120,6 @@ pub struct Claim {
     pub lease_token: String,
     /// The in-flight cap of webhooks that set no `max_in_flight`.
     pub default_max_in_flight: u32,
-    /// The claimer's deliveries whose request has ended but whose outcome is not recorded yet
-    /// ([`crate::flow::Candidate::answered`]); only those still leased count.
-    pub answered: Vec<DeliveryId>,
 }
 
 /// What a claim took.

@@ -29,7 +29,7 @@ CREATE INDEX deliveries_leased ON deliveries (webhook_id, next_attempt_at)
 -- webhooks it took from on. The lane predicates repeat the partial indexes' word for word.
 CREATE FUNCTION hookd_claim_deliveries(
     p_first boolean, p_now bigint, p_lease_until bigint, p_token text, p_limit bigint,
-    p_default_cap bigint, p_tolerance_us bigint, p_answered text[]
+    p_default_cap bigint, p_tolerance_us bigint
 ) RETURNS SETOF deliveries LANGUAGE plpgsql AS $$
 BEGIN
     PERFORM pg_advisory_xact_lock(hashtext('hookd_claim:' || current_schema()));
@@ -49,10 +49,7 @@ BEGIN
             SELECT h.webhook_id, hookd_claim_room(p_limit, w, p_now, p_default_cap, p_tolerance_us, (
                 SELECT COUNT(*) FROM deliveries AS l
                 WHERE l.status = 'delivering' AND l.webhook_id = h.webhook_id
-                  AND l.next_attempt_at > p_now), (
-                SELECT COUNT(*) FROM deliveries AS l
-                WHERE l.status = 'delivering' AND l.webhook_id = h.webhook_id
-                  AND l.next_attempt_at > p_now AND l.id = ANY(p_answered))) AS n
+                  AND l.next_attempt_at > p_now)) AS n
             FROM hooks AS h LEFT JOIN webhooks AS w ON w.id = h.webhook_id
             WHERE h.webhook_id IS NOT NULL),
         picked AS (
@@ -96,10 +93,7 @@ BEGIN
             SELECT h.webhook_id, hookd_claim_room(p_limit, w, p_now, p_default_cap, p_tolerance_us, (
                 SELECT COUNT(*) FROM deliveries AS l
                 WHERE l.status = 'delivering' AND l.webhook_id = h.webhook_id
-                  AND l.next_attempt_at > p_now), (
-                SELECT COUNT(*) FROM deliveries AS l
-                WHERE l.status = 'delivering' AND l.webhook_id = h.webhook_id
-                  AND l.next_attempt_at > p_now AND l.id = ANY(p_answered))) AS n
+                  AND l.next_attempt_at > p_now)) AS n
             FROM hooks AS h LEFT JOIN webhooks AS w ON w.id = h.webhook_id
             WHERE h.webhook_id IS NOT NULL),
         picked AS (
@@ -130,21 +124,18 @@ BEGIN
     END IF;
 END $$;
 
--- How many of at most `n` deliveries webhook `w` may take now, given `in_flight` and how many
--- of those the claimer's requests already answered (the same rules as hookd_core::flow::plan):
--- a missing or disabled webhook has no limits; otherwise its cap (over the requests still
--- out), its circuit (none while open, one probe when half open, until its outcome is
--- recorded) and its rate (GCRA) bound it.
+-- How many of at most `n` deliveries webhook `w` may take now, given `in_flight` (the same rules
+-- as hookd_core::flow::plan): a missing or disabled webhook has no limits; otherwise its cap,
+-- its circuit (none while open, one probe when half open) and its rate (GCRA) bound it.
 CREATE FUNCTION hookd_claim_room(
     n bigint, w webhooks, p_now bigint, p_default_cap bigint, p_tolerance_us bigint,
-    in_flight bigint, answered bigint
+    in_flight bigint
 ) RETURNS bigint LANGUAGE sql IMMUTABLE AS $$
     SELECT CASE
         WHEN w.id IS NULL OR NOT w.active THEN n
         ELSE LEAST(
             n,
-            COALESCE(w.max_in_flight, p_default_cap)
-                - (in_flight - LEAST(COALESCE(answered, 0), in_flight)),
+            COALESCE(w.max_in_flight, p_default_cap) - in_flight,
             CASE
                 WHEN w.circuit_open_until IS NULL THEN n
                 WHEN w.circuit_open_until > p_now THEN 0

@@ -12,8 +12,7 @@ use sqlx::{PgPool, Postgres, Row};
 use crate::rows::{self, delivery_columns};
 
 /// Every webhook with unfinished deliveries in the lane (a skip scan: one index step per
-/// webhook), its earliest due time, its requests in flight (and how many of those are among the
-/// claimer's answered ones, `$2`) and its limits. `$1`: now. The
+/// webhook), its earliest due time, its requests in flight and its limits. `$1`: now. The
 /// lane predicates repeat the partial indexes' word for word.
 macro_rules! candidates_sql {
     ($lane:literal) => {
@@ -34,10 +33,7 @@ macro_rules! candidates_sql {
             " AND webhook_id = h.webhook_id) AS due_at,
                  (SELECT COUNT(*) FROM deliveries
                   WHERE status = 'delivering' AND webhook_id = h.webhook_id
-                    AND next_attempt_at > $1) AS in_flight,
-                 (SELECT COUNT(*) FROM deliveries
-                  WHERE status = 'delivering' AND webhook_id = h.webhook_id
-                    AND next_attempt_at > $1 AND id = ANY($2::text[])) AS answered, ",
+                    AND next_attempt_at > $1) AS in_flight, ",
             candidate_limit_columns!(),
             "
              FROM hooks AS h LEFT JOIN webhooks AS w ON w.id = h.webhook_id
@@ -54,8 +50,8 @@ const CANDIDATES_RETRY: &str =
 /// finds the webhooks with due deliveries in the lane, takes what each may give now, leases
 /// round-robin and moves the rate limiters on. `$1` first lane?, `$2` now, `$3` lease end,
 /// `$4` lease token, `$5` the claim's limit, `$6` the default cap, `$7` the rate limiter's
-/// tolerance (µs), `$8` the deliveries of [`Claim::answered`].
-const CLAIM: &str = "SELECT * FROM hookd_claim_deliveries($1, $2, $3, $4, $5, $6, $7, $8::text[])";
+/// tolerance (µs).
+const CLAIM: &str = "SELECT * FROM hookd_claim_deliveries($1, $2, $3, $4, $5, $6, $7)";
 
 /// How soon a claim that found due rows locked by another transaction looks again.
 const RETRY_SOON_MS: i64 = 10;
@@ -81,7 +77,6 @@ pub(crate) async fn claim(pool: &PgPool, claim: &Claim) -> sqlx::Result<Claimed>
             return Ok(idle(&look, claim));
         }
     }
-    let answered: Vec<&str> = claim.answered.iter().map(DeliveryId::as_str).collect();
     let mut claimed = sqlx::query(CLAIM)
         .bind(claim.lane == Lane::First)
         .bind(claim.now_ms)
@@ -90,7 +85,6 @@ pub(crate) async fn claim(pool: &PgPool, claim: &Claim) -> sqlx::Result<Claimed>
         .bind(i64::from(claim.limit))
         .bind(i64::from(claim.default_max_in_flight))
         .bind(flow::RATE_TOLERANCE_US)
-        .bind(answered)
         .fetch_all(pool)
         .await?
         .iter()
@@ -123,10 +117,8 @@ async fn candidates<'e, E>(db: E, sql: &str, claim: &Claim) -> sqlx::Result<Vec<
 where
     E: sqlx::Executor<'e, Database = Postgres>,
 {
-    let answered: Vec<&str> = claim.answered.iter().map(DeliveryId::as_str).collect();
     sqlx::query(sql)
         .bind(claim.now_ms)
-        .bind(answered)
         .fetch_all(db)
         .await?
         .iter()

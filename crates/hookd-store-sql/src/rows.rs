@@ -141,7 +141,6 @@ where
 {
     let exists: Option<N> = get(row, "circuit_failures")?;
     let in_flight: i64 = get(row, "in_flight")?;
-    let answered: i64 = get(row, "answered")?;
     let limits = match exists {
         None => None,
         Some(_) => Some(Limits {
@@ -160,7 +159,6 @@ where
         webhook_id: WebhookId::from_trusted(get(row, "webhook_id")?),
         due_at: get(row, "due_at")?,
         in_flight: <u32 as TryFrom<i64>>::try_from(in_flight.max(0)).unwrap_or(u32::MAX),
-        answered: <u32 as TryFrom<i64>>::try_from(answered.clamp(0, in_flight.max(0))).unwrap_or(0),
         limits,
     })
 }

@@ -12,8 +12,7 @@ use sqlx::{Row, Sqlite, SqlitePool};
 use crate::rows::{self, delivery_columns, IDS_PER_QUERY};
 
 /// Every webhook with unfinished deliveries in the lane (a skip scan: one index step per
-/// webhook), its earliest due time, its requests in flight (and how many of those are among the
-/// claimer's answered ones, the JSON array `$2`) and its limits. `$1`: now. The
+/// webhook), its earliest due time, its requests in flight and its limits. `$1`: now. The
 /// lane predicates repeat the partial indexes' word for word.
 ///
 /// `INDEXED BY` names the indexes: without statistics SQLite's planner may prefer another
@@ -46,11 +45,7 @@ macro_rules! candidates_sql {
             " AND webhook_id = h.webhook_id) AS due_at,
                  (SELECT COUNT(*) FROM deliveries INDEXED BY deliveries_leased
                   WHERE status = 'delivering' AND webhook_id = h.webhook_id
-                    AND next_attempt_at > $1) AS in_flight,
-                 (SELECT COUNT(*) FROM deliveries INDEXED BY deliveries_leased
-                  WHERE status = 'delivering' AND webhook_id = h.webhook_id
-                    AND next_attempt_at > $1
-                    AND id IN (SELECT value FROM json_each($2))) AS answered, ",
+                    AND next_attempt_at > $1) AS in_flight, ",
             candidate_limit_columns!(),
             "
              FROM hooks AS h LEFT JOIN webhooks AS w ON w.id = h.webhook_id
@@ -195,11 +190,8 @@ async fn candidates<'e, E>(db: E, sql: &str, claim: &Claim) -> sqlx::Result<Vec<
 where
     E: sqlx::Executor<'e, Database = Sqlite>,
 {
-    let answered: Vec<&str> = claim.answered.iter().map(DeliveryId::as_str).collect();
-    let answered = serde_json::to_string(&answered).map_err(rows::encode_err)?;
     sqlx::query(sql)
         .bind(claim.now_ms)
-        .bind(answered)
         .fetch_all(db)
         .await?
         .iter()

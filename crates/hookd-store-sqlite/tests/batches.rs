@@ -82,7 +82,6 @@ async fn claim_all(store: &SqliteStore, token: &str) -> Vec<Delivery> {
         lease: Duration::from_secs(30),
         lease_token: token.to_owned(),
         default_max_in_flight: 10_000,
-        answered: Vec::new(),
     };
     store
         .claim_due_deliveries(&claim)

@@ -75,8 +75,6 @@ struct LaneState {
     slot_waiters: Arc<AtomicBool>,
     /// Webhooks whose circuit breaker is not clean, for the recorder.
     circuits: recorder::Circuits,
-    /// Requests that ended and await their outcome's commit, for claims.
-    answered: recorder::Answered,
 }
 
 /// The process's budget of requests in flight, shared by the lanes: first attempts may use all
@@ -165,14 +163,12 @@ impl Worker {
         let (tx, rx) = mpsc::channel(4096);
         let slot_waiters = Arc::new(AtomicBool::new(false));
         let circuits = recorder::Circuits::default();
-        let answered = recorder::Answered::default();
         let recorder = tokio::spawn(recorder::run(
             self.store.clone(),
             rx,
             self.wake.clone(),
             slot_waiters.clone(),
             circuits.clone(),
-            answered.clone(),
             self.metrics.clone(),
         ));
         let mut tasks = JoinSet::new();
@@ -182,7 +178,6 @@ impl Worker {
                 budget: budget.clone(),
                 slot_waiters: slot_waiters.clone(),
                 circuits: circuits.clone(),
-                answered: answered.clone(),
             };
             tasks.spawn(self.clone().lane(lane, state, tx.clone(), shutdown.clone()));
         }
@@ -258,7 +253,6 @@ impl Worker {
             lease: self.settings.delivery.lease,
             lease_token: token.clone(),
             default_max_in_flight: self.settings.delivery.max_in_flight_per_webhook,
-            answered: state.answered.snapshot(),
         };
         let Claimed {
             deliveries: claimed,
@@ -291,17 +285,15 @@ impl Worker {
                         send::not_sent(&delivery, None, &token, ErrorKind::Gone, why)
                     }
                 };
-                state.answered.add(&delivery.id);
                 let _ = tx.send(outcome).await;
                 drop(permit);
                 continue;
             };
             let (me, tx, token) = (self.clone(), tx.clone(), token.clone());
-            let (event, hook, answered) = (event.clone(), hook.clone(), state.answered.clone());
+            let (event, hook) = (event.clone(), hook.clone());
             inflight.spawn(async move {
                 let outcome =
                     send::attempt(&me.sender, &me.settings, &hook, &event, &delivery, &token).await;
-                answered.add(&delivery.id);
                 let _ = tx.send(outcome).await;
                 drop(permit);
             });

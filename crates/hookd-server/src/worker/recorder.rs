@@ -9,7 +9,7 @@ use std::time::Duration;
 use hookd_core::flow::{Circuit, Signal};
 use hookd_core::store::{NextState, Outcome};
 use hookd_core::Store;
-use hookd_core::{DeliveryId, Webhook, WebhookId};
+use hookd_core::{Webhook, WebhookId};
 use tokio::sync::{mpsc, Notify};
 
 /// Most outcomes written in one transaction.
@@ -26,7 +26,6 @@ pub async fn run(
     wake: Arc<Notify>,
     slot_waiters: Arc<AtomicBool>,
     circuits: Circuits,
-    answered: Answered,
     metrics: Arc<crate::metrics::Metrics>,
 ) {
     let mut batch = Vec::with_capacity(BATCH);
@@ -36,7 +35,6 @@ pub async fn run(
             metrics.observe(&batch);
             circuits.forget(&cleared);
         }
-        answered.recorded(&batch);
         // A recorded outcome ends a request in flight: a lane waiting for a webhook under its
         // cap may take the next of its deliveries. A retry may also have been scheduled sooner
         // than a lane sleeps. Otherwise the lanes are left alone: waking them for nothing
@@ -96,41 +94,6 @@ impl Circuits {
         let mut dirty = self.0.lock().expect("circuits lock");
         for id in cleared {
             dirty.remove(id);
-        }
-    }
-}
-
-/// This process's deliveries whose request has ended and whose outcome waits for the
-/// recorder. They hold their lease (and so count in the store as in flight) but no request:
-/// claims name them, so they do not hold their webhook's cap while outcomes queue and commit.
-/// The store counts only those still leased, so a name that outlives its commit frees nothing.
-#[derive(Debug, Clone, Default)]
-pub struct Answered(Arc<Mutex<HashSet<DeliveryId>>>);
-
-impl Answered {
-    /// A delivery's request ended; its outcome is on its way to the recorder.
-    pub fn add(&self, delivery: &DeliveryId) {
-        self.0
-            .lock()
-            .expect("answered lock")
-            .insert(delivery.clone());
-    }
-
-    /// What a claim passes to the store ([`hookd_core::store::Claim::answered`]).
-    pub fn snapshot(&self) -> Vec<DeliveryId> {
-        self.0
-            .lock()
-            .expect("answered lock")
-            .iter()
-            .cloned()
-            .collect()
-    }
-
-    /// The batch's outcomes were written (or given up: their leases then run out).
-    fn recorded(&self, batch: &[Outcome]) {
-        let mut answered = self.0.lock().expect("answered lock");
-        for o in batch {
-            answered.remove(&o.attempt.delivery_id);
         }
     }
 }

@@ -172,12 +172,11 @@ async fn a_circuit_opens_on_timeouts_holds_deliveries_and_a_probe_closes_it(b: B
         assert!(Instant::now() < deadline, "{all:?}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
-    // Three failures open it. A request frees its slot when it ends, before its outcome is
-    // recorded, so a few more may go out meanwhile (a round or two of the cap of three);
-    // the rest are held back.
+    // Three failures open it; up to two more requests may have gone out between the first
+    // outcome being recorded and the third (a slot freed), never more.
     let sent = all.iter().filter(|d| d["attempt_count"] != 0).count();
     assert!(
-        (3..=9).contains(&sent),
+        (3..=5).contains(&sent),
         "{sent} requests before the circuit opened"
     );
     assert!(
