@@ -20,38 +20,28 @@ CREATE INDEX deliveries_queue_retry ON deliveries (webhook_id, next_attempt_at, 
 CREATE INDEX deliveries_leased ON deliveries (webhook_id, next_attempt_at)
     WHERE status = 'delivering';
 
--- A claim in one statement (SPEC §7 "Isolation"). Under a transaction-scoped advisory lock, so
--- claims on this installation take turns, it finds every webhook with unfinished deliveries in
--- the lane (a skip scan, one index step per webhook), works out how many each may take now
--- (hookd_claim_room, with the state read after the lock: every statement of a volatile
--- function sees a fresh snapshot), leases that many of each one's oldest due deliveries,
--- round-robin across webhooks, at most p_limit in all, and moves the rate limiters of the
--- webhooks it took from on. The lane predicates repeat the partial indexes' word for word.
+-- A claim in one statement (SPEC §7 "Isolation"): under a transaction-scoped advisory lock, so
+-- claims on this installation take turns, it leases up to p_counts[i] of webhook p_ids[i]'s
+-- oldest due deliveries in the lane, round-robin across webhooks, at most p_limit in all. The
+-- counts come from a plan made without the lock; each is cut here to what the webhook's
+-- in-flight cap, circuit and rate limiter allow now, with the state read after the lock (every
+-- statement of a volatile function sees a fresh snapshot). The rate limiters of the webhooks
+-- it took from move on. The lane predicates repeat the partial indexes' word for word.
 CREATE FUNCTION hookd_claim_deliveries(
     p_first boolean, p_now bigint, p_lease_until bigint, p_token text, p_limit bigint,
-    p_default_cap bigint, p_tolerance_us bigint
+    p_ids text[], p_counts bigint[], p_default_cap bigint, p_tolerance_us bigint
 ) RETURNS SETOF deliveries LANGUAGE plpgsql AS $$
 BEGIN
     PERFORM pg_advisory_xact_lock(hashtext('hookd_claim:' || current_schema()));
     IF p_first THEN
         RETURN QUERY
-        WITH RECURSIVE hooks (webhook_id) AS (
-            SELECT (SELECT webhook_id FROM deliveries
-                    WHERE status IN ('pending', 'retrying', 'delivering') AND attempts = 0
-                    ORDER BY webhook_id LIMIT 1)
-            UNION ALL
-            SELECT (SELECT webhook_id FROM deliveries
-                    WHERE status IN ('pending', 'retrying', 'delivering') AND attempts = 0
-                      AND webhook_id > hooks.webhook_id
-                    ORDER BY webhook_id LIMIT 1)
-            FROM hooks WHERE hooks.webhook_id IS NOT NULL),
-        grants AS (
-            SELECT h.webhook_id, hookd_claim_room(p_limit, w, p_now, p_default_cap, p_tolerance_us, (
+        WITH grants AS (
+            SELECT g.webhook_id, hookd_claim_room(g.n, w, p_now, p_default_cap, p_tolerance_us, (
                 SELECT COUNT(*) FROM deliveries AS l
-                WHERE l.status = 'delivering' AND l.webhook_id = h.webhook_id
+                WHERE l.status = 'delivering' AND l.webhook_id = g.webhook_id
                   AND l.next_attempt_at > p_now)) AS n
-            FROM hooks AS h LEFT JOIN webhooks AS w ON w.id = h.webhook_id
-            WHERE h.webhook_id IS NOT NULL),
+            FROM UNNEST(p_ids, p_counts) AS g (webhook_id, n)
+            LEFT JOIN webhooks AS w ON w.id = g.webhook_id),
         picked AS (
             SELECT q.id FROM (
                 SELECT d.id, d.next_attempt_at, row_number() OVER (
@@ -61,8 +51,7 @@ BEGIN
                     WHERE status IN ('pending', 'retrying', 'delivering') AND attempts = 0
                       AND webhook_id = g.webhook_id AND next_attempt_at <= p_now
                     ORDER BY next_attempt_at, id LIMIT GREATEST(g.n, 0)
-                    FOR UPDATE SKIP LOCKED) AS d
-                WHERE g.n > 0) AS q
+                    FOR UPDATE SKIP LOCKED) AS d) AS q
             ORDER BY q.k, q.next_attempt_at, q.id LIMIT p_limit),
         claimed AS (
             UPDATE deliveries AS d
@@ -79,23 +68,13 @@ BEGIN
         SELECT * FROM claimed;
     ELSE
         RETURN QUERY
-        WITH RECURSIVE hooks (webhook_id) AS (
-            SELECT (SELECT webhook_id FROM deliveries
-                    WHERE status IN ('pending', 'retrying', 'delivering') AND attempts > 0
-                    ORDER BY webhook_id LIMIT 1)
-            UNION ALL
-            SELECT (SELECT webhook_id FROM deliveries
-                    WHERE status IN ('pending', 'retrying', 'delivering') AND attempts > 0
-                      AND webhook_id > hooks.webhook_id
-                    ORDER BY webhook_id LIMIT 1)
-            FROM hooks WHERE hooks.webhook_id IS NOT NULL),
-        grants AS (
-            SELECT h.webhook_id, hookd_claim_room(p_limit, w, p_now, p_default_cap, p_tolerance_us, (
+        WITH grants AS (
+            SELECT g.webhook_id, hookd_claim_room(g.n, w, p_now, p_default_cap, p_tolerance_us, (
                 SELECT COUNT(*) FROM deliveries AS l
-                WHERE l.status = 'delivering' AND l.webhook_id = h.webhook_id
+                WHERE l.status = 'delivering' AND l.webhook_id = g.webhook_id
                   AND l.next_attempt_at > p_now)) AS n
-            FROM hooks AS h LEFT JOIN webhooks AS w ON w.id = h.webhook_id
-            WHERE h.webhook_id IS NOT NULL),
+            FROM UNNEST(p_ids, p_counts) AS g (webhook_id, n)
+            LEFT JOIN webhooks AS w ON w.id = g.webhook_id),
         picked AS (
             SELECT q.id FROM (
                 SELECT d.id, d.next_attempt_at, row_number() OVER (
@@ -105,8 +84,7 @@ BEGIN
                     WHERE status IN ('pending', 'retrying', 'delivering') AND attempts > 0
                       AND webhook_id = g.webhook_id AND next_attempt_at <= p_now
                     ORDER BY next_attempt_at, id LIMIT GREATEST(g.n, 0)
-                    FOR UPDATE SKIP LOCKED) AS d
-                WHERE g.n > 0) AS q
+                    FOR UPDATE SKIP LOCKED) AS d) AS q
             ORDER BY q.k, q.next_attempt_at, q.id LIMIT p_limit),
         claimed AS (
             UPDATE deliveries AS d
@@ -124,7 +102,7 @@ BEGIN
     END IF;
 END $$;
 
--- How many of at most `n` deliveries webhook `w` may take now, given `in_flight` (the same rules
+-- How many of `n` planned deliveries webhook `w` may take now, given `in_flight` (the same rules
 -- as hookd_core::flow::plan): a missing or disabled webhook has no limits; otherwise its cap,
 -- its circuit (none while open, one probe when half open) and its rate (GCRA) bound it.
 CREATE FUNCTION hookd_claim_room(

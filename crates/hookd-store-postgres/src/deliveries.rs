@@ -46,43 +46,48 @@ const CANDIDATES_FIRST: &str =
 const CANDIDATES_RETRY: &str =
     candidates_sql!("status IN ('pending', 'retrying', 'delivering') AND attempts > 0");
 
-/// Claims in one statement: `hookd_claim_deliveries` (migration 0004) takes the claim lock,
-/// finds the webhooks with due deliveries in the lane, takes what each may give now, leases
-/// round-robin and moves the rate limiters on. `$1` first lane?, `$2` now, `$3` lease end,
-/// `$4` lease token, `$5` the claim's limit, `$6` the default cap, `$7` the rate limiter's
-/// tolerance (µs).
-const CLAIM: &str = "SELECT * FROM hookd_claim_deliveries($1, $2, $3, $4, $5, $6, $7)";
+/// Leases what the plan grants, in one statement: `hookd_claim_deliveries` (migration 0004)
+/// takes the claim lock, cuts each planned count to what the webhook allows now, leases round
+/// robin and moves the rate limiters on. `$1` first lane?, `$2` now, `$3` lease end, `$4` lease
+/// token, `$5` the claim's limit, `$6`/`$7` webhook ids and planned counts, `$8` the default
+/// cap, `$9` the rate limiter's tolerance (µs).
+const CLAIM: &str =
+    "SELECT * FROM hookd_claim_deliveries($1, $2, $3, $4, $5, $6::text[], $7::bigint[], $8, $9)";
 
 /// How soon a claim that found due rows locked by another transaction looks again.
 const RETRY_SOON_MS: i64 = 10;
 
-/// A fair claim ([`hookd_store_sql::claims`]), in one statement under a transaction-scoped
-/// advisory lock: claims on this installation take turns, and each re-reads the state after
-/// the lock, so caps, the circuit's single probe and rates hold across workers. When it takes
-/// nothing, the candidates are read without the lock to tell the lane when to look again.
-///
-/// A woken first-attempt lane usually has work (a publish woke it), so it claims straight
-/// away; a woken retry lane usually has none, so it looks without the lock first and claims
-/// only when the look finds something. `FOR UPDATE SKIP LOCKED` passes over rows another
-/// transaction is writing (a late outcome of an expired lease). A `delivering` row whose
-/// lease ran out is due again: that is how a crashed worker's deliveries come back.
+/// A fair claim ([`hookd_store_sql::claims`]). It first plans without the lock or a
+/// transaction: an idle lane, or one whose webhooks are all at their limits, costs that one
+/// statement. Otherwise one more statement claims: under a transaction-scoped advisory lock
+/// (claims on this installation take turns), it re-applies every limit with the state read
+/// after the lock, so the cap, the circuit's single probe and the rate hold across workers.
+/// `FOR UPDATE SKIP LOCKED` passes over rows another transaction is writing (a late outcome of
+/// an expired lease). A `delivering` row whose lease ran out is due again: that is how a
+/// crashed worker's deliveries come back.
 pub(crate) async fn claim(pool: &PgPool, claim: &Claim) -> sqlx::Result<Claimed> {
     let candidates_sql = match claim.lane {
         Lane::First => CANDIDATES_FIRST,
         Lane::Retry => CANDIDATES_RETRY,
     };
-    if claim.lane == Lane::Retry {
-        let look = plan_for(&candidates(pool, candidates_sql, claim).await?, claim);
-        if look.grants.is_empty() {
-            return Ok(idle(&look, claim));
-        }
+    let plan = plan_for(&candidates(pool, candidates_sql, claim).await?, claim);
+    if plan.grants.is_empty() {
+        return Ok(Claimed {
+            deliveries: Vec::new(),
+            next_at: plan.next_at,
+            waits_for_a_slot: plan.waits_for_a_slot,
+        });
     }
+    let ids: Vec<&str> = plan.grants.iter().map(|g| g.webhook_id.as_str()).collect();
+    let counts: Vec<i64> = plan.grants.iter().map(|g| i64::from(g.count)).collect();
     let mut claimed = sqlx::query(CLAIM)
         .bind(claim.lane == Lane::First)
         .bind(claim.now_ms)
         .bind(lease_until(claim))
         .bind(&claim.lease_token)
         .bind(i64::from(claim.limit))
+        .bind(ids)
+        .bind(counts)
         .bind(i64::from(claim.default_max_in_flight))
         .bind(flow::RATE_TOLERANCE_US)
         .fetch_all(pool)
@@ -91,26 +96,23 @@ pub(crate) async fn claim(pool: &PgPool, claim: &Claim) -> sqlx::Result<Claimed>
         .map(rows::delivery)
         .collect::<sqlx::Result<Vec<_>>>()?;
     if claimed.is_empty() {
-        let look = plan_for(&candidates(pool, candidates_sql, claim).await?, claim);
-        return Ok(idle(&look, claim));
+        // Another claim took the room between the plan and the lock: plan again, so the lane
+        // sleeps until the right time.
+        // (rows another transaction was writing were passed over: look again shortly).
+        let again = plan_for(&candidates(pool, candidates_sql, claim).await?, claim);
+        let soon = (!again.grants.is_empty()).then_some(claim.now_ms + RETRY_SOON_MS);
+        return Ok(Claimed {
+            deliveries: Vec::new(),
+            next_at: soon.or(again.next_at),
+            waits_for_a_slot: again.waits_for_a_slot,
+        });
     }
     claimed.sort_by(|a, b| a.id.cmp(&b.id));
     Ok(Claimed {
         deliveries: claimed,
-        next_at: None,
-        waits_for_a_slot: false,
+        next_at: plan.next_at,
+        waits_for_a_slot: plan.waits_for_a_slot,
     })
-}
-
-/// Nothing claimed, and when to look again: as the plan says, or shortly when it grants
-/// something the claim could not take (rows another transaction was writing).
-fn idle(look: &flow::Plan, claim: &Claim) -> Claimed {
-    let soon = (!look.grants.is_empty()).then_some(claim.now_ms + RETRY_SOON_MS);
-    Claimed {
-        deliveries: Vec::new(),
-        next_at: soon.or(look.next_at),
-        waits_for_a_slot: look.waits_for_a_slot,
-    }
 }
 
 async fn candidates<'e, E>(db: E, sql: &str, claim: &Claim) -> sqlx::Result<Vec<Candidate>>

@@ -12,10 +12,9 @@
 //! Step 3 runs with no other claim on the database beside it, so the limits hold across
 //! processes. SQLite reads the candidates again inside its `BEGIN IMMEDIATE` transaction (the
 //! single writer) and writes the rate limiters with [`rate_updates`] and [`SET_RATE`].
-//! PostgreSQL does all three steps in one statement, a function that takes an advisory lock and
-//! applies the plan's rules in SQL to the state it reads after the lock (migration 0004), and
-//! reads the candidates only to tell an idle lane when to look again; the function's rules
-//! must agree with `flow::plan`, and the conformance suite checks both backends.
+//! PostgreSQL does step 3 in one statement, a function that takes an advisory lock and
+//! re-applies the plan's rules to the state it reads after the lock (migration 0004); the two
+//! must agree with `flow::plan`, and the conformance suite checks both.
 //!
 //! A webhook at its cap, rate-limited or with an open circuit therefore never stands in front
 //! of another webhook's due deliveries, however long its own backlog.
