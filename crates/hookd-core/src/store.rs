@@ -122,6 +122,18 @@ pub struct Claim {
     pub default_max_in_flight: u32,
 }
 
+impl Claim {
+    /// What this claim may take of each candidate ([`crate::flow::plan`]).
+    pub fn plan(&self, candidates: &[crate::flow::Candidate]) -> crate::flow::Plan {
+        crate::flow::plan(
+            candidates,
+            self.now_ms,
+            self.default_max_in_flight,
+            self.limit,
+        )
+    }
+}
+
 /// What a claim took.
 #[derive(Debug, Clone, Default)]
 pub struct Claimed {
@@ -133,6 +145,17 @@ pub struct Claimed {
     /// Some webhook's due deliveries wait for one of its requests in flight to finish
     /// ([`crate::flow::Plan::waits_for_a_slot`]).
     pub waits_for_a_slot: bool,
+}
+
+impl Claimed {
+    /// Nothing taken; when to look again, as the plan says.
+    pub fn idle(plan: &crate::flow::Plan) -> Self {
+        Self {
+            deliveries: Vec::new(),
+            next_at: plan.next_at,
+            waits_for_a_slot: plan.waits_for_a_slot,
+        }
+    }
 }
 
 /// Where a delivery goes after an attempt.

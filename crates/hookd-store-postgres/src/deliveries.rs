@@ -70,13 +70,9 @@ pub(crate) async fn claim(pool: &PgPool, claim: &Claim) -> sqlx::Result<Claimed>
         Lane::First => CANDIDATES_FIRST,
         Lane::Retry => CANDIDATES_RETRY,
     };
-    let plan = plan_for(&candidates(pool, candidates_sql, claim).await?, claim);
+    let plan = claim.plan(&candidates(pool, candidates_sql, claim).await?);
     if plan.grants.is_empty() {
-        return Ok(Claimed {
-            deliveries: Vec::new(),
-            next_at: plan.next_at,
-            waits_for_a_slot: plan.waits_for_a_slot,
-        });
+        return Ok(Claimed::idle(&plan));
     }
     let ids: Vec<&str> = plan.grants.iter().map(|g| g.webhook_id.as_str()).collect();
     let counts: Vec<i64> = plan.grants.iter().map(|g| i64::from(g.count)).collect();
@@ -97,15 +93,14 @@ pub(crate) async fn claim(pool: &PgPool, claim: &Claim) -> sqlx::Result<Claimed>
         .collect::<sqlx::Result<Vec<_>>>()?;
     if claimed.is_empty() {
         // Another claim took the room between the plan and the lock: plan again, so the lane
-        // sleeps until the right time.
-        // (rows another transaction was writing were passed over: look again shortly).
-        let again = plan_for(&candidates(pool, candidates_sql, claim).await?, claim);
-        let soon = (!again.grants.is_empty()).then_some(claim.now_ms + RETRY_SOON_MS);
-        return Ok(Claimed {
-            deliveries: Vec::new(),
-            next_at: soon.or(again.next_at),
-            waits_for_a_slot: again.waits_for_a_slot,
-        });
+        // sleeps until the right time; if the plan still grants something, the rows were being
+        // written by another transaction and passed over: look again shortly.
+        let again = claim.plan(&candidates(pool, candidates_sql, claim).await?);
+        let mut idle = Claimed::idle(&again);
+        if !again.grants.is_empty() {
+            idle.next_at = Some(claim.now_ms + RETRY_SOON_MS);
+        }
+        return Ok(idle);
     }
     claimed.sort_by(|a, b| a.id.cmp(&b.id));
     Ok(Claimed {
@@ -126,15 +121,6 @@ where
         .iter()
         .map(rows::candidate)
         .collect()
-}
-
-fn plan_for(candidates: &[Candidate], claim: &Claim) -> flow::Plan {
-    flow::plan(
-        candidates,
-        claim.now_ms,
-        claim.default_max_in_flight,
-        claim.limit,
-    )
 }
 
 pub(crate) async fn get(pool: &PgPool, id: &DeliveryId) -> sqlx::Result<Option<Delivery>> {

@@ -2,7 +2,7 @@
 //! making one due again by hand.
 
 use hookd_core::delivery::{Attempt, Delivery};
-use hookd_core::flow::{self, Candidate};
+use hookd_core::flow::Candidate;
 use hookd_core::ids::{DeliveryId, WebhookId};
 use hookd_core::store::{Claim, Claimed, DeliveryFilter, Lane, Page, WebhookStats};
 use hookd_store_sql::deliveries::{self as sql, lease_until};
@@ -140,23 +140,17 @@ pub(crate) async fn claim(
         Lane::First => (CANDIDATES_FIRST, CLAIM_FIRST),
         Lane::Retry => (CANDIDATES_RETRY, CLAIM_RETRY),
     };
-    let look = plan_for(&candidates(reader, candidates_sql, claim).await?, claim);
+    let look = claim.plan(&candidates(reader, candidates_sql, claim).await?);
     if look.grants.is_empty() {
-        return Ok(Claimed {
-            deliveries: Vec::new(),
-            next_at: look.next_at,
-            waits_for_a_slot: look.waits_for_a_slot,
-        });
+        return Ok(Claimed::idle(&look));
     }
     let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
     let candidates = candidates(&mut *tx, candidates_sql, claim).await?;
-    let plan = plan_for(&candidates, claim);
+    let plan = claim.plan(&candidates);
     if plan.grants.is_empty() {
-        return Ok(Claimed {
-            deliveries: Vec::new(),
-            next_at: plan.next_at,
-            waits_for_a_slot: plan.waits_for_a_slot,
-        });
+        // Another claim took the room since the look; nothing was written.
+        tx.commit().await?;
+        return Ok(Claimed::idle(&plan));
     }
     let grants: Vec<(&str, u32)> = plan
         .grants
@@ -197,15 +191,6 @@ where
         .iter()
         .map(rows::candidate)
         .collect()
-}
-
-fn plan_for(candidates: &[Candidate], claim: &Claim) -> flow::Plan {
-    flow::plan(
-        candidates,
-        claim.now_ms,
-        claim.default_max_in_flight,
-        claim.limit,
-    )
 }
 
 pub(crate) async fn get(reader: &SqlitePool, id: &DeliveryId) -> sqlx::Result<Option<Delivery>> {

@@ -137,7 +137,8 @@ impl Budget {
     }
 
     /// Slots `lane` could take now.
-    pub fn free(&self, lane: Lane) -> usize {
+    #[cfg(test)]
+    fn free(&self, lane: Lane) -> usize {
         match lane {
             Lane::First => self.all.available_permits(),
             Lane::Retry => self
