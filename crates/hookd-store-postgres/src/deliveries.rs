@@ -6,45 +6,15 @@ use hookd_core::flow::{self, Candidate};
 use hookd_core::ids::{DeliveryId, WebhookId};
 use hookd_core::store::{Claim, Claimed, DeliveryFilter, Lane, Page, WebhookStats};
 use hookd_store_sql::deliveries::{self as sql, lease_until};
-use hookd_store_sql::{candidate_limit_columns, stats};
+use hookd_store_sql::stats;
 use sqlx::{PgPool, Postgres, Row};
 
 use crate::rows::{self, delivery_columns};
 
-/// Every webhook with unfinished deliveries in the lane (a skip scan: one index step per
-/// webhook), its earliest due time, its requests in flight and its limits. `$1`: now. The
-/// lane predicates repeat the partial indexes' word for word.
-macro_rules! candidates_sql {
-    ($lane:literal) => {
-        concat!(
-            "WITH RECURSIVE hooks (webhook_id) AS (
-                 SELECT (SELECT webhook_id FROM deliveries WHERE ",
-            $lane,
-            " ORDER BY webhook_id LIMIT 1)
-                 UNION ALL
-                 SELECT (SELECT webhook_id FROM deliveries WHERE ",
-            $lane,
-            " AND webhook_id > hooks.webhook_id ORDER BY webhook_id LIMIT 1)
-                 FROM hooks WHERE hooks.webhook_id IS NOT NULL)
-             SELECT h.webhook_id,
-                 (SELECT MIN(next_attempt_at) FROM deliveries
-                  WHERE ",
-            $lane,
-            " AND webhook_id = h.webhook_id) AS due_at,
-                 (SELECT COUNT(*) FROM deliveries
-                  WHERE status = 'delivering' AND webhook_id = h.webhook_id
-                    AND next_attempt_at > $1) AS in_flight, ",
-            candidate_limit_columns!(),
-            "
-             FROM hooks AS h LEFT JOIN webhooks AS w ON w.id = h.webhook_id
-             WHERE h.webhook_id IS NOT NULL"
-        )
-    };
-}
-const CANDIDATES_FIRST: &str =
-    candidates_sql!("status IN ('pending', 'retrying', 'delivering') AND attempts = 0");
-const CANDIDATES_RETRY: &str =
-    candidates_sql!("status IN ('pending', 'retrying', 'delivering') AND attempts > 0");
+/// The lane's candidates: every webhook with unfinished deliveries in it, its earliest due
+/// time, its requests in flight and its limits, from `hookd_claim_candidates` (migration 0005;
+/// a skip scan, one index step per webhook). `$1` first lane?, `$2` now.
+const CANDIDATES: &str = "SELECT * FROM hookd_claim_candidates($1, $2)";
 
 /// Leases what the plan grants, in one statement: `hookd_claim_deliveries` (migration 0004)
 /// takes the claim lock, cuts each planned count to what the webhook allows now, leases round
@@ -66,11 +36,7 @@ const RETRY_SOON_MS: i64 = 10;
 /// an expired lease). A `delivering` row whose lease ran out is due again: that is how a
 /// crashed worker's deliveries come back.
 pub(crate) async fn claim(pool: &PgPool, claim: &Claim) -> sqlx::Result<Claimed> {
-    let candidates_sql = match claim.lane {
-        Lane::First => CANDIDATES_FIRST,
-        Lane::Retry => CANDIDATES_RETRY,
-    };
-    let plan = claim.plan(&candidates(pool, candidates_sql, claim).await?);
+    let plan = claim.plan(&candidates(pool, claim).await?);
     if plan.grants.is_empty() {
         return Ok(Claimed::idle(&plan));
     }
@@ -95,7 +61,7 @@ pub(crate) async fn claim(pool: &PgPool, claim: &Claim) -> sqlx::Result<Claimed>
         // Another claim took the room between the plan and the lock: plan again, so the lane
         // sleeps until the right time; if the plan still grants something, the rows were being
         // written by another transaction and passed over: look again shortly.
-        let again = claim.plan(&candidates(pool, candidates_sql, claim).await?);
+        let again = claim.plan(&candidates(pool, claim).await?);
         let mut idle = Claimed::idle(&again);
         if !again.grants.is_empty() {
             idle.next_at = Some(claim.now_ms + RETRY_SOON_MS);
@@ -110,13 +76,11 @@ pub(crate) async fn claim(pool: &PgPool, claim: &Claim) -> sqlx::Result<Claimed>
     })
 }
 
-async fn candidates<'e, E>(db: E, sql: &str, claim: &Claim) -> sqlx::Result<Vec<Candidate>>
-where
-    E: sqlx::Executor<'e, Database = Postgres>,
-{
-    sqlx::query(sql)
+async fn candidates(pool: &PgPool, claim: &Claim) -> sqlx::Result<Vec<Candidate>> {
+    sqlx::query(CANDIDATES)
+        .bind(claim.lane == Lane::First)
         .bind(claim.now_ms)
-        .fetch_all(db)
+        .fetch_all(pool)
         .await?
         .iter()
         .map(rows::candidate)

@@ -138,6 +138,8 @@ pub(crate) async fn list(pool: &PgPool, page: &Page) -> sqlx::Result<Vec<Event>>
         .collect()
 }
 
+/// Events by id. Not kept as a prepared statement (see "Plans" in the crate's documentation):
+/// planned each time with its ids, so it stays an index lookup as the table grows.
 pub(crate) async fn by_ids(pool: &PgPool, ids: &[EventId]) -> sqlx::Result<Vec<Event>> {
     let ids: Vec<&str> = ids.iter().map(EventId::as_str).collect();
     sqlx::query(concat!(
@@ -145,6 +147,7 @@ pub(crate) async fn by_ids(pool: &PgPool, ids: &[EventId]) -> sqlx::Result<Vec<E
         event_columns!(),
         " FROM events WHERE id = ANY($1)"
     ))
+    .persistent(false)
     .bind(ids)
     .fetch_all(pool)
     .await?

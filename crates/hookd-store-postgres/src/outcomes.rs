@@ -101,6 +101,8 @@ async fn move_deliveries(conn: &mut PgConnection, outcomes: &[Outcome]) -> sqlx:
              AS u (id, lease_token, status, attempts, next_attempt_at, status_code, error, now_ms)
          WHERE d.id = u.id AND d.lease_token = u.lease_token",
     )
+    // Planned each time with its arrays (see "Plans" in the crate's documentation).
+    .persistent(false)
     .bind(ids)
     .bind(leases)
     .bind(statuses)
