@@ -26,6 +26,10 @@ pub enum StoreError {
     /// A uniqueness rule was broken (for example a duplicate token name).
     #[error("conflict: {0}")]
     Conflict(String),
+    /// The database cannot be reached or cannot write now (connection refused or lost, no
+    /// connection free within the acquire timeout, disk full): worth trying again later.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
     /// The database could not do what was asked.
     #[error("database error: {0}")]
     Backend(#[from] Box<dyn std::error::Error + Send + Sync>),
@@ -34,6 +38,15 @@ pub enum StoreError {
 impl StoreError {
     pub fn backend(e: impl std::error::Error + Send + Sync + 'static) -> Self {
         Self::Backend(Box::new(e))
+    }
+
+    /// The same error for another caller (a backend error's cause as text).
+    pub fn to_owned_error(&self) -> Self {
+        match self {
+            Self::Conflict(m) => Self::Conflict(m.clone()),
+            Self::Unavailable(m) => Self::Unavailable(m.clone()),
+            Self::Backend(e) => Self::Backend(e.to_string().into()),
+        }
     }
 }
 

@@ -15,7 +15,12 @@ pub struct ApiError {
     pub code: &'static str,
     pub message: String,
     pub field: Option<String>,
+    /// Seconds for a `Retry-After` header (503 when the database is unavailable).
+    pub retry_after: Option<u32>,
 }
+
+/// What a 503 for an unavailable database tells the client to wait, in seconds.
+pub const RETRY_AFTER_SECS: u32 = 2;
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ErrorBody {
@@ -39,6 +44,7 @@ impl ApiError {
             code,
             message: message.into(),
             field: None,
+            retry_after: None,
         }
     }
 
@@ -140,6 +146,13 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Conflict(m) => Self::conflict(m),
+            StoreError::Unavailable(why) => {
+                tracing::warn!(error = %why, "database unavailable");
+                Self {
+                    retry_after: Some(RETRY_AFTER_SECS),
+                    ..Self::unavailable("the database is unavailable; try again shortly")
+                }
+            }
             other => Self::internal(&other),
         }
     }
@@ -154,7 +167,13 @@ impl IntoResponse for ApiError {
                 field: self.field,
             },
         };
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(secs) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
+        response
     }
 }
 

@@ -158,9 +158,8 @@ async fn group_commit(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Job>) {
             }),
             Err(e) => {
                 tracing::warn!(error = %e, executions = batch.len(), "storing executions failed");
-                let msg = e.to_string();
                 for r in replies {
-                    let _ = r.send(Err(StoreError::Backend(msg.clone().into())));
+                    let _ = r.send(Err(e.to_owned_error()));
                 }
             }
         }

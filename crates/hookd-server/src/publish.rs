@@ -199,7 +199,26 @@ async fn commit_group(
                 let _ = reply.send(Ok(results.by_ref().take(n).collect()));
             }
         }
-        Err(e) => fail_all(replies.into_iter().map(|(_, r)| r), &e),
+        // The database is out of reach: every request would fail alike.
+        Err(e @ StoreError::Unavailable(_)) => fail_all(replies.into_iter().map(|(_, r)| r), &e),
+        Err(e) if replies.len() == 1 => fail_all(replies.into_iter().map(|(_, r)| r), &e),
+        // One request's events may be what the database refused: nothing of the group was
+        // stored, so each request is committed on its own and only the bad one fails.
+        Err(e) => {
+            tracing::warn!(error = %e, requests = replies.len(), "a group commit failed; committing its requests one by one");
+            let mut events = all.into_iter();
+            for (n, reply) in replies {
+                let own: Vec<EventToStore> = events.by_ref().take(n).collect();
+                let queued = own.iter().any(|e| !e.deliveries.is_empty());
+                let result = store.enqueue_events(&own, crate::now_ms()).await;
+                match &result {
+                    Ok(_) if queued => wake.notify_waiters(),
+                    Ok(_) => {}
+                    Err(e) => tracing::error!(error = %e, "storing published events failed"),
+                }
+                let _ = reply.send(result);
+            }
+        }
     }
 }
 
@@ -207,7 +226,7 @@ async fn commit_group(
 fn fail_all(replies: impl Iterator<Item = Reply>, e: &StoreError) {
     tracing::error!(error = %e, "storing published events failed");
     for reply in replies {
-        let _ = reply.send(Err(StoreError::Backend(e.to_string().into())));
+        let _ = reply.send(Err(e.to_owned_error()));
     }
 }
 

@@ -6,6 +6,17 @@
 //! processes share the queue; writes that queue deliveries `NOTIFY` a channel the workers
 //! `LISTEN` on.
 //!
+//! # Plans
+//! Statements are prepared once per connection and kept for its life, while the tables grow
+//! from empty. After a few runs PostgreSQL may switch a prepared statement to a generic plan,
+//! and a generic plan made while a table was small can stay a sequential scan until the next
+//! `ANALYZE` (seen: reading a batch's events by id and moving a batch's deliveries, each
+//! scanning the whole table, their cost growing with retained history). The statements that
+//! look up a batch of rows by a list of ids are therefore not kept (`persistent(false)`): each
+//! run is planned with its values and the table's current size. Planning every statement that
+//! way (`plan_cache_mode = force_custom_plan`) was measured too: the claim's statements then
+//! spent as long in the planner as in execution.
+//!
 //! Modules own one use case each: migrate, tokens, webhooks, events, deliveries, outcomes,
 //! schedules, inbound hooks, executions, prune and wake (LISTEN/NOTIFY).
 
@@ -44,6 +55,10 @@ use crate::rows::store_err;
 /// Pool size: the API, the claimers and the outcome recorder each hold a connection only for a
 /// statement or a short transaction, so a few connections serve many tasks.
 const MAX_CONNECTIONS: u32 = 16;
+/// How long a statement waits for a connection before it fails as
+/// [`StoreError::Unavailable`] (the API then answers 503 with `Retry-After`): long enough for a
+/// busy pool, short enough that an unreachable database is told quickly (sqlx's default is 30 s).
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// A [`Store`] on PostgreSQL. Clones share the pool and the listener.
 #[derive(Debug, Clone)]
@@ -59,6 +74,7 @@ impl PgStore {
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         let pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect(url)
             .await
             .map_err(StoreError::backend)?;

@@ -37,13 +37,40 @@ macro_rules! delivery_columns {
     };
 }
 
-/// Maps a sqlx error: unique violations are [`StoreError::Conflict`], the rest backend errors.
+/// Maps a sqlx error: unique violations are [`StoreError::Conflict`]; a database that cannot be
+/// reached or cannot write now is [`StoreError::Unavailable`]; the rest backend errors.
 pub fn store_err(e: sqlx::Error) -> StoreError {
     match &e {
         sqlx::Error::Database(db) if db.is_unique_violation() => {
             StoreError::Conflict(db.message().to_owned())
         }
+        e if is_unavailable(e) => StoreError::Unavailable(e.to_string()),
         _ => StoreError::backend(e),
+    }
+}
+
+/// Errors that say nothing about the statement, only that the database is out of reach or out
+/// of room for now: no connection (refused, lost, none free in time), PostgreSQL's connection
+/// and shutdown classes (`08…`, `57P01`–`57P03`) and out-of-space (`53100`), SQLite's busy,
+/// I/O and disk-full results.
+pub fn is_unavailable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => {
+            let code = db.code().unwrap_or_default();
+            if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+                // The primary result code is the low byte: BUSY 5, IOERR 10, FULL 13.
+                code.parse::<i32>()
+                    .is_ok_and(|n| matches!(n & 0xff, 5 | 10 | 13))
+            } else {
+                code.starts_with("08") || matches!(&*code, "57P01" | "57P02" | "57P03" | "53100")
+            }
+        }
+        _ => false,
     }
 }
 

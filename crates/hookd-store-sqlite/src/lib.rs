@@ -93,6 +93,7 @@ async fn open_pool(
             // sqlx pings a pooled connection's worker thread when it goes back to the pool
             // anyway; pinging it again on every acquire doubles that round trip for nothing.
             .test_before_acquire(false)
+            .after_release(|conn, _| Box::pin(async move { still_usable(conn).await }))
             .connect_with(options.clone())
             .await;
         match opened {
@@ -103,6 +104,22 @@ async fn open_pool(
             opened => return opened.map_err(StoreError::backend),
         }
     }
+}
+
+/// Whether a connection coming back to its pool may serve again. sqlx counts transactions
+/// itself and lowers the count only when `COMMIT` or `ROLLBACK` succeeds; when the disk is full
+/// both fail (SQLite has already rolled back), the count stays up, and every later `BEGIN` on
+/// that connection fails with "begin_with at non-zero transaction depth". Such a connection is
+/// closed, and the pool opens a fresh one for the next write. The ping first lets the rollback
+/// that a dropped transaction queued run before the count is read.
+async fn still_usable(conn: &mut sqlx::SqliteConnection) -> sqlx::Result<bool> {
+    use sqlx::Connection as _;
+    conn.ping().await?;
+    if conn.is_in_transaction() {
+        tracing::warn!("a SQLite connection was left inside a failed transaction; reopening it");
+        return Ok(false);
+    }
+    Ok(true)
 }
 
 /// `SQLITE_BUSY`, with or without an extended code.

@@ -124,7 +124,10 @@ pub fn parse_path(path: &str) -> Result<Vec<Step<'_>>, String> {
         match rest.strip_prefix('.') {
             Some(after) => rest = after,
             None if rest.is_empty() => return Ok(steps),
-            None => return Err(format!("has an unexpected `{}`", &rest[..1])),
+            None => {
+                let next = rest.chars().next().unwrap_or_default();
+                return Err(format!("has an unexpected `{next}`"));
+            }
         }
     }
 }
@@ -329,6 +332,12 @@ mod tests {
         ] {
             assert!(parse_path(bad).is_err(), "{bad}");
         }
+        assert_eq!(
+            parse_path("a[0]é").unwrap_err(),
+            "has an unexpected `é`",
+            "a character of several bytes after `]` is named, not sliced"
+        );
+        assert_eq!(lookup(&json!({"a": [1]}), "a[0]é"), None);
     }
 
     #[test]

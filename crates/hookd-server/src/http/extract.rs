@@ -67,8 +67,13 @@ pub fn merge_patch(
     }
 }
 
-/// Parses JSON, reporting where it went wrong.
+/// Parses JSON, reporting where it went wrong. Text holding the NUL character (`\u0000`) is
+/// refused wherever it is (a value or a key): PostgreSQL cannot store it in a text column, and
+/// both backends must accept the same input.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if let Some(field) = nul_at(bytes) {
+        return Err(ApiError::invalid(field, NUL_MESSAGE));
+    }
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     match serde_path_to_error::deserialize::<_, T>(de) {
         Ok(v) => Ok(v),
@@ -99,6 +104,43 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     }
 }
 
+const NUL_MESSAGE: &str = "must not contain the NUL character (\\u0000)";
+
+/// The path (as serde_path_to_error writes it) of the first string or key holding NUL, when the
+/// body is JSON and has one. Only bodies that spell `u0000` somewhere are parsed twice.
+fn nul_at(bytes: &[u8]) -> Option<String> {
+    if !bytes.windows(5).any(|w| w == b"u0000") {
+        return None;
+    }
+    let value: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    fn walk(value: &serde_json::Value, at: &str) -> Option<String> {
+        let join = |key: &str| match at {
+            "" => key.to_owned(),
+            _ => format!("{at}.{key}"),
+        };
+        match value {
+            serde_json::Value::String(s) if s.contains('\0') => Some(if at.is_empty() {
+                "body".into()
+            } else {
+                at.into()
+            }),
+            serde_json::Value::Array(items) => items
+                .iter()
+                .enumerate()
+                .find_map(|(i, v)| walk(v, &format!("{at}[{i}]"))),
+            serde_json::Value::Object(map) => map.iter().find_map(|(k, v)| {
+                if k.contains('\0') {
+                    Some(join(&k.replace('\0', "\\u0000")))
+                } else {
+                    walk(v, &join(k))
+                }
+            }),
+            _ => None,
+        }
+    }
+    walk(&value, "")
+}
+
 /// serde_json appends " at line 1 column 42"; the field path says more.
 fn strip_position(msg: &str) -> String {
     match msg.rfind(" at line ") {
@@ -115,6 +157,12 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for QueryParams<T>
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        // A parameter holding NUL (`%00`) is refused by name, as in JSON bodies.
+        let query = parts.uri.query().unwrap_or_default();
+        if let Some(pair) = query.split('&').find(|p| p.contains("%00")) {
+            let name = pair.split('=').next().unwrap_or_default();
+            return Err(ApiError::bad_param(name, NUL_MESSAGE));
+        }
         axum::extract::Query::<T>::try_from_uri(&parts.uri)
             .map(|q| QueryParams(q.0))
             .map_err(|e| ApiError::malformed(format!("invalid query string: {}", e.body_text())))

@@ -8,6 +8,7 @@ mod extract;
 pub mod inbound;
 mod ops;
 mod pagination;
+mod panics;
 mod preview;
 pub mod route_calls;
 pub mod schedules;
@@ -77,5 +78,6 @@ pub fn app(state: AppState) -> Router {
         app = app.fallback(crate::proxy::handle);
     }
     app.layer(DefaultBodyLimit::max(state.settings.max_body_bytes))
+        .layer(middleware::from_fn(panics::catch))
         .with_state(state)
 }

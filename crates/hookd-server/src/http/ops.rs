@@ -24,7 +24,10 @@ async fn health() -> Json<Value> {
 async fn ready(State(state): State<AppState>) -> ApiResult<Json<Value>> {
     state.store.ping().await.map_err(|e| {
         tracing::warn!(error = %e, "readiness check failed");
-        ApiError::unavailable("database unreachable")
+        ApiError {
+            retry_after: Some(crate::error::RETRY_AFTER_SECS),
+            ..ApiError::unavailable("database unreachable")
+        }
     })?;
     Ok(Json(json!({"status": "ready"})))
 }

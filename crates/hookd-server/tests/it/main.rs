@@ -6,6 +6,7 @@ mod support;
 mod auth;
 mod delivery;
 mod events;
+mod faults;
 mod inbound;
 mod isolation;
 mod proxy;
