@@ -110,10 +110,14 @@ async fn open_pool(
 /// itself and lowers the count only when `COMMIT` or `ROLLBACK` succeeds; when the disk is full
 /// both fail (SQLite has already rolled back), the count stays up, and every later `BEGIN` on
 /// that connection fails with "begin_with at non-zero transaction depth". Such a connection is
-/// closed, and the pool opens a fresh one for the next write. The ping first lets the rollback
-/// that a dropped transaction queued run before the count is read.
+/// closed, and the pool opens a fresh one for the next write. Outside a transaction the check
+/// costs nothing; inside one, a ping first lets the rollback that a dropped transaction queued
+/// run before the count is read again.
 async fn still_usable(conn: &mut sqlx::SqliteConnection) -> sqlx::Result<bool> {
     use sqlx::Connection as _;
+    if !conn.is_in_transaction() {
+        return Ok(true);
+    }
     conn.ping().await?;
     if conn.is_in_transaction() {
         tracing::warn!("a SQLite connection was left inside a failed transaction; reopening it");
