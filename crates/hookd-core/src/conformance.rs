@@ -75,6 +75,9 @@ macro_rules! conformance_tests {
             caller_sent_deliveries_are_leased_to_the_caller,
             record_outcomes_moves_deliveries_and_keeps_attempts,
             failing_webhooks_are_disabled_after_the_window,
+            webhook_edits_keep_the_workers_failure_clock,
+            an_outcome_repeated_in_a_batch_moves_its_delivery_once,
+            webhook_effects_batch_across_webhooks_in_order_within_one,
             disable_effect_turns_the_webhook_off,
             retry_delivery_now_makes_deliveries_due,
             recover_failed_requeues_failed_deliveries_since,
@@ -490,7 +493,6 @@ pub async fn webhook_crud_bumps_the_version(store: &dyn Store) {
     let read = w.clone();
     w.active = false;
     w.disabled_reason = Some("paused by hand".into());
-    w.failing_since = Some(T0 + 5);
     w.spec.name = "crm-v2".into();
     w.spec.headers.insert("x-extra".into(), Some("1".into()));
     w.updated_at = T0 + 10;
@@ -1010,6 +1012,109 @@ pub async fn failing_webhooks_are_disabled_after_the_window(store: &dyn Store) {
     try_once(store, &d, Lane::Retry, T0 + 2000, ok()).await;
     assert_eq!(failing_since().await, None, "a success stops the clock");
     failing_for_days_disables(store, &w).await;
+}
+
+pub async fn webhook_edits_keep_the_workers_failure_clock(store: &dyn Store) {
+    let w = webhook("clock");
+    store.insert_webhook(&w).await.unwrap();
+    // What an API request read before the worker's first failure, and writes back later.
+    let stale_read = webhook_state(store, &w.id).await;
+    let d = queue(store, &w.id, T0).await;
+    try_once(store, &d, Lane::First, T0, retry_at(T0 + 1000)).await;
+    let started = Some(T0 + 42);
+    assert_eq!(webhook_state(store, &w.id).await.failing_since, started);
+
+    let edit = |read: &Webhook, f: &dyn Fn(&mut Webhook)| {
+        let mut w = read.clone();
+        w.failing_since = stale_read.failing_since;
+        w.updated_at = read.updated_at + 1;
+        f(&mut w);
+        w
+    };
+    let read = webhook_state(store, &w.id).await;
+    let renamed = edit(&read, &|w| w.spec.name = "clock-v2".into());
+    assert_eq!(
+        store.update_webhook(&renamed, &read).await.unwrap(),
+        Written::Done
+    );
+    let after = webhook_state(store, &w.id).await;
+    assert_eq!(after.spec.name, "clock-v2");
+    assert_eq!(after.failing_since, started, "an edit keeps the clock");
+
+    let disabled = edit(&after, &|w| w.active = false);
+    assert_eq!(
+        store.update_webhook(&disabled, &after).await.unwrap(),
+        Written::Done
+    );
+    let after = webhook_state(store, &w.id).await;
+    assert_eq!(after.failing_since, started, "disabling keeps the clock");
+
+    let enabled = edit(&after, &|w| {
+        w.active = true;
+        w.failing_since = None;
+    });
+    assert_eq!(
+        store.update_webhook(&enabled, &after).await.unwrap(),
+        Written::Done
+    );
+    let after = webhook_state(store, &w.id).await;
+    assert_eq!(after.failing_since, None, "re-enabling starts afresh");
+}
+
+/// A batch that holds two outcomes for one delivery and lease (a send reported twice): the
+/// first wins, as when outcomes were applied one by one; both attempts are kept.
+pub async fn an_outcome_repeated_in_a_batch_moves_its_delivery_once(store: &dyn Store) {
+    let w = webhook("twice");
+    store.insert_webhook(&w).await.unwrap();
+    let id = queue(store, &w.id, T0).await;
+    let c = claim(Lane::First, T0, 10);
+    let d = claimed(store, &c).await.remove(0);
+    let first = answer(&c, &d, T0, timed_out_for_good());
+    let second = answer(&c, &d, T0, ok());
+    record(store, &[first.clone(), second, first]).await;
+    let stored = delivery(store, &id).await;
+    assert_eq!(
+        stored.status,
+        DeliveryStatus::Failed,
+        "the first outcome wins"
+    );
+    assert_eq!(stored.last_error.as_deref(), Some("timed out after 5s"));
+    assert_eq!(store.list_attempts(&id).await.unwrap().len(), 2);
+}
+
+/// One batch across webhooks: each webhook's effects apply in the batch's order.
+pub async fn webhook_effects_batch_across_webhooks_in_order_within_one(store: &dyn Store) {
+    let mut hooks = Vec::new();
+    for name in ["a", "b", "c", "d"] {
+        let mut w = webhook(name);
+        w.failing_since = (name != "d").then_some(T0 - 10);
+        store.insert_webhook(&w).await.unwrap();
+        hooks.push(w.id);
+    }
+    let mut ids = Vec::new();
+    for i in [0, 1, 2, 2, 3, 3] {
+        ids.push(queue(store, &hooks[i], T0).await);
+    }
+    let c = claim(Lane::First, T0, 100);
+    let all = claimed(store, &c).await;
+    let by_id = |id: &DeliveryId| all.iter().find(|d| &d.id == id).unwrap();
+    let failing = || (Some(200), NextState::Succeeded, WebhookEffect::Failing);
+    let answers = [ok(), ok(), ok(), failing(), failing(), ok()];
+    let outcomes: Vec<Outcome> = ids
+        .iter()
+        .zip(answers)
+        .map(|(id, how)| answer(&c, by_id(id), T0, how))
+        .collect();
+    record(store, &outcomes).await;
+    let mut failing_since = Vec::new();
+    for id in &hooks {
+        failing_since.push(webhook_state(store, id).await.failing_since);
+    }
+    assert_eq!(
+        failing_since,
+        [None, None, Some(T0 + 42), None],
+        "healthy clears; c fails after its success; d is healthy after failing"
+    );
 }
 
 /// Fails `w` for six days; the failure window is five.

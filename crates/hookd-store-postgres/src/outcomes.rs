@@ -4,6 +4,8 @@
 //! `UNNEST`ed into rows), so a batch of hundreds of outcomes costs a few round trips, not
 //! hundreds, when the database is across a network.
 
+use std::collections::HashSet;
+
 use hookd_core::store::Outcome;
 use hookd_store_sql::outcomes::{
     apply_circuit, apply_effect, distinct_effects, grouped, next_state,
@@ -70,9 +72,15 @@ async fn insert_attempts(conn: &mut PgConnection, outcomes: &[Outcome]) -> sqlx:
 }
 
 /// Moves every delivery still under the lease that sent its attempt, in one statement: a batch
-/// costs the same few round trips however many outcomes it holds.
+/// costs the same few round trips however many outcomes it holds. The first outcome for a
+/// delivery and lease wins, as when outcomes were applied one by one (`UPDATE … FROM` would
+/// pick an arbitrary one of two rows matching the same delivery).
 async fn move_deliveries(conn: &mut PgConnection, outcomes: &[Outcome]) -> sqlx::Result<()> {
-    let mut outcomes: Vec<&Outcome> = outcomes.iter().collect();
+    let mut seen = HashSet::new();
+    let mut outcomes: Vec<&Outcome> = outcomes
+        .iter()
+        .filter(|o| seen.insert((o.attempt.delivery_id.as_str(), o.lease_token.as_str())))
+        .collect();
     outcomes.sort_by(|a, b| a.attempt.delivery_id.cmp(&b.attempt.delivery_id));
     let ids: Vec<&str> = outcomes
         .iter()

@@ -25,8 +25,11 @@ pub(crate) async fn insert(writer: &SqlitePool, w: &Webhook) -> sqlx::Result<()>
 }
 
 /// Overwrites the webhook if it is still as `read` left it (`IS` also matches two NULLs).
+/// `failing_since` is the worker's: only re-enabling a disabled webhook writes it (the API
+/// clears it then); any other edit keeps the stored clock.
 const UPDATE: &str =
-    "UPDATE webhooks SET active = $2, disabled_reason = $3, failing_since = $4, spec = $5,
+    "UPDATE webhooks SET active = $2, disabled_reason = $3, failing_since = CASE WHEN $2 AND NOT $9 THEN $4 ELSE failing_since END,
+             spec = $5,
              created_at = $6, updated_at = $7, max_in_flight = $11, rate_limit = $12,
              circuit_failures = 0, circuit_open_until = NULL, circuit_opens = 0
          WHERE id = $1 AND updated_at = $8 AND active = $9 AND disabled_reason IS $10";

@@ -1,6 +1,6 @@
 //! What the shared conformance suite does not reach in this store: slices larger than one
-//! multi-row statement, an outcome repeated within a batch, webhook effects batched across
-//! webhooks, and the SQLite features the batched statements need.
+//! multi-row statement and the SQLite features the batched statements need. (Outcomes
+//! repeated in a batch and effects across webhooks are conformance cases.)
 
 use std::time::Duration;
 
@@ -237,75 +237,5 @@ async fn idempotency_keys_hold_across_chunks() {
     }
     let stored = claim_all(&store, "lease-1").await.len();
     assert_eq!(stored, 1 + 1200 + 1100 - 1, "one delivery per stored event");
-    remove(&path);
-}
-
-/// The first outcome for a delivery and lease moves it; a repeated attempt is recorded once.
-#[tokio::test]
-async fn an_outcome_repeated_in_a_batch_moves_its_delivery_once() {
-    let (store, path) = open().await;
-    let wh = webhook(&store, None).await;
-    store
-        .enqueue_events(&[event(None, &wh)], T0)
-        .await
-        .expect("enqueue");
-    let d = claim_all(&store, "lease-1").await.remove(0);
-    let first = outcome(&d, "lease-1", NextState::Failed, WebhookEffect::Unchanged);
-    let second = outcome(
-        &d,
-        "lease-1",
-        NextState::Succeeded,
-        WebhookEffect::Unchanged,
-    );
-    let batch = [first.clone(), second, first];
-    store.record_outcomes(&batch).await.expect("record");
-    let stored = store
-        .get_delivery(&d.id)
-        .await
-        .expect("get")
-        .expect("exists");
-    assert_eq!(stored.status, DeliveryStatus::Failed);
-    assert_eq!(stored.last_error.as_deref(), Some("HTTP 500"));
-    assert_eq!(store.list_attempts(&d.id).await.expect("attempts").len(), 2);
-    remove(&path);
-}
-
-/// Healthy webhooks are cleared together; a webhook with mixed effects sees them in order.
-#[tokio::test]
-async fn webhook_effects_batch_across_webhooks_and_keep_order_within_one() {
-    let (store, path) = open().await;
-    let hooks = [
-        webhook(&store, Some(T0 - 10)).await,
-        webhook(&store, Some(T0 - 10)).await,
-        webhook(&store, Some(T0 - 10)).await,
-        webhook(&store, None).await,
-    ];
-    let events: Vec<EventToStore> = [0, 1, 2, 2, 3, 3]
-        .iter()
-        .map(|&i| event(None, &hooks[i]))
-        .collect();
-    store.enqueue_events(&events, T0).await.expect("enqueue");
-    let mut claimed = claim_all(&store, "lease-1").await;
-    claimed.sort_by(|a, b| a.id.cmp(&b.id));
-    let effects = [
-        WebhookEffect::Healthy,
-        WebhookEffect::Healthy,
-        WebhookEffect::Healthy,
-        WebhookEffect::Failing,
-        WebhookEffect::Failing,
-        WebhookEffect::Healthy,
-    ];
-    let outcomes: Vec<Outcome> = claimed
-        .iter()
-        .zip(effects)
-        .map(|(d, effect)| outcome(d, "lease-1", NextState::Succeeded, effect))
-        .collect();
-    store.record_outcomes(&outcomes).await.expect("record");
-    let mut failing_since = Vec::new();
-    for id in &hooks {
-        let w = store.get_webhook(id).await.expect("get").expect("exists");
-        failing_since.push(w.failing_since);
-    }
-    assert_eq!(failing_since, [None, None, Some(T0 + 1), None]);
     remove(&path);
 }
