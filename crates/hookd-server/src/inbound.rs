@@ -222,8 +222,12 @@ async fn handle(state: &AppState, key: &str, request: Request) -> Result<Respons
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(ApiError::too_large(limit));
     }
-    let Ok(bytes) = axum::body::to_bytes(body, limit).await else {
-        return Err(ApiError::too_large(limit));
+    let bytes = match axum::body::to_bytes(body, limit).await {
+        Ok(bytes) => bytes,
+        Err(e) if crate::listener::is_body_timeout(&e) => {
+            return Err(ApiError::request_timeout());
+        }
+        Err(_) => return Err(ApiError::too_large(limit)),
     };
     let headers = header_list(&parts.headers);
     let query_raw = parts.uri.query().unwrap_or("");

@@ -8,6 +8,7 @@ pub mod bench;
 pub mod error;
 pub mod http;
 pub mod inbound;
+pub mod listener;
 pub mod metrics;
 pub mod proxy;
 pub mod publish;
@@ -17,13 +18,12 @@ pub mod worker;
 use std::future::Future;
 use std::sync::Arc;
 
-use axum::serve::ListenerExt as _;
 use hookd_core::{Store, StoreError};
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Notify};
 
 pub use auth::create_token;
-pub use settings::{DeliverySettings, ProxyRoute, ProxySettings, Settings};
+pub use settings::{DeliverySettings, HttpSettings, ProxyRoute, ProxySettings, Settings};
 use worker::send::HttpSender;
 use worker::Worker;
 
@@ -114,25 +114,13 @@ pub async fn serve(
     let (stop_tx, stop_rx) = watch::channel(false);
     let worker =
         (mode == WorkerMode::Embedded).then(|| tokio::spawn(state.worker().run(stop_rx.clone())));
-    let mut http_stop = stop_rx.clone();
+    let http_stop = stop_rx.clone();
     tokio::spawn(async move {
         shutdown.await;
         let _ = stop_tx.send(true);
     });
-    // The peer address feeds the reverse proxy's `X-Forwarded-For`.
-    let app = http::app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    // No Nagle delay: a streamed (proxied) body is written in several pieces, and Nagle would
-    // hold the second one back until the client's delayed ACK, 40 ms later.
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::warn!(error = %e, "cannot set TCP_NODELAY");
-        }
-    });
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            let _ = http_stop.wait_for(|stop| *stop).await;
-        })
-        .await?;
+    let limits = state.settings.http.clone();
+    listener::serve(listener, http::app(state), &limits, http_stop).await;
     if let Some(worker) = worker {
         let _ = worker.await;
     }

@@ -20,6 +20,30 @@ pub struct Settings {
     /// Largest request body the API accepts.
     pub max_body_bytes: usize,
     pub proxy: ProxySettings,
+    pub http: HttpSettings,
+}
+
+/// The HTTP listener's limits (`[http]`), so slow or idle clients cannot hold connections.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    /// A request's line and headers must arrive within this, from the connection opening (or
+    /// the end of its previous request): slow or idle connections are closed past it.
+    pub header_timeout: Duration,
+    /// A request's body must arrive within this, from its headers; past it the request fails
+    /// with 408.
+    pub body_timeout: Duration,
+    /// Connections served at once; more wait in the listen queue until one closes.
+    pub max_connections: usize,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            header_timeout: Duration::from_secs(30),
+            body_timeout: Duration::from_secs(60),
+            max_connections: 1024,
+        }
+    }
 }
 
 /// The reverse proxy (`[proxy]`): which requests are forwarded where, and how much is recorded.
@@ -123,6 +147,7 @@ impl Default for Settings {
             retention: Duration::from_secs(30 * 24 * 3600),
             max_body_bytes: 1024 * 1024,
             proxy: ProxySettings::default(),
+            http: HttpSettings::default(),
         }
     }
 }
@@ -138,6 +163,7 @@ impl std::fmt::Debug for Settings {
             .field("retention", &self.retention)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("proxy", &self.proxy)
+            .field("http", &self.http)
             .finish()
     }
 }

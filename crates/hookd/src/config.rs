@@ -63,10 +63,20 @@ pub struct Config {
     pub delivery: DeliveryConfig,
     /// `inbound.max_body_bytes`: the largest request body accepted.
     pub max_body_bytes: usize,
+    /// `[http]`: the listener's limits.
+    pub http: HttpConfig,
     /// `proxy.max_body_bytes`: proxied bodies are recorded up to this many bytes.
     pub proxy_max_body_bytes: usize,
     /// `proxy.routes`: what the reverse proxy forwards where.
     pub proxy_routes: Vec<ProxyRoute>,
+}
+
+/// `[http]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpConfig {
+    pub header_timeout_seconds: u32,
+    pub body_timeout_seconds: u32,
+    pub max_connections: u32,
 }
 
 /// `[delivery]`.
@@ -152,6 +162,11 @@ impl Config {
             },
             retention: days(self.retention_days),
             max_body_bytes: self.max_body_bytes,
+            http: hookd_server::HttpSettings {
+                header_timeout: Duration::from_secs(self.http.header_timeout_seconds.into()),
+                body_timeout: Duration::from_secs(self.http.body_timeout_seconds.into()),
+                max_connections: self.http.max_connections as usize,
+            },
             proxy: ProxySettings {
                 routes: self
                     .proxy_routes
@@ -244,6 +259,7 @@ impl fmt::Debug for Config {
             .field("log", &self.log)
             .field("delivery", &self.delivery)
             .field("max_body_bytes", &self.max_body_bytes)
+            .field("http", &self.http)
             .field("proxy_max_body_bytes", &self.proxy_max_body_bytes)
             .field("proxy_routes", &self.proxy_routes)
             .finish()

@@ -47,6 +47,8 @@ impl<T: DeserializeOwned> FromRequest<AppState> for OptionalJsonBody<T> {
 fn body_error(e: BytesRejection, state: &AppState) -> ApiError {
     if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
         ApiError::too_large(state.settings.max_body_bytes)
+    } else if crate::listener::is_body_timeout(&e) {
+        ApiError::request_timeout()
     } else {
         ApiError::malformed(format!("could not read the request body: {e}"))
     }

@@ -11,7 +11,9 @@ use hookd_store_sqlite::SqliteStore;
 use serde_json::{json, Value};
 
 use crate::backend_test;
-use crate::support::{random_suffix, spawn_app, spawn_on, test_settings, Backend, TestReceiver};
+use crate::support::{
+    random_suffix, spawn_app, spawn_app_with, spawn_on, test_settings, Backend, TestReceiver,
+};
 
 backend_test!(nul_characters_are_refused_by_field_beside_valid_publishers);
 async fn nul_characters_are_refused_by_field_beside_valid_publishers(b: Backend) {
@@ -215,6 +217,292 @@ async fn sqlite_writes_recover_by_themselves_once_a_full_disk_has_room() {
         .post("/webhooks", json!({"name": "after", "url": rx.url("/h")}))
         .await;
     assert_eq!(status, StatusCode::CREATED, "other writes work again too");
+    assert!(
+        rx.wait_for(accepted).await.len() >= accepted,
+        "every accepted event is delivered"
+    );
+}
+
+backend_test!(slow_clients_are_cut_and_do_not_starve_the_others);
+async fn slow_clients_are_cut_and_do_not_starve_the_others(b: Backend) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut settings = test_settings();
+    settings.http.header_timeout = Duration::from_secs(1);
+    settings.http.body_timeout = Duration::from_secs(1);
+    settings.http.max_connections = 8;
+    let app = spawn_app_with(&b, settings, WorkerMode::Embedded).await;
+    let addr = app.base.trim_start_matches("http://").to_owned();
+
+    // More stalled connections than the server serves at once: half a request, then nothing.
+    let mut stalled = Vec::new();
+    for _ in 0..20 {
+        let mut tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        tcp.write_all(b"GET /health HTTP/1.1\r\nHost: hookd\r\n")
+            .await
+            .unwrap();
+        stalled.push(tcp);
+    }
+    // Fresh clients: a pooled keep-alive connection idle past the (short) header timeout may
+    // be closed by the server just as it is reused.
+    let started = Instant::now();
+    let health = reqwest::Client::new()
+        .get(format!("{}/health", app.base))
+        .send()
+        .await;
+    assert_eq!(health.expect("/health answers").status(), 200);
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "/health waited {:?} behind stalled clients",
+        started.elapsed()
+    );
+    let mut first = stalled.remove(0);
+    let mut rest = Vec::new();
+    let cut = tokio::time::timeout(Duration::from_secs(5), first.read_to_end(&mut rest)).await;
+    assert!(
+        cut.is_ok(),
+        "a client that never finishes its headers is disconnected"
+    );
+
+    // A body that stops half way gets 408, not a connection held open.
+    let mut slow = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "POST /api/v1/events HTTP/1.1\r\nHost: hookd\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"type\": ",
+        crate::support::TOKEN
+    );
+    slow.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), async {
+        let mut buf = [0u8; 1024];
+        loop {
+            match slow.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => answer.extend_from_slice(&buf[..n]),
+            }
+            if answer.windows(4).any(|w| w == b"\r\n\r\n") {
+                break;
+            }
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "the slow body was answered in time");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    let webhooks = reqwest::Client::new()
+        .get(app.url("/webhooks"))
+        .bearer_auth(crate::support::TOKEN)
+        .send()
+        .await;
+    assert_eq!(webhooks.unwrap().status(), 200, "the server goes on");
+}
+
+/// A PostgreSQL cluster of the test's own: initdb into a temporary directory, on a free port on
+/// 127.0.0.1, stopped and removed on drop. The machine's shared server is never touched.
+struct PrivatePg {
+    bin: std::path::PathBuf,
+    dir: std::path::PathBuf,
+    port: u16,
+}
+
+impl PrivatePg {
+    /// `None` (the case is skipped) where PostgreSQL's server binaries are not installed.
+    fn start() -> Option<Self> {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .ok()?
+            .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
+            .find(|b| b.join("initdb").exists());
+        let Some(bin) = bin else {
+            eprintln!("no PostgreSQL server binaries: the outage case is skipped");
+            return None;
+        };
+        let dir = std::env::temp_dir().join(format!("hookd-pg-{}", random_suffix()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let pg = Self { bin, dir, port };
+        // initdb refuses to run as root: the cluster then belongs to the `postgres` user.
+        if Self::is_root() {
+            let owned = std::process::Command::new("chown")
+                .args(["-R", "postgres"])
+                .arg(&pg.dir)
+                .status();
+            assert!(owned.expect("run chown").success());
+        }
+        pg.ctl(&format!(
+            "{} -D {} -A trust -U postgres --no-sync",
+            pg.bin.join("initdb").display(),
+            pg.data()
+        ));
+        pg.up();
+        Some(pg)
+    }
+
+    fn data(&self) -> String {
+        self.dir.join("data").display().to_string()
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    fn up(&self) {
+        self.ctl(&format!(
+            "{} -D {} -w -l {}/log -o '-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off' start",
+            self.bin.join("pg_ctl").display(),
+            self.data(),
+            self.dir.display(),
+            self.port,
+            self.dir.display()
+        ));
+    }
+
+    fn down(&self) {
+        self.ctl(&format!(
+            "{} -D {} -w -m fast stop",
+            self.bin.join("pg_ctl").display(),
+            self.data()
+        ));
+    }
+
+    fn is_root() -> bool {
+        std::process::Command::new("id")
+            .arg("-u")
+            .output()
+            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+    }
+
+    /// Runs a shell command line as the cluster's owner (`postgres` when the test runs as root).
+    fn ctl(&self, line: &str) {
+        let status = if Self::is_root() {
+            std::process::Command::new("su")
+                .args(["postgres", "-s", "/bin/sh", "-c", line])
+                .status()
+        } else {
+            std::process::Command::new("sh").args(["-c", line]).status()
+        };
+        assert!(status.expect("run").success(), "failed: {line}");
+    }
+}
+
+impl Drop for PrivatePg {
+    fn drop(&mut self) {
+        let line = format!(
+            "{} -D {} -m immediate stop",
+            self.bin.join("pg_ctl").display(),
+            self.data()
+        );
+        let _ = if Self::is_root() {
+            std::process::Command::new("su")
+                .args(["postgres", "-s", "/bin/sh", "-c", &line])
+                .output()
+        } else {
+            std::process::Command::new("sh")
+                .args(["-c", &line])
+                .output()
+        };
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Polls `f` until it gives `Some`, for at most `within`.
+async fn eventually<T, F: std::future::Future<Output = Option<T>>>(
+    within: Duration,
+    what: &str,
+    mut f: impl FnMut() -> F,
+) -> T {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "{what}: not within {within:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_outage_answers_503_fast_and_recovers_by_itself() {
+    let Some(pg) = PrivatePg::start() else {
+        return;
+    };
+    let url = hookd_store_postgres::testing::fresh_schema_url(&pg.url(), &random_suffix())
+        .await
+        .expect("a schema in the private cluster");
+    let store: Arc<dyn Store> = Arc::new(
+        hookd_store_postgres::PgStore::connect(&url)
+            .await
+            .expect("connect"),
+    );
+    store.migrate().await.expect("migrate");
+    let app = spawn_on(store, test_settings(), WorkerMode::Embedded).await;
+    let rx = TestReceiver::start().await;
+    app.create_webhook(json!({"name": "all", "url": rx.url("/h")}))
+        .await;
+    let mut accepted = 0;
+    for n in 0..5 {
+        let (status, _) = app
+            .post("/events", json!({"type": "a.b", "data": {"n": n}}))
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED);
+        accepted += 1;
+    }
+    rx.wait_for(accepted).await;
+
+    pg.down();
+    for (method, path) in [("POST", "/events"), ("GET", "/webhooks")] {
+        let body = (method == "POST").then(|| json!({"type": "a.b"}));
+        let started = Instant::now();
+        let (status, err) = app.call(method, path, body).await;
+        assert_eq!(
+            status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{method} {path}: {err}"
+        );
+        assert_eq!(err["error"]["code"], "unavailable", "{err}");
+        assert!(
+            started.elapsed() < Duration::from_secs(6),
+            "{method} {path} answered after {:?}",
+            started.elapsed()
+        );
+    }
+    let started = Instant::now();
+    let ready = app
+        .client
+        .get(format!("{}/ready", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 503);
+    assert!(ready.headers().contains_key("retry-after"));
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "{:?}",
+        started.elapsed()
+    );
+
+    pg.up();
+    eventually(
+        Duration::from_secs(30),
+        "publishing works again",
+        || async {
+            let (status, _) = app
+                .post("/events", json!({"type": "a.b", "data": {"n": "after"}}))
+                .await;
+            (status == StatusCode::ACCEPTED).then_some(())
+        },
+    )
+    .await;
+    accepted += 1;
+    let ready = app
+        .client
+        .get(format!("{}/ready", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200, "ready again");
     assert!(
         rx.wait_for(accepted).await.len() >= accepted,
         "every accepted event is delivered"

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-/// The whole file (top-level keys and the `[delivery]`, `[inbound]`, `[proxy]` tables).
+/// The whole file (top-level keys and the `[delivery]`, `[inbound]`, `[http]`, `[proxy]` tables).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RawConfig {
@@ -25,7 +25,17 @@ pub struct RawConfig {
     pub default_headers: BTreeMap<String, String>,
     pub delivery: RawDelivery,
     pub inbound: RawInbound,
+    pub http: RawHttp,
     pub proxy: RawProxy,
+}
+
+/// `[http]`: the listener's limits against slow and idle clients.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawHttp {
+    pub header_timeout_seconds: i64,
+    pub body_timeout_seconds: i64,
+    pub max_connections: i64,
 }
 
 /// `[delivery]`.
@@ -88,6 +98,7 @@ impl Default for RawConfig {
             default_headers: BTreeMap::new(),
             delivery: RawDelivery::default(),
             inbound: RawInbound::default(),
+            http: RawHttp::default(),
             proxy: RawProxy::default(),
         }
     }
@@ -117,6 +128,16 @@ impl Default for RawDelivery {
             disable_after_days: 5,
             allow_networks: Vec::new(),
             rotation_grace_seconds: 86_400,
+        }
+    }
+}
+
+impl Default for RawHttp {
+    fn default() -> Self {
+        Self {
+            header_timeout_seconds: 30,
+            body_timeout_seconds: 60,
+            max_connections: 1024,
         }
     }
 }

@@ -95,6 +95,8 @@ fn the_file_overrides_defaults() {
         allow_networks = ["10.0.0.0/8", "::1/128"]
         [inbound]
         max_body_bytes = 2048
+        [http]
+        header_timeout_seconds = 5
         [[proxy.routes]]
         prefix = "/api/"
         upstream = "http://127.0.0.1:3000"
@@ -133,6 +135,9 @@ fn the_file_overrides_defaults() {
         .collect();
     assert_eq!(nets, ["10.0.0.0/8", "::1/128"]);
     assert_eq!(settings.max_body_bytes, 2048);
+    assert_eq!(settings.http.header_timeout, Duration::from_secs(5));
+    assert_eq!(settings.http.body_timeout, Duration::from_secs(60));
+    assert_eq!(settings.http.max_connections, 1024);
 }
 
 #[test]
@@ -370,6 +375,18 @@ fn invalid_values_are_refused_with_their_path() {
         (
             "[inbound]\nmax_body_bytes = 0",
             "inbound.max_body_bytes: must be between 1 and 104857600, got 0",
+        ),
+        (
+            "[http]\nheader_timeout_seconds = 0",
+            "http.header_timeout_seconds: must be between 1 and 3600, got 0",
+        ),
+        (
+            "[http]\nbody_timeout_seconds = 3601",
+            "http.body_timeout_seconds: must be between 1 and 3600, got 3601",
+        ),
+        (
+            "[http]\nmax_connections = 0",
+            "http.max_connections: must be between 1 and 1000000, got 0",
         ),
         (
             "[[proxy.routes]]\nprefix = 'api'\nupstream = 'http://u'\ntag = 't'",

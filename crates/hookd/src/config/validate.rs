@@ -8,11 +8,13 @@ use std::ops::RangeInclusive;
 
 use super::raw::{RawConfig, RawDelivery, RawRoute};
 use super::values::{self, Cidr, DatabaseUrl};
-use super::{Config, DeliveryConfig, ProxyRoute};
+use super::{Config, DeliveryConfig, HttpConfig, ProxyRoute};
 
 /// Allowed ranges, as documented in `config.default.toml`.
 const RETENTION_DAYS: RangeInclusive<i64> = 1..=36_500;
 const MAX_BODY_BYTES: RangeInclusive<i64> = 1..=104_857_600;
+const HTTP_TIMEOUT_SECONDS: RangeInclusive<i64> = 1..=3_600;
+const MAX_CONNECTIONS: RangeInclusive<i64> = 1..=1_000_000;
 const PROXY_MAX_BODY_BYTES: RangeInclusive<i64> = 0..=104_857_600;
 /// Paths hookd serves itself: a proxy prefix may not fall inside them.
 const RESERVED_PATHS: [&str; 6] = ["/api/v1", "/health", "/ready", "/metrics", "/ui", "/hooks"];
@@ -98,6 +100,23 @@ pub fn config(raw: RawConfig) -> Result<Config, Vec<String>> {
         raw.proxy.max_body_bytes,
         PROXY_MAX_BODY_BYTES,
     );
+    let http = HttpConfig {
+        header_timeout_seconds: c.int(
+            "http.header_timeout_seconds",
+            raw.http.header_timeout_seconds,
+            HTTP_TIMEOUT_SECONDS,
+        ),
+        body_timeout_seconds: c.int(
+            "http.body_timeout_seconds",
+            raw.http.body_timeout_seconds,
+            HTTP_TIMEOUT_SECONDS,
+        ),
+        max_connections: c.int(
+            "http.max_connections",
+            raw.http.max_connections,
+            MAX_CONNECTIONS,
+        ),
+    };
     let proxy_routes = proxy_routes(&mut c, raw.proxy.routes);
     match (listen, database_url) {
         (Some(listen), Some(database_url)) if c.problems.is_empty() => Ok(Config {
@@ -110,6 +129,7 @@ pub fn config(raw: RawConfig) -> Result<Config, Vec<String>> {
             log,
             delivery,
             max_body_bytes,
+            http,
             proxy_max_body_bytes,
             proxy_routes,
         }),
