@@ -8,7 +8,7 @@ use hookd_core::{Store, StoreError};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
-use super::{sleep_until, Worker, IDLE_MAX};
+use super::{pause, sleep_until, Backoff, Worker, IDLE_MAX};
 use crate::inbound::run_async;
 
 /// Executions claimed at once.
@@ -22,15 +22,24 @@ impl Worker {
         let (done_tx, done_rx) = mpsc::channel(1024);
         let finisher = tokio::spawn(finish(self.store.clone(), done_rx));
         let mut running = JoinSet::new();
+        let mut backoff = Backoff::default();
         while !*shutdown.borrow() {
             while running.try_join_next().is_some() {}
             let notified = self.wake.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
             match self.claim_and_start(&mut running, &done_tx).await {
-                Ok(n) if n > 0 => continue,
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "claiming executions failed"),
+                Ok(n) if n > 0 => {
+                    backoff.succeeded();
+                    continue;
+                }
+                Ok(_) => backoff.succeeded(),
+                Err(e) => {
+                    let wait = backoff.failed();
+                    tracing::warn!(error = %e, retry_in = ?wait, "claiming executions failed");
+                    pause(wait, &mut shutdown).await;
+                    continue;
+                }
             }
             let wait = sleep_until(self.store.next_execution_at().await, IDLE_MAX);
             tokio::select! {

@@ -35,6 +35,8 @@ const CLAIM_BATCH: u32 = 256;
 const IDLE_MAX: Duration = Duration::from_secs(5);
 /// How often retention pruning runs.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+/// How often a lane looks again whether the recorder writes again.
+const RECORDER_WAIT: Duration = Duration::from_millis(200);
 
 /// Everything a worker needs, shared by its tasks.
 #[derive(Debug, Clone)]
@@ -75,6 +77,8 @@ struct LaneState {
     slot_waiters: Arc<AtomicBool>,
     /// Webhooks whose circuit breaker is not clean, for the recorder.
     circuits: recorder::Circuits,
+    /// Set by the recorder while it cannot write outcomes: the lanes then claim nothing.
+    recorder_failing: Arc<AtomicBool>,
 }
 
 /// The process's budget of requests in flight, shared by the lanes: first attempts may use all
@@ -164,13 +168,18 @@ impl Worker {
         let (tx, rx) = mpsc::channel(4096);
         let slot_waiters = Arc::new(AtomicBool::new(false));
         let circuits = recorder::Circuits::default();
+        let recorder_failing = Arc::new(AtomicBool::new(false));
         let recorder = tokio::spawn(recorder::run(
-            self.store.clone(),
+            recorder::Recorder {
+                store: self.store.clone(),
+                wake: self.wake.clone(),
+                slot_waiters: slot_waiters.clone(),
+                circuits: circuits.clone(),
+                failing: recorder_failing.clone(),
+                give_up_after: self.settings.delivery.lease,
+                metrics: self.metrics.clone(),
+            },
             rx,
-            self.wake.clone(),
-            slot_waiters.clone(),
-            circuits.clone(),
-            self.metrics.clone(),
         ));
         let mut tasks = JoinSet::new();
         let budget = Budget::new(self.settings.delivery.concurrency);
@@ -179,6 +188,7 @@ impl Worker {
                 budget: budget.clone(),
                 slot_waiters: slot_waiters.clone(),
                 circuits: circuits.clone(),
+                recorder_failing: recorder_failing.clone(),
             };
             tasks.spawn(self.clone().lane(lane, state, tx.clone(), shutdown.clone()));
         }
@@ -204,26 +214,39 @@ impl Worker {
         mut shutdown: watch::Receiver<bool>,
     ) {
         let mut inflight = JoinSet::new();
+        let mut backoff = Backoff::default();
         while !*shutdown.borrow() {
             // Reap finished sends so a lane that never idles does not accumulate them.
             while inflight.try_join_next().is_some() {}
+            // Outcomes that cannot be written would be sent again when their leases run out:
+            // send nothing more until the recorder writes again.
+            if state.recorder_failing.load(Ordering::Acquire) {
+                pause(RECORDER_WAIT, &mut shutdown).await;
+                continue;
+            }
             let notified = self.wake.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
             let wait = match self.step(lane, &state, &tx, &mut inflight).await {
-                Ok(Step::Dispatched(_)) => continue,
+                Ok(Step::Dispatched(_)) => {
+                    backoff.succeeded();
+                    continue;
+                }
                 Ok(Step::Idle {
                     next_at,
                     waits_for_a_slot,
                 }) => {
+                    backoff.succeeded();
                     if waits_for_a_slot {
                         state.slot_waiters.store(true, Ordering::Release);
                     }
                     sleep_until(Ok(next_at), IDLE_MAX)
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, ?lane, "claiming deliveries failed");
-                    sleep_until(Err(e), IDLE_MAX)
+                    let wait = backoff.failed();
+                    tracing::warn!(error = %e, ?lane, retry_in = ?wait, "claiming deliveries failed");
+                    pause(wait, &mut shutdown).await;
+                    continue;
                 }
             };
             tokio::select! {
@@ -358,6 +381,41 @@ impl Worker {
     }
 }
 
+/// Exponential back-off for a loop whose store calls fail: 100 ms after the first failure,
+/// doubling up to 5 s, back to nothing after a success. While it waits, the loop ignores
+/// wake-ups, so a database that is down or a full disk costs a few attempts and log lines per
+/// second at most, not one per published event.
+#[derive(Debug, Default)]
+pub(crate) struct Backoff {
+    failures: u32,
+}
+
+impl Backoff {
+    const FIRST: Duration = Duration::from_millis(100);
+    const MAX: Duration = Duration::from_secs(5);
+
+    /// Notes a failure; how long to wait before the next attempt.
+    pub(crate) fn failed(&mut self) -> Duration {
+        let wait = Self::FIRST
+            .saturating_mul(1 << self.failures.min(16))
+            .min(Self::MAX);
+        self.failures = self.failures.saturating_add(1);
+        wait
+    }
+
+    pub(crate) fn succeeded(&mut self) {
+        self.failures = 0;
+    }
+}
+
+/// Sleeps `wait` unless `shutdown` turns true first.
+pub(crate) async fn pause(wait: Duration, shutdown: &mut watch::Receiver<bool>) {
+    tokio::select! {
+        _ = tokio::time::sleep(wait) => {}
+        _ = shutdown.changed() => {}
+    }
+}
+
 /// How long an idle loop sleeps given the next due time it read (epoch ms): until then, at most
 /// `max`; `max` when nothing is due; a second when the read failed.
 pub(crate) fn sleep_until(
@@ -407,6 +465,15 @@ mod tests {
             "first attempts may use all of it"
         );
         assert_eq!(budget.free(Lane::Retry), 0, "and then no retry goes");
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_its_cap_and_a_success_resets_it() {
+        let mut b = Backoff::default();
+        let waits: Vec<u64> = (0..8).map(|_| b.failed().as_millis() as u64).collect();
+        assert_eq!(waits, [100, 200, 400, 800, 1600, 3200, 5000, 5000]);
+        b.succeeded();
+        assert_eq!(b.failed(), Duration::from_millis(100));
     }
 
     #[tokio::test]

@@ -14,26 +14,32 @@ use tokio::sync::{mpsc, Notify};
 
 /// Most outcomes written in one transaction.
 const BATCH: usize = 512;
-/// Tries for one batch before it is given up (its deliveries are sent again after their lease).
-const TRIES: u32 = 5;
+
+/// What the recorder works with.
+#[derive(Debug)]
+pub struct Recorder {
+    pub store: Arc<dyn Store>,
+    pub wake: Arc<Notify>,
+    pub slot_waiters: Arc<AtomicBool>,
+    pub circuits: Circuits,
+    /// Set while a batch cannot be written: the lanes then send nothing more.
+    pub failing: Arc<AtomicBool>,
+    /// How long a batch is retried (the lease: past it, other claims may send those deliveries
+    /// again and the outcomes no longer move them).
+    pub give_up_after: Duration,
+    pub metrics: Arc<crate::metrics::Metrics>,
+}
 
 /// Runs until every sender is dropped and the channel is drained. After a batch it wakes the
 /// lanes when one waits for a webhook under its in-flight cap, or a retry was scheduled (the
 /// lanes may sleep until a later due time).
-pub async fn run(
-    store: Arc<dyn Store>,
-    mut rx: mpsc::Receiver<Outcome>,
-    wake: Arc<Notify>,
-    slot_waiters: Arc<AtomicBool>,
-    circuits: Circuits,
-    metrics: Arc<crate::metrics::Metrics>,
-) {
+pub async fn run(r: Recorder, mut rx: mpsc::Receiver<Outcome>) {
     let mut batch = Vec::with_capacity(BATCH);
     while rx.recv_many(&mut batch, BATCH).await > 0 {
-        let cleared = circuits.filter(&mut batch);
-        if write(&*store, &batch).await {
-            metrics.observe(&batch);
-            circuits.forget(&cleared);
+        let cleared = r.circuits.filter(&mut batch);
+        if write(&r, &batch).await {
+            r.metrics.observe(&batch);
+            r.circuits.forget(&cleared);
         }
         // A recorded outcome ends a request in flight: a lane waiting for a webhook under its
         // cap may take the next of its deliveries. A retry may also have been scheduled sooner
@@ -42,8 +48,8 @@ pub async fn run(
         let retries = batch
             .iter()
             .any(|o| matches!(o.next, NextState::Retry { .. }));
-        if slot_waiters.swap(false, Ordering::AcqRel) || retries {
-            wake.notify_waiters();
+        if r.slot_waiters.swap(false, Ordering::AcqRel) || retries {
+            r.wake.notify_waiters();
         }
         batch.clear();
     }
@@ -98,20 +104,30 @@ impl Circuits {
     }
 }
 
-/// Writes a batch, retrying a few times; false when it was given up.
-async fn write(store: &dyn Store, batch: &[Outcome]) -> bool {
-    for attempt in 1..=TRIES {
-        match store.record_outcomes(batch).await {
-            Ok(()) => return true,
+/// Writes a batch, retrying with back-off for as long as its leases may still hold; false
+/// when it was given up (its deliveries are then sent again once their leases run out). While
+/// it fails, [`Recorder::failing`] keeps the lanes from sending more.
+async fn write(r: &Recorder, batch: &[Outcome]) -> bool {
+    let deadline = tokio::time::Instant::now() + r.give_up_after;
+    let mut backoff = super::Backoff::default();
+    loop {
+        match r.store.record_outcomes(batch).await {
+            Ok(()) => {
+                r.failing.store(false, Ordering::Release);
+                return true;
+            }
             Err(e) => {
-                tracing::warn!(error = %e, attempt, outcomes = batch.len(), "recording outcomes failed");
-                tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
+                r.failing.store(true, Ordering::Release);
+                let wait = backoff.failed();
+                if tokio::time::Instant::now() + wait > deadline {
+                    tracing::error!(error = %e, outcomes = batch.len(),
+                        "gave up recording outcomes; their deliveries will be sent again when their leases expire");
+                    r.failing.store(false, Ordering::Release);
+                    return false;
+                }
+                tracing::warn!(error = %e, outcomes = batch.len(), retry_in = ?wait, "recording outcomes failed");
+                tokio::time::sleep(wait).await;
             }
         }
     }
-    tracing::error!(
-        outcomes = batch.len(),
-        "gave up recording outcomes; their deliveries will be sent again when their leases expire"
-    );
-    false
 }

@@ -93,14 +93,23 @@ pub async fn run(
     wake: Arc<Notify>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let mut backoff = super::Backoff::default();
     while !*shutdown.borrow() {
         let notified = changed.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
         match fire_due(&*store, crate::now_ms()).await {
-            Ok(0) => {}
-            Ok(_) => wake.notify_waiters(),
-            Err(e) => tracing::warn!(error = %e, "firing schedules failed"),
+            Ok(0) => backoff.succeeded(),
+            Ok(_) => {
+                backoff.succeeded();
+                wake.notify_waiters();
+            }
+            Err(e) => {
+                let wait = backoff.failed();
+                tracing::warn!(error = %e, retry_in = ?wait, "firing schedules failed");
+                super::pause(wait, &mut shutdown).await;
+                continue;
+            }
         }
         let wait = super::sleep_until(store.next_schedule_at().await, MAX_WAIT);
         tokio::select! {
