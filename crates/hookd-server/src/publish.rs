@@ -1,13 +1,16 @@
 //! Publishing: match events against active webhooks (their `events` entries and `condition`),
 //! store each event with its deliveries in one transaction, and wake the worker.
 //!
-//! Concurrent publish requests are committed together (group commit): one task takes every
-//! request waiting at that moment, matches their events against the active webhooks (whose
-//! version is checked once per group, not once per request) and stores them in one transaction.
-//! Each request is still answered only after its events are committed; a failed transaction
-//! fails every request in it and stores none of them.
+//! Each request matches its own events against the active webhooks (whose version is checked
+//! per request) in its own task, conditions on the blocking pool within a time budget. The
+//! planned events are then committed together with other requests' (group commit): one task
+//! takes every request waiting at that moment and stores them in one transaction. Each request
+//! is answered only after its events are committed; when a group's transaction fails, its
+//! requests are committed one by one, so only a request the database refuses fails (a database
+//! that is unavailable fails them all at once).
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use hookd_core::store::{Enqueued, EventToStore, NewDelivery};
 use hookd_core::template::{Condition, Context};
@@ -118,40 +121,65 @@ pub async fn publish(state: &AppState, events: Vec<NewEvent>) -> Result<Vec<Enqu
 
 /// Most events committed in one group transaction.
 const GROUP_MAX_EVENTS: usize = 1000;
+/// Wall-clock budget for the conditions of one request's events, beside each evaluation's fuel:
+/// past it, the conditions not yet evaluated count as false (logged), as an evaluation error does.
+const CONDITIONS_BUDGET: Duration = Duration::from_millis(500);
 
 type Reply = oneshot::Sender<Result<Vec<Enqueued>, StoreError>>;
-type Job = (Vec<NewEvent>, Reply);
+type Job = (Vec<EventToStore>, Reply);
 
 /// The handle API requests use to have events committed by the group-commit task.
 #[derive(Debug, Clone)]
 pub struct Committer {
     tx: mpsc::Sender<Job>,
+    store: Arc<dyn Store>,
+    webhooks: Arc<WebhookCache>,
 }
 
 impl Committer {
-    /// Starts the group-commit task; it matches events against `webhooks` (read once per group)
-    /// and wakes `wake` whenever deliveries were queued.
+    /// Starts the group-commit task, which stores what callers planned and wakes `wake`
+    /// whenever deliveries were queued.
     pub fn start(store: Arc<dyn Store>, webhooks: Arc<WebhookCache>, wake: Arc<Notify>) -> Self {
         let (tx, rx) = mpsc::channel(1024);
-        tokio::spawn(group_commit(store, webhooks, wake, rx));
-        Self { tx }
+        tokio::spawn(group_commit(store.clone(), wake, rx));
+        Self {
+            tx,
+            store,
+            webhooks,
+        }
     }
 
-    /// Commits `batch` (in a transaction shared with other requests) and returns its results.
+    /// Matches `batch` against the active webhooks in the caller's task (conditions off the
+    /// async threads when there are any, within [`CONDITIONS_BUDGET`]), then commits it in a
+    /// transaction shared with other requests and returns its results. An expensive condition
+    /// so costs the requests it applies to, never the shared commit.
     pub async fn commit(&self, batch: Vec<NewEvent>) -> Result<Vec<Enqueued>, StoreError> {
+        let hooks = self.webhooks.active(&*self.store).await?;
+        let now = crate::now_ms();
+        let conditional = hooks.iter().any(|h| !matches!(h.condition, Gate::Open));
+        let planned = if conditional {
+            tokio::task::spawn_blocking(move || plan_events(batch, &hooks, now))
+                .await
+                .map_err(|e| StoreError::Backend(format!("matching events failed: {e}").into()))?
+        } else {
+            plan_events(batch, &hooks, now)
+        };
         let (reply, answer) = oneshot::channel();
         let gone = || StoreError::Backend("the publisher stopped".into());
-        self.tx.send((batch, reply)).await.map_err(|_| gone())?;
+        self.tx.send((planned, reply)).await.map_err(|_| gone())?;
         answer.await.map_err(|_| gone())?
     }
 }
 
-async fn group_commit(
-    store: Arc<dyn Store>,
-    webhooks: Arc<WebhookCache>,
-    wake: Arc<Notify>,
-    mut rx: mpsc::Receiver<Job>,
-) {
+fn plan_events(batch: Vec<NewEvent>, hooks: &[ActiveWebhook], now: i64) -> Vec<EventToStore> {
+    let started = Instant::now();
+    batch
+        .into_iter()
+        .map(|e| plan_event(e, hooks, now, started))
+        .collect()
+}
+
+async fn group_commit(store: Arc<dyn Store>, wake: Arc<Notify>, mut rx: mpsc::Receiver<Job>) {
     while let Some(first) = rx.recv().await {
         let mut jobs = vec![first];
         let mut size = jobs[0].0.len();
@@ -164,29 +192,17 @@ async fn group_commit(
                 Err(_) => break,
             }
         }
-        commit_group(&*store, &webhooks, &wake, jobs, size).await;
+        commit_group(&*store, &wake, jobs, size).await;
     }
 }
 
-/// Matches the events of `jobs` against the active webhooks (read once for the whole group),
-/// stores them in one transaction and answers each job.
-async fn commit_group(
-    store: &dyn Store,
-    webhooks: &WebhookCache,
-    wake: &Notify,
-    jobs: Vec<Job>,
-    size: usize,
-) {
-    let hooks = match webhooks.active(store).await {
-        Ok(hooks) => hooks,
-        Err(e) => return fail_all(jobs.into_iter().map(|(_, r)| r), &e),
-    };
-    let now = crate::now_ms();
+/// Stores the events of `jobs` in one transaction and answers each job.
+async fn commit_group(store: &dyn Store, wake: &Notify, jobs: Vec<Job>, size: usize) {
     let mut all = Vec::with_capacity(size);
     let mut replies = Vec::with_capacity(jobs.len());
     for (batch, reply) in jobs {
         replies.push((batch.len(), reply));
-        all.extend(batch.into_iter().map(|e| plan_event(e, &hooks, now)));
+        all.extend(batch);
     }
     let queued = all.iter().any(|e| !e.deliveries.is_empty());
     match store.enqueue_events(&all, crate::now_ms()).await {
@@ -232,7 +248,14 @@ fn fail_all(replies: impl Iterator<Item = Reply>, e: &StoreError) {
 
 /// Decides which webhooks an event goes to: those with a matching `events` entry whose condition
 /// holds. The event data is moved into the matching view and back, never copied per webhook.
-fn plan_event(mut event: NewEvent, hooks: &[ActiveWebhook], now: i64) -> EventToStore {
+/// Conditions reached after [`CONDITIONS_BUDGET`] (from `started`) are not evaluated and count
+/// as false.
+fn plan_event(
+    mut event: NewEvent,
+    hooks: &[ActiveWebhook],
+    now: i64,
+    started: Instant,
+) -> EventToStore {
     let id = EventId::generate(now);
     let view = Event {
         id: id.clone(),
@@ -250,6 +273,11 @@ fn plan_event(mut event: NewEvent, hooks: &[ActiveWebhook], now: i64) -> EventTo
         .filter_map(|hook| {
             let m = hook.filters.matches(&view)?;
             if !matches!(hook.condition, Gate::Open) {
+                if started.elapsed() > CONDITIONS_BUDGET {
+                    tracing::warn!(webhook_id = %hook.webhook.id, event_id = %id,
+                        "the request's conditions ran past their time budget; no delivery");
+                    return None;
+                }
                 let scope = scope.get_or_insert_with(|| Context::for_event(&view));
                 if !hook.admits(scope, &id) {
                     return None;

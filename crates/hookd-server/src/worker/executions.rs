@@ -1,11 +1,18 @@
-//! Async inbound executions: claimed under a lease like deliveries, run, finished. A worker that
-//! dies mid-run leaves the lease to expire; the execution is then claimed again (at least once,
-//! as deliveries are), up to [`MAX_RUNS`] times.
+//! Async inbound executions: claimed under a lease like deliveries, run, finished. A run is
+//! bounded by its hook's `timeout_ms` (at most [`MAX_TIMEOUT_MS`]) and its lease outlasts the
+//! longest run by [`FINISH_MARGIN`], so a run that is still going is never claimed again: its
+//! side effects happen once per claim. A worker that dies mid-run leaves the lease to expire;
+//! the execution is then claimed again (at least once, as deliveries are), up to [`MAX_RUNS`]
+//! times. At most [`CONCURRENCY`] executions run at once in a process.
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use hookd_core::inbound::record::{Execution, ExecutionStatus};
+use hookd_core::inbound::spec::MAX_TIMEOUT_MS;
 use hookd_core::store::ExecutionClaim;
 use hookd_core::{Store, StoreError};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
 use super::{pause, sleep_until, Backoff, Worker, IDLE_MAX};
@@ -13,8 +20,20 @@ use crate::inbound::run_async;
 
 /// Executions claimed at once.
 const BATCH: u32 = 32;
-/// Runs started for one execution before it is failed: the worker running it died each time.
+/// Executions running at once in one process.
+pub const CONCURRENCY: usize = 256;
+/// Runs started for one execution before it is failed: each time, its worker stopped (or could
+/// not record the result) before the lease ran out.
 pub const MAX_RUNS: u32 = 3;
+/// How long past the longest run an execution's lease lasts, for its result to be recorded.
+const FINISH_MARGIN: Duration = Duration::from_secs(30);
+
+/// The lease of a claimed execution: the delivery lease, or longer when a hook's `timeout_ms`
+/// could run past it.
+fn execution_lease(delivery_lease: Duration) -> Duration {
+    let longest_run = Duration::from_millis(u64::from(MAX_TIMEOUT_MS)) + FINISH_MARGIN;
+    delivery_lease.max(longest_run)
+}
 
 impl Worker {
     /// Claims due executions and runs them, until `shutdown`.
@@ -23,12 +42,21 @@ impl Worker {
         let finisher = tokio::spawn(finish(self.store.clone(), done_rx));
         let mut running = JoinSet::new();
         let mut backoff = Backoff::default();
+        let slots = Arc::new(Semaphore::new(CONCURRENCY));
         while !*shutdown.borrow() {
             while running.try_join_next().is_some() {}
+            // A slot before the claim, so everything claimed starts at once.
+            let first = tokio::select! {
+                slot = slots.clone().acquire_owned() => slot.expect("never closed"),
+                _ = shutdown.changed() => continue,
+            };
             let notified = self.wake.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            match self.claim_and_start(&mut running, &done_tx).await {
+            match self
+                .claim_and_start(&mut running, &done_tx, &slots, first)
+                .await
+            {
                 Ok(n) if n > 0 => {
                     backoff.succeeded();
                     continue;
@@ -57,21 +85,31 @@ impl Worker {
         &self,
         running: &mut JoinSet<()>,
         done: &mpsc::Sender<Finished>,
+        slots: &Arc<Semaphore>,
+        first: OwnedSemaphorePermit,
     ) -> Result<usize, StoreError> {
+        let mut permits = vec![first];
+        while permits.len() < BATCH as usize {
+            match slots.clone().try_acquire_owned() {
+                Ok(p) => permits.push(p),
+                Err(_) => break,
+            }
+        }
         let token = crate::auth::generate_token();
         let claim = ExecutionClaim {
             now_ms: crate::now_ms(),
-            limit: BATCH,
-            lease: self.settings.delivery.lease,
+            limit: permits.len() as u32,
+            lease: execution_lease(self.settings.delivery.lease),
             lease_token: token.clone(),
         };
         let claimed = self.store.claim_executions(&claim).await?;
         let n = claimed.len();
-        for execution in claimed {
+        for (execution, permit) in claimed.into_iter().zip(permits) {
             let (me, token, done) = (self.clone(), token.clone(), done.clone());
             running.spawn(async move {
                 let finished = me.execute(execution).await;
                 let _ = done.send((finished, token)).await;
+                drop(permit);
             });
         }
         Ok(n)
@@ -85,7 +123,10 @@ impl Worker {
             e
         };
         if execution.attempts > MAX_RUNS {
-            let why = format!("the worker running it stopped {MAX_RUNS} times");
+            let why = format!(
+                "claimed {MAX_RUNS} times without a recorded result: each time its worker \
+                 stopped or could not record it before the lease ran out"
+            );
             return fail(execution, &why);
         }
         let hook = match self.store.get_inbound(&execution.hook_id).await {

@@ -351,6 +351,38 @@ async fn a_sync_hook_past_its_timeout_answers_504(b: Backend) {
     assert!(e["error"].as_str().unwrap().contains("timeout_ms"), "{e}");
 }
 
+backend_test!(an_async_run_longer_than_the_delivery_lease_runs_once);
+async fn an_async_run_longer_than_the_delivery_lease_runs_once(b: Backend) {
+    let mut settings = test_settings();
+    settings.delivery.lease = Duration::from_secs(1);
+    let app = spawn_app_with(&b, settings, WorkerMode::Embedded).await;
+    let slow = TestReceiver::start().await;
+    slow.always(Reply {
+        delay: Duration::from_secs(4),
+        ..Reply::status(200)
+    });
+    let hook = create_hook(
+        &app,
+        json!({"name": "long", "mode": "async", "timeout_ms": 2500,
+               "workflow": [{"type": "request", "url": slow.url("/"), "save_as": "r"}]}),
+    )
+    .await;
+    let url = hook["url"]
+        .as_str()
+        .unwrap()
+        .replace("http://127.0.0.1:8080", &app.base);
+    let answer = call(&url, "POST", &[], "{}").await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let e = finished(&app, answer.execution()).await;
+    assert_eq!(e["status"], "timed_out", "{e}");
+    assert!(e["error"].as_str().unwrap().contains("timeout_ms"), "{e}");
+    assert_eq!(
+        slow.received().len(),
+        1,
+        "a run still going past the 1 s delivery lease was not claimed and run again"
+    );
+}
+
 backend_test!(request_nodes_call_out_through_the_ssrf_guard);
 async fn request_nodes_call_out_through_the_ssrf_guard(b: Backend) {
     let app = spawn_app(&b).await;
