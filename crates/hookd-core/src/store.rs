@@ -272,7 +272,7 @@ impl WebhookStats {
 pub trait Store: Send + Sync + std::fmt::Debug {
     /// Applies pending migrations; safe to run concurrently from several processes.
     async fn migrate(&self) -> StoreResult<()>;
-    /// Checks the database answers.
+    /// Checks the database answers and can write (for `/ready`).
     async fn ping(&self) -> StoreResult<()>;
 
     // --- admin tokens ---

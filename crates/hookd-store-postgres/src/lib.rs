@@ -48,17 +48,17 @@ use hookd_core::store::{
     Store, StoreError, StoreResult, TokenRecord, WebhookStats, Written,
 };
 use hookd_core::webhook::Webhook;
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
 use crate::rows::store_err;
 
 /// Pool size: the API, the claimers and the outcome recorder each hold a connection only for a
 /// statement or a short transaction, so a few connections serve many tasks.
 const MAX_CONNECTIONS: u32 = 16;
-/// How long a statement waits for a connection before it fails as
+/// How long a statement waits for a connection by default before it fails as
 /// [`StoreError::Unavailable`] (the API then answers 503 with `Retry-After`): long enough for a
 /// busy pool, short enough that an unreachable database is told quickly (sqlx's default is 30 s).
-const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// A [`Store`] on PostgreSQL. Clones share the pool and the listener.
 #[derive(Debug, Clone)]
@@ -72,12 +72,43 @@ pub struct PgStore {
 impl PgStore {
     /// Connects to a `postgres://` URL; its `options` parameter may set `search_path`.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        Self::connect_with(url, DEFAULT_ACQUIRE_TIMEOUT).await
+    }
+
+    /// [`PgStore::connect`], with statements waiting at most `acquire_timeout` for a
+    /// connection. When the database cannot be reached at all, the error says why (connection
+    /// refused, unknown host) rather than only that no connection came in time.
+    pub async fn connect_with(url: &str, acquire_timeout: Duration) -> Result<Self, StoreError> {
+        let options: PgConnectOptions = url.parse().map_err(StoreError::backend)?;
         let pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
-            .acquire_timeout(ACQUIRE_TIMEOUT)
-            .connect(url)
-            .await
-            .map_err(StoreError::backend)?;
+            .acquire_timeout(acquire_timeout)
+            .connect_with(options.clone())
+            .await;
+        let pool = match pool {
+            Ok(pool) => pool,
+            Err(sqlx::Error::PoolTimedOut) => {
+                // The pool retries refused connections until its timeout and then says only
+                // that; one direct attempt tells the cause.
+                let direct = tokio::time::timeout(
+                    acquire_timeout,
+                    <sqlx::PgConnection as sqlx::Connection>::connect_with(&options),
+                )
+                .await;
+                let cause = match direct {
+                    Ok(Err(e)) => e.to_string(),
+                    Ok(Ok(conn)) => {
+                        let _ = sqlx::Connection::close(conn).await;
+                        "no connection came within the acquire timeout".to_owned()
+                    }
+                    Err(_) => "no answer within the acquire timeout".to_owned(),
+                };
+                return Err(StoreError::Unavailable(format!(
+                    "cannot connect within {acquire_timeout:?}: {cause}"
+                )));
+            }
+            Err(e) => return Err(StoreError::backend(e)),
+        };
         let channel = wake::channel_name(&pool)
             .await
             .map_err(StoreError::backend)?;

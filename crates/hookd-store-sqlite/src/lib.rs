@@ -165,11 +165,21 @@ impl Store for SqliteStore {
             .map_err(store_err)
     }
 
+    /// Reads through the readers and writes through the writer (a row rewritten as it is), so a
+    /// writer connection that is broken or cannot take the file's write lock shows here. (A
+    /// full disk may not: rewriting one page can fit where a larger write does not.)
     async fn ping(&self) -> StoreResult<()> {
         sqlx::query("SELECT 1")
             .execute(&self.reader)
             .await
             .map_err(store_err)?;
+        sqlx::query(
+            "UPDATE hookd_migrations SET applied_at = applied_at
+             WHERE version = (SELECT MAX(version) FROM hookd_migrations)",
+        )
+        .execute(&self.writer)
+        .await
+        .map_err(store_err)?;
         Ok(())
     }
 

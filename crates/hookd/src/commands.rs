@@ -8,6 +8,7 @@ mod token;
 mod verify;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{anyhow, Context as _};
 use hookd_core::Store;
@@ -16,7 +17,7 @@ use hookd_store_sqlite::SqliteStore;
 use tracing_subscriber::EnvFilter;
 
 use crate::cli::{Cli, Command, ConfigArgs, TokenCommand};
-use crate::config::{Backend, Config, DatabaseUrl, Overrides};
+use crate::config::{Backend, Config, Overrides};
 
 /// Environment variable whose tracing filter wins over the `log` key.
 const LOG_VAR: &str = "HOOKD_LOG";
@@ -71,8 +72,9 @@ fn init_tracing(filter: &str) -> anyhow::Result<()> {
         .map_err(|e| anyhow!(e).context("cannot start logging"))
 }
 
-/// Connects to the database `url` names and applies pending migrations.
-async fn open_store(url: &DatabaseUrl) -> anyhow::Result<Arc<dyn Store>> {
+/// Connects to the configured database and applies pending migrations.
+async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    let url = &config.database_url;
     let context = || format!("database_url: cannot open {url}");
     let store: Arc<dyn Store> = match url.backend() {
         Backend::Sqlite => Arc::new(
@@ -80,7 +82,14 @@ async fn open_store(url: &DatabaseUrl) -> anyhow::Result<Arc<dyn Store>> {
                 .await
                 .with_context(context)?,
         ),
-        Backend::Postgres => Arc::new(PgStore::connect(url.expose()).await.with_context(context)?),
+        Backend::Postgres => {
+            let acquire = Duration::from_secs(config.database_acquire_timeout_seconds.into());
+            Arc::new(
+                PgStore::connect_with(url.expose(), acquire)
+                    .await
+                    .with_context(context)?,
+            )
+        }
     };
     store
         .migrate()

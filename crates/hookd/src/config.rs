@@ -53,6 +53,9 @@ pub struct Config {
     /// Base URL users reach hookd at, without a trailing slash.
     pub public_url: String,
     pub database_url: DatabaseUrl,
+    /// PostgreSQL: how long a statement waits for a pooled connection before the API answers
+    /// 503 `unavailable`.
+    pub database_acquire_timeout_seconds: u32,
     /// An admin API token accepted beside the stored ones; redacted in `Debug`.
     pub admin_token: Option<String>,
     /// Headers every webhook sends unless it overrides or removes them.
@@ -253,6 +256,10 @@ impl fmt::Debug for Config {
             .field("listen", &self.listen)
             .field("public_url", &self.public_url)
             .field("database_url", &self.database_url)
+            .field(
+                "database_acquire_timeout_seconds",
+                &self.database_acquire_timeout_seconds,
+            )
             .field("admin_token", &self.admin_token.as_ref().map(|_| "****"))
             .field("default_headers", &headers)
             .field("retention_days", &self.retention_days)

@@ -77,10 +77,7 @@ async fn ui_inbound_builds_a_sync_hook_calls_it_and_shows_the_execution_trace() 
     .await;
     b.click(&b.button(".sample", "Parse sample").await).await;
     let amount = "[data-sample-path='data.object.amount']";
-    let alias = b.by_label(amount, "Alias for data.object.amount").await;
-    let shown = b
-        .eval("return arguments[0].value", vec![alias.as_arg()])
-        .await;
+    let shown = b.value_of(amount, "Alias for data.object.amount").await;
     assert_eq!(shown, "amount");
     b.wait_text(".sample", "data.object.currency").await;
     b.click(&b.button(amount, "Add").await).await;
@@ -89,10 +86,7 @@ async fn ui_inbound_builds_a_sync_hook_calls_it_and_shows_the_execution_trace() 
         .await;
     b.click(&b.button(order, "Add").await).await;
     b.wait_text(amount, "Added").await;
-    let body_path = b.by_label("[data-field='parse.body']", "Path").await;
-    let path = b
-        .eval("return arguments[0].value", vec![body_path.as_arg()])
-        .await;
+    let path = b.value_of("[data-field='parse.body']", "Path").await;
     assert_eq!(path, "data.object.amount");
 
     // The workflow: if amount > 100 answer 200, else 422.

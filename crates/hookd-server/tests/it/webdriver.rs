@@ -251,6 +251,23 @@ impl Browser {
         .await
     }
 
+    /// The value of the control labelled `label` inside `within`, read in the same script
+    /// that finds it (a page that re-renders between finding and reading cannot make it
+    /// stale), once it is not empty.
+    pub async fn value_of(&self, within: &str, label: &str) -> Value {
+        let script = "const root = document.querySelector(arguments[0]); if (!root) return null; \
+             const l = [...root.querySelectorAll('label')].find(l => l.textContent.trim() === arguments[1] \
+               && l.getClientRects().length); \
+             const c = l ? document.getElementById(l.htmlFor) : null; \
+             return c ? c.value : null;";
+        self.wait_for(
+            &format!("the value of {label:?}"),
+            script,
+            vec![json!(within), json!(label)],
+        )
+        .await
+    }
+
     /// The button or link (inside `within`) whose text is exactly `text`.
     pub async fn button(&self, within: &str, text: &str) -> Element {
         let script = "const root = document.querySelector(arguments[0]); if (!root) return null; \

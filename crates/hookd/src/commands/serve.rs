@@ -11,7 +11,7 @@ use crate::cli::{ConfigArgs, ServeArgs};
 /// Runs the API (and the worker unless `--no-worker`) until Ctrl-C or SIGTERM.
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let config = load_config(&args.config, args.listen)?;
-    let store = open_store(&config.database_url).await?;
+    let store = open_store(&config).await?;
     let mut settings = config.to_settings();
     let listener = TcpListener::bind(settings.listen)
         .await
@@ -50,7 +50,7 @@ async fn announce_admin_token(store: &dyn Store, settings: &Settings) -> anyhow:
 /// Runs a delivery worker until Ctrl-C or SIGTERM.
 pub async fn worker(args: &ConfigArgs) -> anyhow::Result<()> {
     let config = load_config(args, None)?;
-    let store = open_store(&config.database_url).await?;
+    let store = open_store(&config).await?;
     tracing::info!(database = %config.database_url, "hookd worker started");
     warn_if_too_few_open_files(config.delivery.concurrency);
     hookd_server::work(config.to_settings(), store, shutdown_signal())
@@ -97,7 +97,7 @@ fn parse_open_files_limit(limits: &str) -> Option<u64> {
 /// Applies pending migrations and says to which database.
 pub async fn migrate(args: &ConfigArgs) -> anyhow::Result<()> {
     let config = load_config(args, None)?;
-    open_store(&config.database_url).await?;
+    open_store(&config).await?;
     println!("Database {} is migrated.", config.database_url);
     Ok(())
 }

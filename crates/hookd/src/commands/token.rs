@@ -9,7 +9,7 @@ use crate::cli::ConfigArgs;
 /// cannot be shown again).
 pub async fn create(name: &str, args: &ConfigArgs) -> anyhow::Result<()> {
     let config = load_config(args, None)?;
-    let store = open_store(&config.database_url).await?;
+    let store = open_store(&config).await?;
     let token = hookd_server::create_token(store.as_ref(), name)
         .await
         .with_context(|| format!("creating the token `{name}`"))?;

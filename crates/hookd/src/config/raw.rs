@@ -18,6 +18,7 @@ pub struct RawConfig {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub public_url: Option<String>,
     pub database_url: String,
+    pub database_acquire_timeout_seconds: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub admin_token: Option<String>,
     pub retention_days: i64,
@@ -92,6 +93,7 @@ impl Default for RawConfig {
             listen: "127.0.0.1:8080".into(),
             public_url: None,
             database_url: "sqlite://hookd.db".into(),
+            database_acquire_timeout_seconds: 3,
             admin_token: None,
             retention_days: 30,
             log: "info".into(),

@@ -377,6 +377,10 @@ fn invalid_values_are_refused_with_their_path() {
             "inbound.max_body_bytes: must be between 1 and 104857600, got 0",
         ),
         (
+            "database_acquire_timeout_seconds = 0",
+            "database_acquire_timeout_seconds: must be between 1 and 300, got 0",
+        ),
+        (
             "[http]\nheader_timeout_seconds = 0",
             "http.header_timeout_seconds: must be between 1 and 3600, got 0",
         ),

@@ -14,6 +14,7 @@ use super::{Config, DeliveryConfig, HttpConfig, ProxyRoute};
 const RETENTION_DAYS: RangeInclusive<i64> = 1..=36_500;
 const MAX_BODY_BYTES: RangeInclusive<i64> = 1..=104_857_600;
 const HTTP_TIMEOUT_SECONDS: RangeInclusive<i64> = 1..=3_600;
+const ACQUIRE_TIMEOUT_SECONDS: RangeInclusive<i64> = 1..=300;
 const MAX_CONNECTIONS: RangeInclusive<i64> = 1..=1_000_000;
 const PROXY_MAX_BODY_BYTES: RangeInclusive<i64> = 0..=104_857_600;
 /// Paths hookd serves itself: a proxy prefix may not fall inside them.
@@ -83,6 +84,11 @@ pub fn config(raw: RawConfig) -> Result<Config, Vec<String>> {
         "database_url",
         DatabaseUrl::parse(&raw.database_url).map(Some),
     );
+    let database_acquire_timeout_seconds = c.int(
+        "database_acquire_timeout_seconds",
+        raw.database_acquire_timeout_seconds,
+        ACQUIRE_TIMEOUT_SECONDS,
+    );
     let admin_token = raw
         .admin_token
         .map(|t| c.ok("admin_token", admin_token(&t).map(|()| t)));
@@ -123,6 +129,7 @@ pub fn config(raw: RawConfig) -> Result<Config, Vec<String>> {
             listen,
             public_url,
             database_url,
+            database_acquire_timeout_seconds,
             admin_token,
             default_headers,
             retention_days,

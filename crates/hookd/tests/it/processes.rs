@@ -330,3 +330,104 @@ async fn an_async_execution_survives_a_kill_between_answer_and_run(b: Backend) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+backend_test!(a_server_killed_while_publishing_loses_no_accepted_event);
+async fn a_server_killed_while_publishing_loses_no_accepted_event(b: Backend) {
+    let (db, _temp) = b.fresh_db().await;
+    let (mut doomed, api) = api_only(&db).await;
+    let rx = Counter::start(Duration::ZERO).await;
+    api.post(
+        "/webhooks",
+        json!({"name": "r", "url": format!("http://{}/", rx.addr)}),
+    )
+    .await;
+    // Publishers that go on until the server is gone, keeping every event it accepted.
+    let accepted = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let mut publishers = tokio::task::JoinSet::new();
+    for p in 0..4 {
+        let (base, accepted) = (api.base.clone(), accepted.clone());
+        publishers.spawn(async move {
+            let client = reqwest::Client::new();
+            for i in 0.. {
+                let sent = client
+                    .post(format!("{base}/api/v1/events"))
+                    .bearer_auth(TOKEN)
+                    .json(&json!({"type": "a.b", "data": {"p": p, "i": i}}))
+                    .send()
+                    .await;
+                let Ok(resp) = sent else { return };
+                if resp.status() != 202 {
+                    return;
+                }
+                let Ok(body) = resp.json::<serde_json::Value>().await else {
+                    return;
+                };
+                accepted
+                    .lock()
+                    .unwrap()
+                    .push(body["id"].as_str().unwrap().to_owned());
+            }
+        });
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while accepted.lock().unwrap().len() < 200 {
+        assert!(std::time::Instant::now() < deadline, "publishing too slow");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    doomed.0.kill().unwrap(); // SIGKILL, mid-load
+    doomed.0.wait().unwrap();
+    while publishers.join_next().await.is_some() {}
+    let accepted = accepted.lock().unwrap().clone();
+
+    let (_api_proc, api) = api_only(&db).await;
+    let _worker = hookd(&["worker"], &db, &WORKER_ENV);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    for id in &accepted {
+        loop {
+            let list = api.get(&format!("/deliveries?event_id={id}")).await;
+            let statuses: Vec<&str> = list["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| d["status"].as_str().unwrap())
+                .collect();
+            assert_eq!(statuses.len(), 1, "accepted event {id} kept its delivery");
+            if statuses[0] == "succeeded" {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{id}: still {statuses:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    assert!(rx.distinct() >= accepted.len());
+}
+
+#[test]
+fn an_unreachable_postgres_is_named_at_start_within_the_acquire_timeout() {
+    // A closed local port: nothing listens there.
+    let url = format!("postgres://postgres@127.0.0.1:{}/hookd", free_port());
+    let started = std::time::Instant::now();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hookd"))
+        .args(["migrate"])
+        .env_clear()
+        .env("HOOKD_DATABASE_URL", &url)
+        .env("HOOKD_DATABASE_ACQUIRE_TIMEOUT_SECONDS", "1")
+        .current_dir(std::env::temp_dir())
+        .output()
+        .expect("run hookd");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("database_url: cannot open"), "{stderr}");
+    assert!(
+        stderr.to_lowercase().contains("refused"),
+        "the cause is named: {stderr}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "gave up after {:?}",
+        started.elapsed()
+    );
+}
