@@ -583,6 +583,10 @@ impl Effects for ServerEffects {
         data: Value,
     ) -> Result<String, String> {
         let event_type = EventType::parse(event_type)?;
+        // As at the API: text a database cannot store is refused here, on both backends alike.
+        if model.is_some_and(|m| m.contains('\0')) {
+            return Err("model must not contain the NUL character (\\u0000)".into());
+        }
         let event = NewEvent {
             event_type,
             model: model.map(str::to_owned),

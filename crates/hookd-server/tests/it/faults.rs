@@ -217,6 +217,8 @@ async fn sqlite_writes_recover_by_themselves_once_a_full_disk_has_room() {
         .post("/webhooks", json!({"name": "after", "url": rx.url("/h")}))
         .await;
     assert_eq!(status, StatusCode::CREATED, "other writes work again too");
+    let ready = reqwest::get(format!("{}/ready", app.base)).await.unwrap();
+    assert_eq!(ready.status(), 200, "ready again");
     assert!(
         rx.wait_for(accepted).await.len() >= accepted,
         "every accepted event is delivered"
@@ -506,5 +508,91 @@ async fn a_postgres_outage_answers_503_fast_and_recovers_by_itself() {
     assert!(
         rx.wait_for(accepted).await.len() >= accepted,
         "every accepted event is delivered"
+    );
+}
+
+backend_test!(expensive_conditions_stop_at_their_time_budget);
+async fn expensive_conditions_stop_at_their_time_budget(b: Backend) {
+    let app = spawn_app(&b).await;
+    let rx = TestReceiver::start().await;
+    app.create_webhook(json!({"name": "costly", "url": rx.url("/costly"),
+        "events": [{"type": "costly.*"}], "condition": "range(99000) | sum > 0"}))
+        .await;
+    // A batch whose conditions together take longer than the budget: the first events are
+    // evaluated (and delivered), the rest count as not admitted.
+    let events: Vec<Value> = (0..400)
+        .map(|n| json!({"type": "costly.x", "data": {"n": n}}))
+        .collect();
+    let (status, out) = app.post("/events/batch", json!({"events": events})).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{out}");
+    let counts: Vec<u64> = out["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["deliveries"].as_u64().unwrap())
+        .collect();
+    assert_eq!(counts[0], 1, "the first event's condition was evaluated");
+    assert_eq!(counts[399], 0, "past the budget, conditions count as false");
+    let admitted = counts.iter().filter(|&&n| n == 1).count();
+    assert!(
+        counts[..admitted].iter().all(|&n| n == 1),
+        "evaluated in order, then cut: {counts:?}"
+    );
+    // Events the costly webhook does not match are published as usual.
+    let (status, out) = app.post("/events", json!({"type": "plain.x"})).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{out}");
+    assert_eq!(rx.wait_for(admitted).await.len(), admitted);
+}
+
+/// What the API refuses never reaches the commit, but an input no check foresaw could: here a
+/// NUL in `model` handed to the group commit directly, which PostgreSQL refuses. Only that
+/// request fails; the ones sharing its transaction are committed one by one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_commit_the_database_refuses_fails_only_the_bad_request() {
+    use hookd_core::{EventType, NewEvent};
+    use hookd_server::publish::{Committer, WebhookCache};
+    let Some(b) = Backend::postgres() else {
+        return;
+    };
+    let (store, _temp) = b.fresh_store().await;
+    let committer = Committer::start(
+        store.clone(),
+        Arc::new(WebhookCache::default()),
+        Arc::new(tokio::sync::Notify::new()),
+    );
+    let event = |model: &str| NewEvent {
+        event_type: EventType::parse("a.b").unwrap(),
+        model: Some(model.to_owned()),
+        data: json!({}),
+        occurred_at: 1,
+        idempotency_key: None,
+    };
+    let mut valid_ok = 0;
+    for _ in 0..5 {
+        let mut requests = tokio::task::JoinSet::new();
+        for n in 0..17 {
+            let (committer, model) = (committer.clone(), if n == 8 { "x\u{0}y" } else { "ok" });
+            let e = event(model);
+            requests.spawn(async move { (n == 8, committer.commit(vec![e]).await) });
+        }
+        while let Some(done) = requests.join_next().await {
+            match done.unwrap() {
+                (true, result) => assert!(result.is_err(), "the poison request fails"),
+                (false, result) => {
+                    result.expect("a valid request beside the poison one");
+                    valid_ok += 1;
+                }
+            }
+        }
+    }
+    assert_eq!(valid_ok, 80);
+    let page = hookd_core::store::Page {
+        limit: 1000,
+        before: None,
+    };
+    assert_eq!(
+        store.list_events(&page).await.unwrap().len(),
+        80,
+        "every valid event stored"
     );
 }
