@@ -14,7 +14,7 @@
 
 use std::str::FromStr;
 
-use chrono::{TimeZone, Utc};
+use chrono::{TimeZone, Timelike as _, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -119,19 +119,7 @@ impl Timing {
             Self::Cron {
                 expression,
                 timezone,
-            } => {
-                let tz = Tz::from_str(timezone).ok()?;
-                let mut from = tz.timestamp_millis_opt(after_ms).single()?;
-                // A local time that does not exist (a DST gap) makes the parser give up; the
-                // hour after it does exist.
-                for _ in 0..3 {
-                    match cron_parser::parse(expression, &from) {
-                        Ok(next) => return Some(next.timestamp_millis()),
-                        Err(_) => from += chrono::Duration::hours(1),
-                    }
-                }
-                None
-            }
+            } => next_cron(expression, Tz::from_str(timezone).ok()?, after_ms),
         }
     }
 
@@ -256,6 +244,56 @@ pub fn fired_data(
     data
 }
 
+/// The first instant strictly after `after_ms` at which `expression` fires in `tz`. The fields
+/// are matched against the wall clock, then the wall time is placed in the zone:
+/// - a wall time that happens twice (clocks go back) fires once, at its first instant (at its
+///   second one only when the first is already past);
+/// - a wall time that does not exist (clocks go forward) fires once, right after the gap;
+///   occurrences inside one gap collapse into that single firing.
+///
+/// (cron-parser matches the zone's instants minute by minute and so steps over a day whose
+/// time falls in a gap: `30 2 * * *` in Europe/Paris skipped the spring-forward day.)
+fn next_cron(expression: &str, tz: Tz, after_ms: i64) -> Option<i64> {
+    let after = tz.timestamp_millis_opt(after_ms).single()?;
+    // The wall clock as a plain UTC time, so the parser sees no zone and no gap.
+    let mut wall = Utc.from_utc_datetime(&after.naive_local());
+    // Enough for the wall clock of `after` to be behind it by the overlap (at most a few hours),
+    // plus one real occurrence.
+    for _ in 0..1000 {
+        wall = cron_parser::parse(expression, &wall).ok()?;
+        let local = wall.naive_utc();
+        let at = match tz.from_local_datetime(&local) {
+            chrono::LocalResult::Single(t) => t.timestamp_millis(),
+            chrono::LocalResult::Ambiguous(first, second) => {
+                if first.timestamp_millis() > after_ms {
+                    first.timestamp_millis()
+                } else {
+                    second.timestamp_millis()
+                }
+            }
+            chrono::LocalResult::None => gap_end(tz, local)?,
+        };
+        if at > after_ms {
+            return Some(at);
+        }
+    }
+    None
+}
+
+/// The first instant after the DST gap that `local` (a wall time that does not exist) falls in.
+fn gap_end(tz: Tz, local: chrono::NaiveDateTime) -> Option<i64> {
+    let mut probe = local;
+    // Gaps are whole minutes, at most a few hours.
+    for _ in 0..(24 * 60) {
+        probe += chrono::Duration::minutes(1);
+        let probe_start = probe.with_second(0)?.with_nanosecond(0)?;
+        if let Some(t) = tz.from_local_datetime(&probe_start).earliest() {
+            return Some(t.timestamp_millis());
+        }
+    }
+    None
+}
+
 /// `ms` as RFC 3339 in the schedule's time zone (cron timings; `+01:00`) or UTC (`Z`).
 pub fn local_rfc3339(timing: &Timing, ms: i64) -> String {
     let local = match timing {
@@ -287,6 +325,66 @@ mod tests {
         assert_eq!(
             utc.next_after(at("2026-01-10T12:00:00Z")),
             Some(at("2026-01-11T02:00:00Z"))
+        );
+    }
+
+    #[test]
+    fn a_time_in_a_spring_forward_gap_fires_once_right_after_it() {
+        // Paris: 2026-03-29 02:00 CET jumps to 03:00 CEST (01:00 UTC).
+        let t = Timing::cron("30 2 * * *", "Europe/Paris").unwrap();
+        let days = t.upcoming(at("2026-03-27T12:00:00Z"), 4);
+        assert_eq!(
+            days,
+            vec![
+                at("2026-03-28T01:30:00Z"),
+                at("2026-03-29T01:00:00Z"),
+                at("2026-03-30T00:30:00Z"),
+                at("2026-03-31T00:30:00Z"),
+            ],
+            "no day skipped: on the gap day, 03:00 CEST"
+        );
+        // New York: 2026-03-08 02:00 EST jumps to 03:00 EDT (07:00 UTC); every 20 minutes.
+        let t = Timing::cron("*/20 * * * *", "America/New_York").unwrap();
+        assert_eq!(
+            t.upcoming(at("2026-03-08T06:30:00Z"), 4),
+            vec![
+                at("2026-03-08T06:40:00Z"),
+                at("2026-03-08T07:00:00Z"),
+                at("2026-03-08T07:20:00Z"),
+                at("2026-03-08T07:40:00Z"),
+            ],
+            "01:40 EST, then the gap's occurrences as one at 03:00 EDT, then 03:20"
+        );
+    }
+
+    #[test]
+    fn a_time_in_a_repeated_hour_fires_once() {
+        // Paris: 2026-10-25 03:00 CEST goes back to 02:00 CET; 02:30 happens twice.
+        let t = Timing::cron("30 2 * * *", "Europe/Paris").unwrap();
+        assert_eq!(
+            t.upcoming(at("2026-10-24T12:00:00Z"), 3),
+            vec![
+                at("2026-10-25T00:30:00Z"),
+                at("2026-10-26T01:30:00Z"),
+                at("2026-10-27T01:30:00Z"),
+            ],
+            "the first 02:30 (CEST) only"
+        );
+        // New York: 2026-11-01 02:00 EDT goes back to 01:00 EST; hourly at :15.
+        let t = Timing::cron("15 * * * *", "America/New_York").unwrap();
+        assert_eq!(
+            t.upcoming(at("2026-11-01T04:30:00Z"), 3),
+            vec![
+                at("2026-11-01T05:15:00Z"),
+                at("2026-11-01T07:15:00Z"),
+                at("2026-11-01T08:15:00Z"),
+            ],
+            "01:15 EDT fires, the repeated 01:15 EST does not, then 02:15 EST"
+        );
+        // A schedule looking from inside the second pass still fires at the next wall time.
+        assert_eq!(
+            t.next_after(at("2026-11-01T06:20:00Z")),
+            Some(at("2026-11-01T07:15:00Z"))
         );
     }
 

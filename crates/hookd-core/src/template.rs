@@ -189,6 +189,25 @@ impl Condition {
     }
 }
 
+/// `schedule` (`id`, `name`, `occurrence`, `skipped`) of a `schedule.fired` event (SPEC §6),
+/// from the event's data ([`crate::schedule::fired_data`]).
+fn schedule_value(data: &serde_json::Value) -> Value {
+    let text = |key: &str| Value::from(data.get(key).and_then(|v| v.as_str()).map(str::to_owned));
+    Value::from_pairs([
+        ("id", text("schedule_id")),
+        ("name", text("name")),
+        ("occurrence", text("occurrence")),
+        (
+            "skipped",
+            Value::from(
+                data.get("skipped")
+                    .and_then(serde_json::Value::as_u64)
+                    .unwrap_or(0),
+            ),
+        ),
+    ])
+}
+
 /// The variables templates and conditions see. Built once per event; webhook and delivery
 /// variables are layered on top without copying the event data. Route calls add `request` and
 /// `response` (APIO's names).
@@ -201,6 +220,9 @@ impl Context {
     /// `method`, `url`, `body`) and `response` (`status`, `body`).
     pub fn for_event(event: &Event) -> Self {
         let base = Self::for_any_event(event);
+        if event.event_type == crate::schedule::SCHEDULE_FIRED {
+            return base.layer("schedule", schedule_value(&event.data));
+        }
         if event.event_type != route_call::ROUTE_CALL {
             return base;
         }
@@ -271,6 +293,34 @@ mod tests {
 
     fn render(source: &str, data: serde_json::Value) -> Result<String, TemplateError> {
         Template::compile(source)?.render(&ctx(data))
+    }
+
+    #[test]
+    fn a_schedule_message_can_name_its_schedule() {
+        let event = Event {
+            id: crate::EventId::generate(0),
+            event_type: crate::schedule::SCHEDULE_FIRED.into(),
+            model: None,
+            data: json!({"schedule_id": "sch_1", "name": "nightly",
+                         "occurrence": "2026-12-01T02:00:00Z", "skipped": 3, "manual": false}),
+            occurred_at: 0,
+            idempotency_key: None,
+            created_at: 0,
+        };
+        let t = Template::compile(
+            "tick {{ schedule.name }} {{ schedule.id }} {{ schedule.occurrence }} {{ schedule.skipped }}",
+        )
+        .unwrap();
+        assert_eq!(
+            t.render(&Context::for_event(&event)).unwrap(),
+            "tick nightly sch_1 2026-12-01T02:00:00Z 3"
+        );
+        let other = Template::compile("[{{ schedule }}]").unwrap();
+        assert_eq!(
+            other.render(&ctx(json!({}))).unwrap(),
+            "[]",
+            "other events have no schedule"
+        );
     }
 
     #[test]

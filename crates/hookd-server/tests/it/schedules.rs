@@ -253,6 +253,33 @@ async fn run_now_sends_the_default_payload_without_moving_the_next_run(b: Backen
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
+backend_test!(a_message_names_its_schedule);
+async fn a_message_names_its_schedule(b: Backend) {
+    let app = spawn_app(&b).await;
+    let rx = TestReceiver::start().await;
+    let wh = app
+        .create_webhook(json!({"name": "chat", "url": rx.url("/h")}))
+        .await;
+    let s = create(
+        &app,
+        json!({"name": "nightly", "webhook_id": wh["id"], "cron": "0 2 * * *",
+               "active": false,
+               "message": "{\"text\": \"tick {{ schedule.name }} ({{ schedule.skipped }} skipped)\"}"}),
+    )
+    .await;
+    let id = s["id"].as_str().unwrap();
+    let (status, run) = app.post(&format!("/schedules/{id}/run"), json!({})).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{run}");
+    let got = rx.wait_for(1).await;
+    assert_eq!(got[0].json(), json!({"text": "tick nightly (0 skipped)"}));
+    let d = app
+        .wait_delivery(run["delivery_id"].as_str().unwrap(), |d| {
+            d["status"] == "succeeded"
+        })
+        .await;
+    assert_eq!(d["schedule_id"], id);
+}
+
 backend_test!(missed_occurrences_fire_once_after_downtime);
 async fn missed_occurrences_fire_once_after_downtime(b: Backend) {
     // An API without a worker: nothing fires while the schedule is made and set ten minutes back.
