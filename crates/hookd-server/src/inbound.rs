@@ -336,6 +336,13 @@ async fn handle(state: &AppState, key: &str, request: Request) -> Result<Respons
                     (ExecutionStatus::TimedOut, json_answer(504, &body))
                 }
             };
+            // The run saw the caller's real credentials: wherever they flowed (a `set` result,
+            // a node's trace, the answer), they are masked before anything is kept or sent.
+            let secrets = secret_values(&headers, &hook.spec.auth);
+            let mut answer = answer;
+            redact_response(&mut answer, &secrets);
+            record.error = record.error.map(|e| redact_text(e, &secrets));
+            record.trace = redact_serde(std::mem::take(&mut record.trace), &secrets);
             record.response = Some(answer.clone());
             let execution = new_execution(&hook, status, record, now);
             state.executions.commit(&execution).await?;
@@ -354,9 +361,12 @@ fn sync_answer(run: &Run) -> (ExecutionStatus, workflow::Response) {
     let answer = match (&run.response, &run.status) {
         (Some(r), _) => r.clone(),
         (None, RunStatus::Succeeded) => json_answer(200, &json!({"status": "succeeded"})),
-        (None, RunStatus::Failed { error }) => json_answer(
+        // The caller is outside: what failed (a URL, a query, an upstream's answer) stays in the
+        // execution record, which the admin API shows.
+        (None, RunStatus::Failed { .. }) => json_answer(
             500,
-            &json!({"error": {"code": "workflow_failed", "message": error}}),
+            &json!({"error": {"code": "workflow_failed",
+                              "message": "the workflow failed; its execution record says why"}}),
         ),
     };
     (status, answer)
@@ -461,6 +471,80 @@ fn masked_variables(mut vars: Map<String, Value>, hook: &InboundHook) -> Map<Str
         }
     }
     vars
+}
+
+/// The credentials a request carried, as text a workflow could copy: each credential header's
+/// value, its words (a bearer token), and a basic password decoded. Short strings are left out,
+/// so masking does not blank ordinary text.
+fn secret_values(headers: &[(String, String)], auth: &InboundAuth) -> Vec<String> {
+    use base64::Engine as _;
+    const SHORTEST: usize = 6;
+    let mut out = Vec::new();
+    for (k, v) in headers {
+        if !is_secret_header(&k.to_ascii_lowercase(), auth) {
+            continue;
+        }
+        out.push(v.clone());
+        for word in v.split([' ', ',', ';']) {
+            out.push(word.to_owned());
+            // A cookie's or a signature's `name=value`.
+            if let Some((_, value)) = word.split_once('=') {
+                out.push(value.to_owned());
+            }
+            let decoded = base64::engine::general_purpose::STANDARD.decode(word);
+            if let Some(text) = decoded.ok().and_then(|d| String::from_utf8(d).ok()) {
+                if let Some((_, password)) = text.split_once(':') {
+                    out.push(password.to_owned());
+                }
+                out.push(text);
+            }
+        }
+    }
+    out.retain(|s| s.len() >= SHORTEST);
+    // Longest first, so a whole value is masked before a word of it.
+    out.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    out.dedup();
+    out
+}
+
+fn redact_text(mut text: String, secrets: &[String]) -> String {
+    for secret in secrets {
+        if text.contains(secret.as_str()) {
+            text = text.replace(secret.as_str(), MASK);
+        }
+    }
+    text
+}
+
+fn redact_json(value: &mut Value, secrets: &[String]) {
+    match value {
+        Value::String(s) => *s = redact_text(std::mem::take(s), secrets),
+        Value::Array(items) => items.iter_mut().for_each(|v| redact_json(v, secrets)),
+        Value::Object(map) => map.values_mut().for_each(|v| redact_json(v, secrets)),
+        _ => {}
+    }
+}
+
+/// `value` with every credential in its text masked (through its JSON form).
+fn redact_serde<T: serde::Serialize + serde::de::DeserializeOwned>(
+    value: T,
+    secrets: &[String],
+) -> T {
+    if secrets.is_empty() {
+        return value;
+    }
+    let Ok(mut json) = serde_json::to_value(&value) else {
+        return value;
+    };
+    redact_json(&mut json, secrets);
+    serde_json::from_value(json).unwrap_or(value)
+}
+
+fn redact_response(answer: &mut workflow::Response, secrets: &[String]) {
+    answer.body = redact_text(std::mem::take(&mut answer.body), secrets);
+    for v in answer.headers.values_mut() {
+        *v = redact_text(std::mem::take(v), secrets);
+    }
 }
 
 /// Headers for the record: names lower-case, credentials and the hook's own signature header
@@ -609,6 +693,13 @@ impl Effects for ServerEffects {
 
     async fn request(&self, req: OutgoingRequest) -> Result<ResponseValue, String> {
         let method = Method::from_bytes(req.method.as_bytes()).map_err(|e| e.to_string())?;
+        // A rendered URL may carry what its template did not: credentials belong in headers,
+        // which are masked; URLs are recorded as they are.
+        if reqwest::Url::parse(&req.url)
+            .is_ok_and(|u| !u.username().is_empty() || u.password().is_some())
+        {
+            return Err("the URL must not carry credentials (`user:password@`)".into());
+        }
         let (status, headers, body) = self
             .sender
             .guarded_call(

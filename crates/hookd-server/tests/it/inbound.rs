@@ -383,6 +383,38 @@ async fn an_async_run_longer_than_the_delivery_lease_runs_once(b: Backend) {
     );
 }
 
+backend_test!(credentials_a_workflow_copies_are_masked_in_traces_and_answers);
+async fn credentials_a_workflow_copies_are_masked_in_traces_and_answers(b: Backend) {
+    let app = spawn_app(&b).await;
+    let hook = create_hook(
+        &app,
+        json!({"name": "echo", "mode": "sync",
+               "auth": {"type": "basic", "username": "pay", "password": "s3cret"},
+               "workflow": [
+                   {"type": "set", "name": "who", "value": "{{ headers.authorization }}"},
+                   {"type": "set", "name": "token", "value": "{{ headers.authorization[6:] }}"},
+                   {"type": "response", "status": 200,
+                    "headers": {"X-Who": "{{ who }}"},
+                    "body": "{{ who }} / {{ token }}"}]}),
+    )
+    .await;
+    let url = hook["url"]
+        .as_str()
+        .unwrap()
+        .replace("http://127.0.0.1:8080", &app.base);
+    let auth = ("authorization", "Basic cGF5OnMzY3JldA=="); // pay:s3cret
+    let answer = call(&url, "POST", &[auth], "{}").await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert_eq!(answer.body, "**** / ****");
+    assert_eq!(answer.headers["x-who"], "****");
+    let e = execution(&app, answer.execution()).await;
+    assert_eq!(e["trace"][0]["result"]["value"], "****", "{e}");
+    let stored = e.to_string();
+    for secret in ["cGF5OnMzY3JldA==", "s3cret"] {
+        assert!(!stored.contains(secret), "{secret} in {stored}");
+    }
+}
+
 backend_test!(request_nodes_call_out_through_the_ssrf_guard);
 async fn request_nodes_call_out_through_the_ssrf_guard(b: Backend) {
     let app = spawn_app(&b).await;
@@ -438,11 +470,28 @@ async fn request_nodes_call_out_through_the_ssrf_guard(b: Backend) {
         .replace("http://127.0.0.1:8080", &app.base);
     let answer = call(&url, "POST", &[], "").await;
     assert_eq!(answer.status, 500, "{}", answer.body);
+    assert!(
+        !answer.body.contains("169.254"),
+        "the outside caller learns nothing of the URL: {}",
+        answer.body
+    );
     let e = execution(&app, answer.execution()).await;
     assert_eq!(e["status"], "failed");
     let error = e["error"].as_str().unwrap();
     assert!(error.starts_with("workflow[0]"), "{error}");
     assert!(error.contains("169.254.169.254"), "{error}");
+
+    // A URL with credentials is refused at save, naming the node's field.
+    let (status, err) = app
+        .post(
+            "/inbound",
+            json!({"name": "creds", "mode": "sync",
+                   "workflow": [{"type": "request", "url": "http://me:secret@127.0.0.1:9/x",
+                                 "save_as": "r"}]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{err}");
+    assert_eq!(err["error"]["field"], "workflow[0].url", "{err}");
 }
 
 backend_test!(bad_hooks_are_refused_naming_the_field);

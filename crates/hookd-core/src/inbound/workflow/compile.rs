@@ -101,6 +101,10 @@ fn compile_request(r: &RequestNode, path: &str) -> Result<Kind, FieldError> {
         let msg = format!("must be 1 to {} milliseconds", MAX_TIMEOUT_MS);
         return Err(FieldError::new(at("timeout_ms"), msg));
     }
+    if carries_credentials(&r.url) {
+        let msg = "must not carry credentials (`user:password@`): send them in `headers`";
+        return Err(FieldError::new(at("url"), msg));
+    }
     Ok(Kind::Request(Box::new(RequestStep {
         method,
         url: template(&at("url"), &r.url)?,
@@ -113,6 +117,16 @@ fn compile_request(r: &RequestNode, path: &str) -> Result<Kind, FieldError> {
         save_as: identifier(&at("save_as"), &r.save_as)?,
         timeout_ms,
     })))
+}
+
+/// Whether a URL (template) names user info in its authority: `scheme://user:pw@host/...`.
+/// URLs end up in traces and logs; credentials belong in headers, which are masked.
+pub(crate) fn carries_credentials(url: &str) -> bool {
+    let Some((_, rest)) = url.split_once("://") else {
+        return false;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    authority.contains('@')
 }
 
 fn template(field: &str, source: &str) -> Result<Template, FieldError> {
@@ -251,6 +265,10 @@ mod tests {
             ),
             (
                 json!([{"type": "request", "url": "{{", "save_as": "r"}]),
+                "workflow[0].url",
+            ),
+            (
+                json!([{"type": "request", "url": "http://me:pw@api.test/x", "save_as": "r"}]),
                 "workflow[0].url",
             ),
             (
