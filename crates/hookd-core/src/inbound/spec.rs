@@ -222,6 +222,7 @@ impl InboundSpec {
         }
         if let Some(stored) = stored {
             spec.auth.restore_masked(&stored.auth);
+            restore_masked_headers(&mut spec.workflow, &stored.workflow)?;
         }
         spec.check()?;
         Ok(spec)
@@ -272,8 +273,66 @@ impl InboundSpec {
         if let Some(secret) = out.auth.secret_mut() {
             *secret = SigningSecret::parse_plain(MASK).expect("the mask is not empty");
         }
+        let mut requests = Vec::new();
+        request_nodes(&mut out.workflow, "workflow", &mut requests);
+        for (_, node) in requests {
+            for (name, value) in node.headers.iter_mut() {
+                if crate::outbound::is_sensitive_header(name) {
+                    *value = MASK.to_owned();
+                }
+            }
+        }
         out
     }
+}
+
+/// Every request node of `nodes` (conditions' branches included) with its path
+/// (`workflow[1].then[0]`).
+fn request_nodes<'a>(
+    nodes: &'a mut [Node],
+    path: &str,
+    out: &mut Vec<(String, &'a mut workflow::RequestNode)>,
+) {
+    for (i, node) in nodes.iter_mut().enumerate() {
+        let at = format!("{path}[{i}]");
+        match node {
+            Node::Request(r) => out.push((at, r)),
+            Node::Condition(c) => {
+                request_nodes(&mut c.then, &format!("{at}.then"), out);
+                request_nodes(&mut c.otherwise, &format!("{at}.else"), out);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// A credential header a PATCH sent back as [`MASK`] keeps its stored value: the request node
+/// at the same place (and the same header) in the stored workflow has it. One with no such
+/// stored value is refused, so the mask itself is never stored as a credential.
+fn restore_masked_headers(workflow: &mut [Node], stored: &[Node]) -> Result<(), FieldError> {
+    let mut stored = stored.to_vec();
+    let mut old = Vec::new();
+    request_nodes(&mut stored, "workflow", &mut old);
+    let old: BTreeMap<String, &workflow::RequestNode> =
+        old.into_iter().map(|(at, r)| (at, &*r)).collect();
+    let mut new = Vec::new();
+    request_nodes(workflow, "workflow", &mut new);
+    for (at, node) in new {
+        for (name, value) in node.headers.iter_mut() {
+            if value != MASK || !crate::outbound::is_sensitive_header(name) {
+                continue;
+            }
+            let kept = old.get(&at).and_then(|o| o.headers.get(name));
+            match kept {
+                Some(v) => *value = v.clone(),
+                None => {
+                    let msg = "is masked but no stored value is at this place: send the value";
+                    return Err(FieldError::new(format!("{at}.headers.{name}"), msg));
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 impl InboundAuth {

@@ -415,6 +415,65 @@ async fn credentials_a_workflow_copies_are_masked_in_traces_and_answers(b: Backe
     }
 }
 
+backend_test!(request_node_credentials_are_write_only_and_kept_on_patch);
+async fn request_node_credentials_are_write_only_and_kept_on_patch(b: Backend) {
+    let app = spawn_app(&b).await;
+    let api = TestReceiver::start().await;
+    let hook = create_hook(
+        &app,
+        json!({"name": "forward", "mode": "sync",
+               "workflow": [{"type": "request", "url": api.url("/x"), "save_as": "r",
+                             "headers": {"Authorization": "Bearer t0ps3cret", "X-Trace": "1"}}]}),
+    )
+    .await;
+    let id = hook["id"].as_str().unwrap();
+    assert_eq!(hook["workflow"][0]["headers"]["Authorization"], "****");
+    assert_eq!(hook["workflow"][0]["headers"]["X-Trace"], "1");
+    let (_, read) = app.get(&format!("/inbound/{id}")).await;
+    let (_, list) = app.get("/inbound").await;
+    for shown in [&read, &list["data"][0]] {
+        assert!(!shown.to_string().contains("t0ps3cret"), "{shown}");
+    }
+    // The definition as read, sent back with another name: the credential is kept.
+    let (status, patched) = app
+        .call(
+            "PATCH",
+            &format!("/inbound/{id}"),
+            Some(json!({"name": "forward v2", "workflow": read["workflow"]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{patched}");
+    let url = hook["url"]
+        .as_str()
+        .unwrap()
+        .replace("http://127.0.0.1:8080", &app.base);
+    let answer = call(&url, "POST", &[], "{}").await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert_eq!(
+        api.received()[0].header("authorization"),
+        Some("Bearer t0ps3cret"),
+        "the stored credential is still sent"
+    );
+    // Moved to another place, a masked value has nothing to keep: refused, naming it.
+    let mut moved = read["workflow"].clone();
+    moved
+        .as_array_mut()
+        .unwrap()
+        .insert(0, json!({"type": "set", "name": "a", "value": "1"}));
+    let (status, err) = app
+        .call(
+            "PATCH",
+            &format!("/inbound/{id}"),
+            Some(json!({"workflow": moved})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{err}");
+    assert_eq!(
+        err["error"]["field"], "workflow[1].headers.Authorization",
+        "{err}"
+    );
+}
+
 backend_test!(request_nodes_call_out_through_the_ssrf_guard);
 async fn request_nodes_call_out_through_the_ssrf_guard(b: Backend) {
     let app = spawn_app(&b).await;
