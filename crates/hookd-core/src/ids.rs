@@ -48,6 +48,18 @@ fn new_body(now_ms: i64) -> String {
     String::from_utf8(out.to_vec()).expect("alphabet is ASCII")
 }
 
+/// The smallest id body of the millisecond `ms`: every id made at or after `ms` sorts at or
+/// after it, every id made before sorts before.
+fn first_body_at(ms: i64) -> String {
+    let value: u128 = (ms.max(0) as u128 & 0xFFFF_FFFF_FFFF) << 80;
+    let mut out = [0u8; BODY_LEN];
+    for (i, slot) in out.iter_mut().enumerate() {
+        let shift = 5 * (BODY_LEN - 1 - i);
+        *slot = ALPHABET[((value >> shift) & 0x1F) as usize];
+    }
+    String::from_utf8(out.to_vec()).expect("alphabet is ASCII")
+}
+
 fn valid_body(body: &str) -> bool {
     body.len() == BODY_LEN && body.bytes().all(|b| ALPHABET.contains(&b))
 }
@@ -66,6 +78,11 @@ macro_rules! prefixed_id {
             /// A new id for something created at `now_ms`.
             pub fn generate(now_ms: i64) -> Self {
                 Self(format!("{}{}", $prefix, new_body(now_ms)))
+            }
+
+            /// The smallest id of the millisecond `ms`, to bound a range of ids by time.
+            pub fn first_at(ms: i64) -> String {
+                format!("{}{}", $prefix, first_body_at(ms))
             }
 
             /// Parses an id received from outside (a path, a query, a body).

@@ -165,8 +165,8 @@ pub(crate) async fn webhook_stats(
     since_ms: i64,
 ) -> sqlx::Result<Vec<WebhookStats>> {
     let ids_text: Vec<&str> = ids.iter().map(WebhookId::as_str).collect();
-    let found = sqlx::query(&stats::query("= ANY($2)"))
-        .bind(since_ms)
+    let found = sqlx::query(&stats::query("SELECT UNNEST($2::text[]) AS webhook_id"))
+        .bind(DeliveryId::first_at(since_ms))
         .bind(ids_text)
         .fetch_all(pool)
         .await?

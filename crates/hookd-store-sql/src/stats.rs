@@ -1,9 +1,9 @@
-//! Per-webhook delivery statistics: one aggregate over `deliveries`, grouped by webhook, with
-//! the counts of a window and the newest delivery of any age found by the id order (ids sort by
-//! creation time) over the `deliveries (webhook_id, id)` index.
+//! Per-webhook delivery statistics: one statement with, per requested webhook, the counts of a
+//! window and the newest delivery of any age, both read through the `deliveries (webhook_id, id)`
+//! index (ids sort by creation time).
 //!
-//! How the requested ids are passed differs by dialect (`IN ($2, ..)` on SQLite, `= ANY($2)` on
-//! PostgreSQL), so the backends hand their predicate in and bind the ids themselves.
+//! How the requested ids become rows differs by dialect (`VALUES ($2), ..` on SQLite,
+//! `UNNEST($2)` on PostgreSQL), so the backends hand their rows in and bind the ids themselves.
 
 use std::collections::HashMap;
 
@@ -14,22 +14,30 @@ use sqlx::{ColumnIndex, Decode, Row, Type};
 
 use crate::rows::decode_err;
 
-/// The statistics of the webhooks whose `webhook_id` matches `ids` (the dialect's predicate,
-/// starting at `$2`); `$1` is the start of the window. Webhooks without deliveries have no row.
-pub fn query(ids: &str) -> String {
+/// The statistics of the webhooks `ids_rows` lists (the dialect's rows of one `webhook_id`
+/// column, from `$2` on); `$1` is the first delivery id of the window
+/// ([`hookd_core::ids::DeliveryId::first_at`]). Each count reads only the window's entries of
+/// the `(webhook_id, id)` index (ids sort by creation time), and the newest delivery is one
+/// index lookup, so the cost follows the window, not what retention keeps. Webhooks without
+/// deliveries have no row.
+pub fn query(ids_rows: &str) -> String {
+    let count = |status: &str| {
+        format!(
+            "(SELECT COUNT(*) FROM deliveries AS c
+              WHERE c.webhook_id = w.webhook_id AND c.id >= $1 AND c.status {status})"
+        )
+    };
     format!(
         "SELECT s.webhook_id, s.succeeded, s.failed, s.pending,
                 d.status AS last_status, d.updated_at AS last_at
-         FROM (SELECT webhook_id, MAX(id) AS last_id,
-                      COUNT(CASE WHEN created_at >= $1 AND status = 'succeeded' THEN 1 END)
-                          AS succeeded,
-                      COUNT(CASE WHEN created_at >= $1 AND status = 'failed' THEN 1 END)
-                          AS failed,
-                      COUNT(CASE WHEN created_at >= $1
-                                  AND status IN ('pending', 'delivering', 'retrying') THEN 1 END)
-                          AS pending
-               FROM deliveries WHERE webhook_id {ids} GROUP BY webhook_id) s
-         JOIN deliveries d ON d.id = s.last_id"
+         FROM (SELECT w.webhook_id, {} AS succeeded, {} AS failed, {} AS pending,
+                      (SELECT MAX(l.id) FROM deliveries AS l
+                       WHERE l.webhook_id = w.webhook_id) AS last_id
+               FROM ({ids_rows}) AS w) AS s
+         JOIN deliveries AS d ON d.id = s.last_id",
+        count("= 'succeeded'"),
+        count("= 'failed'"),
+        count("IN ('pending', 'delivering', 'retrying')"),
     )
 }
 

@@ -269,9 +269,14 @@ pub(crate) async fn webhook_stats(
 ) -> sqlx::Result<Vec<WebhookStats>> {
     let mut found = Vec::with_capacity(ids.len());
     for chunk in ids.chunks(IDS_PER_QUERY) {
-        let params: Vec<String> = (2..chunk.len() + 2).map(|n| format!("${n}")).collect();
-        let sql = stats::query(&format!("IN ({})", params.join(", ")));
-        let mut query = sqlx::query(&sql).persistent(false).bind(since_ms);
+        let params: Vec<String> = (2..chunk.len() + 2).map(|n| format!("(${n})")).collect();
+        let rows = format!(
+            "SELECT column1 AS webhook_id FROM (VALUES {})",
+            params.join(", ")
+        );
+        let sql = stats::query(&rows);
+        let first = DeliveryId::first_at(since_ms);
+        let mut query = sqlx::query(&sql).persistent(false).bind(first);
         for id in chunk {
             query = query.bind(id.as_str());
         }
