@@ -1,8 +1,8 @@
 //! Publishing: match events against active webhooks (their `events` entries and `condition`),
 //! store each event with its deliveries in one transaction, and wake the worker.
 //!
-//! Each request matches its own events against the active webhooks (whose version is checked
-//! per request) in its own task, conditions on the blocking pool within a time budget. The
+//! Each request matches its own events against the active webhooks (as of its arrival: a
+//! version read that concurrent requests share, [`WebhookCache`]) in its own task, conditions on the blocking pool within a time budget. The
 //! planned events are then committed together with other requests' (group commit): one task
 //! takes every request waiting at that moment and stores them in one transaction. Each request
 //! is answered only after its events are committed; when a group's transaction fails, its
@@ -18,15 +18,28 @@ use hookd_core::webhook::EventMatcher;
 use hookd_core::{
     DeliveryId, DeliveryStatus, Event, EventId, NewEvent, Store, StoreError, Webhook,
 };
-use tokio::sync::{mpsc, oneshot, Notify, RwLock};
+use tokio::sync::{mpsc, oneshot, Mutex, Notify};
 
 use crate::AppState;
 
 /// Active webhooks, reloaded when the store's webhook version moves (any process's write). Each
 /// webhook's `events` entries (with their URL regexes) and condition are compiled once per load,
 /// not per event.
+///
+/// Every request must see the webhooks as of its arrival, which takes a version read that
+/// started after it arrived; concurrent requests share one: the reads take turns, and each
+/// serves every request that arrived before it started (as the group commit shares one
+/// transaction), so a busy API reads the version about once per burst, not once per request.
 #[derive(Debug, Default)]
-pub struct WebhookCache(RwLock<Option<(i64, Arc<Vec<ActiveWebhook>>)>>);
+pub struct WebhookCache(Mutex<Option<Checked>>);
+
+/// The webhooks as of a version read, and when that read started.
+#[derive(Debug)]
+struct Checked {
+    started: Instant,
+    version: i64,
+    hooks: Arc<Vec<ActiveWebhook>>,
+}
 
 /// An active webhook with its `events` entries and condition compiled.
 #[derive(Debug)]
@@ -100,15 +113,25 @@ impl ActiveWebhook {
 
 impl WebhookCache {
     pub async fn active(&self, store: &dyn Store) -> Result<Arc<Vec<ActiveWebhook>>, StoreError> {
-        let version = store.webhooks_version().await?;
-        if let Some((v, hooks)) = &*self.0.read().await {
-            if *v == version {
-                return Ok(hooks.clone());
-            }
+        let arrived = Instant::now();
+        let mut checked = self.0.lock().await;
+        if let Some(c) = checked.as_ref().filter(|c| c.started >= arrived) {
+            return Ok(c.hooks.clone());
         }
-        let loaded = store.active_webhooks().await?;
-        let hooks: Arc<Vec<_>> = Arc::new(loaded.into_iter().map(ActiveWebhook::load).collect());
-        *self.0.write().await = Some((version, hooks.clone()));
+        let started = Instant::now();
+        let version = store.webhooks_version().await?;
+        let hooks = match checked.as_ref().filter(|c| c.version == version) {
+            Some(c) => c.hooks.clone(),
+            None => {
+                let loaded = store.active_webhooks().await?;
+                Arc::new(loaded.into_iter().map(ActiveWebhook::load).collect())
+            }
+        };
+        *checked = Some(Checked {
+            started,
+            version,
+            hooks: hooks.clone(),
+        });
         Ok(hooks)
     }
 }
@@ -215,9 +238,10 @@ async fn commit_group(store: &dyn Store, wake: &Notify, jobs: Vec<Job>, size: us
                 let _ = reply.send(Ok(results.by_ref().take(n).collect()));
             }
         }
-        // The database is out of reach: every request would fail alike.
-        Err(e @ StoreError::Unavailable(_)) => fail_all(replies.into_iter().map(|(_, r)| r), &e),
-        Err(e) if replies.len() == 1 => fail_all(replies.into_iter().map(|(_, r)| r), &e),
+        // One request alone, or a database out of reach (every request would fail alike).
+        Err(e) if replies.len() == 1 || matches!(e, StoreError::Unavailable(_)) => {
+            fail_all(replies.into_iter().map(|(_, r)| r), &e)
+        }
         // One request's events may be what the database refused: nothing of the group was
         // stored, so each request is committed on its own and only the bad one fails.
         Err(e) => {

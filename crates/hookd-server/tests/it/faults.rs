@@ -118,13 +118,17 @@ async fn a_multibyte_character_after_an_index_is_a_field_error(b: Backend) {
     assert_eq!(status, StatusCode::OK, "the server goes on");
 }
 
+/// `GET /ready`, on a connection of its own (a pooled one may have been cut by the outage).
+async fn ready(app: &crate::support::TestApp) -> reqwest::Response {
+    reqwest::get(format!("{}/ready", app.base)).await.unwrap()
+}
+
 /// A tmpfs of a few MiB mounted for one test (needs root, as CI runs), unmounted on drop.
 struct SmallDisk(std::path::PathBuf);
 
 impl SmallDisk {
     fn mount(mib: u32) -> Option<Self> {
-        let uid = std::process::Command::new("id").arg("-u").output().ok()?;
-        if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
+        if !is_root() {
             eprintln!("not root: the disk-full case needs to mount a tmpfs and is skipped");
             return None;
         }
@@ -217,8 +221,7 @@ async fn sqlite_writes_recover_by_themselves_once_a_full_disk_has_room() {
         .post("/webhooks", json!({"name": "after", "url": rx.url("/h")}))
         .await;
     assert_eq!(status, StatusCode::CREATED, "other writes work again too");
-    let ready = reqwest::get(format!("{}/ready", app.base)).await.unwrap();
-    assert_eq!(ready.status(), 200, "ready again");
+    assert_eq!(ready(&app).await.status(), 200, "ready again");
     assert!(
         rx.wait_for(accepted).await.len() >= accepted,
         "every accepted event is delivered"
@@ -326,7 +329,7 @@ impl PrivatePg {
             .port();
         let pg = Self { bin, dir, port };
         // initdb refuses to run as root: the cluster then belongs to the `postgres` user.
-        if Self::is_root() {
+        if is_root() {
             let owned = std::process::Command::new("chown")
                 .args(["-R", "postgres"])
                 .arg(&pg.dir)
@@ -369,24 +372,34 @@ impl PrivatePg {
         ));
     }
 
-    fn is_root() -> bool {
-        std::process::Command::new("id")
-            .arg("-u")
-            .output()
-            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-    }
-
     /// Runs a shell command line as the cluster's owner (`postgres` when the test runs as root).
     fn ctl(&self, line: &str) {
-        let status = if Self::is_root() {
-            std::process::Command::new("su")
-                .args(["postgres", "-s", "/bin/sh", "-c", line])
-                .status()
-        } else {
-            std::process::Command::new("sh").args(["-c", line]).status()
-        };
+        let status = as_owner(line).status();
         assert!(status.expect("run").success(), "failed: {line}");
     }
+}
+
+/// `sh -c line`, as the `postgres` user when the test runs as root (initdb and the server
+/// refuse to run as root).
+fn as_owner(line: &str) -> std::process::Command {
+    let mut cmd = if is_root() {
+        let mut su = std::process::Command::new("su");
+        su.args(["postgres", "-s", "/bin/sh", "-c"]);
+        su
+    } else {
+        let mut sh = std::process::Command::new("sh");
+        sh.arg("-c");
+        sh
+    };
+    cmd.arg(line);
+    cmd
+}
+
+fn is_root() -> bool {
+    std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
 
 impl Drop for PrivatePg {
@@ -396,15 +409,7 @@ impl Drop for PrivatePg {
             self.bin.join("pg_ctl").display(),
             self.data()
         );
-        let _ = if Self::is_root() {
-            std::process::Command::new("su")
-                .args(["postgres", "-s", "/bin/sh", "-c", &line])
-                .output()
-        } else {
-            std::process::Command::new("sh")
-                .args(["-c", &line])
-                .output()
-        };
+        let _ = as_owner(&line).output();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
@@ -471,14 +476,9 @@ async fn a_postgres_outage_answers_503_fast_and_recovers_by_itself() {
         );
     }
     let started = Instant::now();
-    let ready = app
-        .client
-        .get(format!("{}/ready", app.base))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(ready.status(), 503);
-    assert!(ready.headers().contains_key("retry-after"));
+    let not_ready = ready(&app).await;
+    assert_eq!(not_ready.status(), 503);
+    assert!(not_ready.headers().contains_key("retry-after"));
     assert!(
         started.elapsed() < Duration::from_secs(6),
         "{:?}",
@@ -498,13 +498,7 @@ async fn a_postgres_outage_answers_503_fast_and_recovers_by_itself() {
     )
     .await;
     accepted += 1;
-    let ready = app
-        .client
-        .get(format!("{}/ready", app.base))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(ready.status(), 200, "ready again");
+    assert_eq!(ready(&app).await.status(), 200, "ready again");
     assert!(
         rx.wait_for(accepted).await.len() >= accepted,
         "every accepted event is delivered"

@@ -210,10 +210,7 @@ async fn a_github_signed_async_hook_publishes_to_an_outbound_webhook(b: Backend)
     )
     .await;
     assert_eq!(hook["mode"], "async");
-    let url = hook["url"]
-        .as_str()
-        .unwrap()
-        .replace("http://127.0.0.1:8080", &app.base);
+    let url = app.hook_url(&hook);
     let body =
         json!({"ref": "refs/heads/main", "repository": {"full_name": "acme/api"}}).to_string();
     let secret = SigningSecret::parse_plain("gh-secret").unwrap();
@@ -290,10 +287,7 @@ async fn requests_are_refused_with_the_right_status(b: Backend) {
     )
     .await;
     assert_eq!(hook["methods"], json!(["POST", "PUT"]));
-    let url = hook["url"]
-        .as_str()
-        .unwrap()
-        .replace("http://127.0.0.1:8080", &app.base);
+    let url = app.hook_url(&hook);
 
     let unknown = format!("{}/hooks/not-a-key", app.base);
     assert_eq!(call(&unknown, "POST", &[], "").await.status, 404);
@@ -335,10 +329,7 @@ async fn a_sync_hook_past_its_timeout_answers_504(b: Backend) {
                "workflow": [{"type": "request", "url": slow.url("/"), "save_as": "r"}]}),
     )
     .await;
-    let url = hook["url"]
-        .as_str()
-        .unwrap()
-        .replace("http://127.0.0.1:8080", &app.base);
+    let url = app.hook_url(&hook);
     let started = Instant::now();
     let answer = call(&url, "POST", &[], "{}").await;
     assert_eq!(answer.status, 504, "{}", answer.body);
@@ -367,10 +358,7 @@ async fn an_async_run_longer_than_the_delivery_lease_runs_once(b: Backend) {
                "workflow": [{"type": "request", "url": slow.url("/"), "save_as": "r"}]}),
     )
     .await;
-    let url = hook["url"]
-        .as_str()
-        .unwrap()
-        .replace("http://127.0.0.1:8080", &app.base);
+    let url = app.hook_url(&hook);
     let answer = call(&url, "POST", &[], "{}").await;
     assert_eq!(answer.status, 200, "{}", answer.body);
     let e = finished(&app, answer.execution()).await;
@@ -398,10 +386,7 @@ async fn credentials_a_workflow_copies_are_masked_in_traces_and_answers(b: Backe
                     "body": "{{ who }} / {{ token }}"}]}),
     )
     .await;
-    let url = hook["url"]
-        .as_str()
-        .unwrap()
-        .replace("http://127.0.0.1:8080", &app.base);
+    let url = app.hook_url(&hook);
     let auth = ("authorization", "Basic cGF5OnMzY3JldA=="); // pay:s3cret
     let answer = call(&url, "POST", &[auth], "{}").await;
     assert_eq!(answer.status, 200, "{}", answer.body);
@@ -443,10 +428,7 @@ async fn request_node_credentials_are_write_only_and_kept_on_patch(b: Backend) {
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{patched}");
-    let url = hook["url"]
-        .as_str()
-        .unwrap()
-        .replace("http://127.0.0.1:8080", &app.base);
+    let url = app.hook_url(&hook);
     let answer = call(&url, "POST", &[], "{}").await;
     assert_eq!(answer.status, 200, "{}", answer.body);
     assert_eq!(
@@ -495,10 +477,7 @@ async fn request_nodes_call_out_through_the_ssrf_guard(b: Backend) {
                   "body": "{{ user }} scores {{ score.body.score }} ({{ score.status }})"}]}),
     )
     .await;
-    let url = hook["url"]
-        .as_str()
-        .unwrap()
-        .replace("http://127.0.0.1:8080", &app.base);
+    let url = app.hook_url(&hook);
     let answer = call(
         &url,
         "POST",
@@ -523,10 +502,7 @@ async fn request_nodes_call_out_through_the_ssrf_guard(b: Backend) {
                              "save_as": "m"}]}),
     )
     .await;
-    let url = guarded["url"]
-        .as_str()
-        .unwrap()
-        .replace("http://127.0.0.1:8080", &app.base);
+    let url = app.hook_url(&guarded);
     let answer = call(&url, "POST", &[], "").await;
     assert_eq!(answer.status, 500, "{}", answer.body);
     assert!(
@@ -814,10 +790,7 @@ async fn every_signature_preset_verifies_real_requests(b: Backend) {
                                  "body": "{{ order }} {{ status }}"}]}),
         )
         .await;
-        let url = hook["url"]
-            .as_str()
-            .unwrap()
-            .replace("http://127.0.0.1:8080", &app.base);
+        let url = app.hook_url(&hook);
         let headers = |h: &[(String, String)]| -> Vec<(String, String)> {
             let mut all = h.to_vec();
             all.push((form.0.into(), form.1.into()));

@@ -161,6 +161,13 @@ pub async fn spawn_on(store: Arc<dyn Store>, mut settings: Settings, mode: Worke
 }
 
 impl TestApp {
+    /// An inbound hook's public URL as this server answers it: hooks are given the default
+    /// `public_url`, while the test server listens on a port of its own.
+    pub fn hook_url(&self, hook: &Value) -> String {
+        let url = hook["url"].as_str().expect("the hook has a url");
+        url.replace("http://127.0.0.1:8080", &self.base)
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}/api/v1{path}", self.base)
     }

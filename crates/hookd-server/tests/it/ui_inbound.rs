@@ -267,10 +267,7 @@ async fn ui_inbound_edits_a_signed_hook_keeping_its_secret_and_deletes_it() {
         .await;
     assert_eq!(status, StatusCode::CREATED, "{hook}");
     let id = hook["id"].as_str().unwrap();
-    let url = hook["url"]
-        .as_str()
-        .unwrap()
-        .replace("http://127.0.0.1:8080", &app.base);
+    let url = app.hook_url(&hook);
     let Some(b) = signed_in(&app).await else {
         return;
     };
