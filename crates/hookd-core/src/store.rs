@@ -392,6 +392,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// it is still under its lease token, in one transaction. Returns, in order, whether each was
     /// written (`false`: its lease had moved on; nothing written for it).
     async fn finish_executions(&self, done: &[(Execution, String)]) -> StoreResult<Vec<bool>>;
+    /// How many of the hook's executions are queued or running, counting no further than
+    /// `up_to` (so the cost follows the cap, not the queue).
+    async fn count_unfinished_executions(&self, hook: &InboundId, up_to: u64) -> StoreResult<u64>;
     /// The earliest `next_attempt_at` of queued or running executions.
     async fn next_execution_at(&self) -> StoreResult<Option<i64>>;
     async fn get_execution(&self, id: &ExecutionId) -> StoreResult<Option<Execution>>;

@@ -23,7 +23,9 @@ use tokio::net::TcpListener;
 use tokio::sync::{watch, Notify};
 
 pub use auth::create_token;
-pub use settings::{DeliverySettings, HttpSettings, ProxyRoute, ProxySettings, Settings};
+pub use settings::{
+    DeliverySettings, HttpSettings, InboundSettings, ProxyRoute, ProxySettings, Settings,
+};
 use worker::send::HttpSender;
 use worker::Worker;
 
@@ -66,6 +68,7 @@ impl AppState {
         let sender = HttpSender::new(&settings.delivery.allow_networks);
         let proxy = proxy::Proxy::new(&settings.proxy);
         let webhooks: Arc<publish::WebhookCache> = Arc::default();
+        let inbound = Arc::new(inbound::Runtime::new(&settings.inbound));
         Self {
             settings: Arc::new(settings),
             committer: publish::Committer::start(store.clone(), webhooks.clone(), wake.clone()),
@@ -73,7 +76,7 @@ impl AppState {
             store,
             wake,
             schedules: Arc::default(),
-            inbound: Arc::default(),
+            inbound,
             sender,
             webhooks,
             tokens: Arc::default(),

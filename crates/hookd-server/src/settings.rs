@@ -21,6 +21,37 @@ pub struct Settings {
     pub max_body_bytes: usize,
     pub proxy: ProxySettings,
     pub http: HttpSettings,
+    pub inbound: InboundSettings,
+}
+
+/// Bounds of the public `/hooks/{key}` intake (`[inbound]`), so that whoever learns a hook's URL
+/// cannot fill the disk or the queue. Every limit is per process; `0` turns one off.
+#[derive(Debug, Clone)]
+pub struct InboundSettings {
+    /// Requests per second one hook takes (bursts up to one second's worth); 429 past it.
+    pub rate_limit_per_second: u32,
+    /// Requests per second one client address makes to all hooks together; 429 past it.
+    pub client_rate_limit_per_second: u32,
+    /// Requests from these networks are from a reverse proxy: their client is the last address
+    /// of `X-Forwarded-For` that is not itself one of them.
+    pub trusted_proxies: Vec<hookd_core::net::Cidr>,
+    /// Queued (and running) async executions a hook may have; 429 past it.
+    pub max_queued_executions: u32,
+    /// Rejected calls (failed verification) recorded per hook and minute; the rest are answered
+    /// alike and only counted in `/metrics`.
+    pub rejected_records_per_minute: u32,
+}
+
+impl Default for InboundSettings {
+    fn default() -> Self {
+        Self {
+            rate_limit_per_second: 100,
+            client_rate_limit_per_second: 100,
+            trusted_proxies: Vec::new(),
+            max_queued_executions: 10_000,
+            rejected_records_per_minute: 60,
+        }
+    }
 }
 
 /// The HTTP listener's limits (`[http]`), so slow or idle clients cannot hold connections.
@@ -148,6 +179,7 @@ impl Default for Settings {
             max_body_bytes: 1024 * 1024,
             proxy: ProxySettings::default(),
             http: HttpSettings::default(),
+            inbound: InboundSettings::default(),
         }
     }
 }
@@ -164,6 +196,7 @@ impl std::fmt::Debug for Settings {
             .field("max_body_bytes", &self.max_body_bytes)
             .field("proxy", &self.proxy)
             .field("http", &self.http)
+            .field("inbound", &self.inbound)
             .finish()
     }
 }

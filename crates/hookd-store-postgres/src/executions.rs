@@ -69,6 +69,20 @@ pub(crate) async fn finish(pool: &PgPool, done: &[(Execution, String)]) -> sqlx:
     Ok(written)
 }
 
+pub(crate) async fn count_unfinished(
+    pool: &PgPool,
+    hook: &InboundId,
+    up_to: u64,
+) -> sqlx::Result<u64> {
+    let n: i64 = sqlx::query(sql::COUNT_UNFINISHED)
+        .bind(hook.as_str())
+        .bind(i64::try_from(up_to).unwrap_or(i64::MAX))
+        .fetch_one(pool)
+        .await?
+        .try_get("n")?;
+    Ok(u64::try_from(n).unwrap_or(0))
+}
+
 pub(crate) async fn next_due(pool: &PgPool) -> sqlx::Result<Option<i64>> {
     sqlx::query(sql::NEXT_DUE)
         .fetch_one(pool)

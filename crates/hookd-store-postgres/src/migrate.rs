@@ -15,6 +15,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (3, include_str!("../migrations/0003_inbound.sql")),
     (4, include_str!("../migrations/0004_isolation.sql")),
     (5, include_str!("../migrations/0005_claim_plans.sql")),
+    (6, include_str!("../migrations/0006_intake.sql")),
 ];
 
 const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS hookd_migrations (

@@ -49,6 +49,12 @@ const LIST_BEFORE: &str = concat!(
     execution_columns!(),
     " FROM executions WHERE hook_id = $1 AND id < $3 ORDER BY id DESC LIMIT $2"
 );
+/// How many of hook `$1`'s executions are unfinished, counting no further than `$2`, over the
+/// `executions_unfinished` index (whose predicate this repeats word for word).
+pub const COUNT_UNFINISHED: &str = "SELECT COUNT(*) AS n FROM (
+         SELECT 1 FROM executions
+         WHERE hook_id = $1 AND status IN ('queued', 'running')
+         LIMIT $2) AS unfinished";
 /// The earliest due time or lease end of unfinished executions, over the claim index.
 pub const NEXT_DUE: &str = "SELECT MIN(next_attempt_at) AS at FROM executions
          WHERE status IN ('queued', 'running')";

@@ -426,6 +426,12 @@ impl Store for SqliteStore {
             .map_err(store_err)
     }
 
+    async fn count_unfinished_executions(&self, hook: &InboundId, up_to: u64) -> StoreResult<u64> {
+        executions::count_unfinished(&self.reader, hook, up_to)
+            .await
+            .map_err(store_err)
+    }
+
     async fn next_execution_at(&self) -> StoreResult<Option<i64>> {
         executions::next_due(&self.reader).await.map_err(store_err)
     }

@@ -13,6 +13,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("../migrations/0002_schedules.sql")),
     (3, include_str!("../migrations/0003_inbound.sql")),
     (4, include_str!("../migrations/0004_isolation.sql")),
+    (5, include_str!("../migrations/0005_intake.sql")),
 ];
 
 const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS hookd_migrations (

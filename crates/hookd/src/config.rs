@@ -66,12 +66,24 @@ pub struct Config {
     pub delivery: DeliveryConfig,
     /// `inbound.max_body_bytes`: the largest request body accepted.
     pub max_body_bytes: usize,
+    /// The rest of `[inbound]`: the public intake's bounds.
+    pub inbound: InboundConfig,
     /// `[http]`: the listener's limits.
     pub http: HttpConfig,
     /// `proxy.max_body_bytes`: proxied bodies are recorded up to this many bytes.
     pub proxy_max_body_bytes: usize,
     /// `proxy.routes`: what the reverse proxy forwards where.
     pub proxy_routes: Vec<ProxyRoute>,
+}
+
+/// `[inbound]`, less `max_body_bytes` (which bounds every request body).
+#[derive(Debug, Clone, PartialEq)]
+pub struct InboundConfig {
+    pub rate_limit_per_second: u32,
+    pub client_rate_limit_per_second: u32,
+    pub trusted_proxies: Vec<Cidr>,
+    pub max_queued_executions: u32,
+    pub rejected_records_per_minute: u32,
 }
 
 /// `[http]`.
@@ -170,6 +182,13 @@ impl Config {
                 body_timeout: Duration::from_secs(self.http.body_timeout_seconds.into()),
                 max_connections: self.http.max_connections as usize,
             },
+            inbound: hookd_server::InboundSettings {
+                rate_limit_per_second: self.inbound.rate_limit_per_second,
+                client_rate_limit_per_second: self.inbound.client_rate_limit_per_second,
+                trusted_proxies: self.inbound.trusted_proxies.clone(),
+                max_queued_executions: self.inbound.max_queued_executions,
+                rejected_records_per_minute: self.inbound.rejected_records_per_minute,
+            },
             proxy: ProxySettings {
                 routes: self
                     .proxy_routes
@@ -266,6 +285,7 @@ impl fmt::Debug for Config {
             .field("log", &self.log)
             .field("delivery", &self.delivery)
             .field("max_body_bytes", &self.max_body_bytes)
+            .field("inbound", &self.inbound)
             .field("http", &self.http)
             .field("proxy_max_body_bytes", &self.proxy_max_body_bytes)
             .field("proxy_routes", &self.proxy_routes)

@@ -8,6 +8,7 @@ mod delivery;
 mod events;
 mod faults;
 mod inbound;
+mod intake;
 mod isolation;
 mod proxy;
 mod route_calls;

@@ -62,6 +62,11 @@ pub struct RawDelivery {
 #[serde(default, deny_unknown_fields)]
 pub struct RawInbound {
     pub max_body_bytes: i64,
+    pub rate_limit_per_second: i64,
+    pub client_rate_limit_per_second: i64,
+    pub trusted_proxies: Vec<String>,
+    pub max_queued_executions: i64,
+    pub rejected_records_per_minute: i64,
 }
 
 /// `[proxy]`.
@@ -148,6 +153,11 @@ impl Default for RawInbound {
     fn default() -> Self {
         Self {
             max_body_bytes: 1_048_576,
+            rate_limit_per_second: 100,
+            client_rate_limit_per_second: 100,
+            trusted_proxies: Vec::new(),
+            max_queued_executions: 10_000,
+            rejected_records_per_minute: 60,
         }
     }
 }

@@ -95,6 +95,9 @@ fn the_file_overrides_defaults() {
         allow_networks = ["10.0.0.0/8", "::1/128"]
         [inbound]
         max_body_bytes = 2048
+        rate_limit_per_second = 0
+        trusted_proxies = ["10.0.0.0/8"]
+        max_queued_executions = 50
         [http]
         header_timeout_seconds = 5
         [[proxy.routes]]
@@ -138,6 +141,14 @@ fn the_file_overrides_defaults() {
     assert_eq!(settings.http.header_timeout, Duration::from_secs(5));
     assert_eq!(settings.http.body_timeout, Duration::from_secs(60));
     assert_eq!(settings.http.max_connections, 1024);
+    assert_eq!(settings.inbound.rate_limit_per_second, 0);
+    assert_eq!(settings.inbound.client_rate_limit_per_second, 100);
+    assert_eq!(
+        settings.inbound.trusted_proxies[0].to_string(),
+        "10.0.0.0/8"
+    );
+    assert_eq!(settings.inbound.max_queued_executions, 50);
+    assert_eq!(settings.inbound.rejected_records_per_minute, 60);
 }
 
 #[test]
@@ -387,6 +398,18 @@ fn invalid_values_are_refused_with_their_path() {
         (
             "[http]\nbody_timeout_seconds = 3601",
             "http.body_timeout_seconds: must be between 1 and 3600, got 3601",
+        ),
+        (
+            "[inbound]\nclient_rate_limit_per_second = -1",
+            "inbound.client_rate_limit_per_second: must be between 0 and 1000000, got -1",
+        ),
+        (
+            "[inbound]\ntrusted_proxies = ['10.0.0.1/8']",
+            "inbound.trusted_proxies[0]: `10.0.0.1/8` has host bits set; did you mean 10.0.0.0/8?",
+        ),
+        (
+            "[inbound]\nmax_queued_executions = 100000001",
+            "inbound.max_queued_executions: must be between 0 and 100000000, got 100000001",
         ),
         (
             "[http]\nmax_connections = 0",

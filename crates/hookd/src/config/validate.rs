@@ -6,9 +6,9 @@ use std::fmt::Display;
 use std::net::SocketAddr;
 use std::ops::RangeInclusive;
 
-use super::raw::{RawConfig, RawDelivery, RawRoute};
+use super::raw::{RawConfig, RawDelivery, RawInbound, RawRoute};
 use super::values::{self, Cidr, DatabaseUrl};
-use super::{Config, DeliveryConfig, HttpConfig, ProxyRoute};
+use super::{Config, DeliveryConfig, HttpConfig, InboundConfig, ProxyRoute};
 
 /// Allowed ranges, as documented in `config.default.toml`.
 const RETENTION_DAYS: RangeInclusive<i64> = 1..=36_500;
@@ -16,6 +16,8 @@ const MAX_BODY_BYTES: RangeInclusive<i64> = 1..=104_857_600;
 const HTTP_TIMEOUT_SECONDS: RangeInclusive<i64> = 1..=3_600;
 const ACQUIRE_TIMEOUT_SECONDS: RangeInclusive<i64> = 1..=300;
 const MAX_CONNECTIONS: RangeInclusive<i64> = 1..=1_000_000;
+const INBOUND_RATE: RangeInclusive<i64> = 0..=1_000_000;
+const MAX_QUEUED_EXECUTIONS: RangeInclusive<i64> = 0..=100_000_000;
 const PROXY_MAX_BODY_BYTES: RangeInclusive<i64> = 0..=104_857_600;
 /// Paths hookd serves itself: a proxy prefix may not fall inside them.
 const RESERVED_PATHS: [&str; 6] = ["/api/v1", "/health", "/ready", "/metrics", "/ui", "/hooks"];
@@ -101,6 +103,7 @@ pub fn config(raw: RawConfig) -> Result<Config, Vec<String>> {
         raw.inbound.max_body_bytes,
         MAX_BODY_BYTES,
     );
+    let inbound = inbound(&mut c, &raw.inbound);
     let proxy_max_body_bytes = c.int(
         "proxy.max_body_bytes",
         raw.proxy.max_body_bytes,
@@ -136,11 +139,49 @@ pub fn config(raw: RawConfig) -> Result<Config, Vec<String>> {
             log,
             delivery,
             max_body_bytes,
+            inbound,
             http,
             proxy_max_body_bytes,
             proxy_routes,
         }),
         _ => Err(c.problems),
+    }
+}
+
+fn inbound(c: &mut Checker, raw: &RawInbound) -> InboundConfig {
+    let trusted_proxies = raw
+        .trusted_proxies
+        .iter()
+        .enumerate()
+        .filter_map(|(i, text)| {
+            c.ok(
+                format!("inbound.trusted_proxies[{i}]"),
+                Cidr::parse(text).map(Some),
+            )
+        })
+        .collect();
+    InboundConfig {
+        rate_limit_per_second: c.int(
+            "inbound.rate_limit_per_second",
+            raw.rate_limit_per_second,
+            INBOUND_RATE,
+        ),
+        client_rate_limit_per_second: c.int(
+            "inbound.client_rate_limit_per_second",
+            raw.client_rate_limit_per_second,
+            INBOUND_RATE,
+        ),
+        trusted_proxies,
+        max_queued_executions: c.int(
+            "inbound.max_queued_executions",
+            raw.max_queued_executions,
+            MAX_QUEUED_EXECUTIONS,
+        ),
+        rejected_records_per_minute: c.int(
+            "inbound.rejected_records_per_minute",
+            raw.rejected_records_per_minute,
+            INBOUND_RATE,
+        ),
     }
 }
 
