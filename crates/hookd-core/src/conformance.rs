@@ -2372,6 +2372,15 @@ pub async fn execution_claims_lease_due_queued_ones(store: &dyn Store) {
             .unwrap();
     }
     assert_eq!(store.next_execution_at().await.unwrap(), Some(T0));
+    // The intake's queue cap counts unfinished executions, no further than asked.
+    let count = |up_to| store.count_unfinished_executions(&hook, up_to);
+    assert_eq!(count(10).await.unwrap(), 2);
+    assert_eq!(count(1).await.unwrap(), 1);
+    let other = InboundId::generate(seq());
+    assert_eq!(
+        store.count_unfinished_executions(&other, 10).await.unwrap(),
+        0
+    );
     assert!(claim_executions(store, &execution_claim(T0 - 1, 10))
         .await
         .is_empty());
@@ -2380,6 +2389,7 @@ pub async fn execution_claims_lease_due_queued_ones(store: &dyn Store) {
     let c1 = execution_claim(T0, 10);
     let claimed = claim_executions(store, &c1).await;
     assert_eq!(ids_of(&claimed), vec![&first.id]);
+    assert_eq!(count(10).await.unwrap(), 2, "running ones count");
     let leased = &claimed[0];
     assert_eq!(leased.status, ExecutionStatus::Running);
     assert_eq!(leased.attempts, 1);
@@ -2411,6 +2421,7 @@ pub async fn execution_claims_lease_due_queued_ones(store: &dyn Store) {
     failed.status = ExecutionStatus::Failed;
     assert!(finish_one(store, &failed, &c2.lease_token).await.unwrap());
     assert_eq!(store.next_execution_at().await.unwrap(), None);
+    assert_eq!(count(10).await.unwrap(), 0, "finished ones do not count");
     let far = execution_claim(T0 + 100 * DAY_MS, 10);
     assert!(
         claim_executions(store, &far).await.is_empty(),
