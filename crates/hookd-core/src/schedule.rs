@@ -13,6 +13,7 @@
 //! body when it is sent.
 
 use std::str::FromStr;
+use std::sync::Arc;
 
 use chrono::{TimeZone, Timelike as _, Utc};
 use chrono_tz::Tz;
@@ -35,14 +36,74 @@ const MAX_CATCH_UP_STEPS: u32 = 100_000;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Timing {
-    /// A five-field cron expression (minute hour day-of-month month day-of-week), read in
-    /// `timezone` (an IANA name such as `Europe/Paris`).
-    Cron {
-        expression: String,
-        timezone: String,
-    },
+    /// A five-field cron expression in a time zone.
+    Cron(CronTiming),
     /// Every `seconds` seconds, counted from the previous occurrence.
     Every { seconds: u64 },
+}
+
+/// A five-field cron expression (minute hour day-of-month month day-of-week), read in
+/// `timezone` (an IANA name such as `Europe/Paris`), parsed once (by croner) when it is made or
+/// read from the database. Stored as `{"expression", "timezone"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "CronFields", into = "CronFields")]
+pub struct CronTiming {
+    expression: String,
+    timezone: String,
+    /// `None` only for a stored expression this version cannot read: it never fires.
+    parsed: Option<Arc<(croner::Cron, Tz)>>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct CronFields {
+    expression: String,
+    timezone: String,
+}
+
+impl From<CronFields> for CronTiming {
+    fn from(f: CronFields) -> Self {
+        let parsed = parse_cron(&f.expression)
+            .ok()
+            .zip(Tz::from_str(&f.timezone).ok())
+            .map(Arc::new);
+        Self {
+            expression: f.expression,
+            timezone: f.timezone,
+            parsed,
+        }
+    }
+}
+
+impl From<CronTiming> for CronFields {
+    fn from(c: CronTiming) -> Self {
+        Self {
+            expression: c.expression,
+            timezone: c.timezone,
+        }
+    }
+}
+
+impl CronTiming {
+    pub fn expression(&self) -> &str {
+        &self.expression
+    }
+
+    pub fn timezone(&self) -> &str {
+        &self.timezone
+    }
+}
+
+/// Five fields as croner reads them (numbers, `*`, ranges, lists, steps, `JAN`-`DEC`,
+/// `SUN`-`SAT`, 0 or 7 for Sunday, `L`, `W`, `#`), with day-of-month and day-of-week both
+/// required to match when both are restricted (as hookd has always read them).
+fn parse_cron(expression: &str) -> Result<croner::Cron, croner::errors::CronError> {
+    use croner::parser::{CronParser, Seconds, Year};
+    CronParser::builder()
+        .seconds(Seconds::Disallowed)
+        .year(Year::Disallowed)
+        .dom_and_dow(true)
+        .build()
+        .parse(expression)
 }
 
 /// What is wrong with a schedule field; `field` is the API field name.
@@ -87,17 +148,24 @@ impl Timing {
                 ),
             ));
         }
-        let probe = Utc::now().with_timezone(&tz);
-        cron_parser::parse(&expression, &probe).map_err(|e| {
+        let parsed = parse_cron(&expression).map_err(|e| {
             TimingError::new(
                 "cron",
-                format!("{e}: {expression:?} is not a cron expression any date matches"),
+                format!("{expression:?} is not a cron expression: {e}"),
             )
         })?;
-        Ok(Self::Cron {
+        let probe = Utc::now().with_timezone(&tz).naive_local();
+        if parsed.find_next_occurrence(&probe, false).is_err() {
+            return Err(TimingError::new(
+                "cron",
+                format!("{expression:?} is not a cron expression any date matches"),
+            ));
+        }
+        Ok(Self::Cron(CronTiming {
             expression,
             timezone: tz.name().to_owned(),
-        })
+            parsed: Some(Arc::new((parsed, tz))),
+        }))
     }
 
     /// An interval timing, checked: 1 second to a year.
@@ -116,10 +184,10 @@ impl Timing {
     pub fn next_after(&self, after_ms: i64) -> Option<i64> {
         match self {
             Self::Every { seconds } => Some(after_ms + (*seconds as i64) * 1000),
-            Self::Cron {
-                expression,
-                timezone,
-            } => next_cron(expression, Tz::from_str(timezone).ok()?, after_ms),
+            Self::Cron(cron) => {
+                let (parsed, tz) = cron.parsed.as_deref()?;
+                next_cron(parsed, *tz, after_ms)
+            }
         }
     }
 
@@ -156,7 +224,7 @@ impl Timing {
                     next: occurrence + period,
                 })
             }
-            Self::Cron { .. } => {
+            Self::Cron(_) => {
                 let mut occurrence = due_ms;
                 let mut skipped = 0;
                 for _ in 0..MAX_CATCH_UP_STEPS {
@@ -244,25 +312,24 @@ pub fn fired_data(
     data
 }
 
-/// The first instant strictly after `after_ms` at which `expression` fires in `tz`. The fields
-/// are matched against the wall clock, then the wall time is placed in the zone:
+/// The first instant strictly after `after_ms` at which `cron` fires in `tz`. The fields are
+/// matched against the wall clock, then the wall time is placed in the zone:
 /// - a wall time that happens twice (clocks go back) fires once, at its first instant (at its
 ///   second one only when the first is already past);
 /// - a wall time that does not exist (clocks go forward) fires once, right after the gap;
 ///   occurrences inside one gap collapse into that single firing.
 ///
-/// (cron-parser matches the zone's instants minute by minute and so steps over a day whose
-/// time falls in a gap: `30 2 * * *` in Europe/Paris skipped the spring-forward day.)
-fn next_cron(expression: &str, tz: Tz, after_ms: i64) -> Option<i64> {
+/// (Matching the zone's instants instead steps over a day whose time falls in a gap: with
+/// cron-parser, `30 2 * * *` in Europe/Paris skipped the spring-forward day.)
+fn next_cron(cron: &croner::Cron, tz: Tz, after_ms: i64) -> Option<i64> {
     let after = tz.timestamp_millis_opt(after_ms).single()?;
-    // The wall clock as a plain UTC time, so the parser sees no zone and no gap.
-    let mut wall = Utc.from_utc_datetime(&after.naive_local());
+    // The wall clock, with no zone and so no gap.
+    let mut wall = after.naive_local();
     // Enough for the wall clock of `after` to be behind it by the overlap (at most a few hours),
     // plus one real occurrence.
     for _ in 0..1000 {
-        wall = cron_parser::parse(expression, &wall).ok()?;
-        let local = wall.naive_utc();
-        let at = match tz.from_local_datetime(&local) {
+        wall = cron.find_next_occurrence(&wall, false).ok()?;
+        let at = match tz.from_local_datetime(&wall) {
             chrono::LocalResult::Single(t) => t.timestamp_millis(),
             chrono::LocalResult::Ambiguous(first, second) => {
                 if first.timestamp_millis() > after_ms {
@@ -271,7 +338,7 @@ fn next_cron(expression: &str, tz: Tz, after_ms: i64) -> Option<i64> {
                     second.timestamp_millis()
                 }
             }
-            chrono::LocalResult::None => gap_end(tz, local)?,
+            chrono::LocalResult::None => gap_end(tz, wall)?,
         };
         if at > after_ms {
             return Some(at);
@@ -297,9 +364,10 @@ fn gap_end(tz: Tz, local: chrono::NaiveDateTime) -> Option<i64> {
 /// `ms` as RFC 3339 in the schedule's time zone (cron timings; `+01:00`) or UTC (`Z`).
 pub fn local_rfc3339(timing: &Timing, ms: i64) -> String {
     let local = match timing {
-        Timing::Cron { timezone, .. } => Tz::from_str(timezone)
-            .ok()
-            .and_then(|tz| tz.timestamp_millis_opt(ms).single())
+        Timing::Cron(cron) => cron
+            .parsed
+            .as_deref()
+            .and_then(|(_, tz)| tz.timestamp_millis_opt(ms).single())
             .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)),
         Timing::Every { .. } => None,
     };
@@ -447,6 +515,55 @@ mod tests {
         assert_eq!(c.occurrence, 1_000_000 + 10 * 60_000);
         assert_eq!(c.skipped, 10);
         assert_eq!(c.next, 1_000_000 + 11 * 60_000);
+    }
+
+    #[test]
+    fn cron_fields_read_as_they_always_have() {
+        let next = |expr: &str, after: &str| {
+            let t = Timing::cron(expr, "UTC").unwrap();
+            rfc3339(t.next_after(at(after)).unwrap())
+        };
+        // 2026-03-01 is a Sunday. Both day fields restricted: both must match (the 13th that
+        // is a Friday), as cron-parser read them.
+        assert_eq!(
+            next("0 0 13 * 5", "2026-03-01T00:00:00Z"),
+            "2026-03-13T00:00:00Z"
+        );
+        assert_eq!(
+            next("0 0 13 * FRI", "2026-03-14T00:00:00Z"),
+            "2026-11-13T00:00:00Z"
+        );
+        // Names, ranges, steps and lists.
+        assert_eq!(
+            next("*/20 9-10 * * MON-FRI", "2026-03-01T00:00:00Z"),
+            "2026-03-02T09:00:00Z"
+        );
+        assert_eq!(
+            next("5,35 * * JAN *", "2026-03-01T00:00:00Z"),
+            "2027-01-01T00:05:00Z"
+        );
+        // Sunday is 0 or 7.
+        assert_eq!(
+            next("0 12 * * 7", "2026-03-02T00:00:00Z"),
+            "2026-03-08T12:00:00Z"
+        );
+        assert_eq!(
+            next("0 12 * * 0", "2026-03-02T00:00:00Z"),
+            "2026-03-08T12:00:00Z"
+        );
+        // Six or seven fields (seconds, years) are not cron here.
+        assert_eq!(
+            Timing::cron("0 0 2 * * *", "UTC").unwrap_err().field,
+            "cron"
+        );
+    }
+
+    #[test]
+    fn a_stored_expression_that_no_longer_parses_still_loads_and_never_fires() {
+        let text = r#"{"kind":"cron","expression":"0 2 * * * * * *","timezone":"UTC"}"#;
+        let t: Timing = serde_json::from_str(text).unwrap();
+        assert_eq!(t.next_after(at("2026-03-01T00:00:00Z")), None);
+        assert_eq!(serde_json::to_string(&t).unwrap(), text, "kept as it was");
     }
 
     #[test]

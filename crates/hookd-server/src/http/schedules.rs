@@ -134,10 +134,11 @@ pub struct RunOut {
 /// A timing as the wire's `cron`, `timezone` and `every_seconds` fields.
 fn timing_fields(timing: &Timing) -> (Option<String>, Option<String>, Option<u64>) {
     match timing {
-        Timing::Cron {
-            expression,
-            timezone,
-        } => (Some(expression.clone()), Some(timezone.clone()), None),
+        Timing::Cron(cron) => (
+            Some(cron.expression().to_owned()),
+            Some(cron.timezone().to_owned()),
+            None,
+        ),
         Timing::Every { seconds } => (None, None, Some(*seconds)),
     }
 }
