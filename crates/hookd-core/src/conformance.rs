@@ -1999,6 +1999,7 @@ fn schedule(name: &str, webhook_id: &WebhookId, next_run_at: Option<i64>) -> Sch
         },
         next_run_at,
         last_run_at: None,
+        last_error: None,
         version: 1,
         created_at: T0,
         updated_at: T0,
@@ -2022,6 +2023,7 @@ fn firing(s: &Schedule, expected: Option<i64>, occurrence: i64, now: i64) -> Fir
         delivery_id: DeliveryId::generate(seq()),
         webhook_id: s.spec.webhook_id.clone(),
         message: s.spec.message.clone(),
+        last_error: None,
         now_ms: now,
     }
 }
@@ -2085,6 +2087,7 @@ pub async fn firing_a_schedule_stores_its_event_and_delivery_once(store: &dyn St
     let stored = store.get_schedule(&s.id).await.unwrap().unwrap();
     assert_eq!(stored.next_run_at, Some(due + 60_000));
     assert_eq!(stored.last_run_at, Some(due + 5));
+    assert_eq!(stored.last_error, None);
     let d = delivery(store, &f.delivery_id).await;
     assert_eq!(d.event_id, f.event_id);
     assert_eq!(d.webhook_id, wh);
@@ -2105,12 +2108,41 @@ pub async fn firing_a_schedule_stores_its_event_and_delivery_once(store: &dyn St
     assert_eq!(store.get_delivery(&again.delivery_id).await.unwrap(), None);
     assert_eq!(store.get_event(&again.event_id).await.unwrap(), None);
 
-    // A run by hand leaves next_run_at alone; on a deleted schedule it stores nothing.
-    let by_hand = firing(&s, None, due + 100, due + 100);
+    // A run by hand leaves next_run_at alone; on a deleted schedule it stores nothing. Each
+    // firing sets (or clears) the schedule's last error.
+    let by_hand = Firing {
+        last_error: Some("message: undefined value".into()),
+        ..firing(&s, None, due + 100, due + 100)
+    };
     assert!(store.fire_schedule(&by_hand).await.unwrap());
     let stored = store.get_schedule(&s.id).await.unwrap().unwrap();
     assert_eq!(stored.next_run_at, Some(due + 60_000));
     assert_eq!(stored.last_run_at, Some(due + 100));
+    assert_eq!(
+        stored.last_error.as_deref(),
+        Some("message: undefined value")
+    );
+    // An update writes the error it is given (the API keeps or clears it).
+    let kept = Schedule {
+        version: stored.version + 1,
+        ..stored.clone()
+    };
+    assert_eq!(
+        store.update_schedule(&kept, stored.version).await.unwrap(),
+        Written::Done
+    );
+    let stored = store.get_schedule(&s.id).await.unwrap().unwrap();
+    assert_eq!(
+        stored.last_error.as_deref(),
+        Some("message: undefined value")
+    );
+    let next = stored.next_run_at.unwrap();
+    assert!(store
+        .fire_schedule(&firing(&stored, Some(next), next, next + 1))
+        .await
+        .unwrap());
+    let stored = store.get_schedule(&s.id).await.unwrap().unwrap();
+    assert_eq!(stored.last_error, None, "a firing that renders clears it");
     let filter = DeliveryFilter {
         webhook_id: Some(wh.clone()),
         ..DeliveryFilter::default()
@@ -2121,7 +2153,7 @@ pub async fn firing_a_schedule_stores_its_event_and_delivery_once(store: &dyn St
             .await
             .unwrap()
             .len(),
-        2
+        3
     );
     store.delete_schedule(&s.id).await.unwrap();
     let orphan = firing(&s, None, due + 200, due + 200);

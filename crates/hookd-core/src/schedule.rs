@@ -285,6 +285,10 @@ pub struct Schedule {
     pub next_run_at: Option<i64>,
     /// When it last fired (scheduled or run by hand).
     pub last_run_at: Option<i64>,
+    /// Why its last firing cannot be sent as it says (its message does not render, its webhook
+    /// is gone); `None` when it can. Set by each firing; an edit of the message or webhook
+    /// clears it.
+    pub last_error: Option<String>,
     /// Bumped by every write, firings included: updates are conditional on it.
     pub version: i64,
     pub created_at: i64,

@@ -216,6 +216,9 @@ pub struct Firing {
     pub webhook_id: WebhookId,
     /// The schedule's `message` template, stored on the delivery.
     pub message: Option<String>,
+    /// Why the delivery cannot be sent as the schedule says: stored as the schedule's
+    /// `last_error` (cleared when `None`).
+    pub last_error: Option<String>,
     pub now_ms: i64,
 }
 

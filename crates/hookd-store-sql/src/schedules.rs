@@ -18,15 +18,16 @@ use crate::RowsAffected;
 #[macro_export]
 macro_rules! schedule_columns {
     () => {
-        "id, active, webhook_id, spec, next_run_at, last_run_at, version, created_at, updated_at"
+        "id, active, webhook_id, spec, next_run_at, last_run_at, version, created_at, updated_at, \
+         last_error"
     };
 }
 
-/// Binds the columns of [`schedule_columns!`] as `$1`..`$9`.
+/// Binds the columns of [`schedule_columns!`] as `$1`..`$10`.
 pub const INSERT: &str = concat!(
     "INSERT INTO schedules (",
     schedule_columns!(),
-    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
 );
 /// `$1`: id.
 pub const GET: &str = concat!(
@@ -58,18 +59,18 @@ pub const NEXT_DUE: &str = "SELECT MIN(next_run_at) AS at FROM schedules WHERE a
 pub const DELETE: &str = "DELETE FROM schedules WHERE id = $1";
 /// `$1`: id; a row when the schedule exists.
 const EXISTS: &str = "SELECT 1 FROM schedules WHERE id = $1";
-/// Overwrites what the API sets if the version is still `$8`; bumps the version.
+/// Overwrites what the API sets if the version is still `$7`; bumps the version.
 const UPDATE: &str = "UPDATE schedules
          SET active = $2, webhook_id = $3, spec = $4, next_run_at = $5, updated_at = $6,
-             version = version + 1
+             last_error = $8, version = version + 1
          WHERE id = $1 AND version = $7";
-/// A scheduled firing: moves `next_run_at` from `$2` to `$3` (`$4` now).
+/// A scheduled firing: moves `next_run_at` from `$2` to `$3` (`$4` now, `$5` the error).
 const ADVANCE: &str = "UPDATE schedules
-         SET next_run_at = $3, last_run_at = $4, version = version + 1
+         SET next_run_at = $3, last_run_at = $4, last_error = $5, version = version + 1
          WHERE id = $1 AND active AND next_run_at = $2";
-/// A run by hand: only `last_run_at` moves (`$2` now).
-const RAN_BY_HAND: &str =
-    "UPDATE schedules SET last_run_at = $2, version = version + 1 WHERE id = $1";
+/// A run by hand: `next_run_at` stays (`$2` now, `$3` the error).
+const RAN_BY_HAND: &str = "UPDATE schedules
+         SET last_run_at = $2, last_error = $3, version = version + 1 WHERE id = $1";
 const INSERT_EVENT: &str = "INSERT INTO events
          (id, event_type, model, data, occurred_at, idempotency_key, created_at)
          VALUES ($1, $2, $3, $4, $5, NULL, $6)";
@@ -95,6 +96,7 @@ where
         spec: serde_json::from_str(spec).map_err(decode_err)?,
         next_run_at: row.try_get("next_run_at")?,
         last_run_at: row.try_get("last_run_at")?,
+        last_error: row.try_get("last_error")?,
         version: row.try_get("version")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
@@ -112,6 +114,7 @@ where
     i64: for<'q> Encode<'q, DB> + Type<DB>,
     bool: for<'q> Encode<'q, DB> + Type<DB>,
     Option<i64>: for<'q> Encode<'q, DB> + Type<DB>,
+    Option<String>: for<'q> Encode<'q, DB> + Type<DB>,
 {
     let spec = serde_json::to_string(&s.spec).map_err(encode_err)?;
     sqlx::query(INSERT)
@@ -124,6 +127,7 @@ where
         .bind(s.version)
         .bind(s.created_at)
         .bind(s.updated_at)
+        .bind(s.last_error.clone())
         .execute(conn)
         .await?;
     Ok(())
@@ -145,6 +149,7 @@ where
     i64: for<'q> Encode<'q, DB> + Type<DB>,
     bool: for<'q> Encode<'q, DB> + Type<DB>,
     Option<i64>: for<'q> Encode<'q, DB> + Type<DB>,
+    Option<String>: for<'q> Encode<'q, DB> + Type<DB>,
     DB::QueryResult: RowsAffected,
 {
     let spec = serde_json::to_string(&s.spec).map_err(encode_err)?;
@@ -156,6 +161,7 @@ where
         .bind(s.next_run_at)
         .bind(s.updated_at)
         .bind(read_version)
+        .bind(s.last_error.clone())
         .execute(&mut *conn)
         .await?;
     crate::written::<DB>(conn, done.rows_affected(), EXISTS, s.id.as_str()).await
@@ -182,12 +188,14 @@ where
             .bind(expected)
             .bind(f.next_run_at)
             .bind(f.now_ms)
+            .bind(f.last_error.clone())
             .execute(&mut *conn)
             .await?
             .rows_affected(),
         None => sqlx::query(RAN_BY_HAND)
             .bind(f.schedule_id.as_str())
             .bind(f.now_ms)
+            .bind(f.last_error.clone())
             .execute(&mut *conn)
             .await?
             .rows_affected(),

@@ -11,6 +11,7 @@ mod pagination;
 mod panics;
 mod preview;
 pub mod route_calls;
+mod schedule_preview;
 pub mod schedules;
 mod ui;
 mod webhook_fields;
@@ -56,6 +57,7 @@ pub fn app(state: AppState) -> Router {
         .merge(events::router())
         .merge(route_calls::router())
         .merge(schedules::router())
+        .merge(schedule_preview::router())
         .merge(inbound::router())
         .merge(deliveries::router())
         .split_for_parts();

@@ -122,18 +122,25 @@ fn preview(state: &AppState, webhook: &Webhook, input: TestIn) -> ApiResult<Prev
         message: None,
     };
     let request = build_request(webhook, &event, &ctx).map_err(invalid)?;
-    let record = request.record();
-    Ok(PreviewOut {
-        method: record.method,
-        url: record.url,
-        headers: record.headers,
-        body: String::from_utf8_lossy(&request.body).into_owned(),
-    })
+    Ok(PreviewOut::of(&request))
+}
+
+impl PreviewOut {
+    /// The request as shown: secrets masked as in attempt records, the body as text.
+    pub(super) fn of(request: &hookd_core::outbound::OutboundRequest) -> Self {
+        let record = request.record();
+        Self {
+            method: record.method,
+            url: record.url,
+            headers: record.headers,
+            body: String::from_utf8_lossy(&request.body).into_owned(),
+        }
+    }
 }
 
 /// A request that cannot be built is the webhook's fault: 422 naming the field (a template, or
 /// else the secret, which is then unfit for the signature scheme).
-fn invalid(e: BuildError) -> ApiError {
+pub(super) fn invalid(e: BuildError) -> ApiError {
     let field = e.field.unwrap_or_else(|| "secret".to_owned());
     ApiError::invalid(field, e.message)
 }

@@ -17,7 +17,7 @@ use utoipa_axum::routes;
 use super::extract::{merge_patch, parse_json, JsonBody, QueryParams};
 use super::pagination::{paginate, ListOut, PageQuery};
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::worker::scheduler::firing;
+use crate::worker::scheduler::{firing, firing_error};
 use crate::AppState;
 
 /// Longest `name` accepted.
@@ -87,6 +87,9 @@ pub struct ScheduleOut {
     pub next_runs: Vec<String>,
     /// When it last fired, scheduled or by hand.
     pub last_run_at: Option<String>,
+    /// Why its last firing's request could not be built (its message does not render, its
+    /// webhook is gone); `null` when it could. Cleared by an edit of `message` or `webhook_id`.
+    pub last_error: Option<String>,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -114,6 +117,7 @@ impl ScheduleOut {
             next_run_at: s.next_run_at.map(rfc3339),
             next_runs,
             last_run_at: s.last_run_at.map(rfc3339),
+            last_error: s.last_error.clone(),
             created_at: rfc3339(s.created_at),
             updated_at: rfc3339(s.updated_at),
         }
@@ -160,7 +164,7 @@ impl ScheduleIn {
     }
 
     /// Validates at the edge; every error names its field. Checks the webhook exists.
-    async fn into_spec(self, state: &AppState) -> ApiResult<(bool, ScheduleSpec)> {
+    pub(super) async fn into_spec(self, state: &AppState) -> ApiResult<(bool, ScheduleSpec)> {
         let name_len = self.name.chars().count();
         if self.name.trim().is_empty() || name_len > MAX_NAME {
             let msg = format!("must be 1 to {MAX_NAME} characters");
@@ -244,7 +248,7 @@ fn merge(current: &ScheduleIn, patch: Map<String, Value>) -> ApiResult<ScheduleI
     parse_json(&bytes)
 }
 
-async fn load(state: &AppState, id: &str) -> ApiResult<Schedule> {
+pub(super) async fn load(state: &AppState, id: &str) -> ApiResult<Schedule> {
     let id = ScheduleId::parse(id).map_err(|_| ApiError::not_found("schedule"))?;
     state
         .store
@@ -254,7 +258,7 @@ async fn load(state: &AppState, id: &str) -> ApiResult<Schedule> {
 }
 
 /// The first occurrence after `now` of an active schedule; `None` while inactive.
-fn first_run(active: bool, timing: &Timing, now: i64) -> Option<i64> {
+pub(super) fn first_run(active: bool, timing: &Timing, now: i64) -> Option<i64> {
     active.then(|| timing.next_after(now)).flatten()
 }
 
@@ -272,6 +276,7 @@ async fn create_schedule(
         next_run_at: first_run(active, &spec.timing, now),
         spec,
         last_run_at: None,
+        last_error: None,
         version: 1,
         created_at: now,
         updated_at: now,
@@ -330,10 +335,16 @@ async fn patch_schedule(
         } else {
             read.next_run_at
         };
+        // The last firing's error was about the message or the webhook: a new one of either
+        // is unproven until it fires (or is previewed).
+        let last_error = read.last_error.clone().filter(|_| {
+            spec.message == read.spec.message && spec.webhook_id == read.spec.webhook_id
+        });
         let schedule = Schedule {
             active,
             spec,
             next_run_at,
+            last_error,
             updated_at: now.max(read.updated_at + 1),
             version: read.version + 1,
             ..read.clone()
@@ -375,18 +386,14 @@ async fn run_schedule(
     Path(id): Path<String>,
 ) -> ApiResult<(StatusCode, Json<RunOut>)> {
     let schedule = load(&state, &id).await?;
-    if state
-        .store
-        .get_webhook(&schedule.spec.webhook_id)
-        .await?
-        .is_none()
-    {
+    let now = crate::now_ms();
+    let mut f = firing(&schedule, now, 0, None, None, now);
+    let Some(webhook) = state.store.get_webhook(&f.webhook_id).await? else {
         return Err(ApiError::conflict(
             "the schedule's webhook no longer exists",
         ));
-    }
-    let now = crate::now_ms();
-    let f = firing(&schedule, now, 0, None, None, now);
+    };
+    f.last_error = firing_error(&webhook, &f);
     if !state.store.fire_schedule(&f).await? {
         return Err(ApiError::not_found("schedule"));
     }

@@ -10,9 +10,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use hookd_core::outbound::{build_request, SendContext};
 use hookd_core::schedule::{fired_data, Schedule, SCHEDULE_FIRED};
 use hookd_core::store::Firing;
-use hookd_core::{DeliveryId, EventId, EventType, NewEvent, Store, StoreError};
+use hookd_core::{DeliveryId, Event, EventId, EventType, NewEvent, Store, StoreError, Webhook};
 use tokio::sync::{watch, Notify};
 
 /// Longest the scheduler sleeps without looking again: schedules made by another process are
@@ -48,8 +49,40 @@ pub fn firing(
         delivery_id: DeliveryId::generate(now_ms),
         webhook_id: schedule.spec.webhook_id.clone(),
         message: schedule.spec.message.clone(),
+        last_error: None,
         now_ms,
     }
+}
+
+/// The event `f` stores, as its delivery will read it.
+pub fn fired_event(f: &Firing) -> Event {
+    Event {
+        id: f.event_id.clone(),
+        event_type: f.event.event_type.as_str().to_owned(),
+        model: f.event.model.clone(),
+        data: f.event.data.clone(),
+        occurred_at: f.event.occurred_at,
+        idempotency_key: None,
+        created_at: f.now_ms,
+    }
+}
+
+/// Why the delivery of `f` to `webhook` cannot be built (its message, or the webhook's own
+/// body, does not render): the schedule's `last_error`. Built as the send will build it, less
+/// the server's default headers, which cannot fail.
+pub fn firing_error(webhook: &Webhook, f: &Firing) -> Option<String> {
+    let ctx = SendContext {
+        delivery_id: f.delivery_id.as_str(),
+        attempt: 1,
+        now_secs: f.now_ms / 1000,
+        now_ms: f.now_ms,
+        default_headers: &[],
+        entry_index: None,
+        message: f.message.as_deref(),
+    };
+    build_request(webhook, &fired_event(f), &ctx)
+        .err()
+        .map(|e| e.to_string())
 }
 
 /// Fires every schedule due at `now_ms` once; returns how many occurrences this call stored.
@@ -62,7 +95,7 @@ pub async fn fire_due(store: &dyn Store, now_ms: i64) -> Result<u32, StoreError>
         let Some(catch_up) = schedule.spec.timing.catch_up(due, now_ms) else {
             continue;
         };
-        let f = firing(
+        let mut f = firing(
             &schedule,
             catch_up.occurrence,
             catch_up.skipped,
@@ -70,6 +103,15 @@ pub async fn fire_due(store: &dyn Store, now_ms: i64) -> Result<u32, StoreError>
             Some(catch_up.next),
             now_ms,
         );
+        f.last_error = match store.get_webhook(&f.webhook_id).await? {
+            Some(webhook) => firing_error(&webhook, &f),
+            // The delivery is cancelled when it is claimed.
+            None => Some(format!("the webhook {} no longer exists", f.webhook_id)),
+        };
+        if let Some(error) = &f.last_error {
+            tracing::warn!(schedule = %schedule.id, error = %error,
+                "a schedule's firing cannot be sent as it says");
+        }
         match store.fire_schedule(&f).await {
             Ok(true) => {
                 fired += 1;
