@@ -280,6 +280,147 @@ async fn a_message_names_its_schedule(b: Backend) {
     assert_eq!(d["schedule_id"], id);
 }
 
+backend_test!(a_schedule_whose_message_does_not_render_says_so);
+async fn a_schedule_whose_message_does_not_render_says_so(b: Backend) {
+    let app = spawn_app(&b).await;
+    let rx = TestReceiver::start().await;
+    let wh = app
+        .create_webhook(json!({"name": "chat", "url": rx.url("/h")}))
+        .await;
+    // Compiles, but `ticket` is not a variable of a schedule's message.
+    let s = create(
+        &app,
+        json!({"name": "broken", "webhook_id": wh["id"], "every_seconds": 1,
+               "message": "{\"text\": \"{{ ticket.id }}\"}"}),
+    )
+    .await;
+    assert_eq!(s["last_error"], Value::Null);
+    let id = s["id"].as_str().unwrap().to_owned();
+    let path = format!("/schedules/{id}");
+    // The scheduler's firings set it.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let broken = loop {
+        let (_, got) = app.get(&path).await;
+        if !got["last_error"].is_null() {
+            break got;
+        }
+        assert!(Instant::now() < deadline, "never marked: {got}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let error = broken["last_error"].as_str().unwrap();
+    assert!(error.starts_with("message: "), "{error}");
+    assert!(error.contains("undefined"), "{error}");
+    // An edit of anything else keeps it; an edit of the message clears it.
+    let (_, renamed) = app
+        .call(
+            "PATCH",
+            &path,
+            Some(json!({"name": "still broken", "active": false})),
+        )
+        .await;
+    assert_eq!(renamed["last_error"], broken["last_error"], "{renamed}");
+    let (status, fixed) = app
+        .call(
+            "PATCH",
+            &path,
+            Some(json!({"message": "{\"text\": \"tick {{ schedule.name }}\"}"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{fixed}");
+    assert_eq!(fixed["last_error"], Value::Null);
+    // A run by hand proves it, and sends it.
+    let (status, run) = app.post(&format!("{path}/run"), json!({})).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{run}");
+    let (_, after) = app.get(&path).await;
+    assert_eq!(after["last_error"], Value::Null, "{after}");
+    let got = rx.wait_for(1).await;
+    assert!(
+        got.iter()
+            .any(|r| r.json() == json!({"text": "tick still broken"})),
+        "the fixed message arrives"
+    );
+    // Broken again, and run by hand: marked at once.
+    app.call("PATCH", &path, Some(json!({"message": "{{ nope.x }}"})))
+        .await;
+    let (_, _) = app.post(&format!("{path}/run"), json!({})).await;
+    let (_, marked) = app.get(&path).await;
+    assert!(
+        marked["last_error"]
+            .as_str()
+            .unwrap()
+            .starts_with("message: "),
+        "{marked}"
+    );
+    let (_, list) = app.get("/schedules").await;
+    assert_eq!(list["data"][0]["last_error"], marked["last_error"]);
+}
+
+backend_test!(a_preview_shows_the_request_a_firing_would_send);
+async fn a_preview_shows_the_request_a_firing_would_send(b: Backend) {
+    let app = spawn_app(&b).await;
+    let rx = TestReceiver::start().await;
+    let wh = app
+        .create_webhook(json!({"name": "chat", "url": rx.url("/notify"),
+            "auth": {"type": "bearer", "token": "xoxb-secret-token"}}))
+        .await;
+    let schedule = json!({"name": "nightly", "webhook_id": wh["id"], "cron": "0 2 * * *",
+        "timezone": "Europe/Paris",
+        "message": "{\"text\": \"tick {{ schedule.name }} at {{ schedule.occurrence }}\"}"});
+    let (status, unsaved) = app.post("/schedules/preview", schedule.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{unsaved}");
+    assert_eq!(unsaved["method"], "POST");
+    assert_eq!(unsaved["url"], rx.url("/notify"));
+    let body: Value = serde_json::from_str(unsaved["body"].as_str().unwrap()).unwrap();
+    let text = body["text"].as_str().unwrap();
+    assert!(text.starts_with("tick nightly at "), "{text}");
+    let occurrence = text.trim_start_matches("tick nightly at ").to_owned();
+    let headers = unsaved["headers"].as_array().unwrap();
+    let header = |name: &str| {
+        headers
+            .iter()
+            .find(|h| h[0].as_str().unwrap().eq_ignore_ascii_case(name))
+            .map(|h| h[1].as_str().unwrap().to_owned())
+    };
+    assert_eq!(header("authorization").as_deref(), Some("Bearer ****"));
+    assert!(header("webhook-signature").is_some());
+    // Nothing was stored or sent.
+    let (_, list) = app.get("/schedules").await;
+    assert_eq!(list["data"].as_array().unwrap().len(), 0);
+
+    // A saved schedule: the same request for its next occurrence.
+    let saved = create(&app, schedule.clone()).await;
+    // The occurrence previewed is the next one: 02:00 in Paris.
+    assert_eq!(ms(&saved["next_run_at"]), ms(&json!(occurrence)), "{saved}");
+    let local = saved["next_runs"][0].as_str().unwrap();
+    assert!(local.contains("T02:00:00+0"), "{local}");
+    let id = saved["id"].as_str().unwrap();
+    let (status, again) = app
+        .post(&format!("/schedules/{id}/preview"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{again}");
+    assert_eq!(again["body"], unsaved["body"]);
+    assert_eq!(rx.received().len(), 0);
+
+    // What would fail a firing is refused, naming the field.
+    let mut bad = schedule.clone();
+    bad["message"] = json!("{{ ticket.id }}");
+    let (status, err) = app.post("/schedules/preview", bad).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{err}");
+    assert_eq!(err["error"]["field"], "message");
+    let mut no_timing = schedule.clone();
+    no_timing.as_object_mut().unwrap().remove("cron");
+    let (status, err) = app.post("/schedules/preview", no_timing).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{err}");
+    assert_eq!(err["error"]["field"], "cron");
+    let (status, _) = app
+        .post(
+            "/schedules/sch_0000000000000000000000000/preview",
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
 backend_test!(missed_occurrences_fire_once_after_downtime);
 async fn missed_occurrences_fire_once_after_downtime(b: Backend) {
     // An API without a worker: nothing fires while the schedule is made and set ten minutes back.
