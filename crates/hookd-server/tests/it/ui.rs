@@ -680,6 +680,61 @@ async fn ui_runs_an_interval_schedule_now_and_the_receiver_gets_its_message() {
     b.wait_text(".summary", saved["id"].as_str().unwrap()).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ui_previews_a_schedules_request_and_marks_one_whose_message_fails() {
+    let app = spawn_app(&Backend::Sqlite).await;
+    let receiver = TestReceiver::start().await;
+    let hook = app
+        .create_webhook(json!({"name": "chat", "url": receiver.url("/hook")}))
+        .await;
+    let Some(b) = signed_in(&app).await else {
+        return;
+    };
+    new_schedule(&b, &app, "standup", hook["id"].as_str().unwrap()).await;
+    let form = ".schedule-form";
+    b.fill(&b.by_label(form, "Cron expression").await, "0 9 * * 1-5")
+        .await;
+    b.fill(&b.by_label(form, "Time zone").await, "UTC").await;
+    let template = r#"{"text": "{{ schedule.name }} at {{ schedule.occurrence }}"}"#;
+    b.fill(&b.by_label(form, "Message template").await, template)
+        .await;
+    // The preview follows the form: the request the next firing sends.
+    let shown = b.wait_text(".preview", "standup at ").await;
+    assert!(shown.contains(&receiver.url("/hook")), "{shown}");
+    assert!(shown.contains("T09:00:00Z"), "{shown}");
+    assert_labelled(&b).await;
+    b.screenshots("schedule-preview").await;
+    // A message that cannot render says why, in the preview.
+    b.fill(
+        &b.by_label(form, "Message template").await,
+        "{{ ticket.id }}",
+    )
+    .await;
+    b.wait_text(".preview", "Cannot preview: message").await;
+    b.fill(&b.by_label(form, "Message template").await, template)
+        .await;
+    b.wait_text(".preview", "standup at ").await;
+    b.click(&b.button(form, "Create schedule").await).await;
+    b.wait_text(".notice", "Schedule created.").await;
+    assert_eq!(receiver.received().len(), 0, "a preview sends nothing");
+
+    // Broken behind the page's back and run: the side panel and the list mark it.
+    let (_, list) = app.get("/schedules").await;
+    let path = format!("/schedules/{}", list["data"][0]["id"].as_str().unwrap());
+    let (status, _) = app
+        .call("PATCH", &path, Some(json!({"message": "{{ ticket.id }}"})))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = app.post(&format!("{path}/run"), json!({})).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let error = b.wait_text(".side .last-error", "message: ").await;
+    assert!(error.contains("undefined"), "{error}");
+    b.screenshots("schedule-last-error").await;
+    b.click(&b.button("header", "Schedules").await).await;
+    let row = b.wait_text("tbody tr", "failing").await;
+    assert!(row.contains("standup"), "{row}");
+}
+
 /// No missing value was written into the page as text.
 async fn assert_no_stray_text(b: &Browser) {
     let text = b

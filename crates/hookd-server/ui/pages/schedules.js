@@ -1,10 +1,13 @@
-// Schedules: the list (timing in words, next and last run, "Load more"), and one schedule's form
-// (webhook, cron in a time zone or every N seconds, message template) beside its next five run
-// times, Run now and delete. The side panel is refreshed every 5 s while the page is visible.
+// Schedules: the list (timing in words, next and last run, a mark on those whose last firing
+// failed, "Load more"), and one schedule's form (webhook, cron in a time zone or every N seconds,
+// message template) with a live preview of the request its next firing sends, beside its next
+// five run times, its last error, Run now and delete. The side panel is refreshed every 5 s
+// while the page is visible.
 
 import { api, qs } from '../api.js';
 import { h, pagedTable, field, input, textarea, select, when, poll, banner, showError, clearErrors, nextId, replace } from '../dom.js';
 import { confirmDialog } from './webhook_form.js';
+import { previewPanel } from './webhook_preview.js';
 
 const POLL_MS = 5000;
 /** Offered in the time zone field; any IANA name is accepted. */
@@ -38,7 +41,8 @@ export async function renderList(ctx) {
   const names = await webhookNames().catch((e) => { showError(ctx.main, e, err); return new Map(); });
 
   const row = (s) => h('tr', {},
-    h('td', {}, h('a', { href: `#/schedules/${encodeURIComponent(s.id)}` }, s.name)),
+    h('td', {}, h('a', { href: `#/schedules/${encodeURIComponent(s.id)}` }, s.name),
+      s.last_error ? [' ', h('span', { class: 'badge off', title: s.last_error }, 'failing')] : null),
     h('td', {}, h('a', { href: `#/webhooks/${encodeURIComponent(s.webhook_id)}` }, names.get(s.webhook_id) ?? s.webhook_id)),
     h('td', {}, timing(s)),
     h('td', {}, s.active ? h('span', { class: 'badge on' }, 'active') : h('span', { class: 'badge off' }, 'paused')),
@@ -173,12 +177,15 @@ export async function renderForm(ctx) {
     }
   });
 
+  const preview = previewPanel(form, () => ['/schedules/preview', wire(f)],
+    'The request the next firing sends (signature headers differ per delivery).');
   const side = saved ? sidePanel(ctx, saved) : { el: help() };
   ctx.main.append(
     h('div', { class: 'page-head' }, h('h1', {}, saved ? saved.name : 'New schedule'),
       saved ? h('a', { href: `#/deliveries?webhook_id=${encodeURIComponent(saved.webhook_id)}` }, 'Deliveries of its webhook') : null),
     notice,
-    h('div', { class: 'split' }, form, h('aside', { class: saved ? 'side side-first' : 'side' }, side.el)));
+    h('div', { class: 'split' }, h('div', {}, form, preview.el), h('aside', { class: saved ? 'side side-first' : 'side' }, side.el)));
+  preview.refresh();
   if (!saved) f.name.focus();
 }
 
@@ -192,7 +199,9 @@ function help() {
     h('dl', { class: 'summary' }, ex('*/15 * * * *', 'every 15 minutes'), ex('0 9 * * 1-5', 'weekdays at 09:00'),
       ex('30 2 * * 0', 'Sundays at 02:30'), ex('0 0 1 * *', 'the 1st of each month at midnight')),
     h('h3', {}, 'In the message template'),
-    h('dl', { class: 'summary' }, v('data.name', 'the schedule\'s name'), v('data.occurrence', 'the run time (RFC 3339, UTC)'),
+    h('dl', { class: 'summary' }, v('schedule.name', 'the schedule\'s name (also schedule.id)'),
+      v('schedule.occurrence', 'the run time (RFC 3339, UTC)'), v('schedule.skipped', 'runs missed while hookd was down'),
+      v('data.name', 'the schedule\'s name, in the event'), v('data.occurrence', 'the run time (RFC 3339, UTC)'),
       v('data.schedule_id', 'its id'), v('data.manual', 'true for Run now'), v('data.skipped', 'runs missed while hookd was down'),
       v('data.description', 'its description, when given')),
     h('p', { class: 'hint' }, 'Booleans print as True/False: use {{ data.manual | tojson }} inside JSON.'));
@@ -261,7 +270,8 @@ function sidePanel(ctx, s) {
   const show = (fresh) => {
     Object.assign(s, fresh);
     replace(facts, h('dt', {}, 'Timing'), h('dd', {}, timing(s)),
-      h('dt', {}, 'Last run'), h('dd', {}, s.last_run_at ? `${when(s.last_run_at)} (${relative(s.last_run_at)})` : 'never'));
+      h('dt', {}, 'Last run'), h('dd', {}, s.last_run_at ? `${when(s.last_run_at)} (${relative(s.last_run_at)})` : 'never'),
+      s.last_error ? [h('dt', {}, 'Last error'), h('dd', { class: 'bad last-error' }, s.last_error)] : null);
     runs.replaceChildren(...s.next_runs.map((t) => h('li', {}, h('time', { datetime: t, class: 'mono' }, t),
       ' ', h('span', { class: 'muted' }, `${weekday(t, s.timezone)}, ${relative(t)}`))));
     runs.hidden = !s.next_runs.length;

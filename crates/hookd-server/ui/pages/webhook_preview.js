@@ -26,9 +26,9 @@ export function sampleEvent(firstType) {
 
 /**
  * The preview panel. `request()` returns `[path, body]` to POST, or throws a field error.
- * Recomputed, debounced, whenever `form` changes.
+ * Recomputed, debounced, whenever `form` changes; `note` says what is shown.
  */
-export function previewPanel(form, request) {
+export function previewPanel(form, request, note = 'The request a delivery of the sample event sends (signature headers differ per delivery).') {
   const status = h('p', { class: 'muted', role: 'status' }, 'Fill in the form to see the request.');
   const line = h('p', { class: 'request-line' });
   const { el: headersTable, tbody } = table(['Header', 'Value'], 'Request headers');
@@ -43,7 +43,7 @@ export function previewPanel(form, request) {
     try {
       const p = await api('POST', path, payload);
       if (mine !== seq) return;
-      status.textContent = 'The request a delivery of the sample event sends (signature headers differ per delivery).';
+      status.textContent = note;
       status.classList.remove('bad');
       line.replaceChildren(h('strong', {}, p.method), ' ', h('span', { class: 'url' }, p.url));
       tbody.replaceChildren(...p.headers.map(([k, v]) => h('tr', {}, h('td', {}, k), h('td', { class: 'mono' }, v))));
