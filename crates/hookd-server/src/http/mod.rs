@@ -6,6 +6,7 @@ pub mod deliveries;
 pub mod events;
 mod extract;
 pub mod inbound;
+mod openapi;
 mod ops;
 mod pagination;
 mod panics;
@@ -50,7 +51,7 @@ impl Modify for BearerAuth {
 
 /// The whole application router.
 pub fn app(state: AppState) -> Router {
-    let (api, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (api, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(webhooks::router())
         .merge(webhook_stats::router())
         .merge(preview::router())
@@ -61,8 +62,7 @@ pub fn app(state: AppState) -> Router {
         .merge(inbound::router())
         .merge(deliveries::router())
         .split_for_parts();
-    doc.servers = Some(vec![utoipa::openapi::Server::new("/api/v1")]);
-    let doc = Json(doc);
+    let doc = Json(openapi::complete(&doc));
     let api = api
         .route("/openapi.json", get(move || async move { doc.clone() }))
         .fallback(|| async { ApiError::not_found("route") })

@@ -1,7 +1,7 @@
 //! Admin API authentication and the OpenAPI document.
 
 use axum::http::StatusCode;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use crate::backend_test;
 use crate::support::{spawn_app, Backend};
@@ -74,13 +74,30 @@ async fn openapi_document_lists_the_api(b: Backend) {
     assert_eq!(status, StatusCode::OK);
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
     for path in [
-        "/webhooks",
-        "/webhooks/{id}/test",
-        "/events/batch",
-        "/deliveries/{id}/retry",
+        "/api/v1/webhooks",
+        "/api/v1/webhooks/{id}/test",
+        "/api/v1/events/batch",
+        "/api/v1/deliveries/{id}/retry",
+        "/hooks/{key}",
+        "/health",
+        "/ready",
+        "/metrics",
     ] {
         assert!(doc["paths"][path].is_object(), "missing {path}");
     }
+    // What every operation can answer is documented on each.
+    let create = &doc["paths"]["/api/v1/webhooks"]["post"]["responses"];
+    for status in ["201", "400", "401", "413", "422", "503"] {
+        assert!(create[status].is_object(), "POST /webhooks lists {status}");
+    }
+    let get = &doc["paths"]["/api/v1/webhooks/{id}"]["get"]["responses"];
+    for status in ["200", "401", "404", "503"] {
+        assert!(
+            get[status].is_object(),
+            "GET /webhooks/{{id}} lists {status}"
+        );
+    }
+    assert_eq!(doc["paths"]["/health"]["get"]["security"], json!([]));
     assert!(doc["components"]["schemas"]["WebhookIn"].is_object());
 }
 

@@ -277,7 +277,7 @@ async fn preview_of_an_unsaved_webhook_renders_and_reports_errors_by_field(b: Ba
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
     assert_eq!(e["error"]["field"], "event.type");
     let (_, doc) = app.get("/openapi.json").await;
-    for path in ["/webhooks/preview", "/webhooks/{id}/preview"] {
+    for path in ["/api/v1/webhooks/preview", "/api/v1/webhooks/{id}/preview"] {
         assert!(
             doc["paths"][path]["post"].is_object(),
             "{path} is documented"
