@@ -110,6 +110,7 @@ pub struct RequestOut {
     pub method: String,
     pub url: String,
     /// Name and value pairs; secret values masked as `****`.
+    #[schema(value_type = Vec<Vec<String>>)]
     pub headers: Vec<(String, String)>,
 }
 
@@ -117,6 +118,7 @@ pub struct RequestOut {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ResponseOut {
     pub status: u16,
+    #[schema(value_type = Vec<Vec<String>>)]
     pub headers: Vec<(String, String)>,
     /// Up to 64 KiB.
     pub body: String,

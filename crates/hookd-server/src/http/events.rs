@@ -34,17 +34,23 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EventIn {
-    /// Dot-separated type, e.g. `entry.create`.
+    /// Dot-separated type, e.g. `entry.create`: letters, digits and `. _ - : /`, no empty
+    /// segment.
     #[serde(rename = "type")]
+    #[schema(min_length = 1, max_length = 200, pattern = r"^[A-Za-z0-9_:/-]+(\.[A-Za-z0-9_:/-]+)*$")]
     pub event_type: String,
     /// Strapi model or Frappe DocType.
+    #[schema(min_length = 1, max_length = 200)]
     pub model: Option<String>,
-    /// Any JSON; `{}` when absent.
-    #[schema(value_type = Object)]
+    /// Any JSON value; `{}` when absent.
+    #[serde(default)]
+    #[schema(value_type = Value)]
     pub data: Option<Value>,
     /// A repeat of a key returns the first event and queues nothing.
+    #[schema(min_length = 1, max_length = 200)]
     pub idempotency_key: Option<String>,
     /// RFC 3339; defaults to now.
+    #[schema(format = DateTime)]
     pub occurred_at: Option<String>,
 }
 
@@ -52,6 +58,7 @@ pub struct EventIn {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BatchIn {
+    #[schema(min_items = 1, max_items = 1000)]
     pub events: Vec<EventIn>,
 }
 
@@ -78,7 +85,7 @@ pub struct EventOut {
     #[serde(rename = "type")]
     pub event_type: String,
     pub model: Option<String>,
-    #[schema(value_type = Object)]
+    #[schema(value_type = Value)]
     pub data: Value,
     pub idempotency_key: Option<String>,
     pub occurred_at: String,

@@ -22,8 +22,18 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
         let bytes = Bytes::from_request(req, state)
             .await
             .map_err(|e| body_error(e, state))?;
-        parse_json(&bytes).map(JsonBody)
+        object_body(&bytes).map(JsonBody)
     }
+}
+
+/// Every body the API takes is a JSON object: serde would read a struct from an array too, so
+/// other JSON is refused here (422 naming `body`); what is not JSON is a 400 from [`parse_json`].
+fn object_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let text = bytes.trim_ascii();
+    if !text.starts_with(b"{") && serde_json::from_slice::<serde::de::IgnoredAny>(text).is_ok() {
+        return Err(ApiError::invalid("body", "must be a JSON object"));
+    }
+    parse_json(bytes)
 }
 
 /// A JSON body that may be absent (an empty body reads as `None`).
@@ -37,10 +47,12 @@ impl<T: DeserializeOwned> FromRequest<AppState> for OptionalJsonBody<T> {
         let bytes = Bytes::from_request(req, state)
             .await
             .map_err(|e| body_error(e, state))?;
-        if bytes.iter().all(u8::is_ascii_whitespace) {
+        // No body, or `null`: as if none was sent.
+        let text = bytes.trim_ascii();
+        if text.is_empty() || text == b"null" {
             return Ok(Self(None));
         }
-        parse_json(&bytes).map(|v| Self(Some(v)))
+        object_body(&bytes).map(|v| Self(Some(v)))
     }
 }
 

@@ -111,7 +111,9 @@ impl ExecutionOut {
 #[serde(deny_unknown_fields)]
 pub struct ParseIn {
     pub url: Option<String>,
-    #[schema(value_type = Object)]
+    /// A sample body: any JSON value.
+    #[serde(default)]
+    #[schema(value_type = Value)]
     pub json: Option<Value>,
 }
 

@@ -50,6 +50,12 @@ pub fn complete(doc: &utoipa::openapi::OpenApi) -> Value {
         whole.insert(path.to_owned(), item);
     }
     doc["paths"] = Value::Object(whole);
+    let schemas = &mut doc["components"]["schemas"];
+    schemas["InboundIn"] = inbound_schema(false);
+    schemas["InboundPatch"] = inbound_schema(true);
+    set_body(&mut doc, "/api/v1/inbound", "post", "InboundIn");
+    set_body(&mut doc, "/api/v1/inbound/{id}", "patch", "InboundPatch");
+    patch_bodies_need_no_field(&mut doc);
     doc["servers"] = json!([{"url": "/"}]);
     doc
 }
@@ -86,6 +92,86 @@ fn complete_operation(path: &str, op: &mut Value) {
     if has_id {
         add("404", error("No such resource"));
     }
+}
+
+fn set_body(doc: &mut Value, path: &str, method: &str, schema: &str) {
+    doc["paths"][path][method]["requestBody"]["content"]["application/json"]["schema"] =
+        json!({"$ref": format!("#/components/schemas/{schema}")});
+}
+
+/// A `PATCH` body gives only the fields it changes: where it shares the create body's schema,
+/// it gets a copy with nothing required (`ScheduleIn` → `ScheduleInPatch`).
+fn patch_bodies_need_no_field(doc: &mut Value) {
+    let mut copies = Vec::new();
+    if let Some(paths) = doc["paths"].as_object_mut() {
+        for item in paths.values_mut() {
+            // `get_mut`, not indexing: indexing a missing key would add it.
+            let Some(schema) = item
+                .get_mut("patch")
+                .and_then(|op| op.pointer_mut("/requestBody/content/application~1json/schema"))
+            else {
+                continue;
+            };
+            let Some(name) = schema["$ref"].as_str().and_then(|r| r.rsplit('/').next()) else {
+                continue;
+            };
+            if name.ends_with("Patch") {
+                continue;
+            }
+            let copy = format!("{name}Patch");
+            copies.push((name.to_owned(), copy.clone()));
+            *schema = json!({"$ref": format!("#/components/schemas/{copy}")});
+        }
+    }
+    let schemas = &mut doc["components"]["schemas"];
+    for (name, copy) in copies {
+        let mut schema = schemas[&name].clone();
+        if let Some(object) = schema.as_object_mut() {
+            object.remove("required");
+        }
+        schemas[copy] = schema;
+    }
+}
+
+/// An inbound hook's definition (`hookd_core::inbound::spec::InboundSpec`, checked in full by
+/// the server: a bad node or auth is a 422 naming it). In a `PATCH`, every field is optional
+/// and `null` resets one to its default.
+fn inbound_schema(patch: bool) -> Value {
+    use hookd_core::inbound::spec::MAX_TIMEOUT_MS;
+    let field = |mut schema: Value, description: &str| {
+        schema["description"] = json!(description);
+        if patch {
+            let kind = schema["type"].clone();
+            schema["type"] = json!([kind, "null"]);
+        }
+        schema
+    };
+    let mut schema = json!({
+        "type": "object",
+        "additionalProperties": false,
+        "description": "An inbound hook (SPEC §4): its public URL is generated.",
+        "properties": {
+            "name": {"type": "string", "minLength": 1, "description": "1 to 200 characters"},
+            "active": field(json!({"type": "boolean"}), "false: the URL answers 404"),
+            "methods": field(json!({"type": "array", "items": {"type": "string"}}),
+                "HTTP methods taken (default [\"POST\"]); others get 405"),
+            "auth": field(json!({"type": "object"}),
+                "{\"type\": \"none\"}, {\"type\": \"basic\", ...} or {\"type\": \"signature\", \"preset\": ...}"),
+            "parse": field(json!({"type": "object"}), "headers, query and body items to parse, with aliases"),
+            "mode": field(json!({"type": "string", "enum": ["async", "sync"]}), "default async"),
+            "response": field(json!({"type": "object"}), "the async answer: status, headers, body"),
+            "timeout_ms": field(json!({"type": "integer", "minimum": 1, "maximum": MAX_TIMEOUT_MS}),
+                "default 10000"),
+            "max_concurrency": field(json!({"type": "integer", "minimum": 1, "maximum": u32::MAX}),
+                "sync runs in flight per process (default 16)"),
+            "workflow": field(json!({"type": "array", "items": {"type": "object"}}),
+                "nodes: condition, set, publish, request, response"),
+        }
+    });
+    if !patch {
+        schema["required"] = json!(["name"]);
+    }
+    schema
 }
 
 /// The endpoints outside `/api/v1`; none takes the admin token.

@@ -54,6 +54,7 @@ pub struct PreviewOut {
     pub method: String,
     pub url: String,
     /// `[name, value]` pairs in sending order; secrets masked as in attempt records.
+    #[schema(value_type = Vec<Vec<String>>)]
     pub headers: Vec<(String, String)>,
     /// The exact body text.
     pub body: String,

@@ -30,14 +30,18 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[serde(deny_unknown_fields)]
 pub struct RouteCallIn {
     /// Which API or route family the call belongs to (1–200 characters).
+    #[schema(min_length = 1, max_length = 200)]
     pub tag: String,
     /// The request's HTTP method (any token; matched case-insensitively).
+    #[schema(pattern = r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")]
     pub method: String,
-    /// The request's path (`/api/v01/orders/1`) or full URL.
+    /// The request's path (`/api/v01/orders/1`) or full URL, without spaces or control
+    /// characters.
+    #[schema(min_length = 1, max_length = 2048, pattern = r"^(/|[A-Za-z][A-Za-z0-9+.-]*:)[^\s\x00-\x1f\x7f]*$")]
     pub url: String,
     /// The request body; `null` when absent.
     #[serde(default)]
-    #[schema(value_type = Object)]
+    #[schema(value_type = Value)]
     pub body: Value,
     pub response: RouteResponseIn,
 }
@@ -47,10 +51,11 @@ pub struct RouteCallIn {
 #[serde(deny_unknown_fields)]
 pub struct RouteResponseIn {
     /// 100–599; only 2xx calls fire webhooks.
+    #[schema(minimum = 100, maximum = 599)]
     pub status: i64,
     /// The response body; `null` when absent.
     #[serde(default)]
-    #[schema(value_type = Object)]
+    #[schema(value_type = Value)]
     pub body: Value,
 }
 

@@ -43,8 +43,10 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ScheduleIn {
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 2000)]
     pub description: Option<String>,
     #[serde(default = "yes")]
     pub active: bool,
@@ -62,6 +64,7 @@ pub struct ScheduleIn {
     pub timezone: Option<String>,
     /// Fire every N seconds (1 to a year) instead of on a cron expression.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 31_622_400)]
     pub every_seconds: Option<i64>,
 }
 

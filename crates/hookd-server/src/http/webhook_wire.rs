@@ -24,12 +24,14 @@ use super::webhook_fields::{
 #[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookIn {
+    #[schema(min_length = 1)]
     pub name: String,
     #[serde(default)]
     pub description: Option<String>,
     #[serde(default = "yes")]
     pub active: bool,
     /// The target: an `http` or `https` URL.
+    #[schema(min_length = 1)]
     pub url: String,
     /// `POST` (default), `PUT`, `PATCH`, `GET` or `DELETE`.
     #[serde(default)]
@@ -68,16 +70,22 @@ pub struct WebhookIn {
     pub body: Option<Value>,
     #[serde(default = "yes")]
     pub tls_verify: bool,
+    /// Per-request timeout (at most 120000, and 5 s under `delivery.lease_seconds`).
+    #[schema(minimum = 1, maximum = 120_000)]
     pub timeout_ms: Option<u32>,
+    #[schema(minimum = 1, maximum = 50)]
     pub max_attempts: Option<u32>,
-    /// Seconds to wait after each failed attempt.
+    /// Seconds to wait after each failed attempt (1 to 50 delays, each at most 604800).
+    #[schema(min_items = 1, max_items = 50)]
     pub retry_schedule: Option<Vec<u32>>,
     /// Most requests started per second to this webhook, across all workers; `null`: no limit.
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 100_000)]
     pub rate_limit_per_second: Option<u32>,
     /// Most requests in flight at once to this webhook, across all workers; `null`: the
     /// server's `delivery.max_in_flight_per_webhook`.
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 10_000)]
     pub max_in_flight: Option<u32>,
 }
 
@@ -89,11 +97,13 @@ fn yes() -> bool {
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookPatch {
+    #[schema(min_length = 1)]
     pub name: Option<String>,
     #[serde(default, deserialize_with = "double_option")]
     #[schema(value_type = Option<String>)]
     pub description: Option<Option<String>>,
     pub active: Option<bool>,
+    #[schema(min_length = 1)]
     pub url: Option<String>,
     pub method: Option<String>,
     pub events: Option<Vec<EventFilter>>,
@@ -119,20 +129,20 @@ pub struct WebhookPatch {
     pub body: Option<Option<Value>>,
     pub tls_verify: Option<bool>,
     #[serde(default, deserialize_with = "double_option")]
-    #[schema(value_type = Option<u32>)]
+    #[schema(value_type = Option<u32>, minimum = 1, maximum = 120_000)]
     pub timeout_ms: Option<Option<u32>>,
     #[serde(default, deserialize_with = "double_option")]
-    #[schema(value_type = Option<u32>)]
+    #[schema(value_type = Option<u32>, minimum = 1, maximum = 50)]
     pub max_attempts: Option<Option<u32>>,
     #[serde(default, deserialize_with = "double_option")]
-    #[schema(value_type = Option<Vec<u32>>)]
+    #[schema(value_type = Option<Vec<u32>>, min_items = 1, max_items = 50)]
     pub retry_schedule: Option<Option<Vec<u32>>>,
     #[serde(default, deserialize_with = "double_option")]
-    #[schema(value_type = Option<u32>)]
+    #[schema(value_type = Option<u32>, minimum = 1, maximum = 100_000)]
     pub rate_limit_per_second: Option<Option<u32>>,
     /// `null` resets it to the server's default.
     #[serde(default, deserialize_with = "double_option")]
-    #[schema(value_type = Option<u32>)]
+    #[schema(value_type = Option<u32>, minimum = 1, maximum = 10_000)]
     pub max_in_flight: Option<Option<u32>>,
 }
 

@@ -58,7 +58,9 @@ pub struct TestIn {
     #[serde(rename = "type")]
     pub event_type: Option<String>,
     pub model: Option<String>,
-    #[schema(value_type = Object)]
+    /// Any JSON value.
+    #[serde(default)]
+    #[schema(value_type = Value)]
     pub data: Option<serde_json::Value>,
 }
 
