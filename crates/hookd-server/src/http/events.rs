@@ -37,7 +37,11 @@ pub struct EventIn {
     /// Dot-separated type, e.g. `entry.create`: letters, digits and `. _ - : /`, no empty
     /// segment.
     #[serde(rename = "type")]
-    #[schema(min_length = 1, max_length = 200, pattern = r"^[A-Za-z0-9_:/-]+(\.[A-Za-z0-9_:/-]+)*$")]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[A-Za-z0-9_:/-]+(\.[A-Za-z0-9_:/-]+)*$"
+    )]
     pub event_type: String,
     /// Strapi model or Frappe DocType.
     #[schema(min_length = 1, max_length = 200)]

@@ -66,6 +66,21 @@ fn body_error(e: BytesRejection, state: &AppState) -> ApiError {
     }
 }
 
+/// Refuses a `PATCH` key that is no field of the resource (`null` ones too, which would
+/// otherwise remove nothing and pass), naming it.
+pub fn only_fields(
+    patch: &serde_json::Map<String, serde_json::Value>,
+    fields: &[&str],
+) -> Result<(), ApiError> {
+    match patch.keys().find(|k| !fields.contains(&k.as_str())) {
+        Some(k) => Err(ApiError::invalid(
+            k.clone(),
+            format!("is not a field; the fields are {}", fields.join(", ")),
+        )),
+        None => Ok(()),
+    }
+}
+
 /// Applies a `PATCH` body to a stored document: each top-level key of `patch` replaces the
 /// stored one, and `null` removes it (the field falls back to its default or absence).
 pub fn merge_patch(

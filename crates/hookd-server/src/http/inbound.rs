@@ -16,7 +16,7 @@ use serde_json::{Map, Value};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::extract::{merge_patch, JsonBody, QueryParams};
+use super::extract::{merge_patch, only_fields, JsonBody, QueryParams};
 use super::pagination::{paginate, ListOut, PageQuery};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::AppState;
@@ -207,6 +207,21 @@ async fn patch_hook(
     Path(id): Path<String>,
     JsonBody(patch): JsonBody<Map<String, Value>>,
 ) -> ApiResult<Json<HookOut>> {
+    only_fields(
+        &patch,
+        &[
+            "name",
+            "active",
+            "methods",
+            "auth",
+            "parse",
+            "mode",
+            "response",
+            "timeout_ms",
+            "max_concurrency",
+            "workflow",
+        ],
+    )?;
     let read = load(&state, &id).await?;
     let mut merged = match serde_json::to_value(&read.spec) {
         Ok(Value::Object(m)) => m,

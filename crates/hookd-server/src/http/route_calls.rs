@@ -37,7 +37,11 @@ pub struct RouteCallIn {
     pub method: String,
     /// The request's path (`/api/v01/orders/1`) or full URL, without spaces or control
     /// characters.
-    #[schema(min_length = 1, max_length = 2048, pattern = r"^(/|[A-Za-z][A-Za-z0-9+.-]*:)[^\s\x00-\x1f\x7f]*$")]
+    #[schema(
+        min_length = 1,
+        max_length = 2048,
+        pattern = r"^(/|[A-Za-z][A-Za-z0-9+.-]*:)[^\s\x00-\x1f\x7f]*$"
+    )]
     pub url: String,
     /// The request body; `null` when absent.
     #[serde(default)]

@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::extract::{merge_patch, parse_json, JsonBody, QueryParams};
+use super::extract::{merge_patch, only_fields, parse_json, JsonBody, QueryParams};
 use super::pagination::{paginate, ListOut, PageQuery};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::worker::scheduler::{firing, firing_error};
@@ -233,6 +233,19 @@ impl ScheduleIn {
 /// Merges a patch into what is stored, top-level key by key; `null` removes an optional field.
 /// Giving one kind of timing drops the other, so a cron schedule can become an interval.
 fn merge(current: &ScheduleIn, patch: Map<String, Value>) -> ApiResult<ScheduleIn> {
+    only_fields(
+        &patch,
+        &[
+            "name",
+            "description",
+            "active",
+            "webhook_id",
+            "message",
+            "cron",
+            "timezone",
+            "every_seconds",
+        ],
+    )?;
     let mut merged = match serde_json::to_value(current) {
         Ok(Value::Object(m)) => m,
         _ => return Err(ApiError::internal(&"a schedule did not serialise")),

@@ -10,6 +10,7 @@ mod faults;
 mod inbound;
 mod intake;
 mod isolation;
+mod openapi;
 mod proxy;
 mod route_calls;
 mod schedules;
