@@ -57,6 +57,21 @@ pub struct NewEvent {
     pub idempotency_key: Option<String>,
 }
 
+impl NewEvent {
+    /// The event as it reads once stored as `id` at `created_at`.
+    pub fn into_event(self, id: EventId, created_at: i64) -> Event {
+        Event {
+            id,
+            event_type: self.event_type.as_str().to_owned(),
+            model: self.model,
+            data: self.data,
+            occurred_at: self.occurred_at,
+            idempotency_key: self.idempotency_key,
+            created_at,
+        }
+    }
+}
+
 /// A stored event.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {

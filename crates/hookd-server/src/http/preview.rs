@@ -99,30 +99,36 @@ async fn preview_unsaved(
 /// Builds the request `webhook` would send for the event `input` describes.
 fn preview(state: &AppState, webhook: &Webhook, input: TestIn) -> ApiResult<PreviewOut> {
     let now = crate::now_ms();
-    let new = test_event(input, "event.", &webhook.id, now)?;
-    let event = Event {
-        id: EventId::generate(now),
-        event_type: new.event_type.as_str().to_owned(),
-        model: new.model,
-        data: new.data,
-        occurred_at: new.occurred_at,
-        idempotency_key: None,
-        created_at: now,
-    };
+    let event =
+        test_event(input, "event.", &webhook.id, now)?.into_event(EventId::generate(now), now);
+    // The entry a real delivery of this event would be queued for (APIO's `event.id`).
+    let entry_index = EventMatcher::compile(&webhook.spec.events)
+        .ok()
+        .and_then(|m| m.matches(&event))
+        .and_then(|m| m.entry);
+    request_of(state, webhook, &event, entry_index, None)
+}
+
+/// The request a delivery of `event` to `webhook` sends (`message`: a schedule's, in place of
+/// the body), as [`PREVIEW_DELIVERY_ID`] at its first attempt, now.
+pub(super) fn request_of(
+    state: &AppState,
+    webhook: &Webhook,
+    event: &Event,
+    entry_index: Option<u32>,
+    message: Option<&str>,
+) -> ApiResult<PreviewOut> {
+    let now = crate::now_ms();
     let ctx = SendContext {
         delivery_id: PREVIEW_DELIVERY_ID,
         attempt: 1,
         now_secs: now / 1000,
         now_ms: now,
         default_headers: &state.settings.default_headers,
-        // The entry a real delivery of this event would be queued for (APIO's `event.id`).
-        entry_index: EventMatcher::compile(&webhook.spec.events)
-            .ok()
-            .and_then(|m| m.matches(&event))
-            .and_then(|m| m.entry),
-        message: None,
+        entry_index,
+        message,
     };
-    let request = build_request(webhook, &event, &ctx).map_err(invalid)?;
+    let request = build_request(webhook, event, &ctx).map_err(invalid)?;
     Ok(PreviewOut::of(&request))
 }
 
@@ -141,7 +147,7 @@ impl PreviewOut {
 
 /// A request that cannot be built is the webhook's fault: 422 naming the field (a template, or
 /// else the secret, which is then unfit for the signature scheme).
-pub(super) fn invalid(e: BuildError) -> ApiError {
+fn invalid(e: BuildError) -> ApiError {
     let field = e.field.unwrap_or_else(|| "secret".to_owned());
     ApiError::invalid(field, e.message)
 }

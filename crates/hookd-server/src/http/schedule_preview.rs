@@ -5,15 +5,13 @@
 
 use axum::extract::{Path, State};
 use axum::Json;
-use hookd_core::outbound::{build_request, SendContext};
 use hookd_core::schedule::Schedule;
-use hookd_core::ScheduleId;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::extract::JsonBody;
-use super::preview::{invalid, PreviewOut, PREVIEW_DELIVERY_ID};
-use super::schedules::{first_run, load, ScheduleIn};
+use super::preview::{request_of, PreviewOut};
+use super::schedules::{load, new_schedule, ScheduleIn};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::worker::scheduler::{fired_event, firing};
 use crate::AppState;
@@ -45,19 +43,9 @@ async fn preview_unsaved(
     State(state): State<AppState>,
     JsonBody(input): JsonBody<ScheduleIn>,
 ) -> ApiResult<Json<PreviewOut>> {
-    let (active, spec) = input.into_spec(&state).await?;
-    let now = crate::now_ms();
-    let schedule = Schedule {
-        id: ScheduleId::generate(now),
-        active,
-        next_run_at: first_run(true, &spec.timing, now),
-        spec,
-        last_run_at: None,
-        last_error: None,
-        version: 1,
-        created_at: now,
-        updated_at: now,
-    };
+    let (_, spec) = input.into_spec(&state).await?;
+    // Previewed as active, so a paused schedule shows its next occurrence too.
+    let schedule = new_schedule(true, spec, crate::now_ms());
     preview(&state, &schedule).await.map(Json)
 }
 
@@ -74,15 +62,12 @@ async fn preview(state: &AppState, schedule: &Schedule) -> ApiResult<PreviewOut>
         .get_webhook(&f.webhook_id)
         .await?
         .ok_or_else(|| ApiError::conflict("the schedule's webhook no longer exists"))?;
-    let ctx = SendContext {
-        delivery_id: PREVIEW_DELIVERY_ID,
-        attempt: 1,
-        now_secs: now / 1000,
-        now_ms: now,
-        default_headers: &state.settings.default_headers,
-        entry_index: None,
-        message: f.message.as_deref(),
-    };
-    let request = build_request(&webhook, &fired_event(&f), &ctx).map_err(invalid)?;
-    Ok(PreviewOut::of(&request))
+    // Firings queue their delivery for no `events` entry.
+    request_of(
+        state,
+        &webhook,
+        &fired_event(&f),
+        None,
+        f.message.as_deref(),
+    )
 }

@@ -273,8 +273,23 @@ pub(super) async fn load(state: &AppState, id: &str) -> ApiResult<Schedule> {
         .ok_or_else(|| ApiError::not_found("schedule"))
 }
 
+/// A schedule made at `now`, not yet stored, planned from now.
+pub(super) fn new_schedule(active: bool, spec: ScheduleSpec, now: i64) -> Schedule {
+    Schedule {
+        id: ScheduleId::generate(now),
+        active,
+        next_run_at: first_run(active, &spec.timing, now),
+        spec,
+        last_run_at: None,
+        last_error: None,
+        version: 1,
+        created_at: now,
+        updated_at: now,
+    }
+}
+
 /// The first occurrence after `now` of an active schedule; `None` while inactive.
-pub(super) fn first_run(active: bool, timing: &Timing, now: i64) -> Option<i64> {
+fn first_run(active: bool, timing: &Timing, now: i64) -> Option<i64> {
     active.then(|| timing.next_after(now)).flatten()
 }
 
@@ -285,18 +300,7 @@ async fn create_schedule(
     JsonBody(input): JsonBody<ScheduleIn>,
 ) -> ApiResult<(StatusCode, Json<ScheduleOut>)> {
     let (active, spec) = input.into_spec(&state).await?;
-    let now = crate::now_ms();
-    let schedule = Schedule {
-        id: ScheduleId::generate(now),
-        active,
-        next_run_at: first_run(active, &spec.timing, now),
-        spec,
-        last_run_at: None,
-        last_error: None,
-        version: 1,
-        created_at: now,
-        updated_at: now,
-    };
+    let schedule = new_schedule(active, spec, crate::now_ms());
     state.store.insert_schedule(&schedule).await?;
     state.schedules.notify_waiters();
     Ok((

@@ -56,15 +56,7 @@ pub fn firing(
 
 /// The event `f` stores, as its delivery will read it.
 pub fn fired_event(f: &Firing) -> Event {
-    Event {
-        id: f.event_id.clone(),
-        event_type: f.event.event_type.as_str().to_owned(),
-        model: f.event.model.clone(),
-        data: f.event.data.clone(),
-        occurred_at: f.event.occurred_at,
-        idempotency_key: None,
-        created_at: f.now_ms,
-    }
+    f.event.clone().into_event(f.event_id.clone(), f.now_ms)
 }
 
 /// Why the delivery of `f` to `webhook` cannot be built (its message, or the webhook's own

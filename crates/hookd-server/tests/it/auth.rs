@@ -137,13 +137,7 @@ async fn metrics_count_outcomes_and_queue_depth(b: Backend) {
     rx.wait_for(1).await;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     loop {
-        let text = app
-            .client
-            .get(format!("{}/metrics", app.base))
-            .send()
-            .await
-            .unwrap();
-        let text = text.text().await.unwrap();
+        let text = app.metrics().await;
         if text.contains("hookd_attempts_total{outcome=\"succeeded\"} 1") {
             assert!(text.contains("hookd_queue_depth 0"), "{text}");
             assert!(

@@ -457,8 +457,32 @@ async fn a_postgres_outage_answers_503_fast_and_recovers_by_itself() {
         accepted += 1;
     }
     rx.wait_for(accepted).await;
+    // An async inbound hook: its public URL reads the hook and counts its queue.
+    let (status, hook) = app
+        .post("/inbound", json!({"name": "in", "mode": "async"}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{hook}");
+    let hook_url = app.hook_url(&hook);
+    let call_hook = || async {
+        let fresh = reqwest::Client::new();
+        fresh.post(&hook_url).body("{}").send().await.unwrap()
+    };
+    assert_eq!(call_hook().await.status(), 200);
 
     pg.down();
+    let started = Instant::now();
+    let refused = call_hook().await;
+    assert_eq!(
+        refused.status(),
+        503,
+        "an inbound call while the database is down"
+    );
+    assert!(refused.headers().contains_key("retry-after"));
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "{:?}",
+        started.elapsed()
+    );
     for (method, path) in [("POST", "/events"), ("GET", "/webhooks")] {
         let body = (method == "POST").then(|| json!({"type": "a.b"}));
         let started = Instant::now();
@@ -499,6 +523,11 @@ async fn a_postgres_outage_answers_503_fast_and_recovers_by_itself() {
     .await;
     accepted += 1;
     assert_eq!(ready(&app).await.status(), 200, "ready again");
+    assert_eq!(
+        call_hook().await.status(),
+        200,
+        "inbound calls are taken again"
+    );
     assert!(
         rx.wait_for(accepted).await.len() >= accepted,
         "every accepted event is delivered"

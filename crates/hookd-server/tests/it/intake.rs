@@ -274,15 +274,7 @@ async fn rejected_calls_are_recorded_small_and_at_most_so_often(b: Backend) {
         );
     }
     // Every call is still counted.
-    let metrics = app
-        .client
-        .get(format!("{}/metrics", app.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(
         metrics.contains("hookd_inbound_requests_total{status=\"401\"} 8"),
         "{metrics}"

@@ -149,15 +149,7 @@ async fn a_circuit_opens_on_timeouts_holds_deliveries_and_a_probe_closes_it(b: B
 
     let open = wait_webhook(&app, &hook, |w| w["circuit"] == "open").await;
     assert!(open["circuit_open_until"].is_string(), "{open}");
-    let metrics = app
-        .client
-        .get(format!("{}/metrics", app.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(
         metrics.contains("hookd_webhook_circuits{state=\"open\"} 1"),
         "{metrics}"

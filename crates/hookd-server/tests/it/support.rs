@@ -168,6 +168,13 @@ impl TestApp {
         url.replace("http://127.0.0.1:8080", &self.base)
     }
 
+    /// `/metrics` as text.
+    pub async fn metrics(&self) -> String {
+        let url = format!("{}/metrics", self.base);
+        let resp = self.client.get(url).send().await.unwrap();
+        resp.text().await.unwrap()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}/api/v1{path}", self.base)
     }
