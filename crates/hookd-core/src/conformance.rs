@@ -97,6 +97,7 @@ macro_rules! conformance_tests {
             executions_are_listed_per_hook_newest_first,
             execution_claims_lease_due_queued_ones,
             prune_removes_old_finished_executions_only,
+            seeded_history_is_finished_and_readable,
         );
         $crate::conformance_tests!(@pair $fresh;
             migrations_run_concurrently_and_repeat_safely,
@@ -2591,4 +2592,40 @@ pub async fn wait_for_work_wakes_when_another_handle_queues_an_execution(
     })
     .await;
     assert!(waited < Duration::from_secs(5), "woke after {waited:?}");
+}
+
+pub async fn seeded_history_is_finished_and_readable(store: &dyn Store) {
+    let wh = webhook("history");
+    store.insert_webhook(&wh).await.unwrap();
+    store.seed_history(&wh.id, 3, T0 - DAY_MS).await.unwrap();
+    store.seed_history(&wh.id, 2, T0 - DAY_MS).await.unwrap();
+    let filter = DeliveryFilter {
+        webhook_id: Some(wh.id.clone()),
+        ..DeliveryFilter::default()
+    };
+    let seeded = store
+        .list_deliveries(&filter, &page(100, None))
+        .await
+        .unwrap();
+    assert_eq!(seeded.len(), 5, "two seedings do not collide");
+    for d in &seeded {
+        assert_eq!((d.status, d.attempts), (DeliveryStatus::Succeeded, 1));
+        DeliveryId::parse(d.id.as_str()).expect("a valid id");
+        let event = store
+            .get_event(&d.event_id)
+            .await
+            .unwrap()
+            .expect("its event");
+        assert_eq!(event.created_at, T0 - DAY_MS);
+        let attempts = store.list_attempts(&d.id).await.unwrap();
+        assert_eq!(attempts.len(), 1);
+        assert_eq!(attempts[0].delivery_id, d.id);
+        assert_eq!(attempts[0].response.as_ref().map(|r| r.status), Some(200));
+    }
+    assert_eq!(store.queue_depth().await.unwrap(), 0, "nothing is queued");
+    assert_eq!(
+        store.prune(T0).await.unwrap(),
+        15,
+        "deliveries, attempts and events"
+    );
 }

@@ -275,6 +275,11 @@ impl WebhookStats {
 pub trait Store: Send + Sync + std::fmt::Debug {
     /// Applies pending migrations; safe to run concurrently from several processes.
     async fn migrate(&self) -> StoreResult<()>;
+    /// How many write transactions gain from running at once: group commits of published
+    /// events run up to this many side by side. One where the database has a single writer.
+    fn parallel_writes(&self) -> usize {
+        1
+    }
     /// Checks the database answers and can write (for `/ready`).
     async fn ping(&self) -> StoreResult<()>;
 
@@ -413,4 +418,10 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Deletes finished deliveries with their attempts, events with no unfinished delivery, and
     /// finished executions, created before `before_ms`. Returns the number of rows removed.
     async fn prune(&self, before_ms: i64) -> StoreResult<u64>;
+
+    // --- benchmarks ---
+    /// Stores `count` events as finished history, each with one delivery to `webhook` that
+    /// succeeded at its one attempt, all created at `at_ms`, in bulk: what `hookd bench
+    /// --history` measures beside, and what plan tests grow tables with.
+    async fn seed_history(&self, webhook: &WebhookId, count: u64, at_ms: i64) -> StoreResult<()>;
 }

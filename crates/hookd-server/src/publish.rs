@@ -202,8 +202,15 @@ fn plan_events(batch: Vec<NewEvent>, hooks: &[ActiveWebhook], now: i64) -> Vec<E
         .collect()
 }
 
+/// Takes requests off the channel and commits them in groups, up to the store's
+/// [`Store::parallel_writes`] groups at once. A group is gathered once a commit slot is free, so
+/// while every slot is busy the next group grows.
 async fn group_commit(store: Arc<dyn Store>, wake: Arc<Notify>, mut rx: mpsc::Receiver<Job>) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(store.parallel_writes().max(1)));
     while let Some(first) = rx.recv().await {
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
         let mut jobs = vec![first];
         let mut size = jobs[0].0.len();
         while size < GROUP_MAX_EVENTS {
@@ -215,7 +222,11 @@ async fn group_commit(store: Arc<dyn Store>, wake: Arc<Notify>, mut rx: mpsc::Re
                 Err(_) => break,
             }
         }
-        commit_group(&*store, &wake, jobs, size).await;
+        let (store, wake) = (store.clone(), wake.clone());
+        tokio::spawn(async move {
+            commit_group(&*store, &wake, jobs, size).await;
+            drop(slot);
+        });
     }
 }
 

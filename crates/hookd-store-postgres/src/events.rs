@@ -16,10 +16,7 @@ pub(crate) async fn enqueue(
     now_ms: i64,
 ) -> sqlx::Result<Vec<Enqueued>> {
     let mut tx = pool.begin().await?;
-    let mut firsts = Vec::with_capacity(events.len());
-    for e in events {
-        firsts.push(insert_event(&mut tx, e, now_ms).await?);
-    }
+    let firsts = insert_events(&mut tx, events, now_ms).await?;
     let (results, deliveries) = sort_out(events, firsts);
     if !deliveries.is_empty() {
         insert_deliveries(&mut tx, &deliveries, now_ms).await?;
@@ -35,45 +32,100 @@ pub(crate) async fn enqueue(
     Ok(results)
 }
 
-/// Inserts the event unless its idempotency key is taken; then returns the event that took it.
+/// Inserts every event in one statement (one array per column, as for deliveries), skipping
+/// those whose idempotency key is taken; returns, per event in order, `None` when it was
+/// inserted or the event that holds its key.
+///
 /// `ON CONFLICT DO NOTHING` waits for a concurrent transaction holding the same key, so of two
-/// concurrent requests exactly one inserts and the other sees its event.
-async fn insert_event(
+/// concurrent requests exactly one inserts and the other sees its event; within one statement
+/// a repeated key is inserted once, for its first row. Rows go in the order of their keys, so
+/// two transactions that share keys wait for each other in the same order and cannot deadlock.
+async fn insert_events(
     conn: &mut PgConnection,
-    e: &EventToStore,
+    events: &[EventToStore],
     now_ms: i64,
-) -> sqlx::Result<Option<Event>> {
-    let data = serde_json::to_string(&e.event.data).map_err(encode_err)?;
-    let done = sqlx::query(concat!(
+) -> sqlx::Result<Vec<Option<Event>>> {
+    let mut order: Vec<usize> = (0..events.len()).collect();
+    order.sort_by(|&a, &b| {
+        let key = |i: usize| events[i].event.idempotency_key.as_deref();
+        key(a).cmp(&key(b)).then(a.cmp(&b))
+    });
+    let mut ids = Vec::with_capacity(events.len());
+    let mut types = Vec::with_capacity(events.len());
+    let mut models = Vec::with_capacity(events.len());
+    let mut data = Vec::with_capacity(events.len());
+    let mut occurred = Vec::with_capacity(events.len());
+    let mut keys = Vec::with_capacity(events.len());
+    for &i in &order {
+        let e = &events[i];
+        ids.push(e.id.as_str());
+        types.push(e.event.event_type.as_str());
+        models.push(e.event.model.as_deref());
+        data.push(serde_json::to_string(&e.event.data).map_err(encode_err)?);
+        occurred.push(e.event.occurred_at);
+        keys.push(e.event.idempotency_key.as_deref());
+    }
+    let inserted: Vec<String> = sqlx::query_scalar(concat!(
         "INSERT INTO events (",
         event_columns!(),
-        ") VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (idempotency_key) DO NOTHING"
+        ") SELECT id, event_type, model, data, occurred_at, idempotency_key, $7
+         FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[])
+             WITH ORDINALITY AS e (id, event_type, model, data, occurred_at, idempotency_key, n)
+         ORDER BY n
+         ON CONFLICT (idempotency_key) DO NOTHING
+         RETURNING id"
     ))
-    .bind(e.id.as_str())
-    .bind(e.event.event_type.as_str())
-    .bind(&e.event.model)
+    .bind(ids)
+    .bind(types)
+    .bind(models)
     .bind(data)
-    .bind(e.event.occurred_at)
-    .bind(&e.event.idempotency_key)
+    .bind(occurred)
+    .bind(keys)
     .bind(now_ms)
-    .execute(&mut *conn)
+    .fetch_all(&mut *conn)
     .await?;
-    match (&e.event.idempotency_key, done.rows_affected()) {
-        (Some(key), 0) => by_idempotency_key(conn, key).await.map(Some),
-        _ => Ok(None),
+    if inserted.len() == events.len() {
+        return Ok(vec![None; events.len()]);
     }
+    let inserted: std::collections::HashSet<&str> = inserted.iter().map(String::as_str).collect();
+    let taken: Vec<&str> = events
+        .iter()
+        .filter(|e| !inserted.contains(e.id.as_str()))
+        .filter_map(|e| e.event.idempotency_key.as_deref())
+        .collect();
+    let holders = by_idempotency_keys(conn, &taken).await?;
+    events
+        .iter()
+        .map(|e| {
+            if inserted.contains(e.id.as_str()) {
+                return Ok(None);
+            }
+            let key = e.event.idempotency_key.as_deref();
+            holders
+                .iter()
+                .find(|h| h.idempotency_key.as_deref() == key)
+                .cloned()
+                .map(Some)
+                .ok_or(sqlx::Error::RowNotFound)
+        })
+        .collect()
 }
 
-async fn by_idempotency_key(conn: &mut PgConnection, key: &str) -> sqlx::Result<Event> {
-    let row = sqlx::query(concat!(
+/// The events holding these idempotency keys. Planned with its values each time (see "Plans"
+/// in the crate's documentation); it runs only when a batch repeats a key.
+async fn by_idempotency_keys(conn: &mut PgConnection, keys: &[&str]) -> sqlx::Result<Vec<Event>> {
+    sqlx::query(concat!(
         "SELECT ",
         event_columns!(),
-        " FROM events WHERE idempotency_key = $1"
+        " FROM events WHERE idempotency_key = ANY($1)"
     ))
-    .bind(key)
-    .fetch_one(conn)
-    .await?;
-    rows::event(&row)
+    .persistent(false)
+    .bind(keys)
+    .fetch_all(conn)
+    .await?
+    .iter()
+    .map(rows::event)
+    .collect()
 }
 
 /// Inserts every delivery in one statement: one array per column, `UNNEST`ed into rows. The

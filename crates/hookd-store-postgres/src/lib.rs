@@ -23,6 +23,7 @@
 mod deliveries;
 mod events;
 mod executions;
+mod history;
 mod inbound;
 mod migrate;
 mod outcomes;
@@ -52,18 +53,50 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
 use crate::rows::store_err;
 
-/// Pool size: the API, the claimers and the outcome recorder each hold a connection only for a
-/// statement or a short transaction, so a few connections serve many tasks.
-const MAX_CONNECTIONS: u32 = 16;
-/// How long a statement waits for a connection by default before it fails as
-/// [`StoreError::Unavailable`] (the API then answers 503 with `Retry-After`): long enough for a
-/// busy pool, short enough that an unreachable database is told quickly (sqlx's default is 30 s).
+/// How a [`PgStore`] uses its connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PgOptions {
+    /// How long a statement waits for a pooled connection before it fails as
+    /// [`StoreError::Unavailable`] (the API then answers 503 with `Retry-After`).
+    pub acquire_timeout: Duration,
+    /// Connections in the pool. The API, the claimers and the outcome recorder each hold one
+    /// only for a statement or a short transaction, so a few serve many tasks.
+    pub pool_size: u32,
+    /// The server cancels any statement running longer (`statement_timeout`); `None` never
+    /// does. Migrations run without it.
+    pub statement_timeout: Option<Duration>,
+}
+
+/// Long enough for a busy pool, short enough that an unreachable database is told quickly
+/// (sqlx's default is 30 s).
 pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+/// The default pool size.
+pub const DEFAULT_POOL_SIZE: u32 = 16;
+/// No hot statement comes near it; a statement stuck behind a lock or a runaway plan is cut
+/// off instead of holding its connection for good.
+pub const DEFAULT_STATEMENT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// One backend commits a group of published events while another fills the next; more than a
+/// few contend for the same index pages.
+const MAX_PARALLEL_WRITES: usize = 2;
+
+impl Default for PgOptions {
+    fn default() -> Self {
+        Self {
+            acquire_timeout: DEFAULT_ACQUIRE_TIMEOUT,
+            pool_size: DEFAULT_POOL_SIZE,
+            statement_timeout: Some(DEFAULT_STATEMENT_TIMEOUT),
+        }
+    }
+}
 
 /// A [`Store`] on PostgreSQL. Clones share the pool and the listener.
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
+    /// Group commits that may run at once: a quarter of the pool, at most
+    /// [`MAX_PARALLEL_WRITES`].
+    parallel_writes: usize,
     /// The NOTIFY channel of this schema's installation.
     channel: Arc<str>,
     waker: Arc<wake::Waker>,
@@ -72,16 +105,21 @@ pub struct PgStore {
 impl PgStore {
     /// Connects to a `postgres://` URL; its `options` parameter may set `search_path`.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        Self::connect_with(url, DEFAULT_ACQUIRE_TIMEOUT).await
+        Self::connect_with(url, PgOptions::default()).await
     }
 
-    /// [`PgStore::connect`], with statements waiting at most `acquire_timeout` for a
-    /// connection. When the database cannot be reached at all, the error says why (connection
-    /// refused, unknown host) rather than only that no connection came in time.
-    pub async fn connect_with(url: &str, acquire_timeout: Duration) -> Result<Self, StoreError> {
-        let options: PgConnectOptions = url.parse().map_err(StoreError::backend)?;
+    /// [`PgStore::connect`] with these options. When the database cannot be reached at all,
+    /// the error says why (connection refused, unknown host) rather than only that no
+    /// connection came in time.
+    pub async fn connect_with(url: &str, pg: PgOptions) -> Result<Self, StoreError> {
+        let acquire_timeout = pg.acquire_timeout;
+        let mut options: PgConnectOptions = url.parse().map_err(StoreError::backend)?;
+        if let Some(timeout) = pg.statement_timeout {
+            let ms = timeout.as_millis().max(1).to_string();
+            options = options.options([("statement_timeout", ms.as_str())]);
+        }
         let pool = PgPoolOptions::new()
-            .max_connections(MAX_CONNECTIONS)
+            .max_connections(pg.pool_size.max(1))
             .acquire_timeout(acquire_timeout)
             .connect_with(options.clone())
             .await;
@@ -116,9 +154,18 @@ impl PgStore {
         let waker = Arc::new(wake::Waker::new(options, channel.clone()));
         Ok(Self {
             pool,
+            parallel_writes: (pg.pool_size as usize / 4).clamp(1, MAX_PARALLEL_WRITES),
             channel: channel.into(),
             waker,
         })
+    }
+}
+
+impl PgStore {
+    /// Closes the pool: waits for every connection in use to come back, then ends them all.
+    /// Statements after this fail.
+    pub async fn close(&self) {
+        self.pool.close().await;
     }
 }
 
@@ -131,6 +178,10 @@ fn now_ms() -> i64 {
 
 #[async_trait]
 impl Store for PgStore {
+    fn parallel_writes(&self) -> usize {
+        self.parallel_writes
+    }
+
     async fn migrate(&self) -> StoreResult<()> {
         migrate::run(&self.pool, now_ms()).await.map_err(store_err)
     }
@@ -406,5 +457,11 @@ impl Store for PgStore {
 
     async fn prune(&self, before_ms: i64) -> StoreResult<u64> {
         prune::prune(&self.pool, before_ms).await.map_err(store_err)
+    }
+
+    async fn seed_history(&self, webhook: &WebhookId, count: u64, at_ms: i64) -> StoreResult<()> {
+        history::seed(&self.pool, webhook, count, at_ms)
+            .await
+            .map_err(store_err)
     }
 }

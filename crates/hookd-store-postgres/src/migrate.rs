@@ -4,7 +4,8 @@
 //! Several processes may start at once; each takes a transaction-scoped advisory lock (keyed by
 //! the schema, so installations in other schemas do not wait) before reading which versions are
 //! applied, so one migrates and the others then find nothing left to do. DDL is transactional
-//! in PostgreSQL: a failed migration leaves nothing behind.
+//! in PostgreSQL: a failed migration leaves nothing behind. Migrations run without the pool's
+//! statement timeout.
 
 use sqlx::{PgPool, Postgres};
 
@@ -25,6 +26,11 @@ const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS hookd_migrations (
 
 pub(crate) async fn run(pool: &PgPool, now_ms: i64) -> sqlx::Result<()> {
     let mut tx = pool.begin().await?;
+    // A migration may rebuild an index over a large table; the pool's statement timeout is
+    // for the statements that serve requests.
+    sqlx::query("SET LOCAL statement_timeout = 0")
+        .execute(&mut *tx)
+        .await?;
     sqlx::query("SELECT pg_advisory_xact_lock(hashtext('hookd_migrate:' || current_schema()))")
         .execute(&mut *tx)
         .await?;

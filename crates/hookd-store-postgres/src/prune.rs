@@ -1,6 +1,7 @@
 //! Retention: removes finished deliveries with their attempts, then events left without
 //! deliveries, then finished executions, in small transactions
-//! so no sweep holds many row locks for long.
+//! so no sweep holds many row locks for long. The deletes by a list of ids are planned with
+//! their values each time (see "Plans" in the crate's documentation).
 
 use sqlx::{PgPool, Row};
 
@@ -49,6 +50,7 @@ async fn prune_deliveries(pool: &PgPool, before_ms: i64) -> sqlx::Result<(u64, b
          WHERE id = ANY($1) AND status IN ('succeeded', 'failed', 'cancelled')
          RETURNING id",
     )
+    .persistent(false)
     .bind(&ids)
     .fetch_all(&mut *tx)
     .await?
@@ -56,6 +58,7 @@ async fn prune_deliveries(pool: &PgPool, before_ms: i64) -> sqlx::Result<(u64, b
     .map(|r| r.try_get("id"))
     .collect::<sqlx::Result<_>>()?;
     let attempts = sqlx::query("DELETE FROM attempts WHERE delivery_id = ANY($1)")
+        .persistent(false)
         .bind(&deleted)
         .execute(&mut *tx)
         .await?

@@ -22,6 +22,7 @@ pub mod claims;
 pub mod deliveries;
 pub mod events;
 pub mod executions;
+pub mod history;
 pub mod inbound;
 pub mod migrate;
 pub mod outcomes;

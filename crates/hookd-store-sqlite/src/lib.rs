@@ -14,6 +14,7 @@
 mod deliveries;
 mod events;
 mod executions;
+mod history;
 mod inbound;
 mod migrate;
 mod outcomes;
@@ -448,6 +449,12 @@ impl Store for SqliteStore {
 
     async fn prune(&self, before_ms: i64) -> StoreResult<u64> {
         prune::prune(&self.writer, before_ms)
+            .await
+            .map_err(store_err)
+    }
+
+    async fn seed_history(&self, webhook: &WebhookId, count: u64, at_ms: i64) -> StoreResult<()> {
+        history::seed(&self.writer, webhook, count, at_ms)
             .await
             .map_err(store_err)
     }

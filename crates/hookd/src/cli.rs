@@ -366,6 +366,10 @@ pub enum Scenario {
     /// and beside 10 hanging and 1 failing (500, retried every second), in three phases of
     /// `--events` (default 20 s at `--rate`, default 200/s) on one embedded hookd.
     Noisy,
+    /// Stores `--history` (default 1,000,000) finished deliveries, each with its event and
+    /// attempt, into `--database-url` and exits: a retained history to run `hookd serve` and a
+    /// load tool beside.
+    Seed,
 }
 
 #[derive(Debug, Args)]
@@ -397,6 +401,10 @@ pub struct BenchArgs {
     /// Admin token of the running hookd (`--server`).
     #[arg(long, env = "HOOKD_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// Finished deliveries (each with its event and attempt) stored before measuring, so the
+    /// figures show what retained history costs. Embedded hookd only.
+    #[arg(long, value_name = "N")]
+    pub history: Option<u64>,
     /// Seconds to wait for deliveries after publishing.
     #[arg(long, default_value_t = 300)]
     pub deadline_secs: u64,

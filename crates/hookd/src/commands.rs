@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, Context as _};
 use hookd_core::Store;
-use hookd_store_postgres::PgStore;
+use hookd_store_postgres::{PgOptions, PgStore};
 use hookd_store_sqlite::SqliteStore;
 use tracing_subscriber::EnvFilter;
 
@@ -83,9 +83,16 @@ async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
                 .with_context(context)?,
         ),
         Backend::Postgres => {
-            let acquire = Duration::from_secs(config.database_acquire_timeout_seconds.into());
+            let timeout = config.database_statement_timeout_seconds;
+            let options = PgOptions {
+                acquire_timeout: Duration::from_secs(
+                    config.database_acquire_timeout_seconds.into(),
+                ),
+                pool_size: config.database_pool_size,
+                statement_timeout: (timeout > 0).then(|| Duration::from_secs(timeout.into())),
+            };
             Arc::new(
-                PgStore::connect_with(url.expose(), acquire)
+                PgStore::connect_with(url.expose(), options)
                     .await
                     .with_context(context)?,
             )

@@ -56,6 +56,10 @@ pub struct Config {
     /// PostgreSQL: how long a statement waits for a pooled connection before the API answers
     /// 503 `unavailable`.
     pub database_acquire_timeout_seconds: u32,
+    /// PostgreSQL: connections in each process's pool.
+    pub database_pool_size: u32,
+    /// PostgreSQL: the server cancels a statement running longer; 0 never does.
+    pub database_statement_timeout_seconds: u32,
     /// An admin API token accepted beside the stored ones; redacted in `Debug`.
     pub admin_token: Option<String>,
     /// Headers every webhook sends unless it overrides or removes them.
@@ -278,6 +282,11 @@ impl fmt::Debug for Config {
             .field(
                 "database_acquire_timeout_seconds",
                 &self.database_acquire_timeout_seconds,
+            )
+            .field("database_pool_size", &self.database_pool_size)
+            .field(
+                "database_statement_timeout_seconds",
+                &self.database_statement_timeout_seconds,
             )
             .field("admin_token", &self.admin_token.as_ref().map(|_| "****"))
             .field("default_headers", &headers)

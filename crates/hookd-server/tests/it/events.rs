@@ -162,3 +162,59 @@ async fn frappe_document_events_match_by_doctype_glob_and_condition(b: Backend) 
         .unwrap();
     assert_eq!(first["type"], "doc.on_update");
 }
+
+backend_test!(concurrent_publishes_sharing_keys_store_each_key_once);
+async fn concurrent_publishes_sharing_keys_store_each_key_once(b: Backend) {
+    let app = spawn_app(&b).await;
+    let rx = TestReceiver::start().await;
+    app.create_webhook(json!({"name": "all", "url": rx.url("/h")}))
+        .await;
+    let event = |k: usize| json!({"type": "order.paid", "idempotency_key": format!("key-{k}")});
+    // Singles and batches naming all the keys, in both orders, at once: they land in several
+    // group commits, some running side by side.
+    let bodies: Vec<(&str, Value)> = (0..48)
+        .map(|i| match i % 3 {
+            0 if i % 2 == 0 => (
+                "/events/batch",
+                json!({"events": (0..8).map(event).collect::<Vec<_>>()}),
+            ),
+            0 => (
+                "/events/batch",
+                json!({"events": (0..8).rev().map(event).collect::<Vec<_>>()}),
+            ),
+            _ => ("/events", event(i % 8)),
+        })
+        .collect();
+    let answers = futures_util::future::join_all(
+        bodies
+            .iter()
+            .map(|(path, body)| app.post(path, body.clone())),
+    )
+    .await;
+    let mut ids = std::collections::BTreeMap::<String, Vec<String>>::new();
+    for ((path, body), (status, out)) in bodies.iter().zip(&answers) {
+        assert!(status.is_success(), "{status}: {out}");
+        let (sent, got) = match *path {
+            "/events" => (vec![body.clone()], vec![out.clone()]),
+            _ => (
+                body["events"].as_array().unwrap().clone(),
+                out["data"].as_array().unwrap().clone(),
+            ),
+        };
+        for (e, answer) in sent.iter().zip(got) {
+            let key = e["idempotency_key"].as_str().unwrap().to_owned();
+            ids.entry(key)
+                .or_default()
+                .push(answer["id"].as_str().unwrap().to_owned());
+        }
+    }
+    assert_eq!(ids.len(), 8);
+    for (key, seen) in &ids {
+        assert!(seen.iter().all(|id| id == &seen[0]), "{key}: {seen:?}");
+    }
+    let (_, list) = app.get("/events?limit=100").await;
+    assert_eq!(list["data"].as_array().unwrap().len(), 8);
+    rx.wait_for(8).await;
+    let (_, ds) = app.get("/deliveries?limit=100").await;
+    assert_eq!(ds["data"].as_array().unwrap().len(), 8);
+}

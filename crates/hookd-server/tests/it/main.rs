@@ -11,6 +11,7 @@ mod inbound;
 mod intake;
 mod isolation;
 mod openapi;
+mod plans;
 mod proxy;
 mod route_calls;
 mod schedules;

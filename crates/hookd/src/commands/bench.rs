@@ -26,14 +26,21 @@ fn defaults(s: Scenario) -> (u64, u32, f64, u32) {
         Scenario::InboundAsync => (20_000, 0, 0.0, 0),
         Scenario::InboundSync => (2_000, 0, 0.0, 200),
         Scenario::Noisy => (4_000, 12, 0.0, 200),
+        Scenario::Seed => (0, 0, 0.0, 0),
     }
 }
 
 pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        args.history.is_none() || args.server.is_none() || args.scenario == Scenario::Seed,
+        "--history seeds an embedded hookd's database; with --server, seed it first with \
+         --scenario seed"
+    );
     match args.scenario {
         Scenario::Proxy => return proxy(args).await,
         Scenario::InboundAsync | Scenario::InboundSync => return inbound(args).await,
         Scenario::Noisy => return noisy(args).await,
+        Scenario::Seed => return seed(args).await,
         _ => {}
     }
     let (events, webhooks, failing, rate) = defaults(args.scenario);
@@ -229,6 +236,25 @@ async fn noisy(args: &BenchArgs) -> anyhow::Result<()> {
     report.map(drop).map_err(|e| anyhow!(e))
 }
 
+/// The `seed` scenario: history into `--database-url` itself (not a fresh schema), through an
+/// embedded hookd without a worker.
+async fn seed(args: &BenchArgs) -> anyhow::Result<()> {
+    let url = args
+        .database_url
+        .as_deref()
+        .ok_or_else(|| anyhow!("the seed scenario needs --database-url"))?;
+    anyhow::ensure!(
+        args.server.is_none(),
+        "the seed scenario writes the database itself; --server is not supported"
+    );
+    let store = open_store(url).await?;
+    let count = args.history.unwrap_or(1_000_000);
+    let hookd = Embedded::start_on(store, Settings::default(), WorkerMode::Separate, None).await?;
+    let seeded = hookd.seed_history(count).await;
+    hookd.stop().await;
+    seeded
+}
+
 /// Longest wait, in the `noisy` scenario, for a phase's healthy deliveries after publishing.
 const NOISY_PHASE_WAIT_SECS: u64 = 60;
 
@@ -236,17 +262,33 @@ const NOISY_PHASE_WAIT_SECS: u64 = 60;
 struct Embedded {
     base: String,
     token: String,
+    store: Arc<dyn Store>,
     stop: tokio::sync::oneshot::Sender<()>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
-    temp: std::path::PathBuf,
+    /// The temporary SQLite file to delete at the end.
+    temp: Option<std::path::PathBuf>,
 }
 
 impl Embedded {
     /// Starts hookd with `settings` (its address, token and SSRF exceptions are set here).
-    async fn start(args: &BenchArgs, mut settings: Settings) -> anyhow::Result<Self> {
+    /// With `--history`, the history is stored before this returns.
+    async fn start(args: &BenchArgs, settings: Settings) -> anyhow::Result<Self> {
         let suffix = format!("bench_{}", chrono::Utc::now().timestamp_millis());
         let temp = std::env::temp_dir().join(format!("hookd-{suffix}.db"));
         let store = fresh_store(args, &suffix, &temp).await?;
+        let hookd = Self::start_on(store, settings, WorkerMode::Embedded, Some(temp)).await?;
+        if let Some(count) = args.history {
+            hookd.seed_history(count).await?;
+        }
+        Ok(hookd)
+    }
+
+    async fn start_on(
+        store: Arc<dyn Store>,
+        mut settings: Settings,
+        mode: WorkerMode,
+        temp: Option<std::path::PathBuf>,
+    ) -> anyhow::Result<Self> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let token = hookd_server::auth::generate_token();
@@ -259,9 +301,9 @@ impl Embedded {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(hookd_server::serve(
             settings,
-            store,
+            store.clone(),
             listener,
-            WorkerMode::Embedded,
+            mode,
             async {
                 let _ = stopped.await;
             },
@@ -269,19 +311,50 @@ impl Embedded {
         Ok(Self {
             base: format!("http://{addr}"),
             token,
+            store,
             stop,
             server,
             temp,
         })
     }
 
+    /// Stores `count` finished deliveries of a webhook that no benchmark event matches, made an
+    /// hour ago (well inside retention).
+    async fn seed_history(&self, count: u64) -> anyhow::Result<()> {
+        let created: serde_json::Value = reqwest::Client::new()
+            .post(format!("{}/api/v1/webhooks", self.base))
+            .bearer_auth(&self.token)
+            .json(&serde_json::json!({
+                "name": "history",
+                "url": "http://127.0.0.1:9/history",
+                "events": [{"type": "bench.history"}],
+            }))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        let id = created["id"].as_str().unwrap_or_default();
+        let id = hookd_core::ids::WebhookId::parse(id).map_err(|e| anyhow!("{e}: {created}"))?;
+        let started = std::time::Instant::now();
+        let an_hour_ago = chrono::Utc::now().timestamp_millis() - 3_600_000;
+        self.store
+            .seed_history(&id, count, an_hour_ago)
+            .await
+            .context("storing the history")?;
+        println!(
+            "history: {count} finished deliveries (with their events and attempts) stored in \
+             {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+        Ok(())
+    }
+
     /// Stops the server and deletes its temporary database.
     async fn stop(self) {
         let _ = self.stop.send(());
         let _ = self.server.await;
-        for ext in ["", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{}{ext}", self.temp.display()));
-        }
+        remove_temp(self.temp.as_deref());
     }
 
     /// Asks the server to stop without waiting for its deliveries in flight (at most a second),
@@ -289,9 +362,15 @@ impl Embedded {
     async fn abandon(self) {
         let _ = self.stop.send(());
         let _ = tokio::time::timeout(Duration::from_secs(1), self.server).await;
-        for ext in ["", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{}{ext}", self.temp.display()));
-        }
+        remove_temp(self.temp.as_deref());
+    }
+}
+
+/// Deletes a temporary SQLite database with its WAL files.
+fn remove_temp(temp: Option<&std::path::Path>) {
+    let Some(temp) = temp else { return };
+    for ext in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{ext}", temp.display()));
     }
 }
 
@@ -310,10 +389,15 @@ async fn fresh_store(
         Some(u) => u.clone(),
         None => format!("sqlite://{}", temp.display()),
     };
+    open_store(&url).await
+}
+
+/// A migrated store on `url` as it is.
+async fn open_store(url: &str) -> anyhow::Result<Arc<dyn Store>> {
     let store: Arc<dyn Store> = if url.starts_with("postgres") {
-        Arc::new(hookd_store_postgres::PgStore::connect(&url).await?)
+        Arc::new(hookd_store_postgres::PgStore::connect(url).await?)
     } else {
-        Arc::new(hookd_store_sqlite::SqliteStore::connect(&url).await?)
+        Arc::new(hookd_store_sqlite::SqliteStore::connect(url).await?)
     };
     store.migrate().await.context("applying migrations")?;
     Ok(store)

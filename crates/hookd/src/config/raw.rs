@@ -19,6 +19,8 @@ pub struct RawConfig {
     pub public_url: Option<String>,
     pub database_url: String,
     pub database_acquire_timeout_seconds: i64,
+    pub database_pool_size: i64,
+    pub database_statement_timeout_seconds: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub admin_token: Option<String>,
     pub retention_days: i64,
@@ -99,6 +101,8 @@ impl Default for RawConfig {
             public_url: None,
             database_url: "sqlite://hookd.db".into(),
             database_acquire_timeout_seconds: 3,
+            database_pool_size: 16,
+            database_statement_timeout_seconds: 30,
             admin_token: None,
             retention_days: 30,
             log: "info".into(),

@@ -392,6 +392,14 @@ fn invalid_values_are_refused_with_their_path() {
             "database_acquire_timeout_seconds: must be between 1 and 300, got 0",
         ),
         (
+            "database_pool_size = 0",
+            "database_pool_size: must be between 1 and 1000, got 0",
+        ),
+        (
+            "database_statement_timeout_seconds = -1",
+            "database_statement_timeout_seconds: must be between 0 and 86400, got -1",
+        ),
+        (
             "[http]\nheader_timeout_seconds = 0",
             "http.header_timeout_seconds: must be between 1 and 3600, got 0",
         ),

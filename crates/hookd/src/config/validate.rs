@@ -15,6 +15,9 @@ const RETENTION_DAYS: RangeInclusive<i64> = 1..=36_500;
 const MAX_BODY_BYTES: RangeInclusive<i64> = 1..=104_857_600;
 const HTTP_TIMEOUT_SECONDS: RangeInclusive<i64> = 1..=3_600;
 const ACQUIRE_TIMEOUT_SECONDS: RangeInclusive<i64> = 1..=300;
+const POOL_SIZE: RangeInclusive<i64> = 1..=1000;
+/// 0 turns the timeout off.
+const STATEMENT_TIMEOUT_SECONDS: RangeInclusive<i64> = 0..=86_400;
 const MAX_CONNECTIONS: RangeInclusive<i64> = 1..=1_000_000;
 const INBOUND_RATE: RangeInclusive<i64> = 0..=1_000_000;
 const MAX_QUEUED_EXECUTIONS: RangeInclusive<i64> = 0..=100_000_000;
@@ -91,6 +94,12 @@ pub fn config(raw: RawConfig) -> Result<Config, Vec<String>> {
         raw.database_acquire_timeout_seconds,
         ACQUIRE_TIMEOUT_SECONDS,
     );
+    let database_pool_size = c.int("database_pool_size", raw.database_pool_size, POOL_SIZE);
+    let database_statement_timeout_seconds = c.int(
+        "database_statement_timeout_seconds",
+        raw.database_statement_timeout_seconds,
+        STATEMENT_TIMEOUT_SECONDS,
+    );
     let admin_token = raw
         .admin_token
         .map(|t| c.ok("admin_token", admin_token(&t).map(|()| t)));
@@ -133,6 +142,8 @@ pub fn config(raw: RawConfig) -> Result<Config, Vec<String>> {
             public_url,
             database_url,
             database_acquire_timeout_seconds,
+            database_pool_size,
+            database_statement_timeout_seconds,
             admin_token,
             default_headers,
             retention_days,
