@@ -275,11 +275,6 @@ impl WebhookStats {
 pub trait Store: Send + Sync + std::fmt::Debug {
     /// Applies pending migrations; safe to run concurrently from several processes.
     async fn migrate(&self) -> StoreResult<()>;
-    /// How many write transactions gain from running at once: group commits of published
-    /// events run up to this many side by side. One where the database has a single writer.
-    fn parallel_writes(&self) -> usize {
-        1
-    }
     /// Checks the database answers and can write (for `/ready`).
     async fn ping(&self) -> StoreResult<()>;
 

@@ -43,8 +43,8 @@ pub enum WorkerMode {
 pub struct AppState {
     pub settings: Arc<Settings>,
     pub store: Arc<dyn Store>,
-    /// Notified when deliveries are queued, so an embedded worker starts at once.
-    pub wake: Arc<Notify>,
+    /// Wakes an embedded worker's loops when work is queued, so it starts at once.
+    pub wake: Arc<worker::Wakes>,
     /// Notified when a schedule is written, so an embedded scheduler looks again at once.
     pub schedules: Arc<Notify>,
     /// Inbound hooks' compiled workflows and running executions in this process.
@@ -64,7 +64,7 @@ pub struct AppState {
 impl AppState {
     /// Builds the state and starts its group-commit task (so it needs a Tokio runtime).
     pub fn new(settings: Settings, store: Arc<dyn Store>) -> Self {
-        let wake = Arc::new(Notify::new());
+        let wake: Arc<worker::Wakes> = Arc::default();
         let sender = HttpSender::new(&settings.delivery.allow_networks);
         let proxy = proxy::Proxy::new(&settings.proxy);
         let webhooks: Arc<publish::WebhookCache> = Arc::default();

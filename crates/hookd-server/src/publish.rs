@@ -18,7 +18,9 @@ use hookd_core::webhook::EventMatcher;
 use hookd_core::{
     DeliveryId, DeliveryStatus, Event, EventId, NewEvent, Store, StoreError, Webhook,
 };
-use tokio::sync::{mpsc, oneshot, Mutex, Notify};
+use tokio::sync::{mpsc, oneshot, Mutex};
+
+use crate::worker::Wakes;
 
 use crate::AppState;
 
@@ -162,7 +164,7 @@ pub struct Committer {
 impl Committer {
     /// Starts the group-commit task, which stores what callers planned and wakes `wake`
     /// whenever deliveries were queued.
-    pub fn start(store: Arc<dyn Store>, webhooks: Arc<WebhookCache>, wake: Arc<Notify>) -> Self {
+    pub fn start(store: Arc<dyn Store>, webhooks: Arc<WebhookCache>, wake: Arc<Wakes>) -> Self {
         let (tx, rx) = mpsc::channel(1024);
         tokio::spawn(group_commit(store.clone(), wake, rx));
         Self {
@@ -202,15 +204,8 @@ fn plan_events(batch: Vec<NewEvent>, hooks: &[ActiveWebhook], now: i64) -> Vec<E
         .collect()
 }
 
-/// Takes requests off the channel and commits them in groups, up to the store's
-/// [`Store::parallel_writes`] groups at once. A group is gathered once a commit slot is free, so
-/// while every slot is busy the next group grows.
-async fn group_commit(store: Arc<dyn Store>, wake: Arc<Notify>, mut rx: mpsc::Receiver<Job>) {
-    let slots = Arc::new(tokio::sync::Semaphore::new(store.parallel_writes().max(1)));
+async fn group_commit(store: Arc<dyn Store>, wake: Arc<Wakes>, mut rx: mpsc::Receiver<Job>) {
     while let Some(first) = rx.recv().await {
-        let Ok(slot) = slots.clone().acquire_owned().await else {
-            return;
-        };
         let mut jobs = vec![first];
         let mut size = jobs[0].0.len();
         while size < GROUP_MAX_EVENTS {
@@ -222,16 +217,12 @@ async fn group_commit(store: Arc<dyn Store>, wake: Arc<Notify>, mut rx: mpsc::Re
                 Err(_) => break,
             }
         }
-        let (store, wake) = (store.clone(), wake.clone());
-        tokio::spawn(async move {
-            commit_group(&*store, &wake, jobs, size).await;
-            drop(slot);
-        });
+        commit_group(&*store, &wake, jobs, size).await;
     }
 }
 
 /// Stores the events of `jobs` in one transaction and answers each job.
-async fn commit_group(store: &dyn Store, wake: &Notify, jobs: Vec<Job>, size: usize) {
+async fn commit_group(store: &dyn Store, wake: &Wakes, jobs: Vec<Job>, size: usize) {
     let mut all = Vec::with_capacity(size);
     let mut replies = Vec::with_capacity(jobs.len());
     for (batch, reply) in jobs {
@@ -242,7 +233,7 @@ async fn commit_group(store: &dyn Store, wake: &Notify, jobs: Vec<Job>, size: us
     match store.enqueue_events(&all, crate::now_ms()).await {
         Ok(results) => {
             if queued {
-                wake.notify_waiters();
+                wake.queued();
             }
             let mut results = results.into_iter();
             for (n, reply) in replies {
@@ -263,7 +254,7 @@ async fn commit_group(store: &dyn Store, wake: &Notify, jobs: Vec<Job>, size: us
                 let queued = own.iter().any(|e| !e.deliveries.is_empty());
                 let result = store.enqueue_events(&own, crate::now_ms()).await;
                 match &result {
-                    Ok(_) if queued => wake.notify_waiters(),
+                    Ok(_) if queued => wake.queued(),
                     Ok(_) => {}
                     Err(e) => tracing::error!(error = %e, "storing published events failed"),
                 }

@@ -76,10 +76,6 @@ pub const DEFAULT_POOL_SIZE: u32 = 16;
 /// off instead of holding its connection for good.
 pub const DEFAULT_STATEMENT_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// One backend commits a group of published events while another fills the next; more than a
-/// few contend for the same index pages.
-const MAX_PARALLEL_WRITES: usize = 2;
-
 impl Default for PgOptions {
     fn default() -> Self {
         Self {
@@ -94,9 +90,6 @@ impl Default for PgOptions {
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
-    /// Group commits that may run at once: a quarter of the pool, at most
-    /// [`MAX_PARALLEL_WRITES`].
-    parallel_writes: usize,
     /// The NOTIFY channel of this schema's installation.
     channel: Arc<str>,
     waker: Arc<wake::Waker>,
@@ -154,7 +147,6 @@ impl PgStore {
         let waker = Arc::new(wake::Waker::new(options, channel.clone()));
         Ok(Self {
             pool,
-            parallel_writes: (pg.pool_size as usize / 4).clamp(1, MAX_PARALLEL_WRITES),
             channel: channel.into(),
             waker,
         })
@@ -178,10 +170,6 @@ fn now_ms() -> i64 {
 
 #[async_trait]
 impl Store for PgStore {
-    fn parallel_writes(&self) -> usize {
-        self.parallel_writes
-    }
-
     async fn migrate(&self) -> StoreResult<()> {
         migrate::run(&self.pool, now_ms()).await.map_err(store_err)
     }

@@ -74,7 +74,7 @@ impl SqliteStore {
         // The writer connects first: it creates the file and switches it to WAL.
         let writer = open_pool(&options, 1).await?;
         let reader = open_pool(&options, READER_CONNECTIONS).await?;
-        let watcher = Arc::new(wake::Watcher::new(options));
+        let watcher = Arc::new(wake::Watcher::new(writer.clone()));
         Ok(Self {
             writer,
             reader,

@@ -239,3 +239,42 @@ async fn idempotency_keys_hold_across_chunks() {
     assert_eq!(stored, 1 + 1200 + 1100 - 1, "one delivery per stored event");
     remove(&path);
 }
+
+/// The change counter is read on the writer, so what this store commits does not wake its own
+/// waiter (its process wakes its worker directly); another handle's commit, as another process
+/// makes, does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_other_handles_commits_wake_a_waiter() {
+    let (store, path) = open().await;
+    let other = SqliteStore::connect(&format!("sqlite://{path}"))
+        .await
+        .expect("open a second handle");
+    let wh = webhook(&store, None).await;
+    store.wait_for_work(Duration::from_millis(1)).await;
+
+    let (mine, theirs) = ([event(None, &wh)], [event(None, &wh)]);
+    let started = std::time::Instant::now();
+    let (_, stored) = tokio::join!(
+        store.wait_for_work(Duration::from_millis(400)),
+        store.enqueue_events(&mine, T0),
+    );
+    stored.expect("enqueue");
+    assert!(
+        started.elapsed() >= Duration::from_millis(350),
+        "woken by its own commit after {:?}",
+        started.elapsed()
+    );
+
+    let started = std::time::Instant::now();
+    let (_, stored) = tokio::join!(
+        store.wait_for_work(Duration::from_secs(10)),
+        other.enqueue_events(&theirs, T0),
+    );
+    stored.expect("enqueue");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "not woken by the other handle's commit: {:?}",
+        started.elapsed()
+    );
+    remove(&path);
+}

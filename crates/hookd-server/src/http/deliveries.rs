@@ -251,7 +251,7 @@ async fn retry_delivery(
             "the delivery is being delivered right now",
         )),
         Some(true) => {
-            state.wake.notify_waiters();
+            state.wake.deliveries();
             let fresh = load(&state, &id).await?;
             Ok((StatusCode::ACCEPTED, Json(DeliveryOut::from_domain(fresh))))
         }

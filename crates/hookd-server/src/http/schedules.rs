@@ -417,7 +417,7 @@ async fn run_schedule(
     if !state.store.fire_schedule(&f).await? {
         return Err(ApiError::not_found("schedule"));
     }
-    state.wake.notify_waiters();
+    state.wake.queued();
     Ok((
         StatusCode::ACCEPTED,
         Json(RunOut {

@@ -340,7 +340,7 @@ async fn recover_webhook(
         .recover_failed(&webhook.id, since, crate::now_ms())
         .await?;
     if recovered > 0 {
-        state.wake.notify_waiters();
+        state.wake.deliveries();
     }
     Ok((StatusCode::ACCEPTED, Json(RecoverOut { recovered })))
 }

@@ -176,7 +176,7 @@ async fn handle(state: &AppState, key: &str, request: Request) -> Result<Respons
             let mut execution = new_execution(&hook, ExecutionStatus::Queued, record, now);
             execution.next_attempt_at = Some(now);
             state.executions.commit(&execution).await?;
-            state.wake.notify_waiters();
+            state.wake.executions();
             Ok(answer_response(&answer, &execution.id))
         }
         Mode::Sync => {

@@ -50,7 +50,7 @@ impl Worker {
                 slot = slots.clone().acquire_owned() => slot.expect("never closed"),
                 _ = shutdown.changed() => continue,
             };
-            let notified = self.wake.notified();
+            let notified = self.wake.executions.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
             match self

@@ -38,14 +38,58 @@ const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 /// How often a lane looks again whether the recorder writes again.
 const RECORDER_WAIT: Duration = Duration::from_millis(200);
 
+/// What wakes the worker's loops: one signal per loop, so work of one kind wakes only the loop
+/// that takes it (each wake costs a loop a look at the database).
+#[derive(Debug, Default)]
+pub struct Wakes {
+    /// The first-attempt lane: new deliveries.
+    first: Notify,
+    /// The retry lane: deliveries due again.
+    retry: Notify,
+    /// The execution runner: queued inbound executions.
+    executions: Notify,
+}
+
+impl Wakes {
+    /// New deliveries were queued (published events, fired schedules): they are first attempts.
+    pub fn queued(&self) {
+        self.first.notify_waiters();
+    }
+
+    /// Deliveries may be due or takeable again in either lane: retried by hand, a retry
+    /// scheduled sooner than a lane sleeps, a slot freed, a webhook's limits changed.
+    pub fn deliveries(&self) {
+        self.first.notify_waiters();
+        self.retry.notify_waiters();
+    }
+
+    /// An inbound execution was queued.
+    pub fn executions(&self) {
+        self.executions.notify_waiters();
+    }
+
+    /// Anything may have changed (another process wrote to the database).
+    pub fn everything(&self) {
+        self.deliveries();
+        self.executions();
+    }
+
+    fn lane(&self, lane: Lane) -> &Notify {
+        match lane {
+            Lane::First => &self.first,
+            Lane::Retry => &self.retry,
+        }
+    }
+}
+
 /// Everything a worker needs, shared by its tasks.
 #[derive(Debug, Clone)]
 pub struct Worker {
     pub store: Arc<dyn Store>,
     pub settings: Arc<Settings>,
     pub sender: HttpSender,
-    /// Woken when deliveries are queued.
-    pub wake: Arc<Notify>,
+    /// Wakes its loops when work is queued.
+    pub wake: Arc<Wakes>,
     /// Notified when a schedule is written (by this process's API).
     pub schedules: Arc<Notify>,
     /// Commits events published by inbound workflows.
@@ -89,6 +133,48 @@ pub struct Budget {
     retries: Arc<Semaphore>,
 }
 
+/// Slots of the [`Budget`] reserved together, held as one permit of each semaphore: handing
+/// them out one by one, or giving the rest back, costs one step each.
+#[derive(Debug)]
+pub struct Slots {
+    all: OwnedSemaphorePermit,
+    retry: Option<OwnedSemaphorePermit>,
+}
+
+impl Slots {
+    pub fn len(&self) -> usize {
+        self.all.num_permits()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Gives back all but `n`.
+    pub fn truncate(&mut self, n: usize) {
+        let extra = self.len().saturating_sub(n);
+        if extra > 0 {
+            drop(self.all.split(extra));
+            if let Some(retry) = &mut self.retry {
+                drop(retry.split(extra));
+            }
+        }
+    }
+
+    /// Takes one slot out; `None` once none is left.
+    pub fn take(&mut self) -> Option<Slot> {
+        let all = self.all.split(1)?;
+        let retry = match &mut self.retry {
+            Some(retry) => Some(retry.split(1)?),
+            None => None,
+        };
+        Some(Slot {
+            _all: all,
+            _retry: retry,
+        })
+    }
+}
+
 /// A slot of the [`Budget`], given back when dropped.
 #[derive(Debug)]
 pub struct Slot {
@@ -105,27 +191,41 @@ impl Budget {
         }
     }
 
-    /// Waits for one slot for `lane`, then takes as many more as are free, up to `max` in all.
-    pub async fn reserve(&self, lane: Lane, max: usize) -> Vec<Slot> {
-        let mut slots = vec![self.acquire(lane).await];
-        while slots.len() < max {
-            let Some(slot) = self.try_acquire(lane) else {
-                break;
-            };
-            slots.push(slot);
+    /// Waits for one slot for `lane`, then takes as many more as are free, up to `max` in all,
+    /// in one step whatever their number.
+    pub async fn reserve(&self, lane: Lane, max: usize) -> Slots {
+        let first = self.acquire(lane).await;
+        let mut slots = Slots {
+            all: first._all,
+            retry: first._retry,
+        };
+        let free = match lane {
+            Lane::First => self.all.available_permits(),
+            Lane::Retry => self
+                .all
+                .available_permits()
+                .min(self.retries.available_permits()),
+        };
+        let more = u32::try_from(max.saturating_sub(1).min(free)).unwrap_or(u32::MAX);
+        if more == 0 {
+            return slots;
         }
-        slots
-    }
-
-    fn try_acquire(&self, lane: Lane) -> Option<Slot> {
+        // The other lane may take some between the count and the take: then this reservation
+        // stays at one, and the next takes more.
         let retry = match lane {
             Lane::First => None,
-            Lane::Retry => Some(self.retries.clone().try_acquire_owned().ok()?),
+            Lane::Retry => match self.retries.clone().try_acquire_many_owned(more) {
+                Ok(permit) => Some(permit),
+                Err(_) => return slots,
+            },
         };
-        Some(Slot {
-            _all: self.all.clone().try_acquire_owned().ok()?,
-            _retry: retry,
-        })
+        if let Ok(all) = self.all.clone().try_acquire_many_owned(more) {
+            slots.all.merge(all);
+            if let (Some(mine), Some(more)) = (&mut slots.retry, retry) {
+                mine.merge(more);
+            }
+        }
+        slots
     }
 
     /// Waits for a slot for `lane`.
@@ -224,7 +324,7 @@ impl Worker {
                 pause(RECORDER_WAIT, &mut shutdown).await;
                 continue;
             }
-            let notified = self.wake.notified();
+            let notified = self.wake.lane(lane).notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
             let wait = match self.step(lane, &state, &tx, &mut inflight).await {
@@ -293,7 +393,8 @@ impl Worker {
         slots.truncate(n);
         let (events, hooks) = self.load_context(&claimed).await?;
         state.circuits.note_loaded(hooks.values().map(|w| &**w));
-        for (delivery, permit) in claimed.into_iter().zip(slots) {
+        let permits = std::iter::from_fn(|| slots.take());
+        for (delivery, permit) in claimed.into_iter().zip(permits) {
             let (event, hook) = (
                 events.get(&delivery.event_id),
                 hooks.get(&delivery.webhook_id),
@@ -359,7 +460,7 @@ impl Worker {
     async fn relay_external_wakeups(self, mut shutdown: watch::Receiver<bool>) {
         while !*shutdown.borrow() {
             tokio::select! {
-                _ = self.store.wait_for_work(IDLE_MAX) => self.wake.notify_waiters(),
+                _ = self.store.wait_for_work(IDLE_MAX) => self.wake.everything(),
                 _ = shutdown.changed() => {}
             }
         }
@@ -493,5 +594,27 @@ mod tests {
             2,
             "retries stop at half"
         );
+    }
+
+    #[tokio::test]
+    async fn reserved_slots_go_back_one_by_one_or_all_at_once() {
+        let budget = Budget::new(10);
+        let mut slots = budget.reserve(Lane::Retry, 4).await;
+        assert_eq!(slots.len(), 4);
+        let one = slots.take().expect("a slot");
+        slots.truncate(1);
+        assert_eq!(slots.len(), 1);
+        assert_eq!(
+            budget.free(Lane::First),
+            8,
+            "the one taken and the one kept"
+        );
+        assert_eq!(budget.free(Lane::Retry), 3);
+        drop(one);
+        assert!(slots.take().is_some());
+        assert!(slots.take().is_none(), "none is left");
+        drop(slots);
+        assert_eq!(budget.free(Lane::First), 10);
+        assert_eq!(budget.free(Lane::Retry), 5);
     }
 }

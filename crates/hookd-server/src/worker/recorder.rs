@@ -10,7 +10,7 @@ use hookd_core::flow::{Circuit, Signal};
 use hookd_core::store::{NextState, Outcome};
 use hookd_core::Store;
 use hookd_core::{Webhook, WebhookId};
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::mpsc;
 
 /// Most outcomes written in one transaction.
 const BATCH: usize = 512;
@@ -19,7 +19,7 @@ const BATCH: usize = 512;
 #[derive(Debug)]
 pub struct Recorder {
     pub store: Arc<dyn Store>,
-    pub wake: Arc<Notify>,
+    pub wake: Arc<super::Wakes>,
     pub slot_waiters: Arc<AtomicBool>,
     pub circuits: Circuits,
     /// Set while a batch cannot be written: the lanes then send nothing more.
@@ -49,7 +49,7 @@ pub async fn run(r: Recorder, mut rx: mpsc::Receiver<Outcome>) {
             .iter()
             .any(|o| matches!(o.next, NextState::Retry { .. }));
         if r.slot_waiters.swap(false, Ordering::AcqRel) || retries {
-            r.wake.notify_waiters();
+            r.wake.deliveries();
         }
         batch.clear();
     }

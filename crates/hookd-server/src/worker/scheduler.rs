@@ -124,7 +124,7 @@ pub async fn fire_due(store: &dyn Store, now_ms: i64) -> Result<u32, StoreError>
 pub async fn run(
     store: Arc<dyn Store>,
     changed: Arc<Notify>,
-    wake: Arc<Notify>,
+    wake: Arc<super::Wakes>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut backoff = super::Backoff::default();
@@ -136,7 +136,7 @@ pub async fn run(
             Ok(0) => backoff.succeeded(),
             Ok(_) => {
                 backoff.succeeded();
-                wake.notify_waiters();
+                wake.queued();
             }
             Err(e) => {
                 let wait = backoff.failed();

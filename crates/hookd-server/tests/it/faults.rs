@@ -581,7 +581,7 @@ async fn a_group_commit_the_database_refuses_fails_only_the_bad_request() {
     let committer = Committer::start(
         store.clone(),
         Arc::new(WebhookCache::default()),
-        Arc::new(tokio::sync::Notify::new()),
+        Arc::new(hookd_server::worker::Wakes::default()),
     );
     let event = |model: &str| NewEvent {
         event_type: EventType::parse("a.b").unwrap(),
