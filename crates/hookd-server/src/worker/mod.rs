@@ -17,7 +17,7 @@ pub mod scheduler;
 pub mod send;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -119,6 +119,10 @@ struct LaneState {
     /// Set by a lane that found due deliveries of a webhook at its cap: the recorder then
     /// wakes the lanes after its next batch, as a finished delivery frees a slot.
     slot_waiters: Arc<AtomicBool>,
+    /// Outcome batches the recorder has written: a lane that raises `slot_waiters` after its
+    /// claim looks again at once if this moved meanwhile (the recorder may have freed the slot
+    /// before it saw the flag).
+    recorded: Arc<AtomicU64>,
     /// Webhooks whose circuit breaker is not clean, for the recorder.
     circuits: recorder::Circuits,
     /// Set by the recorder while it cannot write outcomes: the lanes then claim nothing.
@@ -267,6 +271,7 @@ impl Worker {
     pub async fn run(self, shutdown: watch::Receiver<bool>) {
         let (tx, rx) = mpsc::channel(4096);
         let slot_waiters = Arc::new(AtomicBool::new(false));
+        let recorded = Arc::new(AtomicU64::new(0));
         let circuits = recorder::Circuits::default();
         let recorder_failing = Arc::new(AtomicBool::new(false));
         let recorder = tokio::spawn(recorder::run(
@@ -274,6 +279,7 @@ impl Worker {
                 store: self.store.clone(),
                 wake: self.wake.clone(),
                 slot_waiters: slot_waiters.clone(),
+                recorded: recorded.clone(),
                 circuits: circuits.clone(),
                 failing: recorder_failing.clone(),
                 give_up_after: self.settings.delivery.lease,
@@ -287,6 +293,7 @@ impl Worker {
             let state = LaneState {
                 budget: budget.clone(),
                 slot_waiters: slot_waiters.clone(),
+                recorded: recorded.clone(),
                 circuits: circuits.clone(),
                 recorder_failing: recorder_failing.clone(),
             };
@@ -327,6 +334,7 @@ impl Worker {
             let notified = self.wake.lane(lane).notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
+            let recorded = state.recorded.load(Ordering::SeqCst);
             let wait = match self.step(lane, &state, &tx, &mut inflight).await {
                 Ok(Step::Dispatched(_)) => {
                     backoff.succeeded();
@@ -338,7 +346,10 @@ impl Worker {
                 }) => {
                     backoff.succeeded();
                     if waits_for_a_slot {
-                        state.slot_waiters.store(true, Ordering::Release);
+                        state.slot_waiters.store(true, Ordering::SeqCst);
+                        if state.recorded.load(Ordering::SeqCst) != recorded {
+                            continue;
+                        }
                     }
                     sleep_until(Ok(next_at), IDLE_MAX)
                 }

@@ -2,7 +2,7 @@
 //! pays one commit for hundreds of deliveries.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -21,6 +21,8 @@ pub struct Recorder {
     pub store: Arc<dyn Store>,
     pub wake: Arc<super::Wakes>,
     pub slot_waiters: Arc<AtomicBool>,
+    /// Counts the batches written, before `slot_waiters` is read (see the lanes).
+    pub recorded: Arc<AtomicU64>,
     pub circuits: Circuits,
     /// Set while a batch cannot be written: the lanes then send nothing more.
     pub failing: Arc<AtomicBool>,
@@ -48,7 +50,8 @@ pub async fn run(r: Recorder, mut rx: mpsc::Receiver<Outcome>) {
         let retries = batch
             .iter()
             .any(|o| matches!(o.next, NextState::Retry { .. }));
-        if r.slot_waiters.swap(false, Ordering::AcqRel) || retries {
+        r.recorded.fetch_add(1, Ordering::SeqCst);
+        if r.slot_waiters.swap(false, Ordering::SeqCst) || retries {
             r.wake.deliveries();
         }
         batch.clear();
