@@ -93,20 +93,21 @@ async fn insert_events(
         .filter(|e| !inserted.contains(e.id.as_str()))
         .filter_map(|e| e.event.idempotency_key.as_deref())
         .collect();
-    let holders = by_idempotency_keys(conn, &taken).await?;
+    let holders: std::collections::HashMap<String, Event> = by_idempotency_keys(conn, &taken)
+        .await?
+        .into_iter()
+        .filter_map(|h| Some((h.idempotency_key.clone()?, h)))
+        .collect();
     events
         .iter()
-        .map(|e| {
-            if inserted.contains(e.id.as_str()) {
-                return Ok(None);
-            }
-            let key = e.event.idempotency_key.as_deref();
-            holders
-                .iter()
-                .find(|h| h.idempotency_key.as_deref() == key)
+        .map(|e| match e.event.idempotency_key.as_deref() {
+            _ if inserted.contains(e.id.as_str()) => Ok(None),
+            Some(key) => holders
+                .get(key)
                 .cloned()
                 .map(Some)
-                .ok_or(sqlx::Error::RowNotFound)
+                .ok_or(sqlx::Error::RowNotFound),
+            None => Err(sqlx::Error::RowNotFound),
         })
         .collect()
 }

@@ -6,6 +6,12 @@ use std::time::{Duration, Instant};
 use hookd_core::store::StoreError;
 use sqlx::{Connection, PgConnection, Row};
 
+async fn connect(url: &str) -> Result<PgConnection, StoreError> {
+    PgConnection::connect(url)
+        .await
+        .map_err(StoreError::backend)
+}
+
 /// Creates the schema `hookd_test_<suffix>` in the database at `base_url` and returns a URL
 /// for it. `suffix` may hold ASCII letters, digits and `_`.
 pub async fn fresh_schema_url(base_url: &str, suffix: &str) -> Result<String, StoreError> {
@@ -19,9 +25,7 @@ pub async fn fresh_schema_url(base_url: &str, suffix: &str) -> Result<String, St
         ));
     }
     let schema = format!("hookd_test_{}", suffix.to_ascii_lowercase());
-    let mut conn = PgConnection::connect(base_url)
-        .await
-        .map_err(StoreError::backend)?;
+    let mut conn = connect(base_url).await?;
     sqlx::query(&format!("CREATE SCHEMA {schema}"))
         .execute(&mut conn)
         .await
@@ -32,9 +36,7 @@ pub async fn fresh_schema_url(base_url: &str, suffix: &str) -> Result<String, St
 
 /// Drops a schema made by [`fresh_schema_url`] with everything in it.
 pub async fn drop_schema(base_url: &str, schema: &str) -> Result<(), StoreError> {
-    let mut conn = PgConnection::connect(base_url)
-        .await
-        .map_err(StoreError::backend)?;
+    let mut conn = connect(base_url).await?;
     sqlx::query(&format!(
         "DROP SCHEMA \"{}\" CASCADE",
         schema.replace('"', "")
@@ -67,9 +69,7 @@ pub async fn end_connections(
     name: &str,
     within: Duration,
 ) -> Result<(), StoreError> {
-    let mut conn = PgConnection::connect(base_url)
-        .await
-        .map_err(StoreError::backend)?;
+    let mut conn = connect(base_url).await?;
     sqlx::query(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
     )
@@ -104,9 +104,7 @@ pub async fn sequential_reads(
     base_url: &str,
     schema: &str,
 ) -> Result<Vec<(String, i64, i64)>, StoreError> {
-    let mut conn = PgConnection::connect(base_url)
-        .await
-        .map_err(StoreError::backend)?;
+    let mut conn = connect(base_url).await?;
     let rows = sqlx::query(
         "SELECT relname::text AS name, seq_scan, seq_tup_read FROM pg_stat_user_tables
          WHERE schemaname = $1 ORDER BY relname",
@@ -135,9 +133,7 @@ pub async fn seed_executions(
     count: u64,
     at_ms: i64,
 ) -> Result<(), StoreError> {
-    let mut conn = PgConnection::connect(url)
-        .await
-        .map_err(StoreError::backend)?;
+    let mut conn = connect(url).await?;
     sqlx::query(
         "INSERT INTO executions (id, hook_id, mode, status, record, attempts, next_attempt_at,
              lease_token, created_at, updated_at)

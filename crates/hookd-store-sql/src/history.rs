@@ -14,8 +14,8 @@ pub const ATTEMPT_MARK: &str = "@attempt@";
 pub const DELIVERY_MARK: &str = "@delivery@";
 
 /// What the statements bind: the id of row `n` is its prefix followed by `n` in ten decimal
-/// digits (digits are base32 too, so the ids are valid). A prefix is the kind, the time
-/// `at_ms` as ids encode it, and six random characters, so two seedings do not collide.
+/// digits (digits are base32 too, so the ids are valid); the prefixes come from `bulk_prefix`
+/// of each id kind, so two seedings do not collide.
 #[derive(Debug, Clone)]
 pub struct History {
     pub event_prefix: String,
@@ -26,17 +26,6 @@ pub struct History {
     /// The JSON of an attempt answered 200, with [`ATTEMPT_MARK`] and [`DELIVERY_MARK`] for
     /// its ids.
     pub attempt_record: String,
-}
-
-fn prefix(first_at_ms: String, kind: &str) -> String {
-    use rand::Rng;
-    const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
-    let mut rng = rand::thread_rng();
-    let time = &first_at_ms[..kind.len() + 10];
-    let random: String = (0..6)
-        .map(|_| char::from(ALPHABET[rng.gen_range(0..ALPHABET.len())]))
-        .collect();
-    format!("{time}{random}")
 }
 
 impl History {
@@ -63,9 +52,9 @@ impl History {
             error: None,
         };
         Self {
-            event_prefix: prefix(EventId::first_at(at_ms), EventId::PREFIX),
-            delivery_prefix: prefix(DeliveryId::first_at(at_ms), DeliveryId::PREFIX),
-            attempt_prefix: prefix(AttemptId::first_at(at_ms), AttemptId::PREFIX),
+            event_prefix: EventId::bulk_prefix(at_ms),
+            delivery_prefix: DeliveryId::bulk_prefix(at_ms),
+            attempt_prefix: AttemptId::bulk_prefix(at_ms),
             webhook_id: webhook.as_str().to_owned(),
             at_ms,
             attempt_record: serde_json::to_string(&attempt).expect("an attempt serializes"),

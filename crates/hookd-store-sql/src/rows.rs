@@ -51,7 +51,8 @@ pub fn store_err(e: sqlx::Error) -> StoreError {
 
 /// Errors that say nothing about the statement, only that the database is out of reach or out
 /// of room for now: no connection (refused, lost, none free in time), PostgreSQL's connection
-/// and shutdown classes (`08…`, `57P01`–`57P03`) and out-of-space (`53100`), SQLite's busy,
+/// and shutdown classes (`08…`, `57P01`–`57P03`), a statement cancelled by the statement
+/// timeout (`57014`) and out-of-space (`53100`), SQLite's busy,
 /// I/O and disk-full results.
 pub fn is_unavailable(e: &sqlx::Error) -> bool {
     match e {
@@ -67,7 +68,8 @@ pub fn is_unavailable(e: &sqlx::Error) -> bool {
                 code.parse::<i32>()
                     .is_ok_and(|n| matches!(n & 0xff, 5 | 10 | 13))
             } else {
-                code.starts_with("08") || matches!(&*code, "57P01" | "57P02" | "57P03" | "53100")
+                code.starts_with("08")
+                    || matches!(&*code, "57P01" | "57P02" | "57P03" | "57014" | "53100")
             }
         }
         _ => false,

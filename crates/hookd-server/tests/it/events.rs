@@ -171,7 +171,7 @@ async fn concurrent_publishes_sharing_keys_store_each_key_once(b: Backend) {
         .await;
     let event = |k: usize| json!({"type": "order.paid", "idempotency_key": format!("key-{k}")});
     // Singles and batches naming all the keys, in both orders, at once: they land in several
-    // group commits, some running side by side.
+    // group commits, each waiting on the keys another holds.
     let bodies: Vec<(&str, Value)> = (0..48)
         .map(|i| match i % 3 {
             0 if i % 2 == 0 => (

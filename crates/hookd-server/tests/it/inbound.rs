@@ -64,7 +64,7 @@ async fn execution(app: &TestApp, id: &str) -> Value {
 }
 
 /// Polls an execution until it is final.
-async fn finished(app: &TestApp, id: &str) -> Value {
+pub(crate) async fn finished(app: &TestApp, id: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let e = execution(app, id).await;

@@ -6,14 +6,14 @@
 //! own table statistics, flushed once its connections have ended.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::http::StatusCode;
 use hookd_core::ids::WebhookId;
 use hookd_core::Store;
 use hookd_server::WorkerMode;
 use hookd_store_postgres::{testing, PgStore};
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::support::{random_suffix, spawn_on, test_settings, Backend, TestApp, TestReceiver};
 
@@ -122,18 +122,6 @@ async fn serve_a_round(
         .to_str()
         .unwrap()
         .to_owned();
-    finished(app, &execution).await;
+    crate::inbound::finished(app, &execution).await;
     expected
-}
-
-async fn finished(app: &TestApp, id: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let (_, e) = app.get(&format!("/executions/{id}")).await;
-        if !matches!(e["status"].as_str(), Some("queued" | "running")) {
-            return e;
-        }
-        assert!(Instant::now() < deadline, "execution never finished: {e}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }

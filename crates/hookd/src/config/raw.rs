@@ -100,9 +100,11 @@ impl Default for RawConfig {
             listen: "127.0.0.1:8080".into(),
             public_url: None,
             database_url: "sqlite://hookd.db".into(),
-            database_acquire_timeout_seconds: 3,
-            database_pool_size: 16,
-            database_statement_timeout_seconds: 30,
+            database_acquire_timeout_seconds: hookd_store_postgres::DEFAULT_ACQUIRE_TIMEOUT
+                .as_secs() as i64,
+            database_pool_size: hookd_store_postgres::DEFAULT_POOL_SIZE.into(),
+            database_statement_timeout_seconds: hookd_store_postgres::DEFAULT_STATEMENT_TIMEOUT
+                .as_secs() as i64,
             admin_token: None,
             retention_days: 30,
             log: "info".into(),
