@@ -41,7 +41,8 @@ use crate::store::{
 };
 use crate::time::rfc3339;
 use crate::webhook::{
-    AuthConfig, BodyConfig, EventFilter, HttpMethod, SignatureConfig, Webhook, WebhookSpec,
+    AuthConfig, BodyConfig, EventFilter, HttpMethod, PreviousSecret, SignatureConfig, Webhook,
+    WebhookSpec,
 };
 
 /// A fresh database for one case, provided by the backend's test file.
@@ -108,6 +109,7 @@ macro_rules! conformance_tests {
             concurrent_firings_of_one_occurrence_store_one,
             concurrent_claimers_never_share_an_execution,
             wait_for_work_wakes_when_another_handle_queues_an_execution,
+            a_key_rotation_by_one_handle_is_read_by_the_other,
         );
     };
     (@single $fresh:expr; $($case:ident),+ $(,)?) => {$(
@@ -2627,5 +2629,70 @@ pub async fn seeded_history_is_finished_and_readable(store: &dyn Store) {
         store.prune(T0).await.unwrap(),
         15,
         "deliveries, attempts and events"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Secrets at rest
+// ---------------------------------------------------------------------------------------------
+
+/// One handle rotates the data key that seals the secrets; the other, which learned only the
+/// old one, reads every secret still and its writes seal with the new key.
+pub async fn a_key_rotation_by_one_handle_is_read_by_the_other(
+    store: &dyn Store,
+    other: &dyn Store,
+) {
+    migrate_both(store, other).await;
+    let mut w = webhook("sealed");
+    w.spec.previous_secret = Some(PreviousSecret {
+        secret: SigningSecret::generate_standard(),
+        expires_at: T0 + 60_000,
+    });
+    w.spec
+        .headers
+        .insert("X-Api-Key".into(), Some("k3y".into()));
+    store.insert_webhook(&w).await.unwrap();
+    let hook = inbound_hook("sealed");
+    let hook = InboundHook {
+        spec: InboundSpec::from_json(&json!({
+            "name": "sealed",
+            "auth": {"type": "signature", "preset": "github", "secret": "gh-s3cret"},
+        }))
+        .unwrap(),
+        ..hook
+    };
+    store.insert_inbound(&hook).await.unwrap();
+    assert_eq!(other.get_webhook(&w.id).await.unwrap().as_ref(), Some(&w));
+
+    let first = store.rotate_secrets_key(T0 + 1).await.unwrap();
+    assert_eq!((first.resealed, first.retired), (2, 1), "{first:?}");
+    assert_eq!(other.get_webhook(&w.id).await.unwrap().as_ref(), Some(&w));
+    assert_eq!(
+        other.get_inbound(&hook.id).await.unwrap().as_ref(),
+        Some(&hook)
+    );
+    assert_eq!(other.active_webhooks().await.unwrap(), vec![w.clone()]);
+
+    let mut edited = w.clone();
+    edited.spec.auth = AuthConfig::Basic {
+        username: "u".into(),
+        password: "p4ss".into(),
+    };
+    edited.updated_at = T0 + 2;
+    assert_eq!(
+        other.update_webhook(&edited, &w).await.unwrap(),
+        Written::Done
+    );
+    let again = store.rotate_secrets_key(T0 + 3).await.unwrap();
+    assert_ne!(again.key_id, first.key_id);
+    assert_eq!(again.master_key_id, first.master_key_id);
+    assert_eq!((again.resealed, again.retired), (2, 1), "{again:?}");
+    assert_eq!(
+        store.get_webhook(&w.id).await.unwrap(),
+        Some(edited.clone())
+    );
+    assert_eq!(
+        other.webhooks_by_ids(&[w.id.clone()]).await.unwrap(),
+        vec![edited]
     );
 }

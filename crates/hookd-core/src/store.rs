@@ -52,6 +52,19 @@ impl StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// What a rotation of the secrets' data key did ([`Store::rotate_secrets_key`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyRotation {
+    /// The data key every secret is sealed with now.
+    pub key_id: String,
+    /// The configured master key that seals it.
+    pub master_key_id: String,
+    /// Records whose secrets were sealed again.
+    pub resealed: u64,
+    /// Old data keys deleted.
+    pub retired: u64,
+}
+
 /// A page request over an id-ordered list, newest first.
 #[derive(Debug, Clone, Default)]
 pub struct Page {
@@ -273,8 +286,14 @@ impl WebhookStats {
 /// Every use case hookd needs from its database.
 #[async_trait]
 pub trait Store: Send + Sync + std::fmt::Debug {
-    /// Applies pending migrations; safe to run concurrently from several processes.
+    /// Applies pending migrations, then checks that the configured keys open the stored
+    /// secrets and seals any still stored plain; safe to run concurrently from several
+    /// processes.
     async fn migrate(&self) -> StoreResult<()>;
+    /// Seals every stored secret with a new data key (sealed by the configured `secrets_key`)
+    /// and deletes the old data keys. Other processes keep serving meanwhile; an interrupted
+    /// rotation is finished by running it again.
+    async fn rotate_secrets_key(&self, now_ms: i64) -> StoreResult<KeyRotation>;
     /// Checks the database answers and can write (for `/ready`).
     async fn ping(&self) -> StoreResult<()>;
 

@@ -82,6 +82,36 @@ fn default_true() -> bool {
     true
 }
 
+impl WebhookSpec {
+    /// Every secret of the spec with its field path: the signing secret and the one being
+    /// rotated out, the target credential (`auth.password`, `auth.token`, `auth.value`) and
+    /// the values of credential-like headers ([`crate::outbound::is_sensitive_header`]). The
+    /// stores seal exactly these at rest.
+    pub fn secrets_mut(&mut self) -> Vec<(String, &mut String)> {
+        let mut out = vec![("secret".to_owned(), self.secret.stored_text_mut())];
+        if let Some(previous) = &mut self.previous_secret {
+            out.push((
+                "previous_secret.secret".into(),
+                previous.secret.stored_text_mut(),
+            ));
+        }
+        match &mut self.auth {
+            AuthConfig::None => {}
+            AuthConfig::Basic { password, .. } => out.push(("auth.password".into(), password)),
+            AuthConfig::Bearer { token } => out.push(("auth.token".into(), token)),
+            AuthConfig::ApiKey { value, .. } => out.push(("auth.value".into(), value)),
+        }
+        for (name, value) in &mut self.headers {
+            if let Some(value) = value {
+                if crate::outbound::is_sensitive_header(name) {
+                    out.push((format!("headers.{name}"), value));
+                }
+            }
+        }
+        out
+    }
+}
+
 /// A secret kept signing during a rotation's grace period.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PreviousSecret {

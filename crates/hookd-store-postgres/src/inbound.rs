@@ -4,25 +4,35 @@ use hookd_core::ids::InboundId;
 use hookd_core::inbound::record::InboundHook;
 use hookd_core::store::{Page, Written};
 use hookd_store_sql::inbound::{self as sql, inbound_hook};
-use sqlx::{PgPool, Postgres};
+use hookd_store_sql::secrets::{self, Keys};
+use sqlx::{PgConnection, PgPool, Postgres};
 
-pub(crate) async fn insert(pool: &PgPool, hook: &InboundHook) -> sqlx::Result<()> {
+pub(crate) async fn insert(pool: &PgPool, keys: &Keys, hook: &InboundHook) -> sqlx::Result<()> {
     let mut tx = pool.begin().await?;
-    sql::insert::<Postgres>(&mut tx, hook).await?;
+    let spec = sealed(&mut tx, keys, hook).await?;
+    sql::insert::<Postgres>(&mut tx, hook, spec).await?;
     tx.commit().await
 }
 
 pub(crate) async fn update(
     pool: &PgPool,
+    keys: &Keys,
     hook: &InboundHook,
     read_updated_at: i64,
 ) -> sqlx::Result<Written> {
     let mut tx = pool.begin().await?;
-    let written = sql::update::<Postgres>(&mut tx, hook, read_updated_at).await?;
+    let spec = sealed(&mut tx, keys, hook).await?;
+    let written = sql::update::<Postgres>(&mut tx, hook, spec, read_updated_at).await?;
     if written == Written::Done {
         tx.commit().await?;
     }
     Ok(written)
+}
+
+/// The spec as stored, its secrets sealed with the active data key.
+async fn sealed(conn: &mut PgConnection, keys: &Keys, hook: &InboundHook) -> sqlx::Result<String> {
+    let (id, at) = (hook.id.as_str(), hook.updated_at);
+    secrets::sealed::<Postgres, _>(conn, crate::ACTIVE_KEY, keys, id, &hook.spec, at).await
 }
 
 pub(crate) async fn delete(pool: &PgPool, id: &InboundId) -> sqlx::Result<bool> {

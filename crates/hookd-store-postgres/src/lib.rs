@@ -45,11 +45,13 @@ use hookd_core::ids::{DeliveryId, EventId, ExecutionId, InboundId, ScheduleId, W
 use hookd_core::inbound::record::{Execution, InboundHook};
 use hookd_core::schedule::Schedule;
 use hookd_core::store::{
-    Claim, Claimed, DeliveryFilter, Enqueued, EventToStore, ExecutionClaim, Firing, Outcome, Page,
-    Store, StoreError, StoreResult, TokenRecord, WebhookStats, Written,
+    Claim, Claimed, DeliveryFilter, Enqueued, EventToStore, ExecutionClaim, Firing, KeyRotation,
+    Outcome, Page, Store, StoreError, StoreResult, TokenRecord, WebhookStats, Written,
 };
 use hookd_core::webhook::Webhook;
+use hookd_store_sql::secrets::{self, Keys, Record};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::Postgres;
 
 use crate::rows::store_err;
 
@@ -93,18 +95,25 @@ pub struct PgStore {
     /// The NOTIFY channel of this schema's installation.
     channel: Arc<str>,
     waker: Arc<wake::Waker>,
+    /// What seals and opens the secrets in specs.
+    keys: Arc<Keys>,
 }
 
+/// [`secrets::ACTIVE`] holding the active key's row until the write commits, so a rotation's
+/// switch waits for the writes that are sealing with the key it retires.
+const ACTIVE_KEY: &str = "SELECT id FROM secret_keys WHERE state = 'active' FOR SHARE";
+
 impl PgStore {
-    /// Connects to a `postgres://` URL; its `options` parameter may set `search_path`.
-    pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        Self::connect_with(url, PgOptions::default()).await
+    /// Connects to a `postgres://` URL; its `options` parameter may set `search_path`. `keys`
+    /// seal and open the secrets stored in it.
+    pub async fn connect(url: &str, keys: Keys) -> Result<Self, StoreError> {
+        Self::connect_with(url, PgOptions::default(), keys).await
     }
 
     /// [`PgStore::connect`] with these options. When the database cannot be reached at all,
     /// the error says why (connection refused, unknown host) rather than only that no
     /// connection came in time.
-    pub async fn connect_with(url: &str, pg: PgOptions) -> Result<Self, StoreError> {
+    pub async fn connect_with(url: &str, pg: PgOptions, keys: Keys) -> Result<Self, StoreError> {
         let acquire_timeout = pg.acquire_timeout;
         let mut options: PgConnectOptions = url.parse().map_err(StoreError::backend)?;
         if let Some(timeout) = pg.statement_timeout {
@@ -149,7 +158,18 @@ impl PgStore {
             pool,
             channel: channel.into(),
             waker,
+            keys: Arc::new(keys),
         })
+    }
+
+    /// `records` read from the database, their secrets opened.
+    async fn opened<R: Record>(&self, mut records: Vec<R>) -> StoreResult<Vec<R>> {
+        secrets::open_records(&self.pool, &self.keys, &mut records).await?;
+        Ok(records)
+    }
+
+    async fn opened_one<R: Record>(&self, record: Option<R>) -> StoreResult<Option<R>> {
+        Ok(self.opened(record.into_iter().collect()).await?.pop())
     }
 }
 
@@ -171,7 +191,22 @@ fn now_ms() -> i64 {
 #[async_trait]
 impl Store for PgStore {
     async fn migrate(&self) -> StoreResult<()> {
-        migrate::run(&self.pool, now_ms()).await.map_err(store_err)
+        migrate::run(&self.pool, now_ms())
+            .await
+            .map_err(store_err)?;
+        let mut conn = self.pool.acquire().await.map_err(store_err)?;
+        secrets::prepare::<Postgres>(&mut conn, ACTIVE_KEY, &self.keys, now_ms()).await?;
+        Ok(())
+    }
+
+    async fn rotate_secrets_key(&self, now_ms: i64) -> StoreResult<KeyRotation> {
+        let mut tx = self.pool.begin().await.map_err(store_err)?;
+        let active = secrets::switch::<Postgres>(&mut tx, &self.keys, now_ms)
+            .await
+            .map_err(store_err)?;
+        tx.commit().await.map_err(store_err)?;
+        let mut conn = self.pool.acquire().await.map_err(store_err)?;
+        secrets::finish_rotation::<Postgres>(&mut conn, &self.keys, &active).await
     }
 
     async fn ping(&self) -> StoreResult<()> {
@@ -197,21 +232,23 @@ impl Store for PgStore {
     }
 
     async fn insert_webhook(&self, webhook: &Webhook) -> StoreResult<()> {
-        webhooks::insert(&self.pool, webhook)
+        webhooks::insert(&self.pool, &self.keys, webhook)
             .await
             .map_err(store_err)
     }
 
     async fn get_webhook(&self, id: &WebhookId) -> StoreResult<Option<Webhook>> {
-        webhooks::get(&self.pool, id).await.map_err(store_err)
+        let found = webhooks::get(&self.pool, id).await.map_err(store_err)?;
+        self.opened_one(found).await
     }
 
     async fn list_webhooks(&self, page: &Page) -> StoreResult<Vec<Webhook>> {
-        webhooks::list(&self.pool, page).await.map_err(store_err)
+        let found = webhooks::list(&self.pool, page).await.map_err(store_err)?;
+        self.opened(found).await
     }
 
     async fn update_webhook(&self, webhook: &Webhook, read: &Webhook) -> StoreResult<Written> {
-        webhooks::update(&self.pool, webhook, read)
+        webhooks::update(&self.pool, &self.keys, webhook, read)
             .await
             .map_err(store_err)
     }
@@ -223,11 +260,13 @@ impl Store for PgStore {
     }
 
     async fn active_webhooks(&self) -> StoreResult<Vec<Webhook>> {
-        webhooks::active(&self.pool).await.map_err(store_err)
+        let found = webhooks::active(&self.pool).await.map_err(store_err)?;
+        self.opened(found).await
     }
 
     async fn webhooks_by_ids(&self, ids: &[WebhookId]) -> StoreResult<Vec<Webhook>> {
-        webhooks::by_ids(&self.pool, ids).await.map_err(store_err)
+        let found = webhooks::by_ids(&self.pool, ids).await.map_err(store_err)?;
+        self.opened(found).await
     }
 
     async fn webhooks_version(&self) -> StoreResult<i64> {
@@ -374,21 +413,26 @@ impl Store for PgStore {
     }
 
     async fn insert_inbound(&self, hook: &InboundHook) -> StoreResult<()> {
-        inbound::insert(&self.pool, hook).await.map_err(store_err)
-    }
-
-    async fn get_inbound(&self, id: &InboundId) -> StoreResult<Option<InboundHook>> {
-        inbound::get(&self.pool, id).await.map_err(store_err)
-    }
-
-    async fn get_inbound_by_key(&self, key: &str) -> StoreResult<Option<InboundHook>> {
-        inbound::get_by_key(&self.pool, key)
+        inbound::insert(&self.pool, &self.keys, hook)
             .await
             .map_err(store_err)
     }
 
+    async fn get_inbound(&self, id: &InboundId) -> StoreResult<Option<InboundHook>> {
+        let found = inbound::get(&self.pool, id).await.map_err(store_err)?;
+        self.opened_one(found).await
+    }
+
+    async fn get_inbound_by_key(&self, key: &str) -> StoreResult<Option<InboundHook>> {
+        let found = inbound::get_by_key(&self.pool, key)
+            .await
+            .map_err(store_err)?;
+        self.opened_one(found).await
+    }
+
     async fn list_inbound(&self, page: &Page) -> StoreResult<Vec<InboundHook>> {
-        inbound::list(&self.pool, page).await.map_err(store_err)
+        let found = inbound::list(&self.pool, page).await.map_err(store_err)?;
+        self.opened(found).await
     }
 
     async fn update_inbound(
@@ -396,7 +440,7 @@ impl Store for PgStore {
         hook: &InboundHook,
         read_updated_at: i64,
     ) -> StoreResult<Written> {
-        inbound::update(&self.pool, hook, read_updated_at)
+        inbound::update(&self.pool, &self.keys, hook, read_updated_at)
             .await
             .map_err(store_err)
     }

@@ -17,6 +17,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (4, include_str!("../migrations/0004_isolation.sql")),
     (5, include_str!("../migrations/0005_claim_plans.sql")),
     (6, include_str!("../migrations/0006_intake.sql")),
+    (7, include_str!("../migrations/0007_secrets.sql")),
 ];
 
 const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS hookd_migrations (

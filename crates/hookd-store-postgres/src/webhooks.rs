@@ -4,6 +4,7 @@
 use hookd_core::ids::WebhookId;
 use hookd_core::store::{Page, Written};
 use hookd_core::webhook::Webhook;
+use hookd_store_sql::secrets::{self, Keys};
 use hookd_store_sql::webhooks as sql;
 use sqlx::{PgConnection, PgPool, Postgres, Row};
 
@@ -18,9 +19,10 @@ pub(crate) async fn version(pool: &PgPool) -> sqlx::Result<i64> {
     row.try_get("version")
 }
 
-pub(crate) async fn insert(pool: &PgPool, w: &Webhook) -> sqlx::Result<()> {
+pub(crate) async fn insert(pool: &PgPool, keys: &Keys, w: &Webhook) -> sqlx::Result<()> {
     let mut tx = pool.begin().await?;
-    sql::insert::<Postgres>(&mut tx, w).await?;
+    let spec = sealed(&mut tx, keys, w).await?;
+    sql::insert::<Postgres>(&mut tx, w, spec).await?;
     tx.commit().await
 }
 
@@ -33,13 +35,25 @@ const UPDATE: &str = "UPDATE webhooks SET active = $2, disabled_reason = $3, fai
              circuit_failures = 0, circuit_open_until = NULL, circuit_opens = 0
          WHERE id = $1 AND updated_at = $8 AND active = $9 AND disabled_reason IS NOT DISTINCT FROM $10";
 
-pub(crate) async fn update(pool: &PgPool, w: &Webhook, read: &Webhook) -> sqlx::Result<Written> {
+pub(crate) async fn update(
+    pool: &PgPool,
+    keys: &Keys,
+    w: &Webhook,
+    read: &Webhook,
+) -> sqlx::Result<Written> {
     let mut tx = pool.begin().await?;
-    let written = sql::update::<Postgres>(&mut tx, UPDATE, w, read).await?;
+    let spec = sealed(&mut tx, keys, w).await?;
+    let written = sql::update::<Postgres>(&mut tx, UPDATE, w, spec, read).await?;
     if written == Written::Done {
         tx.commit().await?;
     }
     Ok(written)
+}
+
+/// The spec as stored, its secrets sealed with the active data key.
+async fn sealed(conn: &mut PgConnection, keys: &Keys, w: &Webhook) -> sqlx::Result<String> {
+    let (id, at) = (w.id.as_str(), w.updated_at);
+    secrets::sealed::<Postgres, _>(conn, crate::ACTIVE_KEY, keys, id, &w.spec, at).await
 }
 
 /// Deletes the webhook and cancels its unfinished deliveries.

@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use hookd_core::conformance::TestDatabase;
 use hookd_core::store::Store;
 use hookd_store_postgres::{testing, PgStore};
+use hookd_store_sql::secrets::{Keys, MasterKey};
 use sqlx::postgres::{PgPool, PgPoolOptions};
 
 const URL_VAR: &str = "HOOKD_TEST_DATABASE_URL";
@@ -16,6 +17,8 @@ struct Schema {
     admin: PgPool,
     base_url: String,
     name: String,
+    /// The master key every opening seals with, as a deployment's processes share one.
+    key: String,
 }
 
 async fn fresh() -> Option<Schema> {
@@ -37,6 +40,7 @@ async fn fresh() -> Option<Schema> {
         admin,
         base_url,
         name,
+        key: MasterKey::generate_text(),
     })
 }
 
@@ -45,7 +49,12 @@ impl TestDatabase for Schema {
     /// Connects with `search_path` set to the case's schema, as a deployment would.
     async fn open(&self) -> Box<dyn Store> {
         let url = testing::with_search_path(&self.base_url, &self.name);
-        Box::new(PgStore::connect(&url).await.expect("connect to PostgreSQL"))
+        let keys = Keys::new(MasterKey::parse(&self.key).expect("key"), Vec::new());
+        Box::new(
+            PgStore::connect(&url, keys)
+                .await
+                .expect("connect to PostgreSQL"),
+        )
     }
 
     async fn remove(&self) {

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use hookd_core::store::{Page, Store, StoreError};
 use hookd_store_postgres::{testing, PgOptions, PgStore};
+use hookd_store_sql::secrets::Keys;
 use sqlx::{Connection, PgConnection};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -21,7 +22,9 @@ async fn a_statement_stuck_behind_a_lock_is_cut_off_and_the_store_recovers() {
         statement_timeout: Some(Duration::from_secs(1)),
         ..PgOptions::default()
     };
-    let store = PgStore::connect_with(&url, options).await.unwrap();
+    let store = PgStore::connect_with(&url, options, Keys::ephemeral())
+        .await
+        .unwrap();
     store.migrate().await.unwrap();
     let page = Page {
         limit: 10,

@@ -1,13 +1,13 @@
 //! Inbound hooks: SQL text both dialects accept as is, the row mapping, and the conditional
-//! update run inside a transaction the backend opens and commits. The spec is stored as JSON,
-//! verification secrets included; masking is the API's business.
+//! update run inside a transaction the backend opens and commits. The spec is stored as JSON
+//! with its secrets sealed ([`crate::secrets`]); masking them in output is the API's business.
 
 use hookd_core::ids::InboundId;
 use hookd_core::inbound::record::InboundHook;
 use hookd_core::store::Written;
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Row, Type};
 
-use crate::rows::{decode_err, encode_err};
+use crate::rows::decode_err;
 use crate::RowsAffected;
 
 /// Columns of `inbound_hooks`, in the order [`inbound_hook`] reads them.
@@ -75,8 +75,13 @@ where
     })
 }
 
-/// Inserts the hook; a taken key is a unique violation.
-pub async fn insert<DB>(conn: &mut DB::Connection, hook: &InboundHook) -> sqlx::Result<()>
+/// Inserts the hook with `spec`, its spec as stored (sealed by [`crate::secrets::sealed`]); a
+/// taken key is a unique violation.
+pub async fn insert<DB>(
+    conn: &mut DB::Connection,
+    hook: &InboundHook,
+    spec: String,
+) -> sqlx::Result<()>
 where
     DB: Database,
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
@@ -85,7 +90,6 @@ where
     String: for<'q> Encode<'q, DB> + Type<DB>,
     i64: for<'q> Encode<'q, DB> + Type<DB>,
 {
-    let spec = serde_json::to_string(&hook.spec).map_err(encode_err)?;
     sqlx::query(INSERT)
         .bind(hook.id.as_str())
         .bind(hook.key.as_str())
@@ -97,11 +101,13 @@ where
     Ok(())
 }
 
-/// Writes the hook's spec and `updated_at` if its `updated_at` is still `read_updated_at`.
+/// Writes `spec` (the hook's spec as stored, sealed by [`crate::secrets::sealed`]) and
+/// `updated_at` if its `updated_at` is still `read_updated_at`.
 /// Commit only on [`Written::Done`].
 pub async fn update<DB>(
     conn: &mut DB::Connection,
     hook: &InboundHook,
+    spec: String,
     read_updated_at: i64,
 ) -> sqlx::Result<Written>
 where
@@ -113,7 +119,6 @@ where
     i64: for<'q> Encode<'q, DB> + Type<DB>,
     DB::QueryResult: RowsAffected,
 {
-    let spec = serde_json::to_string(&hook.spec).map_err(encode_err)?;
     let done = sqlx::query(UPDATE)
         .bind(hook.id.as_str())
         .bind(spec)

@@ -30,6 +30,7 @@ pub mod page;
 pub mod prune;
 pub mod rows;
 pub mod schedules;
+pub mod secrets;
 pub mod stats;
 pub mod tokens;
 pub mod webhooks;

@@ -8,7 +8,6 @@ use hookd_core::store::Written;
 use hookd_core::webhook::Webhook;
 use sqlx::{Database, Encode, Executor, IntoArguments, Type};
 
-use crate::rows::encode_err;
 use crate::{webhook_columns, RowsAffected};
 
 /// Binds `$1`..`$7` as [`insert`] does, then the limits the claim reads: `$8` max in flight,
@@ -69,8 +68,9 @@ where
     Ok(())
 }
 
-/// Inserts the webhook and bumps the version.
-pub async fn insert<DB>(conn: &mut DB::Connection, w: &Webhook) -> sqlx::Result<()>
+/// Inserts the webhook with `spec`, its spec as stored (sealed by [`crate::secrets::sealed`]),
+/// and bumps the version.
+pub async fn insert<DB>(conn: &mut DB::Connection, w: &Webhook, spec: String) -> sqlx::Result<()>
 where
     DB: Database,
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
@@ -83,7 +83,6 @@ where
     Option<i64>: for<'q> Encode<'q, DB> + Type<DB>,
     Option<i32>: for<'q> Encode<'q, DB> + Type<DB>,
 {
-    let spec = serde_json::to_string(&w.spec).map_err(encode_err)?;
     let (max_in_flight, rate_limit) = limits(w);
     sqlx::query(INSERT)
         .bind(w.id.as_str())
@@ -106,7 +105,8 @@ fn limits(w: &Webhook) -> (Option<i32>, Option<i32>) {
     (int(w.spec.max_in_flight), int(w.spec.rate_limit_per_second))
 }
 
-/// Writes `w` over the webhook if it is still as `read` left it, and bumps the version.
+/// Writes `w` over the webhook, with `spec` as its stored spec (sealed by
+/// [`crate::secrets::sealed`]), if it is still as `read` left it, and bumps the version.
 /// `update_sql` sets the columns from `$1`..`$7` (as [`INSERT`] binds them) where the id is
 /// `$1`, `updated_at` is `$8`, `active` is `$9` and `disabled_reason` is `$10` (nullable), and
 /// sets `max_in_flight` from `$11` and `rate_limit` from `$12`.
@@ -115,6 +115,7 @@ pub async fn update<DB>(
     conn: &mut DB::Connection,
     update_sql: &str,
     w: &Webhook,
+    spec: String,
     read: &Webhook,
 ) -> sqlx::Result<Written>
 where
@@ -130,7 +131,6 @@ where
     DB::QueryResult: RowsAffected,
     Option<i32>: for<'q> Encode<'q, DB> + Type<DB>,
 {
-    let spec = serde_json::to_string(&w.spec).map_err(encode_err)?;
     let (max_in_flight, rate_limit) = limits(w);
     let done = sqlx::query(update_sql)
         .bind(w.id.as_str())

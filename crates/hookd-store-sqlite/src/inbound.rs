@@ -4,25 +4,43 @@ use hookd_core::ids::InboundId;
 use hookd_core::inbound::record::InboundHook;
 use hookd_core::store::{Page, Written};
 use hookd_store_sql::inbound::{self as sql, inbound_hook};
-use sqlx::{Sqlite, SqlitePool};
+use hookd_store_sql::secrets::{self, Keys};
+use sqlx::{Sqlite, SqliteConnection, SqlitePool};
 
-pub(crate) async fn insert(writer: &SqlitePool, hook: &InboundHook) -> sqlx::Result<()> {
+pub(crate) async fn insert(
+    writer: &SqlitePool,
+    keys: &Keys,
+    hook: &InboundHook,
+) -> sqlx::Result<()> {
     let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
-    sql::insert::<Sqlite>(&mut tx, hook).await?;
+    let spec = sealed(&mut tx, keys, hook).await?;
+    sql::insert::<Sqlite>(&mut tx, hook, spec).await?;
     tx.commit().await
 }
 
 pub(crate) async fn update(
     writer: &SqlitePool,
+    keys: &Keys,
     hook: &InboundHook,
     read_updated_at: i64,
 ) -> sqlx::Result<Written> {
     let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
-    let written = sql::update::<Sqlite>(&mut tx, hook, read_updated_at).await?;
+    let spec = sealed(&mut tx, keys, hook).await?;
+    let written = sql::update::<Sqlite>(&mut tx, hook, spec, read_updated_at).await?;
     if written == Written::Done {
         tx.commit().await?;
     }
     Ok(written)
+}
+
+/// The spec as stored, its secrets sealed with the active data key.
+async fn sealed(
+    conn: &mut SqliteConnection,
+    keys: &Keys,
+    hook: &InboundHook,
+) -> sqlx::Result<String> {
+    let (id, at) = (hook.id.as_str(), hook.updated_at);
+    secrets::sealed::<Sqlite, _>(conn, secrets::ACTIVE, keys, id, &hook.spec, at).await
 }
 
 pub(crate) async fn delete(writer: &SqlitePool, id: &InboundId) -> sqlx::Result<bool> {

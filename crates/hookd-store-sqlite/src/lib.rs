@@ -36,12 +36,14 @@ use hookd_core::ids::{DeliveryId, EventId, ExecutionId, InboundId, ScheduleId, W
 use hookd_core::inbound::record::{Execution, InboundHook};
 use hookd_core::schedule::Schedule;
 use hookd_core::store::{
-    Claim, Claimed, DeliveryFilter, Enqueued, EventToStore, ExecutionClaim, Firing, Outcome, Page,
-    Store, StoreError, StoreResult, TokenRecord, WebhookStats, Written,
+    Claim, Claimed, DeliveryFilter, Enqueued, EventToStore, ExecutionClaim, Firing, KeyRotation,
+    Outcome, Page, Store, StoreError, StoreResult, TokenRecord, WebhookStats, Written,
 };
 use hookd_core::webhook::Webhook;
+use hookd_store_sql::secrets::{self, Keys, Record};
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+    Sqlite, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteSynchronous,
 };
 
 use crate::rows::store_err;
@@ -65,11 +67,14 @@ pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
     watcher: Arc<wake::Watcher>,
+    /// What seals and opens the secrets in specs.
+    keys: Arc<Keys>,
 }
 
 impl SqliteStore {
-    /// Opens (creating if missing) the file named by `sqlite://path` or `sqlite:path`.
-    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+    /// Opens (creating if missing) the file named by `sqlite://path` or `sqlite:path`; `keys`
+    /// seal and open the secrets stored in it.
+    pub async fn connect(url: &str, keys: Keys) -> Result<Self, StoreError> {
         let options = connect_options(url)?;
         // The writer connects first: it creates the file and switches it to WAL.
         let writer = open_pool(&options, 1).await?;
@@ -79,7 +84,18 @@ impl SqliteStore {
             writer,
             reader,
             watcher,
+            keys: Arc::new(keys),
         })
+    }
+
+    /// `records` read from the database, their secrets opened.
+    async fn opened<R: Record>(&self, mut records: Vec<R>) -> StoreResult<Vec<R>> {
+        secrets::open_records(&self.reader, &self.keys, &mut records).await?;
+        Ok(records)
+    }
+
+    async fn opened_one<R: Record>(&self, record: Option<R>) -> StoreResult<Option<R>> {
+        Ok(self.opened(record.into_iter().collect()).await?.pop())
     }
 }
 
@@ -151,6 +167,34 @@ fn connect_options(url: &str) -> Result<SqliteConnectOptions, StoreError> {
         .foreign_keys(false))
 }
 
+/// Turns SQLite's `secure_delete` on for the writer while secrets are resealed, so the space a
+/// plain or old value leaves is zeroed rather than kept in the file.
+async fn scrubbing(conn: &mut sqlx::SqliteConnection, on: bool) -> StoreResult<()> {
+    let pragma = if on {
+        "PRAGMA secure_delete = ON"
+    } else {
+        "PRAGMA secure_delete = OFF"
+    };
+    sqlx::query(pragma)
+        .execute(&mut *conn)
+        .await
+        .map_err(store_err)?;
+    Ok(())
+}
+
+/// Ends [`scrubbing`]; when values were rewritten, checkpoints the WAL and truncates it, so its
+/// older copies of the pages go too (a reader still holding them only delays that).
+async fn scrubbed(conn: &mut sqlx::SqliteConnection, rewritten: bool) -> StoreResult<()> {
+    scrubbing(conn, false).await?;
+    if rewritten {
+        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&mut *conn)
+            .await
+            .map_err(store_err)?;
+    }
+    Ok(())
+}
+
 fn now_ms() -> i64 {
     let since_epoch = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -163,7 +207,30 @@ impl Store for SqliteStore {
     async fn migrate(&self) -> StoreResult<()> {
         migrate::run(&self.writer, now_ms())
             .await
-            .map_err(store_err)
+            .map_err(store_err)?;
+        let mut conn = self.writer.acquire().await.map_err(store_err)?;
+        scrubbing(&mut conn, true).await?;
+        let sealed =
+            secrets::prepare::<Sqlite>(&mut conn, secrets::ACTIVE, &self.keys, now_ms()).await;
+        scrubbed(&mut conn, sealed.as_ref().is_ok_and(|n| *n > 0)).await?;
+        sealed.map(|_| ())
+    }
+
+    async fn rotate_secrets_key(&self, now_ms: i64) -> StoreResult<KeyRotation> {
+        let mut tx = self
+            .writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(store_err)?;
+        let active = secrets::switch::<Sqlite>(&mut tx, &self.keys, now_ms)
+            .await
+            .map_err(store_err)?;
+        tx.commit().await.map_err(store_err)?;
+        let mut conn = self.writer.acquire().await.map_err(store_err)?;
+        scrubbing(&mut conn, true).await?;
+        let done = secrets::finish_rotation::<Sqlite>(&mut conn, &self.keys, &active).await;
+        scrubbed(&mut conn, done.is_ok()).await?;
+        done
     }
 
     /// Reads through the readers and writes through the writer (a row rewritten as it is), so a
@@ -199,21 +266,25 @@ impl Store for SqliteStore {
     }
 
     async fn insert_webhook(&self, webhook: &Webhook) -> StoreResult<()> {
-        webhooks::insert(&self.writer, webhook)
+        webhooks::insert(&self.writer, &self.keys, webhook)
             .await
             .map_err(store_err)
     }
 
     async fn get_webhook(&self, id: &WebhookId) -> StoreResult<Option<Webhook>> {
-        webhooks::get(&self.reader, id).await.map_err(store_err)
+        let found = webhooks::get(&self.reader, id).await.map_err(store_err)?;
+        self.opened_one(found).await
     }
 
     async fn list_webhooks(&self, page: &Page) -> StoreResult<Vec<Webhook>> {
-        webhooks::list(&self.reader, page).await.map_err(store_err)
+        let found = webhooks::list(&self.reader, page)
+            .await
+            .map_err(store_err)?;
+        self.opened(found).await
     }
 
     async fn update_webhook(&self, webhook: &Webhook, read: &Webhook) -> StoreResult<Written> {
-        webhooks::update(&self.writer, webhook, read)
+        webhooks::update(&self.writer, &self.keys, webhook, read)
             .await
             .map_err(store_err)
     }
@@ -225,11 +296,15 @@ impl Store for SqliteStore {
     }
 
     async fn active_webhooks(&self) -> StoreResult<Vec<Webhook>> {
-        webhooks::active(&self.reader).await.map_err(store_err)
+        let found = webhooks::active(&self.reader).await.map_err(store_err)?;
+        self.opened(found).await
     }
 
     async fn webhooks_by_ids(&self, ids: &[WebhookId]) -> StoreResult<Vec<Webhook>> {
-        webhooks::by_ids(&self.reader, ids).await.map_err(store_err)
+        let found = webhooks::by_ids(&self.reader, ids)
+            .await
+            .map_err(store_err)?;
+        self.opened(found).await
     }
 
     async fn webhooks_version(&self) -> StoreResult<i64> {
@@ -378,21 +453,26 @@ impl Store for SqliteStore {
     }
 
     async fn insert_inbound(&self, hook: &InboundHook) -> StoreResult<()> {
-        inbound::insert(&self.writer, hook).await.map_err(store_err)
-    }
-
-    async fn get_inbound(&self, id: &InboundId) -> StoreResult<Option<InboundHook>> {
-        inbound::get(&self.reader, id).await.map_err(store_err)
-    }
-
-    async fn get_inbound_by_key(&self, key: &str) -> StoreResult<Option<InboundHook>> {
-        inbound::get_by_key(&self.reader, key)
+        inbound::insert(&self.writer, &self.keys, hook)
             .await
             .map_err(store_err)
     }
 
+    async fn get_inbound(&self, id: &InboundId) -> StoreResult<Option<InboundHook>> {
+        let found = inbound::get(&self.reader, id).await.map_err(store_err)?;
+        self.opened_one(found).await
+    }
+
+    async fn get_inbound_by_key(&self, key: &str) -> StoreResult<Option<InboundHook>> {
+        let found = inbound::get_by_key(&self.reader, key)
+            .await
+            .map_err(store_err)?;
+        self.opened_one(found).await
+    }
+
     async fn list_inbound(&self, page: &Page) -> StoreResult<Vec<InboundHook>> {
-        inbound::list(&self.reader, page).await.map_err(store_err)
+        let found = inbound::list(&self.reader, page).await.map_err(store_err)?;
+        self.opened(found).await
     }
 
     async fn update_inbound(
@@ -400,7 +480,7 @@ impl Store for SqliteStore {
         hook: &InboundHook,
         read_updated_at: i64,
     ) -> StoreResult<Written> {
-        inbound::update(&self.writer, hook, read_updated_at)
+        inbound::update(&self.writer, &self.keys, hook, read_updated_at)
             .await
             .map_err(store_err)
     }

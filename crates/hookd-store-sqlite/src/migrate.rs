@@ -14,6 +14,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (3, include_str!("../migrations/0003_inbound.sql")),
     (4, include_str!("../migrations/0004_isolation.sql")),
     (5, include_str!("../migrations/0005_intake.sql")),
+    (6, include_str!("../migrations/0006_secrets.sql")),
 ];
 
 const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS hookd_migrations (

@@ -4,6 +4,7 @@
 use hookd_core::ids::WebhookId;
 use hookd_core::store::{Page, Written};
 use hookd_core::webhook::Webhook;
+use hookd_store_sql::secrets::{self, Keys};
 use hookd_store_sql::webhooks as sql;
 use sqlx::{Row, Sqlite, SqliteConnection, SqlitePool};
 
@@ -18,9 +19,10 @@ pub(crate) async fn version(reader: &SqlitePool) -> sqlx::Result<i64> {
     row.try_get("version")
 }
 
-pub(crate) async fn insert(writer: &SqlitePool, w: &Webhook) -> sqlx::Result<()> {
+pub(crate) async fn insert(writer: &SqlitePool, keys: &Keys, w: &Webhook) -> sqlx::Result<()> {
     let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
-    sql::insert::<Sqlite>(&mut tx, w).await?;
+    let spec = sealed(&mut tx, keys, w).await?;
+    sql::insert::<Sqlite>(&mut tx, w, spec).await?;
     tx.commit().await
 }
 
@@ -36,15 +38,30 @@ const UPDATE: &str =
 
 pub(crate) async fn update(
     writer: &SqlitePool,
+    keys: &Keys,
     w: &Webhook,
     read: &Webhook,
 ) -> sqlx::Result<Written> {
     let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
-    let written = sql::update::<Sqlite>(&mut tx, UPDATE, w, read).await?;
+    let spec = sealed(&mut tx, keys, w).await?;
+    let written = sql::update::<Sqlite>(&mut tx, UPDATE, w, spec, read).await?;
     if written == Written::Done {
         tx.commit().await?;
     }
     Ok(written)
+}
+
+/// The spec as stored, its secrets sealed with the active data key.
+async fn sealed(conn: &mut SqliteConnection, keys: &Keys, w: &Webhook) -> sqlx::Result<String> {
+    secrets::sealed::<Sqlite, _>(
+        conn,
+        secrets::ACTIVE,
+        keys,
+        w.id.as_str(),
+        &w.spec,
+        w.updated_at,
+    )
+    .await
 }
 
 /// Deletes the webhook and cancels its unfinished deliveries.

@@ -13,6 +13,7 @@ use hookd_core::{
     AttemptId, Delivery, DeliveryId, DeliveryStatus, EventId, EventType, NewEvent, Store, Webhook,
     WebhookId,
 };
+use hookd_store_sql::secrets::Keys;
 use hookd_store_sqlite::SqliteStore;
 use serde_json::json;
 
@@ -23,7 +24,7 @@ async fn open() -> (SqliteStore, String) {
     let path =
         std::env::temp_dir().join(format!("hookd-batches-{:016x}.db", rand::random::<u64>()));
     let path = path.display().to_string();
-    let store = SqliteStore::connect(&format!("sqlite://{path}"))
+    let store = SqliteStore::connect(&format!("sqlite://{path}"), Keys::ephemeral())
         .await
         .expect("open");
     store.migrate().await.expect("migrate");
@@ -246,7 +247,7 @@ async fn idempotency_keys_hold_across_chunks() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_other_handles_commits_wake_a_waiter() {
     let (store, path) = open().await;
-    let other = SqliteStore::connect(&format!("sqlite://{path}"))
+    let other = SqliteStore::connect(&format!("sqlite://{path}"), Keys::ephemeral())
         .await
         .expect("open a second handle");
     let wh = webhook(&store, None).await;

@@ -6,17 +6,27 @@ use std::path::PathBuf;
 use async_trait::async_trait;
 use hookd_core::conformance::TestDatabase;
 use hookd_core::store::Store;
+use hookd_store_sql::secrets::{Keys, MasterKey};
 use hookd_store_sqlite::SqliteStore;
 
 /// A database file of its own; removed with its WAL and shared-memory files after a passing case.
 struct TempFile {
     path: PathBuf,
+    /// The master key every opening seals with, as a deployment's processes share one.
+    key: String,
+}
+
+impl TempFile {
+    fn keys(&self) -> Keys {
+        Keys::new(MasterKey::parse(&self.key).expect("key"), Vec::new())
+    }
 }
 
 async fn fresh() -> Option<TempFile> {
     let name = format!("hookd-conformance-{:016x}.db", rand::random::<u64>());
     Some(TempFile {
         path: std::env::temp_dir().join(name),
+        key: MasterKey::generate_text(),
     })
 }
 
@@ -25,7 +35,7 @@ impl TestDatabase for TempFile {
     async fn open(&self) -> Box<dyn Store> {
         let url = format!("sqlite://{}", self.path.display());
         Box::new(
-            SqliteStore::connect(&url)
+            SqliteStore::connect(&url, self.keys())
                 .await
                 .expect("open the SQLite file"),
         )
@@ -49,9 +59,9 @@ async fn processes_opening_a_new_file_together_all_succeed() {
         let url = format!("sqlite://{}", db.path.display());
         let mut opening = tokio::task::JoinSet::new();
         for _ in 0..4 {
-            let url = url.clone();
+            let (url, keys) = (url.clone(), db.keys());
             opening.spawn(async move {
-                let store = SqliteStore::connect(&url).await?;
+                let store = SqliteStore::connect(&url, keys).await?;
                 store.migrate().await
             });
         }

@@ -25,6 +25,11 @@ pub enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// Seal stored secrets: make a master key, or rotate the data key.
+    Secrets {
+        #[command(subcommand)]
+        command: SecretsCommand,
+    },
     /// Manage webhooks on a running server.
     Webhooks {
         #[command(flatten)]
@@ -60,7 +65,13 @@ impl Command {
     pub fn loads_config(&self) -> bool {
         matches!(
             self,
-            Self::Serve(_) | Self::Worker(_) | Self::Migrate(_) | Self::Token { .. }
+            Self::Serve(_)
+                | Self::Worker(_)
+                | Self::Migrate(_)
+                | Self::Token { .. }
+                | Self::Secrets {
+                    command: SecretsCommand::RotateKey { .. }
+                }
         )
     }
 }
@@ -95,6 +106,19 @@ pub enum TokenCommand {
         /// A name to recognise the token by.
         #[arg(long, default_value = "cli")]
         name: String,
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SecretsCommand {
+    /// Print a new random master key for `secrets_key` (32 bytes, base64).
+    GenerateKey,
+    /// Seal every stored secret with a new data key, itself sealed by the configured
+    /// `secrets_key`, then delete the old data keys. Servers keep serving meanwhile; an
+    /// interrupted rotation is finished by running it again.
+    RotateKey {
         #[command(flatten)]
         config: ConfigArgs,
     },

@@ -3,6 +3,7 @@
 
 mod bench;
 mod client;
+mod secrets;
 mod serve;
 mod token;
 mod verify;
@@ -13,10 +14,11 @@ use std::time::Duration;
 use anyhow::{anyhow, Context as _};
 use hookd_core::Store;
 use hookd_store_postgres::{PgOptions, PgStore};
+use hookd_store_sql::secrets::Keys;
 use hookd_store_sqlite::SqliteStore;
 use tracing_subscriber::EnvFilter;
 
-use crate::cli::{Cli, Command, ConfigArgs, TokenCommand};
+use crate::cli::{Cli, Command, ConfigArgs, SecretsCommand, TokenCommand};
 use crate::config::{Backend, Config, Overrides};
 
 /// Environment variable whose tracing filter wins over the `log` key.
@@ -36,6 +38,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Token {
             command: TokenCommand::Create { name, config },
         } => token::create(&name, &config).await,
+        Command::Secrets {
+            command: SecretsCommand::GenerateKey,
+        } => secrets::generate_key(),
+        Command::Secrets {
+            command: SecretsCommand::RotateKey { config },
+        } => secrets::rotate_key(&config).await,
         Command::Webhooks { client, command } => client::webhooks(&client, command).await,
         Command::Events { client, command } => client::events(&client, command).await,
         Command::Deliveries { client, command } => client::deliveries(&client, command).await,
@@ -72,13 +80,21 @@ fn init_tracing(filter: &str) -> anyhow::Result<()> {
         .map_err(|e| anyhow!(e).context("cannot start logging"))
 }
 
-/// Connects to the configured database and applies pending migrations.
+/// Connects to the configured database and applies pending migrations (which checks that the
+/// configured keys open the stored secrets).
 async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    let keys = secrets::keys(config)?;
+    let generated = keys.generated.clone();
+    let opened = connect(config, keys.keys).await;
+    opened.map_err(|e| secrets::explain(e, generated.as_deref()))
+}
+
+async fn connect(config: &Config, keys: Keys) -> anyhow::Result<Arc<dyn Store>> {
     let url = &config.database_url;
     let context = || format!("database_url: cannot open {url}");
     let store: Arc<dyn Store> = match url.backend() {
         Backend::Sqlite => Arc::new(
-            SqliteStore::connect(url.expose())
+            SqliteStore::connect(url.expose(), keys)
                 .await
                 .with_context(context)?,
         ),
@@ -92,7 +108,7 @@ async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
                 statement_timeout: (timeout > 0).then(|| Duration::from_secs(timeout.into())),
             };
             Arc::new(
-                PgStore::connect_with(url.expose(), options)
+                PgStore::connect_with(url.expose(), options, keys)
                     .await
                     .with_context(context)?,
             )

@@ -62,6 +62,8 @@ pub struct Config {
     pub database_statement_timeout_seconds: u32,
     /// An admin API token accepted beside the stored ones; redacted in `Debug`.
     pub admin_token: Option<String>,
+    /// What seals the secrets stored in the database; redacted in `Debug`.
+    pub secrets: SecretsConfig,
     /// Headers every webhook sends unless it overrides or removes them.
     pub default_headers: Vec<(String, String)>,
     pub retention_days: u32,
@@ -78,6 +80,27 @@ pub struct Config {
     pub proxy_max_body_bytes: usize,
     /// `proxy.routes`: what the reverse proxy forwards where.
     pub proxy_routes: Vec<ProxyRoute>,
+}
+
+/// `secrets_key`, `secrets_key_file`, `secrets_old_keys`: the master keys that seal the data
+/// keys of the secrets at rest. Neither key nor file on SQLite: a key file beside the database.
+#[derive(Clone, PartialEq, Default)]
+pub struct SecretsConfig {
+    /// The key itself (checked), base64.
+    pub key: Option<String>,
+    pub key_file: Option<std::path::PathBuf>,
+    /// Keys still opened (a master key rotation's old one), never sealed with.
+    pub old_keys: Vec<String>,
+}
+
+impl fmt::Debug for SecretsConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SecretsConfig")
+            .field("key", &self.key.as_ref().map(|_| "****"))
+            .field("key_file", &self.key_file)
+            .field("old_keys", &vec!["****"; self.old_keys.len()])
+            .finish()
+    }
 }
 
 /// `[inbound]`, less `max_body_bytes` (which bounds every request body).
@@ -289,6 +312,7 @@ impl fmt::Debug for Config {
                 &self.database_statement_timeout_seconds,
             )
             .field("admin_token", &self.admin_token.as_ref().map(|_| "****"))
+            .field("secrets", &self.secrets)
             .field("default_headers", &headers)
             .field("retention_days", &self.retention_days)
             .field("log", &self.log)

@@ -267,6 +267,30 @@ impl InboundSpec {
         })
     }
 
+    /// Every secret of the spec with its field path: the verification password or secret
+    /// (`auth.password`, `auth.secret`) and the credential-like header values of request nodes
+    /// (`workflow[1].then[0].headers.Authorization`). The stores seal exactly these at rest.
+    pub fn secrets_mut(&mut self) -> Vec<(String, &mut String)> {
+        let mut out = Vec::new();
+        let field = match &self.auth {
+            InboundAuth::Basic { .. } => "auth.password",
+            _ => "auth.secret",
+        };
+        if let Some(secret) = self.auth.secret_mut() {
+            out.push((field.to_owned(), secret.stored_text_mut()));
+        }
+        let mut requests = Vec::new();
+        request_nodes(&mut self.workflow, "workflow", &mut requests);
+        for (at, node) in requests {
+            for (name, value) in node.headers.iter_mut() {
+                if crate::outbound::is_sensitive_header(name) {
+                    out.push((format!("{at}.headers.{name}"), value));
+                }
+            }
+        }
+        out
+    }
+
     /// A copy for API output: the password or secret replaced by [`MASK`].
     pub fn masked(&self) -> Self {
         let mut out = self.clone();

@@ -245,7 +245,9 @@ mod tests {
         ));
         std::fs::create_dir_all(&dir).unwrap();
         let url = format!("sqlite://{}", dir.join("t.db").display());
-        let store = SqliteStore::connect(&url).await.unwrap();
+        let store = SqliteStore::connect(&url, hookd_store_sql::secrets::Keys::ephemeral())
+            .await
+            .unwrap();
         store.migrate().await.unwrap();
         Fixture {
             _dir: TempDir(dir),

@@ -1,6 +1,7 @@
 //! Faults a client can cause: input the database cannot store, and input that once panicked a
 //! handler. Each gets a clear answer and harms no other request.
 
+use hookd_store_sql::secrets::Keys;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -173,7 +174,11 @@ async fn sqlite_writes_recover_by_themselves_once_a_full_disk_has_room() {
         return;
     };
     let url = format!("sqlite://{}", disk.0.join("hookd.db").display());
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::connect(&url).await.expect("open"));
+    let store: Arc<dyn Store> = Arc::new(
+        SqliteStore::connect(&url, Keys::ephemeral())
+            .await
+            .expect("open"),
+    );
     store.migrate().await.expect("migrate");
     let app = spawn_on(store, test_settings(), WorkerMode::Embedded).await;
     let rx = TestReceiver::start().await;
@@ -439,7 +444,7 @@ async fn a_postgres_outage_answers_503_fast_and_recovers_by_itself() {
         .await
         .expect("a schema in the private cluster");
     let store: Arc<dyn Store> = Arc::new(
-        hookd_store_postgres::PgStore::connect(&url)
+        hookd_store_postgres::PgStore::connect(&url, Keys::ephemeral())
             .await
             .expect("connect"),
     );

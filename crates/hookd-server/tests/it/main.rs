@@ -15,6 +15,7 @@ mod plans;
 mod proxy;
 mod route_calls;
 mod schedules;
+mod secrets;
 mod templates;
 mod tls;
 mod ui;

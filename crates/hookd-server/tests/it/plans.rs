@@ -5,6 +5,7 @@
 //! intake or the execution worker reads any of those tables whole. Measured with the server's
 //! own table statistics, flushed once its connections have ended.
 
+use hookd_store_sql::secrets::Keys;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,7 +34,7 @@ async fn hot_statements_read_no_table_whole_as_history_grows() {
     let name = format!("hookd_plans_{suffix}");
     let url = testing::fresh_schema_url(&base, &suffix).await.unwrap();
     let url = testing::with_application_name(&url, &name);
-    let pg = PgStore::connect(&url).await.unwrap();
+    let pg = PgStore::connect(&url, Keys::ephemeral()).await.unwrap();
     pg.migrate().await.unwrap();
     let app = spawn_on(Arc::new(pg.clone()), test_settings(), WorkerMode::Embedded).await;
     let rx = TestReceiver::start().await;

@@ -1,6 +1,7 @@
 //! Test support: a real hookd on 127.0.0.1:0 over a fresh database, a typed client, and a real
 //! receiver that records what it is sent.
 
+use hookd_store_sql::secrets::Keys;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -44,7 +45,7 @@ impl Backend {
                 let url = format!("sqlite://{}", path.display());
                 temp = Some(TempDb(path));
                 Arc::new(
-                    hookd_store_sqlite::SqliteStore::connect(&url)
+                    hookd_store_sqlite::SqliteStore::connect(&url, Keys::ephemeral())
                         .await
                         .expect("sqlite"),
                 )
@@ -54,7 +55,7 @@ impl Backend {
                     .await
                     .expect("fresh postgres schema");
                 Arc::new(
-                    hookd_store_postgres::PgStore::connect(&url)
+                    hookd_store_postgres::PgStore::connect(&url, Keys::ephemeral())
                         .await
                         .expect("postgres"),
                 )

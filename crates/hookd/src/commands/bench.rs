@@ -11,6 +11,7 @@ use hookd_server::bench::noisy::NoisyBenchOptions;
 use hookd_server::bench::proxy::ProxyBenchOptions;
 use hookd_server::bench::{BenchOptions, BenchReport};
 use hookd_server::{ProxyRoute, Settings, WorkerMode};
+use hookd_store_sql::secrets::Keys;
 use tokio::net::TcpListener;
 
 use crate::cli::{BenchArgs, Scenario};
@@ -247,7 +248,7 @@ async fn seed(args: &BenchArgs) -> anyhow::Result<()> {
         args.server.is_none(),
         "the seed scenario writes the database itself; --server is not supported"
     );
-    let store = open_store(url).await?;
+    let store = open_store(url, served_keys(url)?).await?;
     let count = args.history.unwrap_or(1_000_000);
     let hookd = Embedded::start_on(store, Settings::default(), WorkerMode::Separate, None).await?;
     let seeded = hookd.seed_history(count).await;
@@ -380,24 +381,36 @@ async fn fresh_store(
     suffix: &str,
     temp: &std::path::Path,
 ) -> anyhow::Result<Arc<dyn Store>> {
-    let url = match &args.database_url {
+    let (url, keys) = match &args.database_url {
         Some(u) if u.starts_with("postgres") => {
-            hookd_store_postgres::testing::fresh_schema_url(u, suffix)
+            let url = hookd_store_postgres::testing::fresh_schema_url(u, suffix)
                 .await
-                .context("database_url: cannot create a bench schema")?
+                .context("database_url: cannot create a bench schema")?;
+            (url, Keys::ephemeral())
         }
-        Some(u) => u.clone(),
-        None => format!("sqlite://{}", temp.display()),
+        Some(u) => (u.clone(), served_keys(u)?),
+        None => (format!("sqlite://{}", temp.display()), Keys::ephemeral()),
     };
-    open_store(&url).await
+    open_store(&url, keys).await
 }
 
-/// A migrated store on `url` as it is.
-async fn open_store(url: &str) -> anyhow::Result<Arc<dyn Store>> {
+/// The keys `hookd serve --database-url url` seals with (`hookd.toml` and `HOOKD_*` apply), for
+/// a database a server opens too.
+fn served_keys(url: &str) -> anyhow::Result<Keys> {
+    let overrides = crate::config::Overrides {
+        database_url: Some(url.to_owned()),
+        listen: None,
+    };
+    let config = crate::config::Config::load(None, &overrides)?;
+    Ok(super::secrets::keys(&config)?.keys)
+}
+
+/// A migrated store on `url` as it is, its secrets sealed with `keys`.
+async fn open_store(url: &str, keys: Keys) -> anyhow::Result<Arc<dyn Store>> {
     let store: Arc<dyn Store> = if url.starts_with("postgres") {
-        Arc::new(hookd_store_postgres::PgStore::connect(url).await?)
+        Arc::new(hookd_store_postgres::PgStore::connect(url, keys).await?)
     } else {
-        Arc::new(hookd_store_sqlite::SqliteStore::connect(url).await?)
+        Arc::new(hookd_store_sqlite::SqliteStore::connect(url, keys).await?)
     };
     store.migrate().await.context("applying migrations")?;
     Ok(store)

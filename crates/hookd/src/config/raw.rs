@@ -23,6 +23,12 @@ pub struct RawConfig {
     pub database_statement_timeout_seconds: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub admin_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secrets_key: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secrets_key_file: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub secrets_old_keys: Vec<String>,
     pub retention_days: i64,
     pub log: String,
     pub default_headers: BTreeMap<String, String>,
@@ -106,6 +112,9 @@ impl Default for RawConfig {
             database_statement_timeout_seconds: hookd_store_postgres::DEFAULT_STATEMENT_TIMEOUT
                 .as_secs() as i64,
             admin_token: None,
+            secrets_key: None,
+            secrets_key_file: None,
+            secrets_old_keys: Vec::new(),
             retention_days: 30,
             log: "info".into(),
             default_headers: BTreeMap::new(),

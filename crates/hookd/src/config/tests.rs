@@ -16,6 +16,9 @@ fn file(text: &str) -> ConfigFile {
     }
 }
 
+/// A master key for `secrets_key` (32 bytes, base64).
+const KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+
 /// Environment variables as name/value pairs.
 type Env<'a> = &'a [(&'a str, &'a str)];
 
@@ -66,7 +69,14 @@ fn config_default_toml_matches_the_built_in_defaults() {
         documented, built_in,
         "config.default.toml and RawConfig::default() drifted"
     );
-    for optional in ["# public_url = ", "# admin_token = ", "# [[proxy.routes]]"] {
+    for optional in [
+        "# public_url = ",
+        "# admin_token = ",
+        "# secrets_key = ",
+        "# secrets_key_file = ",
+        "# secrets_old_keys = ",
+        "# [[proxy.routes]]",
+    ] {
         assert!(
             DEFAULT_TOML.contains(optional),
             "config.default.toml does not document {optional}"
@@ -84,6 +94,7 @@ fn the_file_overrides_defaults() {
         listen = "0.0.0.0:9000"
         public_url = "https://hooks.example.com/"
         database_url = "postgres://hookd@db/hookd"
+        secrets_key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
         admin_token = "0123456789abcdef"
         retention_days = 7
         log = "hookd=debug,warn"
@@ -159,6 +170,7 @@ fn environment_sets_nested_keys_with_double_underscores_over_the_file() {
             ("HOOKD_DELIVERY__TIMEOUT_MS", "7000"),
             ("HOOKD_DELIVERY__RETRY_SCHEDULE", "[1,2,3]"),
             ("HOOKD_DATABASE_URL", "postgresql://u@h/db"),
+            ("HOOKD_SECRETS_KEY_FILE", "/run/secrets/hookd.key"),
             ("HOOKD_DEFAULT_HEADERS", "{ X-Tenant = \"acme\" }"),
             ("HOOKD_LISTEN", "127.0.0.1:9999"),
         ],
@@ -228,6 +240,7 @@ fn file_strings_take_environment_variables() {
     let config = load(
         r#"
         database_url = "postgres://hookd:${DB_PASSWORD}@${DB_HOST}/hookd"
+        secrets_key = "${MASTER_KEY}"
         [default_headers]
         Authorization = "Bearer ${PARTNER_TOKEN}"
         [delivery]
@@ -237,6 +250,7 @@ fn file_strings_take_environment_variables() {
         &[
             ("DB_PASSWORD", "s3cret"),
             ("DB_HOST", "db"),
+            ("MASTER_KEY", KEY),
             ("PARTNER_TOKEN", "abc"),
             ("TIMEOUT", "2500"),
             ("NET", "10.0.0.0/8"),
@@ -500,6 +514,8 @@ fn debug_hides_tokens_and_passwords() {
         r#"
         database_url = "postgres://hookd:db-password@db/hookd"
         admin_token = "super-secret-admin-token"
+        secrets_key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+        secrets_old_keys = ["HyAhIiMkJSYnKCkqKywtLi8wMTIzNDU2Nzg5Ojs8PT4="]
         [default_headers]
         Authorization = "Bearer partner-secret"
         X-Tenant = "acme"
@@ -517,6 +533,8 @@ fn debug_hides_tokens_and_passwords() {
         "super-secret-admin-token",
         "partner-secret",
         "upstream-password",
+        "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+        "HyAhIiMkJSYnKCkqKywtLi8wMTIzNDU2Nzg5Ojs8PT4=",
     ] {
         assert!(!debug.contains(secret), "{secret} leaked: {debug}");
     }
@@ -537,4 +555,53 @@ fn a_missing_config_file_named_by_flag_is_an_error() {
         message.contains("/nonexistent/hookd-test.toml"),
         "{message}"
     );
+}
+
+#[test]
+fn secrets_keys_are_checked_and_named() {
+    let message = error("secrets_key = \"c2hvcnQ=\"", &[]);
+    assert!(
+        message.contains("secrets_key: must be 32 bytes in base64") && message.contains("5 bytes"),
+        "{message}"
+    );
+    let message = error("secrets_key = \"not base64!\"", &[]);
+    assert!(message.contains("secrets_key: must be base64"), "{message}");
+    let text = format!("secrets_old_keys = [\"{KEY}\", \"c2hvcnQ=\"]");
+    let message = error(&text, &[]);
+    assert!(
+        message.contains("secrets_old_keys[1]: must be 32 bytes"),
+        "{message}"
+    );
+    let text = format!("secrets_key = \"{KEY}\"\nsecrets_key_file = \"/k\"");
+    let message = error(&text, &[]);
+    assert!(
+        message.contains("secrets_key_file: set secrets_key or secrets_key_file, not both"),
+        "{message}"
+    );
+    let config = load(&format!("secrets_key = \" {KEY}\\n\""), &[]).unwrap();
+    assert_eq!(
+        config.secrets.key.as_deref(),
+        Some(KEY),
+        "surrounding space is not the key"
+    );
+}
+
+#[test]
+fn postgres_needs_a_secrets_key_and_sqlite_does_not() {
+    let message = error("database_url = \"postgres://h/db\"", &[]);
+    assert!(
+        message.contains("secrets_key: required with a PostgreSQL database_url")
+            && message.contains("hookd secrets generate-key"),
+        "{message}"
+    );
+    let config = load("database_url = \"sqlite://data/hookd.db\"", &[]).unwrap();
+    assert_eq!(config.secrets, SecretsConfig::default());
+    assert_eq!(
+        config.database_url.sqlite_file(),
+        Some(std::path::PathBuf::from("data/hookd.db"))
+    );
+    for in_memory in ["sqlite::memory:", "sqlite://file.db?mode=memory"] {
+        let config = load(&format!("database_url = \"{in_memory}\""), &[]).unwrap();
+        assert_eq!(config.database_url.sqlite_file(), None, "{in_memory}");
+    }
 }

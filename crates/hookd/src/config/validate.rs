@@ -7,8 +7,10 @@ use std::net::SocketAddr;
 use std::ops::RangeInclusive;
 
 use super::raw::{RawConfig, RawDelivery, RawInbound, RawRoute};
-use super::values::{self, Cidr, DatabaseUrl};
-use super::{Config, DeliveryConfig, HttpConfig, InboundConfig, ProxyRoute};
+use hookd_store_sql::secrets::MasterKey;
+
+use super::values::{self, Backend, Cidr, DatabaseUrl};
+use super::{Config, DeliveryConfig, HttpConfig, InboundConfig, ProxyRoute, SecretsConfig};
 
 /// Allowed ranges, as documented in `config.default.toml`.
 const RETENTION_DAYS: RangeInclusive<i64> = 1..=36_500;
@@ -100,6 +102,7 @@ pub fn config(raw: RawConfig) -> Result<Config, Vec<String>> {
         raw.database_statement_timeout_seconds,
         STATEMENT_TIMEOUT_SECONDS,
     );
+    let secrets = secrets(&mut c, &raw, database_url.as_ref());
     let admin_token = raw
         .admin_token
         .map(|t| c.ok("admin_token", admin_token(&t).map(|()| t)));
@@ -145,6 +148,7 @@ pub fn config(raw: RawConfig) -> Result<Config, Vec<String>> {
             database_pool_size,
             database_statement_timeout_seconds,
             admin_token,
+            secrets,
             default_headers,
             retention_days,
             log,
@@ -207,6 +211,45 @@ fn public_url(text: &str) -> Result<String, String> {
         return Err(format!("must not have a query or fragment, got `{text}`"));
     }
     Ok(url)
+}
+
+/// `secrets_key`, `secrets_key_file` and `secrets_old_keys`. Keys are checked here; a key file
+/// is read when the store opens. PostgreSQL needs a key: its processes must share one, and
+/// there is no file beside the database to keep it in.
+fn secrets(c: &mut Checker, raw: &RawConfig, url: Option<&DatabaseUrl>) -> SecretsConfig {
+    let key = raw.secrets_key.as_ref().map(|k| {
+        let parsed = MasterKey::parse(k).map(|_| k.trim().to_owned());
+        c.ok("secrets_key", parsed)
+    });
+    let key_file = raw.secrets_key_file.as_ref().map(std::path::PathBuf::from);
+    if key.is_some() && key_file.is_some() {
+        c.problem(
+            "secrets_key_file",
+            "set secrets_key or secrets_key_file, not both",
+        );
+    }
+    let on_postgres = url.is_some_and(|u| u.backend() == Backend::Postgres);
+    if on_postgres && key.is_none() && key_file.is_none() {
+        c.problem(
+            "secrets_key",
+            "required with a PostgreSQL database_url (or secrets_key_file): every process must \
+             seal secrets with the same key; make one with `hookd secrets generate-key`",
+        );
+    }
+    let old_keys = raw
+        .secrets_old_keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| {
+            let parsed = MasterKey::parse(k).map(|_| k.trim().to_owned());
+            c.ok(format!("secrets_old_keys[{i}]"), parsed)
+        })
+        .collect();
+    SecretsConfig {
+        key,
+        key_file,
+        old_keys,
+    }
 }
 
 fn admin_token(token: &str) -> Result<(), String> {

@@ -47,6 +47,20 @@ impl DatabaseUrl {
         self.backend
     }
 
+    /// The file of a `sqlite:` URL (`sqlite://hookd.db`, `sqlite:///var/lib/hookd.db`);
+    /// `None` for PostgreSQL and for a database in memory.
+    pub fn sqlite_file(&self) -> Option<std::path::PathBuf> {
+        if self.backend != Backend::Sqlite {
+            return None;
+        }
+        let rest = &self.url["sqlite:".len()..];
+        let rest = rest.strip_prefix("//").unwrap_or(rest);
+        let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let in_memory =
+            path.is_empty() || path == ":memory:" || query.split('&').any(|p| p == "mode=memory");
+        (!in_memory).then(|| path.into())
+    }
+
     /// The full URL, password included: only for connecting.
     pub fn expose(&self) -> &str {
         &self.url

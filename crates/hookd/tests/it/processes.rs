@@ -415,6 +415,7 @@ fn an_unreachable_postgres_is_named_at_start_within_the_acquire_timeout() {
         .env_clear()
         .env("HOOKD_DATABASE_URL", &url)
         .env("HOOKD_DATABASE_ACQUIRE_TIMEOUT_SECONDS", "1")
+        .env("HOOKD_SECRETS_KEY", crate::support::POSTGRES_SECRETS_KEY)
         .current_dir(std::env::temp_dir())
         .output()
         .expect("run hookd");

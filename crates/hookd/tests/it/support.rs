@@ -51,9 +51,16 @@ impl Backend {
 /// A temporary SQLite file, with its WAL files, deleted on drop.
 pub struct TempDb(std::path::PathBuf);
 
+impl TempDb {
+    /// The key file hookd makes beside the database when no key is configured.
+    pub fn key_file(&self) -> std::path::PathBuf {
+        std::path::PathBuf::from(format!("{}.key", self.0.display()))
+    }
+}
+
 impl Drop for TempDb {
     fn drop(&mut self) {
-        for ext in ["", "-wal", "-shm"] {
+        for ext in ["", "-wal", "-shm", ".key"] {
             let _ = std::fs::remove_file(format!("{}{ext}", self.0.display()));
         }
     }
@@ -97,8 +104,12 @@ impl Drop for Proc {
     }
 }
 
-/// Starts `hookd <args>` with the database and test settings in its environment.
-pub fn hookd(args: &[&str], db: &str, env: &[(&str, &str)]) -> Proc {
+/// The master key of the PostgreSQL tests' processes, which must share one (on SQLite they
+/// use the key file hookd makes beside the database).
+pub const POSTGRES_SECRETS_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+
+/// `hookd <args>` on `db`, with the test settings in its environment, not started.
+pub fn command(args: &[&str], db: &str, env: &[(&str, &str)]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_hookd"));
     cmd.args(args)
         .env_clear()
@@ -109,10 +120,18 @@ pub fn hookd(args: &[&str], db: &str, env: &[(&str, &str)]) -> Proc {
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
+    if db.starts_with("postgres") {
+        cmd.env("HOOKD_SECRETS_KEY", POSTGRES_SECRETS_KEY);
+    }
     for (k, v) in env {
         cmd.env(k, v);
     }
-    Proc(cmd.spawn().expect("start hookd"))
+    cmd
+}
+
+/// Starts `hookd <args>` with the database and test settings in its environment.
+pub fn hookd(args: &[&str], db: &str, env: &[(&str, &str)]) -> Proc {
+    Proc(command(args, db, env).spawn().expect("start hookd"))
 }
 
 /// Reads the child's stdout lines until one satisfies `pred` (or the deadline passes).
