@@ -194,19 +194,21 @@ impl Store for PgStore {
         migrate::run(&self.pool, now_ms())
             .await
             .map_err(store_err)?;
-        let mut conn = self.pool.acquire().await.map_err(store_err)?;
-        secrets::prepare::<Postgres>(&mut conn, ACTIVE_KEY, &self.keys, now_ms()).await?;
-        Ok(())
+        let mut tx = self.pool.begin().await.map_err(store_err)?;
+        secrets::prepare::<Postgres>(&mut tx, ACTIVE_KEY, &self.keys, now_ms()).await?;
+        tx.commit().await.map_err(store_err)
     }
 
+    /// One transaction under an advisory lock of its own, so two rotations take turns.
     async fn rotate_secrets_key(&self, now_ms: i64) -> StoreResult<KeyRotation> {
         let mut tx = self.pool.begin().await.map_err(store_err)?;
-        let active = secrets::switch::<Postgres>(&mut tx, &self.keys, now_ms)
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext('hookd_rotate:' || current_schema()))")
+            .execute(&mut *tx)
             .await
             .map_err(store_err)?;
+        let done = secrets::rotate::<Postgres>(&mut tx, &self.keys, now_ms).await?;
         tx.commit().await.map_err(store_err)?;
-        let mut conn = self.pool.acquire().await.map_err(store_err)?;
-        secrets::finish_rotation::<Postgres>(&mut conn, &self.keys, &active).await
+        Ok(done)
     }
 
     async fn ping(&self) -> StoreResult<()> {

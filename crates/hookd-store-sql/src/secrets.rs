@@ -118,9 +118,10 @@ pub struct KeyRow {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SecretsError {
     #[error(
-        "secrets_key: the database's secrets are sealed with master key {master}, which is \
-         neither secrets_key ({configured}) nor one of secrets_old_keys; configure the key they \
-         were sealed with (a lost key means the stored secrets are lost)"
+        "secrets_key: the database's secrets are sealed with master key {master}, but the \
+         configured key (secrets_key, secrets_key_file or the key file beside the SQLite \
+         database) is {configured} and secrets_old_keys holds no other match; configure the key \
+         they were sealed with (a lost key means the stored secrets are lost)"
     )]
     UnknownMaster { master: String, configured: String },
     #[error(
@@ -128,7 +129,10 @@ pub enum SecretsError {
          row in secret_keys is not the one that sealed it"
     )]
     BadMaster { key: String, master: String },
-    #[error("{record}: {field} is sealed with data key {key}, which secret_keys does not hold")]
+    #[error(
+        "{record}: {field} is sealed with data key {key}, which secret_keys does not hold: the \
+         value cannot be read and must be set again"
+    )]
     UnknownDataKey {
         record: String,
         field: String,
@@ -201,7 +205,13 @@ where
 {
     if records.iter_mut().any(|r| keys.lacks_key(r.parts().1)) {
         let mut conn = pool.acquire().await.map_err(store_err)?;
-        refresh::<DB>(&mut conn, keys).await.map_err(store_err)?;
+        let rows = load::<DB>(&mut conn).await.map_err(store_err)?;
+        if let Err(e) = keys.learn(&rows) {
+            // A key row this process cannot open matters only to the records sealed with it.
+            if records.iter_mut().any(|r| keys.lacks_key(r.parts().1)) {
+                return Err(e.into());
+            }
+        }
     }
     for record in records {
         let (id, spec) = record.parts();
@@ -245,33 +255,42 @@ impl Keys {
         )
     }
 
-    /// Opens every row not learned yet. Fails on a row no configured master key opens.
+    /// Opens every row not learned yet. Rows no configured master key opens are skipped and
+    /// the first of them is the error; the others are learned all the same.
     pub fn learn(&self, rows: &[KeyRow]) -> Result<(), SecretsError> {
+        let mut first_error = None;
         for row in rows {
             if self.knows(&row.id) {
                 continue;
             }
-            let master = self
-                .masters
-                .iter()
-                .find(|m| m.id == row.master_key_id)
-                .ok_or_else(|| SecretsError::UnknownMaster {
-                    master: row.master_key_id.clone(),
-                    configured: self.masters[0].id.clone(),
-                })?;
-            let bad = || SecretsError::BadMaster {
-                key: row.id.clone(),
-                master: master.id.clone(),
-            };
-            let bytes =
-                open_bytes(&master.cipher, &key_aad(&row.id), &row.sealed).ok_or_else(bad)?;
-            let cipher = XChaCha20Poly1305::new_from_slice(&bytes).map_err(|_| bad())?;
-            self.data
-                .write()
-                .expect("keys lock")
-                .insert(row.id.clone(), cipher);
+            match self.open_key(row) {
+                Ok(cipher) => {
+                    let mut data = self.data.write().expect("keys lock");
+                    data.insert(row.id.clone(), cipher);
+                }
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
         }
-        Ok(())
+        first_error.map_or(Ok(()), Err)
+    }
+
+    fn open_key(&self, row: &KeyRow) -> Result<XChaCha20Poly1305, SecretsError> {
+        let master = self
+            .masters
+            .iter()
+            .find(|m| m.id == row.master_key_id)
+            .ok_or_else(|| SecretsError::UnknownMaster {
+                master: row.master_key_id.clone(),
+                configured: self.masters[0].id.clone(),
+            })?;
+        let bad = || SecretsError::BadMaster {
+            key: row.id.clone(),
+            master: master.id.clone(),
+        };
+        let bytes = open_bytes(&master.cipher, &key_aad(&row.id), &row.sealed).ok_or_else(bad)?;
+        XChaCha20Poly1305::new_from_slice(&bytes).map_err(|_| bad())
     }
 
     fn knows(&self, id: &str) -> bool {
@@ -462,11 +481,12 @@ where
     for<'a> &'a str: ColumnIndex<DB::Row>,
     for<'q> &'q str: Encode<'q, DB> + Type<DB>,
     i64: for<'q> Encode<'q, DB> + Type<DB>,
+    DB::QueryResult: RowsAffected,
 {
     let mut made = false;
     loop {
-        let row = sqlx::query(active_sql).fetch_optional(&mut *conn).await?;
-        if let Some(row) = row {
+        let found = sqlx::query(active_sql).fetch_optional(&mut *conn).await?;
+        if let Some(row) = found {
             let id: String = row.try_get("id")?;
             if !keys.knows(&id) {
                 refresh::<DB>(conn, keys).await?;
@@ -502,25 +522,27 @@ where
     for<'a> &'a str: ColumnIndex<DB::Row>,
     for<'q> &'q str: Encode<'q, DB> + Type<DB>,
     i64: for<'q> Encode<'q, DB> + Type<DB>,
+    DB::QueryResult: RowsAffected,
 {
     let key = active_key::<DB>(conn, active_sql, keys, now_ms).await?;
     Ok(keys.seal(&key, record, spec)?)
 }
 
-/// Stores a data key row (nothing when it would be a second active key).
+/// Stores a data key row; `false` when it would have been a second active key (nothing stored).
 pub async fn insert_key<DB>(
     conn: &mut DB::Connection,
     row: &KeyRow,
     now_ms: i64,
-) -> sqlx::Result<()>
+) -> sqlx::Result<bool>
 where
     DB: Database,
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
     for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
     for<'q> &'q str: Encode<'q, DB> + Type<DB>,
     i64: for<'q> Encode<'q, DB> + Type<DB>,
+    DB::QueryResult: RowsAffected,
 {
-    sqlx::query(INSERT_KEY)
+    let done = sqlx::query(INSERT_KEY)
         .bind(row.id.as_str())
         .bind(row.master_key_id.as_str())
         .bind(row.sealed.as_str())
@@ -528,7 +550,16 @@ where
         .bind(now_ms)
         .execute(conn)
         .await?;
-    Ok(())
+    Ok(done.rows_affected() == 1)
+}
+
+/// Which values a reseal pass takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reseal {
+    /// Only values stored plain (before sealing existed): what every start does.
+    Plain,
+    /// Every value not sealed with the active key: what a rotation does.
+    NotActive,
 }
 
 /// The tables whose `spec` holds secrets, with the spec type each holds.
@@ -562,13 +593,13 @@ impl SpecTable {
         )
     }
 
-    /// `spec` (of row `id`) sealed with `active` when some value of it is plain or sealed with
-    /// another key; `None` when it needs nothing. A key this process lacks is learned first.
+    /// `spec` (of row `id`) sealed with `active` when some value of it is one `mode` takes;
+    /// `None` when it needs nothing. A key this process lacks is learned first.
     pub async fn resealed<DB>(
         self,
         conn: &mut DB::Connection,
         keys: &Keys,
-        active: &str,
+        (active, mode): (&str, Reseal),
         id: &str,
         spec: &str,
     ) -> sqlx::Result<Option<String>>
@@ -580,8 +611,10 @@ impl SpecTable {
         for<'a> &'a str: ColumnIndex<DB::Row>,
     {
         match self {
-            Self::Webhooks => reseal::<DB, WebhookSpec>(conn, keys, active, id, spec).await,
-            Self::InboundHooks => reseal::<DB, InboundSpec>(conn, keys, active, id, spec).await,
+            Self::Webhooks => reseal::<DB, WebhookSpec>(conn, keys, active, mode, id, spec).await,
+            Self::InboundHooks => {
+                reseal::<DB, InboundSpec>(conn, keys, active, mode, id, spec).await
+            }
         }
     }
 }
@@ -590,6 +623,7 @@ async fn reseal<DB, S>(
     conn: &mut DB::Connection,
     keys: &Keys,
     active: &str,
+    mode: Reseal,
     id: &str,
     text: &str,
 ) -> sqlx::Result<Option<String>>
@@ -603,7 +637,11 @@ where
 {
     let mut spec: S = serde_json::from_str(text).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
     let ids = Keys::key_ids(&mut spec);
-    if ids.iter().all(|k| k.as_deref() == Some(active)) {
+    let needs = |k: &Option<String>| match mode {
+        Reseal::Plain => k.is_none(),
+        Reseal::NotActive => k.as_deref() != Some(active),
+    };
+    if !ids.iter().any(needs) {
         return Ok(None);
     }
     if keys.lacks_key(&mut spec) {
@@ -613,12 +651,12 @@ where
     Ok(Some(keys.seal(active, id, &spec)?))
 }
 
-/// Reseals, with the active key, every spec of `table` holding a plain value or one sealed
-/// with another key; each row is its own conditional write. Returns how many rows changed.
+/// Reseals, with the active key, every spec of `table` holding a value `mode` takes; each
+/// row is a conditional write. Returns how many rows changed.
 pub async fn reseal_table<DB>(
     conn: &mut DB::Connection,
     keys: &Keys,
-    active: &str,
+    active: (&str, Reseal),
     table: SpecTable,
 ) -> sqlx::Result<u64>
 where
@@ -656,7 +694,7 @@ where
 pub async fn reseal_all<DB>(
     conn: &mut DB::Connection,
     keys: &Keys,
-    active: &str,
+    active: (&str, Reseal),
 ) -> sqlx::Result<u64>
 where
     DB: Database,
@@ -675,10 +713,12 @@ where
     Ok(changed)
 }
 
-/// What the store does once its schema is migrated: every data key must open with the
-/// configured master keys (so a missing or wrong `secrets_key` stops the process before it
-/// serves), an active key is made if there is none, and specs still holding plain values
-/// (stored before secrets were sealed) are sealed. Returns how many rows were sealed.
+/// What the store does once its schema is migrated, inside a transaction the backend opened
+/// (so the active key it reads stays active until it commits): every data key must open with
+/// the configured master keys (so a missing or wrong `secrets_key` stops the process before it
+/// serves), an active key is made if there is none, and values still stored plain (from before
+/// secrets were sealed) are sealed. Values sealed with another key are a rotation's to move.
+/// Returns how many rows were sealed.
 pub async fn prepare<DB>(
     conn: &mut DB::Connection,
     active_sql: &str,
@@ -701,38 +741,22 @@ where
     let active = active_key::<DB>(conn, active_sql, keys, now_ms)
         .await
         .map_err(store_err)?;
-    reseal_all::<DB>(conn, keys, &active)
+    reseal_all::<DB>(conn, keys, (&active, Reseal::Plain))
         .await
         .map_err(store_err)
 }
 
-/// A rotation's first step, inside a transaction the backend opened: the active data key
-/// becomes `retiring` and a new one (sealed by the first master key) becomes active. Writes
-/// from then on seal with the new key.
-pub async fn switch<DB>(conn: &mut DB::Connection, keys: &Keys, now_ms: i64) -> sqlx::Result<KeyRow>
-where
-    DB: Database,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
-    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
-    i64: for<'q> Encode<'q, DB> + Type<DB>,
-{
-    sqlx::query(RETIRE_ACTIVE).execute(&mut *conn).await?;
-    let row = keys.new_data_key("active");
-    insert_key::<DB>(conn, &row, now_ms).await?;
-    Ok(row)
-}
-
-/// Passes over the specs a rotation may take before it gives up on writers that keep sealing
-/// with a retiring key (they cannot, once the switch committed; this only bounds the loop).
-const ROTATION_PASSES: u32 = 10;
-
-/// A rotation's second step, after [`switch`] committed: reseals every value with `active`
-/// until a pass finds nothing left to reseal, then deletes the retiring keys.
-pub async fn finish_rotation<DB>(
+/// A whole rotation, inside one transaction the backend opened and holds alone (PostgreSQL
+/// takes an advisory lock first; SQLite's `BEGIN IMMEDIATE` is its lock), so two rotations
+/// take turns and an interrupted one changes nothing: the active data key retires, a new one
+/// (sealed by the first master key) becomes active, every value not sealed with it is
+/// resealed, and the retired keys are deleted. A write that read the old key commits before the
+/// switch (PostgreSQL's `FOR SHARE` on the active key; SQLite's single writer), so the pass
+/// sees it; later writes wait for the commit and seal with the new key.
+pub async fn rotate<DB>(
     conn: &mut DB::Connection,
     keys: &Keys,
-    active: &KeyRow,
+    now_ms: i64,
 ) -> StoreResult<KeyRotation>
 where
     DB: Database,
@@ -742,38 +766,38 @@ where
     for<'a> &'a str: ColumnIndex<DB::Row>,
     for<'q> &'q str: Encode<'q, DB> + Type<DB>,
     String: for<'q> Encode<'q, DB> + Type<DB>,
+    i64: for<'q> Encode<'q, DB> + Type<DB>,
     DB::QueryResult: RowsAffected,
 {
-    refresh::<DB>(conn, keys).await.map_err(store_err)?;
-    let mut resealed = 0;
-    for _ in 0..ROTATION_PASSES {
-        let changed = reseal_all::<DB>(conn, keys, &active.id)
-            .await
-            .map_err(store_err)?;
-        resealed += changed;
-        if changed == 0
-            && reseal_all::<DB>(conn, keys, &active.id)
-                .await
-                .map_err(store_err)?
-                == 0
-        {
-            let retired = sqlx::query(DELETE_RETIRING)
-                .execute(&mut *conn)
-                .await
-                .map_err(store_err)?
-                .rows_affected();
-            return Ok(KeyRotation {
-                key_id: active.id.clone(),
-                master_key_id: active.master_key_id.clone(),
-                resealed,
-                retired,
-            });
-        }
+    sqlx::query(RETIRE_ACTIVE)
+        .execute(&mut *conn)
+        .await
+        .map_err(store_err)?;
+    let active = keys.new_data_key("active");
+    if !insert_key::<DB>(conn, &active, now_ms)
+        .await
+        .map_err(store_err)?
+    {
+        return Err(StoreError::Conflict(
+            "another key rotation made an active key meanwhile; run the rotation again".into(),
+        ));
     }
-    Err(StoreError::Conflict(format!(
-        "secrets were still being written with a retiring key after {ROTATION_PASSES} passes; \
-         run the rotation again"
-    )))
+    let rows = load::<DB>(conn).await.map_err(store_err)?;
+    keys.learn(&rows)?;
+    let resealed = reseal_all::<DB>(conn, keys, (&active.id, Reseal::NotActive))
+        .await
+        .map_err(store_err)?;
+    let retired = sqlx::query(DELETE_RETIRING)
+        .execute(&mut *conn)
+        .await
+        .map_err(store_err)?
+        .rows_affected();
+    Ok(KeyRotation {
+        key_id: active.id,
+        master_key_id: active.master_key_id,
+        resealed,
+        retired,
+    })
 }
 
 #[cfg(test)]

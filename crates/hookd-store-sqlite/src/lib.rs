@@ -167,6 +167,34 @@ fn connect_options(url: &str) -> Result<SqliteConnectOptions, StoreError> {
         .foreign_keys(false))
 }
 
+/// [`secrets::prepare`] in a transaction of its own (the write lock held throughout).
+async fn prepare_secrets(conn: &mut sqlx::SqliteConnection, keys: &Keys) -> StoreResult<u64> {
+    use sqlx::Connection as _;
+    let mut tx = conn
+        .begin_with("BEGIN IMMEDIATE")
+        .await
+        .map_err(store_err)?;
+    let sealed = secrets::prepare::<Sqlite>(&mut tx, secrets::ACTIVE, keys, now_ms()).await?;
+    tx.commit().await.map_err(store_err)?;
+    Ok(sealed)
+}
+
+/// [`secrets::rotate`] in one transaction: SQLite's write lock makes rotations take turns.
+async fn rotate_secrets(
+    conn: &mut sqlx::SqliteConnection,
+    keys: &Keys,
+    now_ms: i64,
+) -> StoreResult<KeyRotation> {
+    use sqlx::Connection as _;
+    let mut tx = conn
+        .begin_with("BEGIN IMMEDIATE")
+        .await
+        .map_err(store_err)?;
+    let done = secrets::rotate::<Sqlite>(&mut tx, keys, now_ms).await?;
+    tx.commit().await.map_err(store_err)?;
+    Ok(done)
+}
+
 /// Turns SQLite's `secure_delete` on for the writer while secrets are resealed, so the space a
 /// plain or old value leaves is zeroed rather than kept in the file.
 async fn scrubbing(conn: &mut sqlx::SqliteConnection, on: bool) -> StoreResult<()> {
@@ -210,25 +238,15 @@ impl Store for SqliteStore {
             .map_err(store_err)?;
         let mut conn = self.writer.acquire().await.map_err(store_err)?;
         scrubbing(&mut conn, true).await?;
-        let sealed =
-            secrets::prepare::<Sqlite>(&mut conn, secrets::ACTIVE, &self.keys, now_ms()).await;
+        let sealed = prepare_secrets(&mut conn, &self.keys).await;
         scrubbed(&mut conn, sealed.as_ref().is_ok_and(|n| *n > 0)).await?;
         sealed.map(|_| ())
     }
 
     async fn rotate_secrets_key(&self, now_ms: i64) -> StoreResult<KeyRotation> {
-        let mut tx = self
-            .writer
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(store_err)?;
-        let active = secrets::switch::<Sqlite>(&mut tx, &self.keys, now_ms)
-            .await
-            .map_err(store_err)?;
-        tx.commit().await.map_err(store_err)?;
         let mut conn = self.writer.acquire().await.map_err(store_err)?;
         scrubbing(&mut conn, true).await?;
-        let done = secrets::finish_rotation::<Sqlite>(&mut conn, &self.keys, &active).await;
+        let done = rotate_secrets(&mut conn, &self.keys, now_ms).await;
         scrubbed(&mut conn, done.is_ok()).await?;
         done
     }
