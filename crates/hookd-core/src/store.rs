@@ -291,8 +291,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// processes.
     async fn migrate(&self) -> StoreResult<()>;
     /// Seals every stored secret with a new data key (sealed by the configured `secrets_key`)
-    /// and deletes the old data keys. Other processes keep serving meanwhile; an interrupted
-    /// rotation is finished by running it again.
+    /// and deletes the old data keys, in one transaction. Other processes keep serving
+    /// meanwhile; two rotations take turns, and an interrupted one changes nothing.
     async fn rotate_secrets_key(&self, now_ms: i64) -> StoreResult<KeyRotation>;
     /// Checks the database answers and can write (for `/ready`).
     async fn ping(&self) -> StoreResult<()>;

@@ -116,8 +116,8 @@ pub enum SecretsCommand {
     /// Print a new random master key for `secrets_key` (32 bytes, base64).
     GenerateKey,
     /// Seal every stored secret with a new data key, itself sealed by the configured
-    /// `secrets_key`, then delete the old data keys. Servers keep serving meanwhile; an
-    /// interrupted rotation is finished by running it again.
+    /// `secrets_key`, then delete the old data keys, in one transaction. Servers keep serving
+    /// meanwhile; an interrupted rotation changes nothing (run it again).
     RotateKey {
         #[command(flatten)]
         config: ConfigArgs,

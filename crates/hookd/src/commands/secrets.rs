@@ -165,7 +165,7 @@ pub async fn rotate_key(args: &ConfigArgs) -> anyhow::Result<()> {
     let done = store
         .rotate_secrets_key(now_ms)
         .await
-        .context("rotating the secrets key (run it again to finish)")?;
+        .context("rotating the secrets key (nothing was changed; run it again)")?;
     eprintln!(
         "Every stored secret is sealed with data key {} (under master key {}); {} records \
          resealed, {} old data keys deleted.",
