@@ -6,6 +6,22 @@ use std::time::{Duration, Instant};
 use hookd_core::store::StoreError;
 use sqlx::{Connection, PgConnection, Row};
 
+/// The database the PostgreSQL tests run in: `HOOKD_TEST_DATABASE_URL`. Unset, the caller's
+/// case is skipped with a message (`what` names it), unless `HOOKD_TEST_POSTGRES=required`
+/// (as `.ci/run` sets it): then the missing URL fails the test instead of passing silently.
+pub fn test_database_url(what: &str) -> Option<String> {
+    match std::env::var("HOOKD_TEST_DATABASE_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if std::env::var("HOOKD_TEST_POSTGRES").is_ok_and(|v| v == "required") => panic!(
+            "HOOKD_TEST_POSTGRES=required but HOOKD_TEST_DATABASE_URL is not set: {what} cannot run"
+        ),
+        _ => {
+            eprintln!("HOOKD_TEST_DATABASE_URL is not set: {what} skipped");
+            None
+        }
+    }
+}
+
 async fn connect(url: &str) -> Result<PgConnection, StoreError> {
     PgConnection::connect(url)
         .await

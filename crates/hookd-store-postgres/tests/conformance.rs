@@ -10,8 +10,6 @@ use hookd_store_postgres::{testing, PgStore};
 use hookd_store_sql::secrets::{Keys, MasterKey};
 use sqlx::postgres::{PgPool, PgPoolOptions};
 
-const URL_VAR: &str = "HOOKD_TEST_DATABASE_URL";
-
 /// A schema of its own, dropped after a passing case.
 struct Schema {
     admin: PgPool,
@@ -22,15 +20,12 @@ struct Schema {
 }
 
 async fn fresh() -> Option<Schema> {
-    let Ok(base_url) = std::env::var(URL_VAR) else {
-        println!("skipped: set {URL_VAR} to run the PostgreSQL conformance tests");
-        return None;
-    };
+    let base_url = testing::test_database_url("the PostgreSQL conformance case")?;
     let admin = PgPoolOptions::new()
         .max_connections(1)
         .connect(&base_url)
         .await
-        .unwrap_or_else(|e| panic!("cannot connect to {URL_VAR}: {e}"));
+        .unwrap_or_else(|e| panic!("cannot connect to HOOKD_TEST_DATABASE_URL: {e}"));
     let name = format!("hookd_test_{:016x}", rand::random::<u64>());
     sqlx::query(&format!("CREATE SCHEMA {name}"))
         .execute(&admin)

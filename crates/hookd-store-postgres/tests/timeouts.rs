@@ -12,8 +12,7 @@ use sqlx::{Connection, PgConnection};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_statement_stuck_behind_a_lock_is_cut_off_and_the_store_recovers() {
-    let Ok(base) = std::env::var("HOOKD_TEST_DATABASE_URL") else {
-        println!("skipped: set HOOKD_TEST_DATABASE_URL to run the PostgreSQL timeout test");
+    let Some(base) = testing::test_database_url("the PostgreSQL timeout test") else {
         return;
     };
     let suffix = format!("{:016x}", rand::random::<u64>());

@@ -8,6 +8,7 @@ mod serve;
 mod token;
 mod verify;
 
+use std::io::IsTerminal as _;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -73,8 +74,12 @@ fn init_tracing(filter: &str) -> anyhow::Result<()> {
             .with_context(|| format!("{LOG_VAR}: not a valid tracing filter"))?,
         Err(_) => EnvFilter::try_new(filter).context("log: not a valid tracing filter")?,
     };
+    // Colour only for a person at a terminal: none in files, pipes and journals, or with
+    // `NO_COLOR` set (https://no-color.org).
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour)
         .with_writer(std::io::stderr)
         .try_init()
         .map_err(|e| anyhow!(e).context("cannot start logging"))

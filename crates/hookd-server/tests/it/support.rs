@@ -27,13 +27,7 @@ pub enum Backend {
 impl Backend {
     /// PostgreSQL when `HOOKD_TEST_DATABASE_URL` is set.
     pub fn postgres() -> Option<Self> {
-        match std::env::var("HOOKD_TEST_DATABASE_URL") {
-            Ok(url) if !url.is_empty() => Some(Self::Postgres(url)),
-            _ => {
-                eprintln!("HOOKD_TEST_DATABASE_URL is not set: PostgreSQL case skipped");
-                None
-            }
-        }
+        hookd_store_postgres::testing::test_database_url("the PostgreSQL case").map(Self::Postgres)
     }
 
     /// A store on a fresh database (a new SQLite file, or a new PostgreSQL schema).

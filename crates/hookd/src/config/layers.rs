@@ -16,13 +16,12 @@ use super::raw::RawConfig;
 use super::Overrides;
 
 /// Variables named `HOOKD_*` that are not configuration keys: client settings and the log filter
-/// override, read elsewhere.
-pub const NON_CONFIG_VARS: &[&str] = &[
-    "HOOKD_SERVER",
-    "HOOKD_TOKEN",
-    "HOOKD_TEST_DATABASE_URL",
-    "HOOKD_LOG",
-];
+/// override, read elsewhere. Every `HOOKD_TEST_*` variable (the tests' own settings) is skipped
+/// too ([`TEST_VAR_PREFIX`]), so a shell that exports one still starts hookd.
+pub const NON_CONFIG_VARS: &[&str] = &["HOOKD_SERVER", "HOOKD_TOKEN", "HOOKD_LOG"];
+
+/// Prefix of the test suite's variables (`HOOKD_TEST_DATABASE_URL`, `HOOKD_TEST_BROWSER`, ...).
+pub const TEST_VAR_PREFIX: &str = "HOOKD_TEST_";
 
 /// Prefix of environment variables that set configuration keys.
 const ENV_PREFIX: &str = "HOOKD_";
@@ -225,7 +224,9 @@ pub fn env_layer(env: &BTreeMap<String, String>) -> Result<(Layers, Vec<String>)
     let mut layer = Layers::default();
     let mut used = Vec::new();
     let config_vars = env.iter().filter(|(name, _)| {
-        name.starts_with(ENV_PREFIX) && !NON_CONFIG_VARS.contains(&name.as_str())
+        name.starts_with(ENV_PREFIX)
+            && !name.starts_with(TEST_VAR_PREFIX)
+            && !NON_CONFIG_VARS.contains(&name.as_str())
     });
     for (name, raw) in config_vars {
         let path = env_key_path(name)?;

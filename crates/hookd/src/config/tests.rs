@@ -213,6 +213,9 @@ fn client_variables_and_other_variables_are_not_keys() {
         ("HOOKD_SERVER", "http://x"),
         ("HOOKD_TOKEN", "t"),
         ("HOOKD_TEST_DATABASE_URL", "postgres://x"),
+        ("HOOKD_TEST_BROWSER", "required"),
+        ("HOOKD_TEST_CHROMEDRIVER", "/usr/bin/chromedriver"),
+        ("HOOKD_TEST_POSTGRES", "required"),
         ("HOOKD_LOG", "debug"),
         ("PATH", "/usr/bin"),
     ];

@@ -432,3 +432,24 @@ fn an_unreachable_postgres_is_named_at_start_within_the_acquire_timeout() {
         started.elapsed()
     );
 }
+
+#[test]
+fn logs_have_no_colour_when_standard_error_is_not_a_terminal() {
+    let temp = std::env::temp_dir().join(format!("hookd-log-{:016x}.db", rand::random::<u64>()));
+    let out = crate::support::command(&["migrate"], &format!("sqlite://{}", temp.display()), &[])
+        .env("HOOKD_LOG", "info")
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .expect("run hookd");
+    drop(crate::support::TempDb::new(temp));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("INFO") || stderr.contains("WARN"),
+        "it logged: {stderr}"
+    );
+    assert!(
+        !stderr.contains('\u{1b}'),
+        "colour codes in a pipe: {stderr:?}"
+    );
+}

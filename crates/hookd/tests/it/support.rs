@@ -21,13 +21,7 @@ pub enum Backend {
 
 impl Backend {
     pub fn postgres() -> Option<Self> {
-        match std::env::var("HOOKD_TEST_DATABASE_URL") {
-            Ok(url) if !url.is_empty() => Some(Self::Postgres(url)),
-            _ => {
-                eprintln!("HOOKD_TEST_DATABASE_URL is not set: PostgreSQL case skipped");
-                None
-            }
-        }
+        hookd_store_postgres::testing::test_database_url("the PostgreSQL case").map(Self::Postgres)
     }
 
     /// A URL of a fresh, empty database for this backend.
@@ -52,6 +46,10 @@ impl Backend {
 pub struct TempDb(std::path::PathBuf);
 
 impl TempDb {
+    pub fn new(path: std::path::PathBuf) -> Self {
+        Self(path)
+    }
+
     /// The key file hookd makes beside the database when no key is configured.
     pub fn key_file(&self) -> std::path::PathBuf {
         std::path::PathBuf::from(format!("{}.key", self.0.display()))
