@@ -15,7 +15,7 @@ pub mod ed25519;
 
 use std::fmt;
 
-use base64::engine::general_purpose::{STANDARD as B64, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::{STANDARD as B64, STANDARD_NO_PAD, URL_SAFE_NO_PAD};
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use rand::RngCore;
@@ -124,8 +124,10 @@ fn decode_whsec(s: &str) -> Result<Vec<u8>, String> {
     let body = s
         .strip_prefix(WHSEC_PREFIX)
         .ok_or_else(|| format!("must start with `{WHSEC_PREFIX}`"))?;
+    // Padded or not: the Standard Webhooks libraries accept both.
     let key = B64
         .decode(body)
+        .or_else(|_| STANDARD_NO_PAD.decode(body))
         .map_err(|_| "is not valid base64 after `whsec_`".to_string())?;
     if !(24..=64).contains(&key.len()) {
         return Err(format!(
@@ -298,6 +300,29 @@ mod tests {
         assert!(SigningSecret::parse_standard("nope").is_err());
         // 16 bytes: too short.
         assert!(SigningSecret::parse_standard("whsec_AAAAAAAAAAAAAAAAAAAAAA==").is_err());
+    }
+
+    #[test]
+    fn unpadded_whsec_secrets_sign_as_their_padded_form() {
+        let padded = SigningSecret::generate_standard();
+        let unpadded = padded.expose().trim_end_matches('=');
+        assert_ne!(unpadded, padded.expose(), "a 32-byte key has padding");
+        let unpadded = SigningSecret::parse_standard(unpadded).expect("unpadded is accepted");
+        let body = b"{\"a\":1}";
+        let signature = sign_standard(&unpadded, "msg_1", 1_700_000_000, body);
+        assert_eq!(
+            signature,
+            sign_standard(&padded, "msg_1", 1_700_000_000, body)
+        );
+        let verified = verify_standard(
+            unpadded.expose(),
+            Some("msg_1"),
+            Some("1700000000"),
+            Some(&signature),
+            body,
+            1_700_000_000,
+        );
+        assert!(verified.is_ok(), "{verified:?}");
     }
 
     /// The published vectors, copied from the shared signature fixtures.

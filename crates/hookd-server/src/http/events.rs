@@ -144,14 +144,26 @@ impl EventIn {
     }
 }
 
+/// A body that is not an object, at `/events`: most often a list of events meant for the batch
+/// endpoint, so the message says where those go.
+fn batch_hint(mut e: ApiError) -> ApiError {
+    if e.field.as_deref() == Some("body") {
+        e.message.push_str(
+            " (one event; to publish several, POST {\"events\": [...]} to /events/batch)",
+        );
+    }
+    e
+}
+
 #[utoipa::path(post, path = "/events", tag = "events", request_body = EventIn,
     responses((status = 202, body = PublishedOut, description = "Stored, deliveries queued"),
               (status = 200, body = EventOut, description = "Idempotency key seen before: the first event"),
               (status = 422, body = ErrorBody)))]
 async fn publish_event(
     State(state): State<AppState>,
-    JsonBody(input): JsonBody<EventIn>,
+    input: Result<JsonBody<EventIn>, ApiError>,
 ) -> ApiResult<Response> {
+    let JsonBody(input) = input.map_err(batch_hint)?;
     let event = input.parse("", crate::now_ms())?;
     let result = publish(&state, vec![event]).await?;
     Ok(match result.into_iter().next() {

@@ -16,7 +16,12 @@ pub struct Blocked(pub String);
 
 impl std::fmt::Display for Blocked {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "blocked by the SSRF guard: {}", self.0)
+        write!(
+            f,
+            "blocked by the SSRF guard: {} (an operator may allow a network with \
+             delivery.allow_networks)",
+            self.0
+        )
     }
 }
 
@@ -162,6 +167,10 @@ mod tests {
             .err()
             .expect("refused");
         assert!(err.to_string().contains("loopback"), "{err}");
+        assert!(
+            err.to_string().contains("delivery.allow_networks"),
+            "names the key: {err}"
+        );
         let open = GuardedResolver {
             allow: Arc::from(vec![Cidr::parse("127.0.0.0/8").unwrap()]),
         };

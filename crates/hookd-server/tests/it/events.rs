@@ -218,3 +218,22 @@ async fn concurrent_publishes_sharing_keys_store_each_key_once(b: Backend) {
     let (_, ds) = app.get("/deliveries?limit=100").await;
     assert_eq!(ds["data"].as_array().unwrap().len(), 8);
 }
+
+backend_test!(a_list_posted_to_events_points_to_the_batch_endpoint);
+async fn a_list_posted_to_events_points_to_the_batch_endpoint(b: Backend) {
+    let app = spawn_app(&b).await;
+    let (status, body) = app
+        .post("/events", json!([{"type": "a.b", "data": {}}]))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["error"]["field"], "body");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("must be a JSON object") && message.contains("/events/batch"),
+        "{message}"
+    );
+    // The batch endpoint itself says nothing of the sort.
+    let (status, body) = app.post("/events/batch", json!([])).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(!body.to_string().contains("/events/batch"), "{body}");
+}

@@ -21,8 +21,7 @@ pub(super) struct Loaded {
 }
 
 /// The keys `config` names. With neither `secrets_key` nor `secrets_key_file` on a SQLite file,
-/// the key is in `<database file>.key`, made (mode 0600) when missing; a database in memory
-/// gets a key that lives as long as the process.
+/// the key is in `<database file>.key`, made (mode 0600) when missing.
 pub(super) fn keys(config: &Config) -> anyhow::Result<Loaded> {
     let s = &config.secrets;
     let old = s
@@ -45,12 +44,7 @@ pub(super) fn keys(config: &Config) -> anyhow::Result<Loaded> {
                     (make_key_file(&file)?, Some(file))
                 }
             }
-            None if config.database_url.backend() == crate::config::Backend::Sqlite => {
-                return Ok(Loaded {
-                    keys: Keys::ephemeral(),
-                    generated: None,
-                })
-            }
+            // The configuration refuses a SQLite URL without a file, so this is PostgreSQL.
             None => anyhow::bail!("secrets_key: required with a PostgreSQL database_url"),
         },
     };

@@ -603,8 +603,15 @@ fn postgres_needs_a_secrets_key_and_sqlite_does_not() {
         config.database_url.sqlite_file(),
         Some(std::path::PathBuf::from("data/hookd.db"))
     );
-    for in_memory in ["sqlite::memory:", "sqlite://file.db?mode=memory"] {
-        let config = load(&format!("database_url = \"{in_memory}\""), &[]).unwrap();
-        assert_eq!(config.database_url.sqlite_file(), None, "{in_memory}");
+    for in_memory in [
+        "sqlite::memory:",
+        "sqlite://",
+        "sqlite://file.db?mode=memory",
+    ] {
+        let message = error(&format!("database_url = \"{in_memory}\""), &[]);
+        assert!(
+            message.contains("database_url: names no SQLite file"),
+            "{in_memory}: {message}"
+        );
     }
 }

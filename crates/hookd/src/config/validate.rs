@@ -89,7 +89,9 @@ pub fn config(raw: RawConfig) -> Result<Config, Vec<String>> {
     };
     let database_url = c.ok(
         "database_url",
-        DatabaseUrl::parse(&raw.database_url).map(Some),
+        DatabaseUrl::parse(&raw.database_url)
+            .and_then(on_disk)
+            .map(Some),
     );
     let database_acquire_timeout_seconds = c.int(
         "database_acquire_timeout_seconds",
@@ -209,6 +211,19 @@ fn public_url(text: &str) -> Result<String, String> {
     let url = values::http_url(text)?;
     if url.contains(['?', '#']) {
         return Err(format!("must not have a query or fragment, got `{text}`"));
+    }
+    Ok(url)
+}
+
+/// A SQLite URL must name a file: an in-memory database would be a different, empty one for
+/// each of hookd's connections (its tables missing on all but the one that migrated).
+fn on_disk(url: DatabaseUrl) -> Result<DatabaseUrl, String> {
+    if url.backend() == Backend::Sqlite && url.sqlite_file().is_none() {
+        return Err(
+            "names no SQLite file (an in-memory database is not supported: each connection \
+             would see its own); write sqlite://hookd.db or sqlite:///var/lib/hookd/hookd.db"
+                .into(),
+        );
     }
     Ok(url)
 }
