@@ -103,9 +103,11 @@ async fn ui_inbound_builds_a_sync_hook_calls_it_and_shows_the_execution_trace() 
 
     b.click(&b.button(FORM, "Create inbound hook").await).await;
     b.wait_text(".notice", "Inbound hook created").await;
+    // The notice and the URL come from one render; wait for the URL rather than assume it.
     let url = b
-        .eval(
-            "return document.querySelector('.hook-url input').value",
+        .wait_for(
+            "the hook's URL",
+            "const e = document.querySelector('.hook-url input'); return e && e.value",
             vec![],
         )
         .await;

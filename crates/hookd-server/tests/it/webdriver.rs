@@ -349,9 +349,13 @@ impl Browser {
     }
 
     /// The visible text of the first element matching `css`, waiting until it contains `want`.
+    /// Hidden elements do not count (`innerText` of one not rendered is its whole text, so a
+    /// notice left hidden from an earlier step would match at once).
     pub async fn wait_text(&self, css: &str, want: &str) -> String {
         let script = "const e = [...document.querySelectorAll(arguments[0])] \
-                        .find(e => e.innerText.includes(arguments[1])); return e ? e.innerText : null;";
+                        .find(e => e.getClientRects().length > 0 \
+                                   && e.innerText.includes(arguments[1])); \
+                      return e ? e.innerText : null;";
         let v = self
             .wait_for(
                 &format!("{css} to contain {want:?}"),
