@@ -49,7 +49,7 @@ use hookd_core::store::{
     Outcome, Page, Store, StoreError, StoreResult, TokenRecord, WebhookStats, Written,
 };
 use hookd_core::webhook::Webhook;
-use hookd_store_sql::secrets::{self, Keys, Record};
+use hookd_store_sql::secrets::{self, Keys};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::Postgres;
 
@@ -161,16 +161,6 @@ impl PgStore {
             keys: Arc::new(keys),
         })
     }
-
-    /// `records` read from the database, their secrets opened.
-    async fn opened<R: Record>(&self, mut records: Vec<R>) -> StoreResult<Vec<R>> {
-        secrets::open_records(&self.pool, &self.keys, &mut records).await?;
-        Ok(records)
-    }
-
-    async fn opened_one<R: Record>(&self, record: Option<R>) -> StoreResult<Option<R>> {
-        Ok(self.opened(record.into_iter().collect()).await?.pop())
-    }
 }
 
 impl PgStore {
@@ -186,6 +176,25 @@ fn now_ms() -> i64 {
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
     i64::try_from(since_epoch.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// The records `$read` (a future of a `Vec` or an `Option`) gives, their secrets opened from
+/// `$pool` with `$keys`. A data key deleted by a rotation between the read and the opening
+/// means the rows were resealed meanwhile: they are read again.
+macro_rules! read_opened {
+    ($pool:expr, $keys:expr, $read:expr) => {{
+        let mut attempt = 1;
+        loop {
+            let mut found = $read.await.map_err(store_err)?;
+            match secrets::open_records(&$pool, &$keys, found.as_mut_slice()).await {
+                Ok(()) => break Ok(found),
+                Err(e) if attempt < secrets::READ_ATTEMPTS && secrets::resealed_meanwhile(&e) => {
+                    attempt += 1;
+                }
+                Err(e) => break Err(e),
+            }
+        }
+    }};
 }
 
 #[async_trait]
@@ -240,13 +249,11 @@ impl Store for PgStore {
     }
 
     async fn get_webhook(&self, id: &WebhookId) -> StoreResult<Option<Webhook>> {
-        let found = webhooks::get(&self.pool, id).await.map_err(store_err)?;
-        self.opened_one(found).await
+        read_opened!(self.pool, self.keys, webhooks::get(&self.pool, id))
     }
 
     async fn list_webhooks(&self, page: &Page) -> StoreResult<Vec<Webhook>> {
-        let found = webhooks::list(&self.pool, page).await.map_err(store_err)?;
-        self.opened(found).await
+        read_opened!(self.pool, self.keys, webhooks::list(&self.pool, page))
     }
 
     async fn update_webhook(&self, webhook: &Webhook, read: &Webhook) -> StoreResult<Written> {
@@ -262,13 +269,11 @@ impl Store for PgStore {
     }
 
     async fn active_webhooks(&self) -> StoreResult<Vec<Webhook>> {
-        let found = webhooks::active(&self.pool).await.map_err(store_err)?;
-        self.opened(found).await
+        read_opened!(self.pool, self.keys, webhooks::active(&self.pool))
     }
 
     async fn webhooks_by_ids(&self, ids: &[WebhookId]) -> StoreResult<Vec<Webhook>> {
-        let found = webhooks::by_ids(&self.pool, ids).await.map_err(store_err)?;
-        self.opened(found).await
+        read_opened!(self.pool, self.keys, webhooks::by_ids(&self.pool, ids))
     }
 
     async fn webhooks_version(&self) -> StoreResult<i64> {
@@ -421,20 +426,15 @@ impl Store for PgStore {
     }
 
     async fn get_inbound(&self, id: &InboundId) -> StoreResult<Option<InboundHook>> {
-        let found = inbound::get(&self.pool, id).await.map_err(store_err)?;
-        self.opened_one(found).await
+        read_opened!(self.pool, self.keys, inbound::get(&self.pool, id))
     }
 
     async fn get_inbound_by_key(&self, key: &str) -> StoreResult<Option<InboundHook>> {
-        let found = inbound::get_by_key(&self.pool, key)
-            .await
-            .map_err(store_err)?;
-        self.opened_one(found).await
+        read_opened!(self.pool, self.keys, inbound::get_by_key(&self.pool, key))
     }
 
     async fn list_inbound(&self, page: &Page) -> StoreResult<Vec<InboundHook>> {
-        let found = inbound::list(&self.pool, page).await.map_err(store_err)?;
-        self.opened(found).await
+        read_opened!(self.pool, self.keys, inbound::list(&self.pool, page))
     }
 
     async fn update_inbound(

@@ -192,6 +192,22 @@ impl Record for InboundHook {
     }
 }
 
+/// Reads a store makes of records whose data key a rotation deleted between the read and the
+/// opening ([`resealed_meanwhile`]) before it gives up.
+pub const READ_ATTEMPTS: u32 = 3;
+
+/// Whether opening failed because a rotation deleted the data key after the rows were read:
+/// they were resealed, and reading them again finds the new key.
+pub fn resealed_meanwhile(e: &StoreError) -> bool {
+    match e {
+        StoreError::Backend(inner) => matches!(
+            inner.downcast_ref::<SecretsError>(),
+            Some(SecretsError::UnknownDataKey { .. })
+        ),
+        _ => false,
+    }
+}
+
 /// Opens the secrets of `records` read from the database, learning from `pool` first the data
 /// keys this process lacks (a rotation elsewhere made them).
 pub async fn open_records<DB, R>(pool: &Pool<DB>, keys: &Keys, records: &mut [R]) -> StoreResult<()>

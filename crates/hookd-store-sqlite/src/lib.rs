@@ -40,7 +40,7 @@ use hookd_core::store::{
     Outcome, Page, Store, StoreError, StoreResult, TokenRecord, WebhookStats, Written,
 };
 use hookd_core::webhook::Webhook;
-use hookd_store_sql::secrets::{self, Keys, Record};
+use hookd_store_sql::secrets::{self, Keys};
 use sqlx::sqlite::{
     Sqlite, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
     SqliteSynchronous,
@@ -86,16 +86,6 @@ impl SqliteStore {
             watcher,
             keys: Arc::new(keys),
         })
-    }
-
-    /// `records` read from the database, their secrets opened.
-    async fn opened<R: Record>(&self, mut records: Vec<R>) -> StoreResult<Vec<R>> {
-        secrets::open_records(&self.reader, &self.keys, &mut records).await?;
-        Ok(records)
-    }
-
-    async fn opened_one<R: Record>(&self, record: Option<R>) -> StoreResult<Option<R>> {
-        Ok(self.opened(record.into_iter().collect()).await?.pop())
     }
 }
 
@@ -230,6 +220,25 @@ fn now_ms() -> i64 {
     i64::try_from(since_epoch.as_millis()).unwrap_or(i64::MAX)
 }
 
+/// The records `$read` (a future of a `Vec` or an `Option`) gives, their secrets opened from
+/// `$pool` with `$keys`. A data key deleted by a rotation between the read and the opening
+/// means the rows were resealed meanwhile: they are read again.
+macro_rules! read_opened {
+    ($pool:expr, $keys:expr, $read:expr) => {{
+        let mut attempt = 1;
+        loop {
+            let mut found = $read.await.map_err(store_err)?;
+            match secrets::open_records(&$pool, &$keys, found.as_mut_slice()).await {
+                Ok(()) => break Ok(found),
+                Err(e) if attempt < secrets::READ_ATTEMPTS && secrets::resealed_meanwhile(&e) => {
+                    attempt += 1;
+                }
+                Err(e) => break Err(e),
+            }
+        }
+    }};
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     async fn migrate(&self) -> StoreResult<()> {
@@ -290,15 +299,11 @@ impl Store for SqliteStore {
     }
 
     async fn get_webhook(&self, id: &WebhookId) -> StoreResult<Option<Webhook>> {
-        let found = webhooks::get(&self.reader, id).await.map_err(store_err)?;
-        self.opened_one(found).await
+        read_opened!(self.reader, self.keys, webhooks::get(&self.reader, id))
     }
 
     async fn list_webhooks(&self, page: &Page) -> StoreResult<Vec<Webhook>> {
-        let found = webhooks::list(&self.reader, page)
-            .await
-            .map_err(store_err)?;
-        self.opened(found).await
+        read_opened!(self.reader, self.keys, webhooks::list(&self.reader, page))
     }
 
     async fn update_webhook(&self, webhook: &Webhook, read: &Webhook) -> StoreResult<Written> {
@@ -314,15 +319,11 @@ impl Store for SqliteStore {
     }
 
     async fn active_webhooks(&self) -> StoreResult<Vec<Webhook>> {
-        let found = webhooks::active(&self.reader).await.map_err(store_err)?;
-        self.opened(found).await
+        read_opened!(self.reader, self.keys, webhooks::active(&self.reader))
     }
 
     async fn webhooks_by_ids(&self, ids: &[WebhookId]) -> StoreResult<Vec<Webhook>> {
-        let found = webhooks::by_ids(&self.reader, ids)
-            .await
-            .map_err(store_err)?;
-        self.opened(found).await
+        read_opened!(self.reader, self.keys, webhooks::by_ids(&self.reader, ids))
     }
 
     async fn webhooks_version(&self) -> StoreResult<i64> {
@@ -477,20 +478,19 @@ impl Store for SqliteStore {
     }
 
     async fn get_inbound(&self, id: &InboundId) -> StoreResult<Option<InboundHook>> {
-        let found = inbound::get(&self.reader, id).await.map_err(store_err)?;
-        self.opened_one(found).await
+        read_opened!(self.reader, self.keys, inbound::get(&self.reader, id))
     }
 
     async fn get_inbound_by_key(&self, key: &str) -> StoreResult<Option<InboundHook>> {
-        let found = inbound::get_by_key(&self.reader, key)
-            .await
-            .map_err(store_err)?;
-        self.opened_one(found).await
+        read_opened!(
+            self.reader,
+            self.keys,
+            inbound::get_by_key(&self.reader, key)
+        )
     }
 
     async fn list_inbound(&self, page: &Page) -> StoreResult<Vec<InboundHook>> {
-        let found = inbound::list(&self.reader, page).await.map_err(store_err)?;
-        self.opened(found).await
+        read_opened!(self.reader, self.keys, inbound::list(&self.reader, page))
     }
 
     async fn update_inbound(
