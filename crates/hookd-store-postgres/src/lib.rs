@@ -178,25 +178,6 @@ fn now_ms() -> i64 {
     i64::try_from(since_epoch.as_millis()).unwrap_or(i64::MAX)
 }
 
-/// The records `$read` (a future of a `Vec` or an `Option`) gives, their secrets opened from
-/// `$pool` with `$keys`. A data key deleted by a rotation between the read and the opening
-/// means the rows were resealed meanwhile: they are read again.
-macro_rules! read_opened {
-    ($pool:expr, $keys:expr, $read:expr) => {{
-        let mut attempt = 1;
-        loop {
-            let mut found = $read.await.map_err(store_err)?;
-            match secrets::open_records(&$pool, &$keys, found.as_mut_slice()).await {
-                Ok(()) => break Ok(found),
-                Err(e) if attempt < secrets::READ_ATTEMPTS && secrets::resealed_meanwhile(&e) => {
-                    attempt += 1;
-                }
-                Err(e) => break Err(e),
-            }
-        }
-    }};
-}
-
 #[async_trait]
 impl Store for PgStore {
     async fn migrate(&self) -> StoreResult<()> {
@@ -249,11 +230,11 @@ impl Store for PgStore {
     }
 
     async fn get_webhook(&self, id: &WebhookId) -> StoreResult<Option<Webhook>> {
-        read_opened!(self.pool, self.keys, webhooks::get(&self.pool, id))
+        hookd_store_sql::read_opened!(self.pool, self.keys, webhooks::get(&self.pool, id))
     }
 
     async fn list_webhooks(&self, page: &Page) -> StoreResult<Vec<Webhook>> {
-        read_opened!(self.pool, self.keys, webhooks::list(&self.pool, page))
+        hookd_store_sql::read_opened!(self.pool, self.keys, webhooks::list(&self.pool, page))
     }
 
     async fn update_webhook(&self, webhook: &Webhook, read: &Webhook) -> StoreResult<Written> {
@@ -269,11 +250,11 @@ impl Store for PgStore {
     }
 
     async fn active_webhooks(&self) -> StoreResult<Vec<Webhook>> {
-        read_opened!(self.pool, self.keys, webhooks::active(&self.pool))
+        hookd_store_sql::read_opened!(self.pool, self.keys, webhooks::active(&self.pool))
     }
 
     async fn webhooks_by_ids(&self, ids: &[WebhookId]) -> StoreResult<Vec<Webhook>> {
-        read_opened!(self.pool, self.keys, webhooks::by_ids(&self.pool, ids))
+        hookd_store_sql::read_opened!(self.pool, self.keys, webhooks::by_ids(&self.pool, ids))
     }
 
     async fn webhooks_version(&self) -> StoreResult<i64> {
@@ -426,15 +407,15 @@ impl Store for PgStore {
     }
 
     async fn get_inbound(&self, id: &InboundId) -> StoreResult<Option<InboundHook>> {
-        read_opened!(self.pool, self.keys, inbound::get(&self.pool, id))
+        hookd_store_sql::read_opened!(self.pool, self.keys, inbound::get(&self.pool, id))
     }
 
     async fn get_inbound_by_key(&self, key: &str) -> StoreResult<Option<InboundHook>> {
-        read_opened!(self.pool, self.keys, inbound::get_by_key(&self.pool, key))
+        hookd_store_sql::read_opened!(self.pool, self.keys, inbound::get_by_key(&self.pool, key))
     }
 
     async fn list_inbound(&self, page: &Page) -> StoreResult<Vec<InboundHook>> {
-        read_opened!(self.pool, self.keys, inbound::list(&self.pool, page))
+        hookd_store_sql::read_opened!(self.pool, self.keys, inbound::list(&self.pool, page))
     }
 
     async fn update_inbound(

@@ -192,6 +192,30 @@ impl Record for InboundHook {
     }
 }
 
+/// The records `$read` (a future of `sqlx::Result` of a `Vec` or an `Option` of [`Record`]s)
+/// gives, their secrets opened from `$pool` with `$keys` ([`open_records`]). A data key deleted
+/// by a rotation between the read and the opening means the rows were resealed meanwhile: they
+/// are read again, up to [`READ_ATTEMPTS`] times.
+#[macro_export]
+macro_rules! read_opened {
+    ($pool:expr, $keys:expr, $read:expr) => {{
+        let mut attempt = 1;
+        loop {
+            let mut found = $read.await.map_err($crate::rows::store_err)?;
+            match $crate::secrets::open_records(&$pool, &$keys, found.as_mut_slice()).await {
+                Ok(()) => break Ok(found),
+                Err(e)
+                    if attempt < $crate::secrets::READ_ATTEMPTS
+                        && $crate::secrets::resealed_meanwhile(&e) =>
+                {
+                    attempt += 1;
+                }
+                Err(e) => break Err(e),
+            }
+        }
+    }};
+}
+
 /// Reads a store makes of records whose data key a rotation deleted between the read and the
 /// opening ([`resealed_meanwhile`]) before it gives up.
 pub const READ_ATTEMPTS: u32 = 3;

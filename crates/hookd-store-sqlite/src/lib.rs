@@ -220,25 +220,6 @@ fn now_ms() -> i64 {
     i64::try_from(since_epoch.as_millis()).unwrap_or(i64::MAX)
 }
 
-/// The records `$read` (a future of a `Vec` or an `Option`) gives, their secrets opened from
-/// `$pool` with `$keys`. A data key deleted by a rotation between the read and the opening
-/// means the rows were resealed meanwhile: they are read again.
-macro_rules! read_opened {
-    ($pool:expr, $keys:expr, $read:expr) => {{
-        let mut attempt = 1;
-        loop {
-            let mut found = $read.await.map_err(store_err)?;
-            match secrets::open_records(&$pool, &$keys, found.as_mut_slice()).await {
-                Ok(()) => break Ok(found),
-                Err(e) if attempt < secrets::READ_ATTEMPTS && secrets::resealed_meanwhile(&e) => {
-                    attempt += 1;
-                }
-                Err(e) => break Err(e),
-            }
-        }
-    }};
-}
-
 #[async_trait]
 impl Store for SqliteStore {
     async fn migrate(&self) -> StoreResult<()> {
@@ -248,16 +229,17 @@ impl Store for SqliteStore {
         let mut conn = self.writer.acquire().await.map_err(store_err)?;
         scrubbing(&mut conn, true).await?;
         let sealed = prepare_secrets(&mut conn, &self.keys).await;
-        scrubbed(&mut conn, sealed.as_ref().is_ok_and(|n| *n > 0)).await?;
-        sealed.map(|_| ())
+        // `secure_delete` goes off again either way; the reseal's own error comes first.
+        let off = scrubbed(&mut conn, matches!(sealed, Ok(n) if n > 0)).await;
+        sealed.and(off)
     }
 
     async fn rotate_secrets_key(&self, now_ms: i64) -> StoreResult<KeyRotation> {
         let mut conn = self.writer.acquire().await.map_err(store_err)?;
         scrubbing(&mut conn, true).await?;
         let done = rotate_secrets(&mut conn, &self.keys, now_ms).await;
-        scrubbed(&mut conn, done.is_ok()).await?;
-        done
+        let off = scrubbed(&mut conn, done.is_ok()).await;
+        done.and_then(|rotated| off.map(|()| rotated))
     }
 
     /// Reads through the readers and writes through the writer (a row rewritten as it is), so a
@@ -299,11 +281,11 @@ impl Store for SqliteStore {
     }
 
     async fn get_webhook(&self, id: &WebhookId) -> StoreResult<Option<Webhook>> {
-        read_opened!(self.reader, self.keys, webhooks::get(&self.reader, id))
+        hookd_store_sql::read_opened!(self.reader, self.keys, webhooks::get(&self.reader, id))
     }
 
     async fn list_webhooks(&self, page: &Page) -> StoreResult<Vec<Webhook>> {
-        read_opened!(self.reader, self.keys, webhooks::list(&self.reader, page))
+        hookd_store_sql::read_opened!(self.reader, self.keys, webhooks::list(&self.reader, page))
     }
 
     async fn update_webhook(&self, webhook: &Webhook, read: &Webhook) -> StoreResult<Written> {
@@ -319,11 +301,11 @@ impl Store for SqliteStore {
     }
 
     async fn active_webhooks(&self) -> StoreResult<Vec<Webhook>> {
-        read_opened!(self.reader, self.keys, webhooks::active(&self.reader))
+        hookd_store_sql::read_opened!(self.reader, self.keys, webhooks::active(&self.reader))
     }
 
     async fn webhooks_by_ids(&self, ids: &[WebhookId]) -> StoreResult<Vec<Webhook>> {
-        read_opened!(self.reader, self.keys, webhooks::by_ids(&self.reader, ids))
+        hookd_store_sql::read_opened!(self.reader, self.keys, webhooks::by_ids(&self.reader, ids))
     }
 
     async fn webhooks_version(&self) -> StoreResult<i64> {
@@ -478,11 +460,11 @@ impl Store for SqliteStore {
     }
 
     async fn get_inbound(&self, id: &InboundId) -> StoreResult<Option<InboundHook>> {
-        read_opened!(self.reader, self.keys, inbound::get(&self.reader, id))
+        hookd_store_sql::read_opened!(self.reader, self.keys, inbound::get(&self.reader, id))
     }
 
     async fn get_inbound_by_key(&self, key: &str) -> StoreResult<Option<InboundHook>> {
-        read_opened!(
+        hookd_store_sql::read_opened!(
             self.reader,
             self.keys,
             inbound::get_by_key(&self.reader, key)
@@ -490,7 +472,7 @@ impl Store for SqliteStore {
     }
 
     async fn list_inbound(&self, page: &Page) -> StoreResult<Vec<InboundHook>> {
-        read_opened!(self.reader, self.keys, inbound::list(&self.reader, page))
+        hookd_store_sql::read_opened!(self.reader, self.keys, inbound::list(&self.reader, page))
     }
 
     async fn update_inbound(
