@@ -130,10 +130,12 @@ pub async fn serve(
     Ok(())
 }
 
-/// Runs a delivery worker until `shutdown` resolves.
+/// Runs a delivery worker until `shutdown` resolves, with `/health`, `/ready` and `/metrics`
+/// (its own counters) on `ops` when given.
 pub async fn work(
     settings: Settings,
     store: Arc<dyn Store>,
+    ops: Option<TcpListener>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let state = AppState::new(settings, store);
@@ -142,7 +144,15 @@ pub async fn work(
         shutdown.await;
         let _ = stop_tx.send(true);
     });
+    let ops = ops.map(|listener| {
+        let (limits, stop) = (state.settings.http.clone(), stop_rx.clone());
+        let app = http::ops_app(state.clone());
+        tokio::spawn(async move { listener::serve(listener, app, &limits, stop).await })
+    });
     state.worker().run(stop_rx).await;
+    if let Some(ops) = ops {
+        let _ = ops.await;
+    }
     Ok(())
 }
 

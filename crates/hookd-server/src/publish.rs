@@ -19,6 +19,7 @@ use hookd_core::{
     DeliveryId, DeliveryStatus, Event, EventId, NewEvent, Store, StoreError, Webhook,
 };
 use tokio::sync::{mpsc, oneshot, Mutex};
+use tracing::Instrument as _;
 
 use crate::worker::Wakes;
 
@@ -141,7 +142,22 @@ impl WebhookCache {
 /// Stores `events` with a delivery for every matching active webhook. Returns what happened to
 /// each event, in order.
 pub async fn publish(state: &AppState, events: Vec<NewEvent>) -> Result<Vec<Enqueued>, StoreError> {
-    state.committer.commit(events).await
+    let span = tracing::info_span!(
+        "publish",
+        events = events.len(),
+        event_id = tracing::field::Empty,
+        deliveries = tracing::field::Empty
+    );
+    let result = state
+        .committer
+        .commit(events)
+        .instrument(span.clone())
+        .await;
+    if let Ok([Enqueued::Created { id, deliveries }]) = result.as_deref() {
+        span.record("event_id", tracing::field::display(id));
+        span.record("deliveries", deliveries);
+    }
+    result
 }
 
 /// Most events committed in one group transaction.

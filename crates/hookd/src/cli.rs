@@ -17,7 +17,7 @@ pub enum Command {
     /// Run the API, inbound URLs and (unless --no-worker) the delivery worker.
     Serve(ServeArgs),
     /// Run a delivery worker only (any number of them may share a PostgreSQL database).
-    Worker(ConfigArgs),
+    Worker(WorkerArgs),
     /// Apply the database schema migrations.
     Migrate(ConfigArgs),
     /// Manage admin API tokens.
@@ -85,6 +85,16 @@ pub struct ConfigArgs {
     /// Database URL (sqlite://… or postgres://…), over the file and HOOKD_DATABASE_URL.
     #[arg(long, value_name = "URL")]
     pub database_url: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// Address to serve /health, /ready and /metrics on (port 0: any free one), over the file's
+    /// and HOOKD_WORKER_LISTEN's `worker_listen`; "" serves none.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -3,35 +3,42 @@
 
 mod bench;
 mod client;
+mod logs;
 mod secrets;
 mod serve;
 mod token;
 mod verify;
 
-use std::io::IsTerminal as _;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{anyhow, Context as _};
+use anyhow::Context as _;
 use hookd_core::Store;
 use hookd_store_postgres::{PgOptions, PgStore};
 use hookd_store_sql::secrets::Keys;
 use hookd_store_sqlite::SqliteStore;
-use tracing_subscriber::EnvFilter;
 
 use crate::cli::{Cli, Command, ConfigArgs, SecretsCommand, TokenCommand};
-use crate::config::{Backend, Config, Overrides};
+use crate::config::{Backend, Config, LogFormat, Overrides};
 
-/// Environment variable whose tracing filter wins over the `log` key.
-const LOG_VAR: &str = "HOOKD_LOG";
 /// Log filter of the commands that load no configuration.
 const CLIENT_LOG: &str = "warn";
 
 /// Runs `cli`'s command to its end.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     if !cli.command.loads_config() {
-        init_tracing(CLIENT_LOG)?;
+        logs::init(logs::Logging {
+            filter: CLIENT_LOG,
+            format: LogFormat::Text,
+            otlp: None,
+        })?;
     }
+    let result = run_command(cli).await;
+    logs::flush().await;
+    result
+}
+
+async fn run_command(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve::serve(args).await,
         Command::Worker(args) => serve::worker(&args).await,
@@ -57,32 +64,29 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 /// Loads the configuration with the flags of `args` (and `--listen`, for `serve`) and starts
 /// logging with its `log` filter (the commands that load none log with [`CLIENT_LOG`]).
 fn load_config(args: &ConfigArgs, listen: Option<String>) -> anyhow::Result<Config> {
-    let overrides = Overrides {
-        database_url: args.database_url.clone(),
-        listen,
-    };
-    let config = Config::load(args.config.as_deref(), &overrides)?;
-    init_tracing(&config.log)?;
-    tracing::debug!(?config, "configuration loaded");
-    Ok(config)
+    load_config_with(
+        args,
+        Overrides {
+            listen,
+            ..Overrides::default()
+        },
+    )
 }
 
-/// Logs to standard error (standard output is for results) with `HOOKD_LOG`, else `filter`.
-fn init_tracing(filter: &str) -> anyhow::Result<()> {
-    let filter = match std::env::var(LOG_VAR) {
-        Ok(from_env) => EnvFilter::try_new(&from_env)
-            .with_context(|| format!("{LOG_VAR}: not a valid tracing filter"))?,
-        Err(_) => EnvFilter::try_new(filter).context("log: not a valid tracing filter")?,
+/// [`load_config`] with every flag's override.
+fn load_config_with(args: &ConfigArgs, overrides: Overrides) -> anyhow::Result<Config> {
+    let overrides = Overrides {
+        database_url: args.database_url.clone(),
+        ..overrides
     };
-    // Colour only for a person at a terminal: none in files, pipes and journals, or with
-    // `NO_COLOR` set (https://no-color.org).
-    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(colour)
-        .with_writer(std::io::stderr)
-        .try_init()
-        .map_err(|e| anyhow!(e).context("cannot start logging"))
+    let config = Config::load(args.config.as_deref(), &overrides)?;
+    logs::init(logs::Logging {
+        filter: &config.log,
+        format: config.log_format,
+        otlp: config.otlp_endpoint.as_deref(),
+    })?;
+    tracing::debug!(?config, "configuration loaded");
+    Ok(config)
 }
 
 /// Connects to the configured database and applies pending migrations (which checks that the

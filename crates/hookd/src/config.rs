@@ -37,6 +37,8 @@ pub struct Overrides {
     pub database_url: Option<String>,
     /// `--listen`.
     pub listen: Option<String>,
+    /// `hookd worker --listen`.
+    pub worker_listen: Option<String>,
 }
 
 /// A configuration file's text and where it came from (for messages).
@@ -69,6 +71,12 @@ pub struct Config {
     pub retention_days: u32,
     /// The tracing filter (`HOOKD_LOG` overrides it when logging starts).
     pub log: String,
+    /// How log lines are written.
+    pub log_format: LogFormat,
+    /// Where `hookd worker` serves `/health`, `/ready` and `/metrics`; `None`: nowhere.
+    pub worker_listen: Option<SocketAddr>,
+    /// The OTLP/HTTP collector spans are exported to (`…/v1/traces` is added); `None`: none.
+    pub otlp_endpoint: Option<String>,
     pub delivery: DeliveryConfig,
     /// `inbound.max_body_bytes`: the largest request body accepted.
     pub max_body_bytes: usize,
@@ -80,6 +88,14 @@ pub struct Config {
     pub proxy_max_body_bytes: usize,
     /// `proxy.routes`: what the reverse proxy forwards where.
     pub proxy_routes: Vec<ProxyRoute>,
+}
+
+/// `log_format`: lines for people, or one JSON object per line for a log pipeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
 }
 
 /// `secrets_key`, `secrets_key_file`, `secrets_old_keys`: the master keys that seal the data
@@ -261,6 +277,7 @@ fn merge_sources(
     let flags = [
         ("--database-url", &overrides.database_url),
         ("--listen", &overrides.listen),
+        ("worker --listen", &overrides.worker_listen),
     ];
     sources.extend(
         flags
@@ -316,6 +333,12 @@ impl fmt::Debug for Config {
             .field("default_headers", &headers)
             .field("retention_days", &self.retention_days)
             .field("log", &self.log)
+            .field("log_format", &self.log_format)
+            .field("worker_listen", &self.worker_listen)
+            .field(
+                "otlp_endpoint",
+                &self.otlp_endpoint.as_deref().map(values::redact_url),
+            )
             .field("delivery", &self.delivery)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("inbound", &self.inbound)

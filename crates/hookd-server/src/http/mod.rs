@@ -14,6 +14,7 @@ mod preview;
 pub mod route_calls;
 mod schedule_preview;
 pub mod schedules;
+mod trace;
 mod ui;
 mod webhook_fields;
 mod webhook_stats;
@@ -49,6 +50,15 @@ impl Modify for BearerAuth {
     }
 }
 
+/// The operations endpoints alone: what a `hookd worker` serves.
+pub fn ops_app(state: AppState) -> Router {
+    ops::router()
+        .fallback(|| async { ApiError::not_found("route") })
+        .layer(middleware::from_fn(panics::catch))
+        .layer(middleware::from_fn(trace::span))
+        .with_state(state)
+}
+
 /// The whole application router.
 pub fn app(state: AppState) -> Router {
     let (api, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
@@ -81,5 +91,6 @@ pub fn app(state: AppState) -> Router {
     }
     app.layer(DefaultBodyLimit::max(state.settings.max_body_bytes))
         .layer(middleware::from_fn(panics::catch))
+        .layer(middleware::from_fn(trace::span))
         .with_state(state)
 }

@@ -40,6 +40,7 @@ use hookd_core::inbound::workflow;
 use hookd_core::inbound::{parse, Mode, Run, RunStatus};
 use hookd_core::ExecutionId;
 use serde_json::{json, Map, Value};
+use tracing::Instrument as _;
 
 pub use commit::ExecutionCommitter;
 pub use effects::{run_async, ServerEffects};
@@ -185,8 +186,15 @@ async fn handle(state: &AppState, key: &str, request: Request) -> Result<Respons
                 .compiled(&hook)
                 .map_err(|e| ApiError::internal(&e))?;
             let effects = ServerEffects::new(state.committer.clone(), state.sender.clone());
-            let ran =
-                effects::run_bounded(&compiled, &hook, vars.clone(), &effects, Mode::Sync).await;
+            let span = tracing::info_span!(
+                "execution",
+                inbound_id = %hook.id,
+                mode = "sync",
+                execution_id = tracing::field::Empty
+            );
+            let ran = effects::run_bounded(&compiled, &hook, vars.clone(), &effects, Mode::Sync)
+                .instrument(span.clone())
+                .await;
             let duration_ms = u64::try_from(crate::now_ms() - now).unwrap_or(0);
             let mut record = ExecutionRecord {
                 request: record_request,
@@ -220,6 +228,7 @@ async fn handle(state: &AppState, key: &str, request: Request) -> Result<Respons
             record.trace = record::redact_serde(std::mem::take(&mut record.trace), &secrets);
             record.response = Some(answer.clone());
             let execution = new_execution(&hook, status, record, now);
+            span.record("execution_id", tracing::field::display(&execution.id));
             state.executions.commit(&execution).await?;
             drop(slot);
             Ok(answer_response(&answer, &execution.id))

@@ -14,6 +14,7 @@ use hookd_core::store::ExecutionClaim;
 use hookd_core::{Store, StoreError};
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
+use tracing::Instrument as _;
 
 use super::{pause, sleep_until, Backoff, Worker, IDLE_MAX};
 use crate::inbound::run_async;
@@ -106,11 +107,21 @@ impl Worker {
         let n = claimed.len();
         for (execution, permit) in claimed.into_iter().zip(permits) {
             let (me, token, done) = (self.clone(), token.clone(), done.clone());
-            running.spawn(async move {
-                let finished = me.execute(execution).await;
-                let _ = done.send((finished, token)).await;
-                drop(permit);
-            });
+            let span = tracing::info_span!(
+                "execution",
+                execution_id = %execution.id,
+                inbound_id = %execution.hook_id,
+                mode = "async",
+                run = execution.attempts
+            );
+            running.spawn(
+                async move {
+                    let finished = me.execute(execution).await;
+                    let _ = done.send((finished, token)).await;
+                    drop(permit);
+                }
+                .instrument(span),
+            );
         }
         Ok(n)
     }

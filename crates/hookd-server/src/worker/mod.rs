@@ -25,6 +25,8 @@ use hookd_core::store::{Claim, Claimed, Lane};
 use hookd_core::{Delivery, ErrorKind, Event, Store, Webhook};
 use tokio::sync::{mpsc, watch, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
+use tracing::field::Empty;
+use tracing::Instrument as _;
 
 use crate::settings::Settings;
 use send::HttpSender;
@@ -389,11 +391,17 @@ impl Worker {
             lease_token: token.clone(),
             default_max_in_flight: self.settings.delivery.max_in_flight_per_webhook,
         };
+        let span = tracing::info_span!("claim", ?lane, limit = claim.limit, claimed = Empty);
         let Claimed {
             deliveries: claimed,
             next_at,
             waits_for_a_slot,
-        } = self.store.claim_due_deliveries(&claim).await?;
+        } = self
+            .store
+            .claim_due_deliveries(&claim)
+            .instrument(span.clone())
+            .await?;
+        span.record("claimed", claimed.len());
         if claimed.is_empty() {
             return Ok(Step::Idle {
                 next_at,
@@ -427,16 +435,52 @@ impl Worker {
             };
             let (me, tx, token) = (self.clone(), tx.clone(), token.clone());
             let (event, hook) = (event.clone(), hook.clone());
-            inflight.spawn(async move {
-                let outcome =
-                    send::attempt(&me.sender, &me.settings, &hook, &event, &delivery, &token).await;
-                let _ = tx.send(outcome).await;
-                drop(permit);
-            });
+            let span = tracing::info_span!(
+                parent: &span,
+                "attempt",
+                delivery_id = %delivery.id,
+                webhook_id = %delivery.webhook_id,
+                event_id = %delivery.event_id,
+                attempt = delivery.attempts + 1,
+                status = Empty,
+                error = Empty
+            );
+            inflight.spawn(
+                async move {
+                    let outcome =
+                        send::attempt(&me.sender, &me.settings, &hook, &event, &delivery, &token)
+                            .await;
+                    note_attempt(&outcome.attempt);
+                    let _ = tx.send(outcome).await;
+                    drop(permit);
+                }
+                .instrument(span),
+            );
         }
         Ok(Step::Dispatched(n))
     }
+}
 
+/// Writes what an attempt got into its span, and logs it: failures at `info` (an on-call
+/// operator's first question), successes at `debug`.
+fn note_attempt(tried: &hookd_core::Attempt) {
+    let span = tracing::Span::current();
+    let status = tried.response.as_ref().map(|r| r.status);
+    if let Some(status) = status {
+        span.record("status", status);
+    }
+    if let Some(kind) = tried.error_kind {
+        span.record("error", tracing::field::debug(kind));
+    }
+    let duration_ms = tried.duration_ms;
+    match (status, &tried.error) {
+        (Some(200..=299), _) => tracing::debug!(status, duration_ms, "attempt succeeded"),
+        (_, Some(error)) => tracing::info!(duration_ms, error, "attempt failed"),
+        (status, None) => tracing::info!(status, duration_ms, "attempt failed"),
+    }
+}
+
+impl Worker {
     async fn load_context(
         &self,
         claimed: &[Delivery],

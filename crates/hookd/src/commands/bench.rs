@@ -399,7 +399,7 @@ async fn fresh_store(
 fn served_keys(url: &str) -> anyhow::Result<Keys> {
     let overrides = crate::config::Overrides {
         database_url: Some(url.to_owned()),
-        listen: None,
+        ..crate::config::Overrides::default()
     };
     let config = crate::config::Config::load(None, &overrides)?;
     Ok(super::secrets::keys(&config)?.keys)

@@ -5,8 +5,9 @@ use hookd_core::Store;
 use hookd_server::{Settings, WorkerMode};
 use tokio::net::TcpListener;
 
-use super::{load_config, open_store};
-use crate::cli::{ConfigArgs, ServeArgs};
+use super::{load_config, load_config_with, open_store};
+use crate::cli::{ConfigArgs, ServeArgs, WorkerArgs};
+use crate::config::Overrides;
 
 /// Runs the API (and the worker unless `--no-worker`) until Ctrl-C or SIGTERM.
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
@@ -47,13 +48,35 @@ async fn announce_admin_token(store: &dyn Store, settings: &Settings) -> anyhow:
     Ok(())
 }
 
-/// Runs a delivery worker until Ctrl-C or SIGTERM.
-pub async fn worker(args: &ConfigArgs) -> anyhow::Result<()> {
-    let config = load_config(args, None)?;
+/// Runs a delivery worker (and its operations endpoints on `worker_listen`) until Ctrl-C or
+/// SIGTERM.
+pub async fn worker(args: &WorkerArgs) -> anyhow::Result<()> {
+    let overrides = Overrides {
+        worker_listen: args.listen.clone(),
+        ..Overrides::default()
+    };
+    let config = load_config_with(&args.config, overrides)?;
     let store = open_store(&config).await?;
+    let ops = match config.worker_listen {
+        Some(address) => {
+            let listener = TcpListener::bind(address).await.with_context(|| {
+                format!(
+                    "worker_listen: cannot listen on {address}: give each worker on this host \
+                     its own (`hookd worker --listen 127.0.0.1:0` picks a free port), or \
+                     \"\" for none"
+                )
+            })?;
+            let bound = listener
+                .local_addr()
+                .context("worker_listen: no local address")?;
+            tracing::info!(address = %bound, "worker serving /health, /ready and /metrics");
+            Some(listener)
+        }
+        None => None,
+    };
     tracing::info!(database = %config.database_url, "hookd worker started");
     warn_if_too_few_open_files(config.delivery.concurrency);
-    hookd_server::work(config.to_settings(), store, shutdown_signal())
+    hookd_server::work(config.to_settings(), store, ops, shutdown_signal())
         .await
         .context("the worker stopped with an error")
 }

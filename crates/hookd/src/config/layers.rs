@@ -292,6 +292,7 @@ pub fn flags_layer(overrides: &Overrides) -> Layers {
     let flags = [
         ("database_url", &overrides.database_url),
         ("listen", &overrides.listen),
+        ("worker_listen", &overrides.worker_listen),
     ];
     for (key, value) in flags {
         if let Some(value) = value {

@@ -31,6 +31,11 @@ pub struct RawConfig {
     pub secrets_old_keys: Vec<String>,
     pub retention_days: i64,
     pub log: String,
+    pub log_format: String,
+    /// `""` turns the worker's operations listener off.
+    pub worker_listen: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub otlp_endpoint: Option<String>,
     pub default_headers: BTreeMap<String, String>,
     pub delivery: RawDelivery,
     pub inbound: RawInbound,
@@ -117,6 +122,9 @@ impl Default for RawConfig {
             secrets_old_keys: Vec::new(),
             retention_days: 30,
             log: "info".into(),
+            log_format: "text".into(),
+            worker_listen: "127.0.0.1:8081".into(),
+            otlp_endpoint: None,
             default_headers: BTreeMap::new(),
             delivery: RawDelivery::default(),
             inbound: RawInbound::default(),

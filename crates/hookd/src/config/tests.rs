@@ -51,6 +51,12 @@ fn no_source_gives_the_defaults_of_the_spec() {
     assert_eq!(config.admin_token, None);
     assert_eq!(config.retention_days, 30);
     assert_eq!(config.log, "info");
+    assert_eq!(config.log_format, crate::config::LogFormat::Text);
+    assert_eq!(
+        config.worker_listen.map(|a| a.to_string()).as_deref(),
+        Some("127.0.0.1:8081")
+    );
+    assert_eq!(config.otlp_endpoint, None);
     assert_eq!(
         config.delivery.retry_schedule,
         [5, 300, 1800, 7200, 18000, 36000, 36000]
@@ -227,6 +233,7 @@ fn flags_win_over_environment_and_file() {
     let overrides = Overrides {
         database_url: Some("sqlite://flag.db".into()),
         listen: Some("127.0.0.1:7000".into()),
+        worker_listen: None,
     };
     let env = vars(&[
         ("HOOKD_DATABASE_URL", "sqlite://env.db"),
@@ -352,6 +359,18 @@ fn invalid_values_are_refused_with_their_path() {
             "retention_days: must be between 1 and 36500, got 0",
         ),
         (r#"log = "a=b=c""#, "log: not a valid tracing filter"),
+        (
+            r#"log_format = "xml""#,
+            r#"log_format: must be "text" or "json", got `xml`"#,
+        ),
+        (
+            r#"worker_listen = "8081""#,
+            "worker_listen: must be an IP address and port",
+        ),
+        (
+            r#"otlp_endpoint = "grpc://collector:4317""#,
+            "otlp_endpoint: must be an http:// or https:// URL",
+        ),
         (
             "[default_headers]\n'X Bad' = 'v'",
             "default_headers.X Bad: not a valid HTTP header name",
@@ -614,4 +633,17 @@ fn postgres_needs_a_secrets_key_and_sqlite_does_not() {
             "{in_memory}: {message}"
         );
     }
+}
+
+#[test]
+fn an_empty_worker_listen_turns_the_workers_endpoints_off() {
+    let config = load("worker_listen = \"\"\nlog_format = \"json\"", &[]).unwrap();
+    assert_eq!(config.worker_listen, None);
+    assert_eq!(config.log_format, crate::config::LogFormat::Json);
+    let flag = Overrides {
+        worker_listen: Some("127.0.0.1:0".into()),
+        ..Overrides::default()
+    };
+    let config = Config::from_sources(None, vars(&[]), &flag).unwrap();
+    assert_eq!(config.worker_listen.map(|a| a.port()), Some(0));
 }

@@ -10,7 +10,9 @@ use super::raw::{RawConfig, RawDelivery, RawInbound, RawRoute};
 use hookd_store_sql::secrets::MasterKey;
 
 use super::values::{self, Backend, Cidr, DatabaseUrl};
-use super::{Config, DeliveryConfig, HttpConfig, InboundConfig, ProxyRoute, SecretsConfig};
+use super::{
+    Config, DeliveryConfig, HttpConfig, InboundConfig, LogFormat, ProxyRoute, SecretsConfig,
+};
 
 /// Allowed ranges, as documented in `config.default.toml`.
 const RETENTION_DAYS: RangeInclusive<i64> = 1..=36_500;
@@ -111,6 +113,15 @@ pub fn config(raw: RawConfig) -> Result<Config, Vec<String>> {
     let default_headers = default_headers(&mut c, raw.default_headers);
     let retention_days = c.int("retention_days", raw.retention_days, RETENTION_DAYS);
     let log = c.ok("log", log_filter(&raw.log).map(|()| raw.log));
+    let log_format = c.ok("log_format", log_format(&raw.log_format));
+    let worker_listen = match raw.worker_listen.as_str() {
+        "" => None,
+        text => c.ok("worker_listen", parse_listen(text).map(Some)),
+    };
+    let otlp_endpoint = raw
+        .otlp_endpoint
+        .as_deref()
+        .map(|url| c.ok("otlp_endpoint", values::http_url(url)));
     let delivery = delivery(&mut c, &raw.delivery);
     let max_body_bytes = c.int(
         "inbound.max_body_bytes",
@@ -154,6 +165,9 @@ pub fn config(raw: RawConfig) -> Result<Config, Vec<String>> {
             default_headers,
             retention_days,
             log,
+            log_format,
+            worker_listen,
+            otlp_endpoint,
             delivery,
             max_body_bytes,
             inbound,
@@ -278,6 +292,14 @@ fn admin_token(token: &str) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+fn log_format(text: &str) -> Result<LogFormat, String> {
+    match text {
+        "text" => Ok(LogFormat::Text),
+        "json" => Ok(LogFormat::Json),
+        _ => Err(format!("must be \"text\" or \"json\", got `{text}`")),
+    }
 }
 
 fn log_filter(filter: &str) -> Result<(), String> {

@@ -4,5 +4,6 @@
 
 mod support;
 
+mod observability;
 mod processes;
 mod secrets;

@@ -114,6 +114,8 @@ pub fn command(args: &[&str], db: &str, env: &[(&str, &str)]) -> Command {
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("HOOKD_DATABASE_URL", db)
         .env("HOOKD_LOG", "warn")
+        // Workers run side by side: each takes a free port for its operations endpoints.
+        .env("HOOKD_WORKER_LISTEN", "127.0.0.1:0")
         .current_dir(std::env::temp_dir())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
