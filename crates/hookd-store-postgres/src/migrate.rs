@@ -20,10 +20,14 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (7, include_str!("../migrations/0007_secrets.sql")),
 ];
 
+/// The runner's table; `checksum` (the SHA-256 of each migration's SQL) is added to a table
+/// made before it was kept.
 const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS hookd_migrations (
             version BIGINT NOT NULL PRIMARY KEY,
-            applied_at BIGINT NOT NULL
-        )";
+            applied_at BIGINT NOT NULL,
+            checksum TEXT
+        );
+        ALTER TABLE hookd_migrations ADD COLUMN IF NOT EXISTS checksum TEXT";
 
 pub(crate) async fn run(pool: &PgPool, now_ms: i64) -> sqlx::Result<()> {
     let mut tx = pool.begin().await?;

@@ -63,6 +63,28 @@ pub async fn drop_schema(base_url: &str, schema: &str) -> Result<(), StoreError>
     Ok(())
 }
 
+/// [`drop_schema`], waiting at most `lock_timeout` for the locks of connections still using it
+/// (a store that runs on at a test's end); past it the schema stays and the error says so.
+pub async fn drop_schema_within(
+    base_url: &str,
+    schema: &str,
+    lock_timeout: Duration,
+) -> Result<(), StoreError> {
+    let mut conn = connect(base_url).await?;
+    sqlx::query(&format!("SET lock_timeout = {}", lock_timeout.as_millis()))
+        .execute(&mut conn)
+        .await
+        .map_err(StoreError::backend)?;
+    sqlx::query(&format!(
+        "DROP SCHEMA IF EXISTS \"{}\" CASCADE",
+        schema.replace('"', "")
+    ))
+    .execute(&mut conn)
+    .await
+    .map_err(StoreError::backend)?;
+    conn.close().await.map_err(StoreError::backend)
+}
+
 /// `base_url` with `options=-c search_path=<schema>` added (URL-encoded).
 pub fn with_search_path(base_url: &str, schema: &str) -> String {
     let separator = if base_url.contains('?') { '&' } else { '?' };

@@ -582,7 +582,7 @@ async fn a_group_commit_the_database_refuses_fails_only_the_bad_request() {
     let Some(b) = Backend::postgres() else {
         return;
     };
-    let (store, _temp) = b.fresh_store().await;
+    let (store, _temp) = crate::support::fresh_store(&b).await;
     let committer = Committer::start(
         store.clone(),
         Arc::new(WebhookCache::default()),

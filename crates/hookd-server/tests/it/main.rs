@@ -3,6 +3,9 @@
 
 mod support;
 
+/// `backend_test!(name)`: the test body `name` on SQLite and on PostgreSQL.
+pub(crate) use hookd_testkit::backend_test;
+
 mod auth;
 mod delivery;
 mod events;
@@ -10,6 +13,7 @@ mod faults;
 mod inbound;
 mod intake;
 mod isolation;
+mod migrations;
 mod openapi;
 mod plans;
 mod proxy;

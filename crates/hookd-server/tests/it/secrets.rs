@@ -14,7 +14,9 @@ use serde_json::{json, Value};
 use sqlx::{Connection, Row};
 
 use crate::backend_test;
-use crate::support::{random_suffix, spawn_on, test_settings, Backend, TestApp, TestReceiver};
+use crate::support::{
+    random_suffix, spawn_on, test_settings, Backend, TempDb, TestApp, TestReceiver,
+};
 
 /// A database this test opens, reopens and reads raw.
 enum Place {
@@ -23,17 +25,14 @@ enum Place {
 }
 
 impl Place {
-    async fn new(b: &Backend) -> Self {
-        match b {
-            Backend::Sqlite => Self::Sqlite(
-                std::env::temp_dir().join(format!("hookd-secrets-{}.db", random_suffix())),
-            ),
-            Backend::Postgres(url) => Self::Postgres(
-                hookd_store_postgres::testing::fresh_schema_url(url, &random_suffix())
-                    .await
-                    .expect("a fresh schema"),
-            ),
-        }
+    /// A fresh database, and the guard that removes it at the end of the test.
+    async fn new(b: &Backend) -> (Self, Option<TempDb>) {
+        let (url, temp) = b.fresh_db().await;
+        let place = match (b, &temp) {
+            (Backend::Sqlite, Some(TempDb::File(path))) => Self::Sqlite(path.clone()),
+            _ => Self::Postgres(url),
+        };
+        (place, temp)
     }
 
     fn url(&self) -> String {
@@ -121,14 +120,6 @@ impl Place {
                     .execute(&mut conn)
                     .await
                     .unwrap();
-            }
-        }
-    }
-
-    fn remove(&self) {
-        if let Self::Sqlite(path) = self {
-            for ext in ["", "-wal", "-shm"] {
-                let _ = std::fs::remove_file(format!("{}{ext}", path.display()));
             }
         }
     }
@@ -221,7 +212,7 @@ impl Secrets {
 
 backend_test!(no_secret_is_stored_readable_after_create_rotate_and_patch);
 async fn no_secret_is_stored_readable_after_create_rotate_and_patch(b: Backend) {
-    let place = Place::new(&b).await;
+    let (place, _temp) = Place::new(&b).await;
     let key = MasterKey::generate_text();
     let app = app_on(place.open(&key, &[]).await.unwrap()).await;
     let rx = TestReceiver::start().await;
@@ -280,7 +271,6 @@ async fn no_secret_is_stored_readable_after_create_rotate_and_patch(b: Backend) 
     );
     assert_eq!(got[0].header("x-api-key"), Some(s.header.as_str()));
     verify_signature(&got[0], &new_secret);
-    place.remove();
 }
 
 fn verify_signature(got: &crate::support::Received, secret: &str) {
@@ -303,7 +293,7 @@ fn verify_signature(got: &crate::support::Received, secret: &str) {
 
 backend_test!(a_wrong_key_stops_the_store_and_the_old_key_opens_it);
 async fn a_wrong_key_stops_the_store_and_the_old_key_opens_it(b: Backend) {
-    let place = Place::new(&b).await;
+    let (place, _temp) = Place::new(&b).await;
     let (key, other) = (MasterKey::generate_text(), MasterKey::generate_text());
     let app = app_on(place.open(&key, &[]).await.unwrap()).await;
     let rx = TestReceiver::start().await;
@@ -340,12 +330,11 @@ async fn a_wrong_key_stops_the_store_and_the_old_key_opens_it(b: Backend) {
         place.open(&key, &[]).await.is_err(),
         "the old key alone opens nothing now"
     );
-    place.remove();
 }
 
 backend_test!(plain_rows_from_before_sealing_are_sealed_on_upgrade_and_read_the_same);
 async fn plain_rows_from_before_sealing_are_sealed_on_upgrade_and_read_the_same(b: Backend) {
-    let place = Place::new(&b).await;
+    let (place, _temp) = Place::new(&b).await;
     let key = MasterKey::generate_text();
     let store = place.open(&key, &[]).await.unwrap();
     let app = app_on(store.clone()).await;
@@ -423,13 +412,12 @@ async fn plain_rows_from_before_sealing_are_sealed_on_upgrade_and_read_the_same(
     for (path, before) in paths.iter().zip(&before) {
         assert_eq!(&app.get(path).await.1, before, "{path} reads the same");
     }
-    place.remove();
 }
 
 backend_test!(rotating_the_key_while_deliveries_are_in_flight_keeps_every_signature_valid);
 async fn rotating_the_key_while_deliveries_are_in_flight_keeps_every_signature_valid(b: Backend) {
     const EVENTS: usize = 60;
-    let place = Place::new(&b).await;
+    let (place, _temp) = Place::new(&b).await;
     let key = MasterKey::generate_text();
     let store = place.open(&key, &[]).await.unwrap();
     let app = app_on(store.clone()).await;
@@ -502,5 +490,4 @@ async fn rotating_the_key_while_deliveries_are_in_flight_keeps_every_signature_v
         "after {} rotations",
         done.len()
     );
-    place.remove();
 }

@@ -17,84 +17,26 @@ use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
-/// Which database a test runs on.
-#[derive(Debug, Clone)]
-pub enum Backend {
-    Sqlite,
-    Postgres(String),
-}
+pub use hookd_testkit::{random_suffix, Backend, TempDb};
 
-impl Backend {
-    /// PostgreSQL when `HOOKD_TEST_DATABASE_URL` is set.
-    pub fn postgres() -> Option<Self> {
-        hookd_store_postgres::testing::test_database_url("the PostgreSQL case").map(Self::Postgres)
-    }
-
-    /// A store on a fresh database (a new SQLite file, or a new PostgreSQL schema).
-    pub async fn fresh_store(&self) -> (Arc<dyn Store>, Option<TempDb>) {
-        let mut temp = None;
-        let store: Arc<dyn Store> = match self {
-            Backend::Sqlite => {
-                let path = std::env::temp_dir().join(format!("hookd-it-{}.db", random_suffix()));
-                let url = format!("sqlite://{}", path.display());
-                temp = Some(TempDb(path));
-                Arc::new(
-                    hookd_store_sqlite::SqliteStore::connect(&url, Keys::ephemeral())
-                        .await
-                        .expect("sqlite"),
-                )
-            }
-            Backend::Postgres(url) => {
-                let url = hookd_store_postgres::testing::fresh_schema_url(url, &random_suffix())
-                    .await
-                    .expect("fresh postgres schema");
-                Arc::new(
-                    hookd_store_postgres::PgStore::connect(&url, Keys::ephemeral())
-                        .await
-                        .expect("postgres"),
-                )
-            }
-        };
-        store.migrate().await.expect("migrations");
-        (store, temp)
-    }
-}
-
-/// A temporary SQLite file, with its WAL files, deleted on drop.
-pub struct TempDb(std::path::PathBuf);
-
-impl Drop for TempDb {
-    fn drop(&mut self) {
-        for ext in ["", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{}{ext}", self.0.display()));
-        }
-    }
-}
-
-pub fn random_suffix() -> String {
-    use rand::Rng;
-    let n: u64 = rand::thread_rng().gen();
-    format!("{n:016x}")
-}
-
-/// Runs one test body against SQLite, and against PostgreSQL when configured.
-#[macro_export]
-macro_rules! backend_test {
-    ($name:ident) => {
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                super::$name($crate::support::Backend::Sqlite).await
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                if let Some(b) = $crate::support::Backend::postgres() {
-                    super::$name(b).await
-                }
-            }
-        }
+/// A store on a fresh database (a new SQLite file, or a new PostgreSQL schema), migrated, and
+/// the guard that removes that database at the end of the test.
+pub async fn fresh_store(backend: &Backend) -> (Arc<dyn Store>, Option<TempDb>) {
+    let (url, temp) = backend.fresh_db().await;
+    let store: Arc<dyn Store> = match backend {
+        Backend::Sqlite => Arc::new(
+            hookd_store_sqlite::SqliteStore::connect(&url, Keys::ephemeral())
+                .await
+                .expect("sqlite"),
+        ),
+        Backend::Postgres(_) => Arc::new(
+            hookd_store_postgres::PgStore::connect(&url, Keys::ephemeral())
+                .await
+                .expect("postgres"),
+        ),
     };
+    store.migrate().await.expect("migrations");
+    (store, temp)
 }
 
 /// The admin token every test app accepts.
@@ -126,7 +68,7 @@ pub async fn spawn_app(backend: &Backend) -> TestApp {
 }
 
 pub async fn spawn_app_with(backend: &Backend, settings: Settings, mode: WorkerMode) -> TestApp {
-    let (store, temp) = backend.fresh_store().await;
+    let (store, temp) = fresh_store(backend).await;
     let mut app = spawn_on(store, settings, mode).await;
     app._temp = temp;
     app

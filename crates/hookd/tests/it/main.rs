@@ -4,6 +4,9 @@
 
 mod support;
 
+/// `backend_test!(name)`: the test body `name` on SQLite and on PostgreSQL.
+pub(crate) use hookd_testkit::backend_test;
+
 mod observability;
 mod processes;
 mod secrets;

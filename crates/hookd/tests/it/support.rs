@@ -12,76 +12,7 @@ use tokio::net::TcpListener;
 
 pub const TOKEN: &str = "process-test-admin-token";
 
-/// Which database a test runs on.
-#[derive(Debug, Clone)]
-pub enum Backend {
-    Sqlite,
-    Postgres(String),
-}
-
-impl Backend {
-    pub fn postgres() -> Option<Self> {
-        hookd_store_postgres::testing::test_database_url("the PostgreSQL case").map(Self::Postgres)
-    }
-
-    /// A URL of a fresh, empty database for this backend.
-    /// A URL of a fresh, empty database, and the guard that removes it (SQLite files) at the
-    /// end of the test.
-    pub async fn fresh_db(&self) -> (String, Option<TempDb>) {
-        let suffix = format!("{:016x}", rand::random::<u64>());
-        match self {
-            Backend::Sqlite => {
-                let path = std::env::temp_dir().join(format!("hookd-proc-{suffix}.db"));
-                (format!("sqlite://{}", path.display()), Some(TempDb(path)))
-            }
-            Backend::Postgres(url) => {
-                let url = hookd_store_postgres::testing::fresh_schema_url(url, &suffix).await;
-                (url.unwrap(), None)
-            }
-        }
-    }
-}
-
-/// A temporary SQLite file, with its WAL files, deleted on drop.
-pub struct TempDb(std::path::PathBuf);
-
-impl TempDb {
-    pub fn new(path: std::path::PathBuf) -> Self {
-        Self(path)
-    }
-
-    /// The key file hookd makes beside the database when no key is configured.
-    pub fn key_file(&self) -> std::path::PathBuf {
-        std::path::PathBuf::from(format!("{}.key", self.0.display()))
-    }
-}
-
-impl Drop for TempDb {
-    fn drop(&mut self) {
-        for ext in ["", "-wal", "-shm", ".key"] {
-            let _ = std::fs::remove_file(format!("{}{ext}", self.0.display()));
-        }
-    }
-}
-
-#[macro_export]
-macro_rules! backend_test {
-    ($name:ident) => {
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                super::$name($crate::support::Backend::Sqlite).await
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                if let Some(b) = $crate::support::Backend::postgres() {
-                    super::$name(b).await
-                }
-            }
-        }
-    };
-}
+pub use hookd_testkit::{Backend, TempDb};
 
 /// A free port on 127.0.0.1 (bound, then released for the child to take).
 pub fn free_port() -> u16 {
