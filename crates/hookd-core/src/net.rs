@@ -7,14 +7,13 @@
 //! (IPv4-mapped and -compatible, 6to4, Teredo, NAT64), which could smuggle a private one.
 
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 
-/// A network in CIDR notation (`10.0.0.0/8`, `::1/128`).
+use ipnet::IpNet;
+
+/// A network in CIDR notation (`10.0.0.0/8`, `::1/128`), without host bits.
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub struct Cidr {
-    network: IpAddr,
-    prefix: u8,
-}
+pub struct Cidr(IpNet);
 
 impl Cidr {
     /// Parses `addr/prefix`; refuses host bits set after the prefix.
@@ -33,45 +32,31 @@ impl Cidr {
             .ok()
             .filter(|p| *p <= max)
             .ok_or_else(|| format!("prefix length `{prefix}` must be between 0 and {max}"))?;
-        let network = mask(addr, prefix);
-        if network != addr {
+        let net = IpNet::new(addr, prefix).map_err(|e| format!("`{text}`: {e}"))?;
+        if net.trunc() != net {
             return Err(format!(
-                "`{text}` has host bits set; did you mean {network}/{prefix}?"
+                "`{text}` has host bits set; did you mean {}?",
+                net.trunc()
             ));
         }
-        Ok(Self { network, prefix })
+        Ok(Self(net))
     }
 
     /// Whether `ip` is inside this network (IPv4-mapped IPv6 addresses count as IPv4).
     pub fn contains(&self, ip: IpAddr) -> bool {
-        let ip = ip.to_canonical();
-        ip.is_ipv4() == self.network.is_ipv4() && mask(ip, self.prefix) == self.network
+        self.0.contains(&ip.to_canonical())
     }
 }
 
 impl fmt::Display for Cidr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.network, self.prefix)
+        fmt::Display::fmt(&self.0, f)
     }
 }
 
 impl fmt::Debug for Cidr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Display::fmt(self, f)
-    }
-}
-
-/// `addr` with every bit after the first `prefix` cleared.
-fn mask(addr: IpAddr, prefix: u8) -> IpAddr {
-    match addr {
-        IpAddr::V4(a) => {
-            let keep = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
-            IpAddr::V4(Ipv4Addr::from(u32::from(a) & keep))
-        }
-        IpAddr::V6(a) => {
-            let keep = u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0);
-            IpAddr::V6(Ipv6Addr::from(u128::from(a) & keep))
-        }
     }
 }
 
@@ -123,8 +108,7 @@ pub fn refusal(ip: IpAddr, allow: &[Cidr]) -> Option<&'static str> {
     table.iter().find_map(|(net, why)| {
         let net = Cidr::parse(net).expect("the denied ranges are valid CIDRs");
         // Match on the address as written: an IPv4-mapped IPv6 address is refused as such.
-        let same_family = net.network.is_ipv4() == ip.is_ipv4();
-        (same_family && mask(ip, net.prefix) == net.network).then_some(*why)
+        net.0.contains(&ip).then_some(*why)
     })
 }
 

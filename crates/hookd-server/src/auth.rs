@@ -38,10 +38,7 @@ pub fn generate_token() -> String {
 
 /// Lower-case hex SHA-256 of a token: what the database stores.
 pub fn hash_token(token: &str) -> String {
-    Sha256::digest(token.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex::encode(Sha256::digest(token.as_bytes()))
 }
 
 /// Creates and stores a new admin token named `name`; returns the token (shown once).

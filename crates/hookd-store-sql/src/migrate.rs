@@ -104,10 +104,7 @@ pub struct Drift {
 /// The SHA-256 of a migration's SQL, in hex.
 pub fn checksum(sql: &str) -> String {
     use sha2::Digest as _;
-    sha2::Sha256::digest(sql.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex::encode(sha2::Sha256::digest(sql.as_bytes()))
 }
 
 #[cfg(test)]

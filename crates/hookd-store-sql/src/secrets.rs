@@ -92,7 +92,7 @@ impl MasterKey {
             .chain_update(bytes)
             .finalize();
         Self {
-            id: format!("mk_{}", hex(&digest[..6])),
+            id: format!("mk_{}", hex::encode(&digest[..6])),
             cipher: XChaCha20Poly1305::new_from_slice(bytes).expect("the key is 32 bytes"),
         }
     }
@@ -339,7 +339,7 @@ impl Keys {
 
     /// A new random data key, sealed by the first master key, to be stored with `state`.
     pub fn new_data_key(&self, state: &str) -> KeyRow {
-        let id = format!("dk_{}", hex(&random::<8>()));
+        let id = format!("dk_{}", hex::encode(random::<8>()));
         let master = &self.masters[0];
         KeyRow {
             sealed: seal_bytes(&master.cipher, &key_aad(&id), &random::<KEY_BYTES>()),
@@ -463,10 +463,6 @@ fn random<const N: usize>() -> [u8; N] {
     let mut bytes = [0u8; N];
     rand::thread_rng().fill_bytes(&mut bytes);
     bytes
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Every row of `secret_keys`.

@@ -3,8 +3,6 @@
 //! `X-Frappe-Webhook-Signature`; GitHub sends it hex as `sha256=<hex>` in `X-Hub-Signature-256`.
 //! There is no timestamp: receivers who need replay protection use the `standard` scheme.
 
-use std::fmt::Write as _;
-
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use hmac::Mac;
@@ -46,10 +44,7 @@ impl HmacEncoding {
     fn encode(self, bytes: &[u8]) -> String {
         match self {
             Self::Base64 => B64.encode(bytes),
-            Self::Hex => bytes.iter().fold(String::new(), |mut s, b| {
-                let _ = write!(s, "{b:02x}");
-                s
-            }),
+            Self::Hex => hex::encode(bytes),
         }
     }
 
@@ -57,18 +52,9 @@ impl HmacEncoding {
     pub(crate) fn decode(self, text: &str) -> Option<Vec<u8>> {
         match self {
             Self::Base64 => B64.decode(text).ok(),
-            Self::Hex => {
-                let digits: Option<Vec<u8>> = text.chars().map(hex_digit).collect();
-                let digits = digits.filter(|d| d.len() % 2 == 0)?;
-                Some(digits.chunks(2).map(|p| (p[0] << 4) | p[1]).collect())
-            }
+            Self::Hex => hex::decode(text).ok(),
         }
     }
-}
-
-/// The value of one hex digit, in either case (no signs, unlike `from_str_radix`).
-fn hex_digit(c: char) -> Option<u8> {
-    c.to_digit(16).map(|d| d as u8)
 }
 
 fn mac(secret: &str, body: &[u8]) -> HmacSha256 {
