@@ -58,6 +58,12 @@ pub enum Command {
     /// Load-test hookd: publish events, receive the deliveries locally, report throughput,
     /// latency, losses, duplicates and memory.
     Bench(BenchArgs),
+    /// Print a shell completion script, e.g.
+    /// `hookd completions bash > ~/.local/share/bash-completion/completions/hookd`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 impl Command {
@@ -233,13 +239,19 @@ pub struct PublishArgs {
 pub enum DeliveriesCommand {
     /// List deliveries, newest first.
     List {
-        #[arg(long)]
+        /// Only those to this webhook.
+        #[arg(
+            long = "webhook",
+            visible_alias = "webhook-id",
+            value_name = "WEBHOOK_ID"
+        )]
         webhook_id: Option<String>,
-        #[arg(long)]
+        /// Only those of this event.
+        #[arg(long = "event", visible_alias = "event-id", value_name = "EVENT_ID")]
         event_id: Option<String>,
-        /// pending, delivering, succeeded, retrying, failed or cancelled.
-        #[arg(long)]
-        status: Option<String>,
+        /// Only those in this state.
+        #[arg(long, value_enum)]
+        status: Option<DeliveryStatus>,
         #[command(flatten)]
         page: PageArgs,
     },
@@ -247,6 +259,31 @@ pub enum DeliveriesCommand {
     Get { id: String },
     /// Send a delivery again now.
     Retry { id: String },
+}
+
+/// The states of a delivery, as `deliveries list --status` takes them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DeliveryStatus {
+    Pending,
+    Delivering,
+    Succeeded,
+    Retrying,
+    Failed,
+    Cancelled,
+}
+
+impl DeliveryStatus {
+    /// The name the API takes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Delivering => "delivering",
+            Self::Succeeded => "succeeded",
+            Self::Retrying => "retrying",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+        }
+    }
 }
 
 #[derive(Debug, Args)]

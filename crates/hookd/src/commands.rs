@@ -58,6 +58,12 @@ async fn run_command(cli: Cli) -> anyhow::Result<()> {
         Command::Tail(client) => client::tail(&client).await,
         Command::Verify(args) => verify::run(&args),
         Command::Bench(args) => bench::run(&args).await,
+        Command::Completions { shell } => {
+            use clap::CommandFactory as _;
+            let mut command = Cli::command();
+            clap_complete::generate(shell, &mut command, "hookd", &mut std::io::stdout());
+            Ok(())
+        }
     }
 }
 

@@ -272,7 +272,7 @@ pub async fn deliveries(args: &ClientArgs, command: DeliveriesCommand) -> anyhow
             let query = [
                 ("webhook_id", webhook_id.as_deref()),
                 ("event_id", event_id.as_deref()),
-                ("status", status.as_deref()),
+                ("status", status.map(|s| s.as_str())),
                 ("limit", limit.as_deref()),
                 ("cursor", cursor),
             ];

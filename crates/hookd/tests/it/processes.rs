@@ -453,3 +453,35 @@ fn logs_have_no_colour_when_standard_error_is_not_a_terminal() {
         "colour codes in a pipe: {stderr:?}"
     );
 }
+
+#[test]
+fn shell_completions_name_every_command() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = crate::support::command(&["completions", shell], "sqlite://unused.db", &[])
+            .output()
+            .expect("run hookd");
+        let script = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{shell}: {out:?}");
+        for command in ["serve", "worker", "deliveries", "verify", "secrets"] {
+            assert!(script.contains(command), "{shell} script lacks {command}");
+        }
+    }
+}
+
+#[test]
+fn a_mistyped_delivery_status_is_refused_naming_the_flag_and_the_choices() {
+    let out = crate::support::command(
+        &["deliveries", "list", "--status", "faild", "--token", "t"],
+        "sqlite://unused.db",
+        &[],
+    )
+    .stderr(std::process::Stdio::piped())
+    .output()
+    .expect("run hookd");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("--status") && stderr.contains("faild") && stderr.contains("failed"),
+        "{stderr}"
+    );
+}
