@@ -51,7 +51,22 @@ pub enum Command {
         #[command(subcommand)]
         command: DeliveriesCommand,
     },
-    /// Follow deliveries live: one line per new or changed delivery among the latest 50.
+    /// Manage scheduled webhooks (cron or fixed interval) on a running server.
+    Schedules {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(subcommand)]
+        command: SchedulesCommand,
+    },
+    /// Manage inbound webhook URLs and inspect their executions on a running server.
+    Inbound {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(subcommand)]
+        command: InboundCommand,
+    },
+    /// Follow deliveries live: one line per new or changed delivery among the latest 50 (with
+    /// --json, the delivery's JSON on one line).
     Tail(ClientArgs),
     /// Verify the signature of a received webhook.
     Verify(VerifyArgs),
@@ -154,6 +169,9 @@ pub struct ClientArgs {
     /// Admin API token.
     #[arg(long, global = true, env = "HOOKD_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// Print the server's JSON answer instead of a table (for scripts).
+    #[arg(long, global = true)]
+    pub json: bool,
 }
 
 /// A page of a list.
@@ -193,6 +211,35 @@ pub enum WebhooksCommand {
         #[command(flatten)]
         data: OptionalDataArg,
     },
+    /// Show the request a webhook would send, without sending it: a saved one by ID (--data: the
+    /// event, `{"type", "model", "data"}`), or an unsaved one from --data
+    /// `{"webhook": {…}, "event": {…}}`.
+    #[command(group = clap::ArgGroup::new("what").required(true).args(["id", "data"]).multiple(true))]
+    Preview {
+        id: Option<String>,
+        #[command(flatten)]
+        data: OptionalDataArg,
+    },
+    /// Show a webhook's signing secret (and its public key for ed25519).
+    Secret { id: String },
+    /// Give a webhook a new signing secret; the old one still signs during the grace period.
+    RotateSecret { id: String },
+    /// Queue again the webhook's failed deliveries created since a time.
+    Recover {
+        id: String,
+        /// RFC 3339, e.g. 2026-12-01T00:00:00Z.
+        #[arg(long)]
+        since: String,
+    },
+    /// Per webhook: latest status and counts of succeeded, failed and pending deliveries.
+    Stats {
+        /// Comma-separated webhook ids, at most 1000 [default: the first 1000 webhooks].
+        #[arg(long, value_name = "ID,…")]
+        ids: Option<String>,
+        /// RFC 3339: count deliveries created since then [default: 24 hours ago].
+        #[arg(long)]
+        since: Option<String>,
+    },
 }
 
 /// A JSON body: inline, `@file`, or `@-` for standard input.
@@ -214,10 +261,80 @@ pub struct OptionalDataArg {
 pub enum EventsCommand {
     /// Publish an event; matching webhooks get a delivery each.
     Publish(PublishArgs),
+    /// Publish up to 1000 events in one request, from --data `{"events": […]}` or a JSON array
+    /// of events.
+    Batch(DataArg),
+    /// Publish an event addressed by URL to the route-call filters (`POST /route-calls`).
+    RouteCall(DataArg),
     /// List events.
     List(PageArgs),
     /// Show one event.
     Get { id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SchedulesCommand {
+    /// List schedules.
+    List(PageArgs),
+    /// Show one schedule with its next run times.
+    Get { id: String },
+    /// Create a schedule from JSON (`name`, `webhook_id`, `cron` or `every_seconds`, …).
+    Create(DataArg),
+    /// Change a schedule: only the fields given in the JSON.
+    Update {
+        id: String,
+        #[command(flatten)]
+        data: DataArg,
+    },
+    /// Delete a schedule.
+    Delete { id: String },
+    /// Start firing a schedule.
+    Enable { id: String },
+    /// Stop firing a schedule (it keeps its settings).
+    Disable { id: String },
+    /// Fire a schedule now, once, outside its timing.
+    Run { id: String },
+    /// Show the request a schedule's next run would send: a saved one by ID, or an unsaved one
+    /// from --data (the JSON `create` takes).
+    #[command(group = clap::ArgGroup::new("what").required(true).args(["id", "data"]))]
+    Preview {
+        id: Option<String>,
+        #[command(flatten)]
+        data: OptionalDataArg,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum InboundCommand {
+    /// List inbound hooks with their URLs.
+    List(PageArgs),
+    /// Show one inbound hook.
+    Get { id: String },
+    /// Create an inbound hook from JSON (`name`, `auth`, `parse`, `mode`, `workflow`, …).
+    Create(DataArg),
+    /// Change an inbound hook: only the fields given in the JSON.
+    Update {
+        id: String,
+        #[command(flatten)]
+        data: DataArg,
+    },
+    /// Delete an inbound hook (its URL then answers 404).
+    Delete { id: String },
+    /// Accept requests on a hook's URL.
+    Enable { id: String },
+    /// Refuse requests on a hook's URL (it keeps its settings).
+    Disable { id: String },
+    /// List a hook's executions, newest first.
+    Executions {
+        id: String,
+        #[command(flatten)]
+        page: PageArgs,
+    },
+    /// Show one execution: request, variables, node trace, response.
+    Execution { id: String },
+    /// Show the fields a parse configuration would take from a sample
+    /// (--data `{"url": …, "json": …}`).
+    Parse(DataArg),
 }
 
 #[derive(Debug, Args)]

@@ -6,6 +6,7 @@ mod client;
 mod logs;
 mod secrets;
 mod serve;
+mod table;
 mod token;
 mod verify;
 
@@ -55,6 +56,8 @@ async fn run_command(cli: Cli) -> anyhow::Result<()> {
         Command::Webhooks { client, command } => client::webhooks(&client, command).await,
         Command::Events { client, command } => client::events(&client, command).await,
         Command::Deliveries { client, command } => client::deliveries(&client, command).await,
+        Command::Schedules { client, command } => client::schedules(&client, command).await,
+        Command::Inbound { client, command } => client::inbound(&client, command).await,
         Command::Tail(client) => client::tail(&client).await,
         Command::Verify(args) => verify::run(&args),
         Command::Bench(args) => bench::run(&args).await,

@@ -1,5 +1,6 @@
-//! The client commands (`webhooks`, `events`, `deliveries`, `tail`): calls to a running server's
-//! REST API (SPEC §4), printing the answers as pretty JSON.
+//! The client commands (`webhooks`, `events`, `deliveries`, `schedules`, `inbound`, `tail`):
+//! calls to a running server's REST API (SPEC §4), printing each answer as a table (see
+//! [`super::table`]) or, with `--json`, as the server's JSON.
 
 use std::collections::HashMap;
 use std::io::Read as _;
@@ -10,9 +11,52 @@ use reqwest::{Method, StatusCode, Url};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::table::{self, View};
 use crate::cli::{
-    ClientArgs, DeliveriesCommand, EventsCommand, PageArgs, PublishArgs, WebhooksCommand,
+    ClientArgs, DeliveriesCommand, EventsCommand, InboundCommand, PageArgs, PublishArgs,
+    SchedulesCommand, WebhooksCommand,
 };
+
+/// The columns of each list.
+const WEBHOOK_COLUMNS: &[&str] = &["id", "name", "active", "url", "events", "circuit"];
+const EVENT_COLUMNS: &[&str] = &["id", "type", "model", "created_at"];
+const DELIVERY_COLUMNS: &[&str] = &[
+    "id",
+    "status",
+    "webhook_id",
+    "event_id",
+    "attempt_count",
+    "last_status_code",
+    "updated_at",
+];
+const SCHEDULE_COLUMNS: &[&str] = &[
+    "id",
+    "name",
+    "active",
+    "webhook_id",
+    "cron",
+    "every_seconds",
+    "next_run_at",
+];
+const INBOUND_COLUMNS: &[&str] = &["id", "name", "active", "url"];
+const EXECUTION_COLUMNS: &[&str] = &[
+    "id",
+    "status",
+    "attempts",
+    "duration_ms",
+    "error",
+    "created_at",
+];
+const STATS_COLUMNS: &[&str] = &[
+    "webhook_id",
+    "last_status",
+    "last_at",
+    "succeeded",
+    "failed",
+    "pending",
+    "success_rate",
+];
+const PUBLISHED_COLUMNS: &[&str] = &["id", "deliveries", "duplicate"];
 
 /// Longest wait for one answer: `webhooks test` waits for the target, up to its own timeout.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(150);
@@ -24,6 +68,8 @@ const TAIL_PAGE: &str = "50";
 /// An authenticated client of one server's `/api/v1`.
 struct ApiClient {
     http: reqwest::Client,
+    /// `--json`: print answers as the server's JSON.
+    json: bool,
     /// The server's base URL, as given by `--server`.
     base: Url,
     token: String,
@@ -54,7 +100,12 @@ impl ApiClient {
             .user_agent(concat!("hookd-cli/", env!("CARGO_PKG_VERSION")))
             .build()
             .context("cannot build the HTTP client")?;
-        Ok(Self { http, base, token })
+        Ok(Self {
+            http,
+            json: args.json,
+            base,
+            token,
+        })
     }
 
     /// `/api/v1/<path...>` on the server, each path segment escaped.
@@ -115,6 +166,44 @@ impl ApiClient {
     async fn get(&self, path: &[&str], query: &Query<'_>) -> anyhow::Result<Option<Value>> {
         self.call(Method::GET, path, query, None).await
     }
+
+    async fn post(&self, path: &[&str], body: Option<&Value>) -> anyhow::Result<Option<Value>> {
+        self.call(Method::POST, path, &[], body).await
+    }
+
+    /// A page of the list at `path`.
+    async fn list(&self, path: &[&str], page: &PageArgs) -> anyhow::Result<Option<Value>> {
+        let limit = page.limit.map(|n| n.to_string());
+        let query = [
+            ("limit", limit.as_deref()),
+            ("cursor", page.cursor.as_deref()),
+        ];
+        self.get(path, &query).await
+    }
+
+    /// `PATCH` of the fields in `body`.
+    async fn patch(&self, path: &[&str], body: &Value) -> anyhow::Result<Option<Value>> {
+        self.call(Method::PATCH, path, &[], Some(body)).await
+    }
+
+    /// `DELETE`, answered by `{"deleted": id}` when the server answers nothing.
+    async fn delete(&self, path: &[&str], id: &str) -> anyhow::Result<Option<Value>> {
+        let answer = self.call(Method::DELETE, path, &[], None).await?;
+        Ok(answer.or_else(|| Some(json!({ "deleted": id }))))
+    }
+
+    /// Prints `answer`: its JSON with `--json`, else as `view`.
+    fn show(&self, answer: Option<Value>, view: View) -> anyhow::Result<()> {
+        let Some(answer) = answer else {
+            return Ok(());
+        };
+        if self.json {
+            println!("{}", serde_json::to_string_pretty(&answer)?);
+        } else {
+            print!("{}", table::render(&answer, view));
+        }
+        Ok(())
+    }
 }
 
 /// The error of a non-2xx answer, with the message of the server's `{"error": {…}}` body.
@@ -148,13 +237,6 @@ fn api_error(status: StatusCode, body: &[u8]) -> anyhow::Error {
     }
 }
 
-fn print(value: Option<Value>) -> anyhow::Result<()> {
-    if let Some(value) = value {
-        println!("{}", serde_json::to_string_pretty(&value)?);
-    }
-    Ok(())
-}
-
 /// The JSON of a `--data` argument: inline text, `@FILE`, or `@-` for standard input.
 fn read_data(arg: &str) -> anyhow::Result<Value> {
     let text = match arg.strip_prefix('@') {
@@ -173,76 +255,133 @@ fn read_data(arg: &str) -> anyhow::Result<Value> {
     serde_json::from_str(&text).context("--data: not valid JSON")
 }
 
-fn page_query(page: &PageArgs) -> (Option<String>, Option<&str>) {
-    (page.limit.map(|n| n.to_string()), page.cursor.as_deref())
-}
-
 /// `hookd webhooks …`.
 pub async fn webhooks(args: &ClientArgs, command: WebhooksCommand) -> anyhow::Result<()> {
     let api = ApiClient::new(args)?;
-    let answer = match command {
-        WebhooksCommand::List(page) => {
-            let (limit, cursor) = page_query(&page);
-            api.get(
-                &["webhooks"],
-                &[("limit", limit.as_deref()), ("cursor", cursor)],
-            )
-            .await?
-        }
-        WebhooksCommand::Get { id } => api.get(&["webhooks", &id], &[]).await?,
+    let (answer, view) = match command {
+        WebhooksCommand::List(page) => (
+            api.list(&["webhooks"], &page).await?,
+            View::Table(WEBHOOK_COLUMNS),
+        ),
+        WebhooksCommand::Get { id } => (api.get(&["webhooks", &id], &[]).await?, View::Fields),
         WebhooksCommand::Create(data) => {
             let body = read_data(&data.data)?;
-            api.call(Method::POST, &["webhooks"], &[], Some(&body))
-                .await?
+            (api.post(&["webhooks"], Some(&body)).await?, View::Fields)
         }
         WebhooksCommand::Update { id, data } => {
             let body = read_data(&data.data)?;
-            api.call(Method::PATCH, &["webhooks", &id], &[], Some(&body))
-                .await?
+            (api.patch(&["webhooks", &id], &body).await?, View::Fields)
         }
         WebhooksCommand::Delete { id } => {
-            let answer = api
-                .call(Method::DELETE, &["webhooks", &id], &[], None)
-                .await?;
-            answer.or_else(|| Some(json!({ "deleted": id })))
+            (api.delete(&["webhooks", &id], &id).await?, View::Fields)
         }
-        WebhooksCommand::Enable { id } => post(&api, &["webhooks", &id, "enable"], None).await?,
-        WebhooksCommand::Disable { id } => post(&api, &["webhooks", &id, "disable"], None).await?,
+        WebhooksCommand::Enable { id } => (
+            api.post(&["webhooks", &id, "enable"], None).await?,
+            View::Fields,
+        ),
+        WebhooksCommand::Disable { id } => (
+            api.post(&["webhooks", &id, "disable"], None).await?,
+            View::Fields,
+        ),
         WebhooksCommand::Test { id, data } => {
-            let body = data.data.as_deref().map(read_data).transpose()?;
-            post(&api, &["webhooks", &id, "test"], body.as_ref()).await?
+            let body = optional_data(data.data.as_deref())?;
+            (
+                api.post(&["webhooks", &id, "test"], body.as_ref()).await?,
+                View::Fields,
+            )
+        }
+        WebhooksCommand::Preview { id, data } => {
+            let body = optional_data(data.data.as_deref())?;
+            let answer = match &id {
+                Some(id) => {
+                    api.post(&["webhooks", id, "preview"], body.as_ref())
+                        .await?
+                }
+                None => api.post(&["webhooks", "preview"], body.as_ref()).await?,
+            };
+            (answer, View::Fields)
+        }
+        WebhooksCommand::Secret { id } => (
+            api.get(&["webhooks", &id, "secret"], &[]).await?,
+            View::Fields,
+        ),
+        WebhooksCommand::RotateSecret { id } => (
+            api.post(&["webhooks", &id, "rotate-secret"], None).await?,
+            View::Fields,
+        ),
+        WebhooksCommand::Recover { id, since } => {
+            let body = json!({ "since": since });
+            (
+                api.post(&["webhooks", &id, "recover"], Some(&body)).await?,
+                View::Fields,
+            )
+        }
+        WebhooksCommand::Stats { ids, since } => {
+            let ids = match ids {
+                Some(ids) => ids,
+                None => first_webhook_ids(&api).await?,
+            };
+            let query = [("ids", Some(ids.as_str())), ("since", since.as_deref())];
+            (
+                api.get(&["webhooks", "stats"], &query).await?,
+                View::Table(STATS_COLUMNS),
+            )
         }
     };
-    print(answer)
+    api.show(answer, view)
 }
 
-async fn post(
-    api: &ApiClient,
-    path: &[&str],
-    body: Option<&Value>,
-) -> anyhow::Result<Option<Value>> {
-    api.call(Method::POST, path, &[], body).await
+/// The ids of the first 1000 webhooks (the most `GET /webhooks/stats` takes), comma-separated.
+async fn first_webhook_ids(api: &ApiClient) -> anyhow::Result<String> {
+    let page = api.get(&["webhooks"], &[("limit", Some("1000"))]).await?;
+    let rows = page.as_ref().and_then(|p| p["data"].as_array());
+    let ids: Vec<&str> = rows
+        .into_iter()
+        .flatten()
+        .filter_map(|w| w["id"].as_str())
+        .collect();
+    Ok(ids.join(","))
+}
+
+/// The JSON of an optional `--data`.
+fn optional_data(arg: Option<&str>) -> anyhow::Result<Option<Value>> {
+    arg.map(read_data).transpose()
 }
 
 /// `hookd events …`.
 pub async fn events(args: &ClientArgs, command: EventsCommand) -> anyhow::Result<()> {
     let api = ApiClient::new(args)?;
-    let answer = match command {
+    let (answer, view) = match command {
         EventsCommand::Publish(publish) => {
             let body = event_body(&publish)?;
-            post(&api, &["events"], Some(&body)).await?
+            (api.post(&["events"], Some(&body)).await?, View::Fields)
         }
-        EventsCommand::List(page) => {
-            let (limit, cursor) = page_query(&page);
-            api.get(
-                &["events"],
-                &[("limit", limit.as_deref()), ("cursor", cursor)],
+        EventsCommand::Batch(data) => {
+            let body = batch_body(read_data(&data.data)?);
+            (
+                api.post(&["events", "batch"], Some(&body)).await?,
+                View::Table(PUBLISHED_COLUMNS),
             )
-            .await?
         }
-        EventsCommand::Get { id } => api.get(&["events", &id], &[]).await?,
+        EventsCommand::RouteCall(data) => {
+            let body = read_data(&data.data)?;
+            (api.post(&["route-calls"], Some(&body)).await?, View::Fields)
+        }
+        EventsCommand::List(page) => (
+            api.list(&["events"], &page).await?,
+            View::Table(EVENT_COLUMNS),
+        ),
+        EventsCommand::Get { id } => (api.get(&["events", &id], &[]).await?, View::Fields),
     };
-    print(answer)
+    api.show(answer, view)
+}
+
+/// The body of `POST /events/batch`: a bare array of events is wrapped as `{"events": […]}`.
+fn batch_body(data: Value) -> Value {
+    match data {
+        Value::Array(events) => json!({ "events": events }),
+        other => other,
+    }
 }
 
 /// The body of `POST /api/v1/events`; `data` is `{}` unless given.
@@ -261,27 +400,124 @@ fn event_body(publish: &PublishArgs) -> anyhow::Result<Value> {
 /// `hookd deliveries …`.
 pub async fn deliveries(args: &ClientArgs, command: DeliveriesCommand) -> anyhow::Result<()> {
     let api = ApiClient::new(args)?;
-    let answer = match command {
+    let (answer, view) = match command {
         DeliveriesCommand::List {
             webhook_id,
             event_id,
             status,
             page,
         } => {
-            let (limit, cursor) = page_query(&page);
+            let limit = page.limit.map(|n| n.to_string());
             let query = [
                 ("webhook_id", webhook_id.as_deref()),
                 ("event_id", event_id.as_deref()),
                 ("status", status.map(|s| s.as_str())),
                 ("limit", limit.as_deref()),
-                ("cursor", cursor),
+                ("cursor", page.cursor.as_deref()),
             ];
-            api.get(&["deliveries"], &query).await?
+            (
+                api.get(&["deliveries"], &query).await?,
+                View::Table(DELIVERY_COLUMNS),
+            )
         }
-        DeliveriesCommand::Get { id } => api.get(&["deliveries", &id], &[]).await?,
-        DeliveriesCommand::Retry { id } => post(&api, &["deliveries", &id, "retry"], None).await?,
+        DeliveriesCommand::Get { id } => (api.get(&["deliveries", &id], &[]).await?, View::Fields),
+        DeliveriesCommand::Retry { id } => (
+            api.post(&["deliveries", &id, "retry"], None).await?,
+            View::Fields,
+        ),
     };
-    print(answer)
+    api.show(answer, view)
+}
+
+/// `hookd schedules …`.
+pub async fn schedules(args: &ClientArgs, command: SchedulesCommand) -> anyhow::Result<()> {
+    let api = ApiClient::new(args)?;
+    let (answer, view) = match command {
+        SchedulesCommand::List(page) => (
+            api.list(&["schedules"], &page).await?,
+            View::Table(SCHEDULE_COLUMNS),
+        ),
+        SchedulesCommand::Get { id } => (api.get(&["schedules", &id], &[]).await?, View::Fields),
+        SchedulesCommand::Create(data) => {
+            let body = read_data(&data.data)?;
+            (api.post(&["schedules"], Some(&body)).await?, View::Fields)
+        }
+        SchedulesCommand::Update { id, data } => {
+            let body = read_data(&data.data)?;
+            (api.patch(&["schedules", &id], &body).await?, View::Fields)
+        }
+        SchedulesCommand::Delete { id } => {
+            (api.delete(&["schedules", &id], &id).await?, View::Fields)
+        }
+        SchedulesCommand::Enable { id } => (
+            api.patch(&["schedules", &id], &json!({"active": true}))
+                .await?,
+            View::Fields,
+        ),
+        SchedulesCommand::Disable { id } => (
+            api.patch(&["schedules", &id], &json!({"active": false}))
+                .await?,
+            View::Fields,
+        ),
+        SchedulesCommand::Run { id } => (
+            api.post(&["schedules", &id, "run"], None).await?,
+            View::Fields,
+        ),
+        SchedulesCommand::Preview { id, data } => {
+            let answer = match (id, optional_data(data.data.as_deref())?) {
+                (Some(id), _) => api.post(&["schedules", &id, "preview"], None).await?,
+                (None, body) => api.post(&["schedules", "preview"], body.as_ref()).await?,
+            };
+            (answer, View::Fields)
+        }
+    };
+    api.show(answer, view)
+}
+
+/// `hookd inbound …`.
+pub async fn inbound(args: &ClientArgs, command: InboundCommand) -> anyhow::Result<()> {
+    let api = ApiClient::new(args)?;
+    let (answer, view) = match command {
+        InboundCommand::List(page) => (
+            api.list(&["inbound"], &page).await?,
+            View::Table(INBOUND_COLUMNS),
+        ),
+        InboundCommand::Get { id } => (api.get(&["inbound", &id], &[]).await?, View::Fields),
+        InboundCommand::Create(data) => {
+            let body = read_data(&data.data)?;
+            (api.post(&["inbound"], Some(&body)).await?, View::Fields)
+        }
+        InboundCommand::Update { id, data } => {
+            let body = read_data(&data.data)?;
+            (api.patch(&["inbound", &id], &body).await?, View::Fields)
+        }
+        InboundCommand::Delete { id } => (api.delete(&["inbound", &id], &id).await?, View::Fields),
+        InboundCommand::Enable { id } => (
+            api.patch(&["inbound", &id], &json!({"active": true}))
+                .await?,
+            View::Fields,
+        ),
+        InboundCommand::Disable { id } => (
+            api.patch(&["inbound", &id], &json!({"active": false}))
+                .await?,
+            View::Fields,
+        ),
+        InboundCommand::Executions { id, page } => (
+            api.list(&["inbound", &id, "executions"], &page).await?,
+            View::Table(EXECUTION_COLUMNS),
+        ),
+        InboundCommand::Execution { id } => {
+            (api.get(&["executions", &id], &[]).await?, View::Fields)
+        }
+        InboundCommand::Parse(data) => {
+            let body = read_data(&data.data)?;
+            (
+                api.post(&["inbound", "parse"], Some(&body)).await?,
+                View::Fields,
+            )
+        }
+    };
+    api.show(answer, view)
 }
 
 /// `hookd tail`: polls the latest deliveries every second and prints each new or changed one,
@@ -312,15 +548,22 @@ pub async fn tail(args: &ClientArgs) -> anyhow::Result<()> {
             Err(e) => return Err(e),
         };
         unreachable = false;
-        for line in changes(page.as_ref(), &mut seen) {
-            println!("{line}");
+        for (line, row) in changes(page.as_ref(), &mut seen) {
+            if api.json {
+                println!("{row}");
+            } else {
+                println!("{line}");
+            }
         }
     }
 }
 
-/// Lines for the deliveries of `page` that are new or changed since `seen`, oldest first;
-/// `seen` becomes this page's deliveries.
-fn changes(page: Option<&Value>, seen: &mut HashMap<String, String>) -> Vec<String> {
+/// Lines (with their JSON) for the deliveries of `page` that are new or changed since `seen`,
+/// oldest first; `seen` becomes this page's deliveries.
+fn changes<'p>(
+    page: Option<&'p Value>,
+    seen: &mut HashMap<String, String>,
+) -> Vec<(String, &'p Value)> {
     let rows = page
         .and_then(|p| p["data"].as_array())
         .map(Vec::as_slice)
@@ -338,7 +581,7 @@ fn changes(page: Option<&Value>, seen: &mut HashMap<String, String>) -> Vec<Stri
             text(&row["last_status_code"]),
         );
         if seen.get(&id) != Some(&state) {
-            lines.push(format!("{} {id} {state}", time(&row["updated_at"])));
+            lines.push((format!("{} {id} {state}", time(&row["updated_at"])), row));
         }
         current.insert(id, state);
     }
@@ -374,6 +617,7 @@ mod tests {
         let args = ClientArgs {
             server: server.into(),
             token: Some("t".into()),
+            json: false,
         };
         ApiClient::new(&args).unwrap()
     }
@@ -401,11 +645,13 @@ mod tests {
         let no_token = ClientArgs {
             server: "http://h".into(),
             token: None,
+            json: false,
         };
         assert!(format!("{:#}", ApiClient::new(&no_token).unwrap_err()).contains("HOOKD_TOKEN"));
         let bad = ClientArgs {
             server: "h:8080".into(),
             token: Some("t".into()),
+            json: false,
         };
         assert!(format!("{:#}", ApiClient::new(&bad).unwrap_err()).contains("--server"));
     }
@@ -459,7 +705,9 @@ mod tests {
         let lines = changes(Some(&first), &mut seen);
         assert_eq!(lines.len(), 2);
         assert!(
-            lines[0].starts_with("1970-01-01T00:00:00.000Z dlv_1 succeeded"),
+            lines[0]
+                .0
+                .starts_with("1970-01-01T00:00:00.000Z dlv_1 succeeded"),
             "{lines:?}"
         );
         assert!(changes(Some(&first), &mut seen).is_empty());
@@ -470,7 +718,8 @@ mod tests {
         let lines = changes(Some(&second), &mut seen);
         assert_eq!(lines.len(), 1);
         assert!(
-            lines[0].contains("dlv_2 retrying") && lines[0].ends_with("attempts=1 last_status=-")
+            lines[0].0.contains("dlv_2 retrying")
+                && lines[0].0.ends_with("attempts=1 last_status=-")
         );
     }
 }

@@ -7,6 +7,7 @@ mod support;
 /// `backend_test!(name)`: the test body `name` on SQLite and on PostgreSQL.
 pub(crate) use hookd_testkit::backend_test;
 
+mod cli;
 mod observability;
 mod processes;
 mod secrets;
