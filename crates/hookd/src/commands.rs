@@ -22,6 +22,16 @@ use hookd_store_sqlite::SqliteStore;
 use crate::cli::{Cli, Command, ConfigArgs, SecretsCommand, TokenCommand};
 use crate::config::{Backend, Config, LogFormat, Overrides};
 
+/// Writes `bytes` to standard output; an error (a reader that went away) is returned, not a
+/// panic as `print!` makes it.
+fn out(bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(bytes)?;
+    stdout.flush()?;
+    Ok(())
+}
+
 /// Log filter of the commands that load no configuration.
 const CLIENT_LOG: &str = "warn";
 
@@ -63,9 +73,9 @@ async fn run_command(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(args) => bench::run(&args).await,
         Command::Completions { shell } => {
             use clap::CommandFactory as _;
-            let mut command = Cli::command();
-            clap_complete::generate(shell, &mut command, "hookd", &mut std::io::stdout());
-            Ok(())
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "hookd", &mut script);
+            out(&script)
         }
     }
 }

@@ -28,7 +28,20 @@ const DELIVERY_COLUMNS: &[&str] = &[
     "attempt_count",
     "last_status_code",
     "updated_at",
+    "last_error",
 ];
+/// A delivery with its attempts.
+const DELIVERY_RECORD: View = View::Record(&[(
+    "attempts",
+    &[
+        "attempt",
+        "started_at",
+        "duration_ms",
+        "response.status",
+        "error_kind",
+        "error",
+    ],
+)]);
 const SCHEDULE_COLUMNS: &[&str] = &[
     "id",
     "name",
@@ -197,12 +210,12 @@ impl ApiClient {
         let Some(answer) = answer else {
             return Ok(());
         };
-        if self.json {
-            println!("{}", serde_json::to_string_pretty(&answer)?);
+        let text = if self.json {
+            serde_json::to_string_pretty(&answer)? + "\n"
         } else {
-            print!("{}", table::render(&answer, view));
-        }
-        Ok(())
+            table::render(&answer, view)
+        };
+        super::out(text.as_bytes())
     }
 }
 
@@ -420,7 +433,9 @@ pub async fn deliveries(args: &ClientArgs, command: DeliveriesCommand) -> anyhow
                 View::Table(DELIVERY_COLUMNS),
             )
         }
-        DeliveriesCommand::Get { id } => (api.get(&["deliveries", &id], &[]).await?, View::Fields),
+        DeliveriesCommand::Get { id } => {
+            (api.get(&["deliveries", &id], &[]).await?, DELIVERY_RECORD)
+        }
         DeliveriesCommand::Retry { id } => (
             api.post(&["deliveries", &id, "retry"], None).await?,
             View::Fields,
@@ -549,11 +564,8 @@ pub async fn tail(args: &ClientArgs) -> anyhow::Result<()> {
         };
         unreachable = false;
         for (line, row) in changes(page.as_ref(), &mut seen) {
-            if api.json {
-                println!("{row}");
-            } else {
-                println!("{line}");
-            }
+            let text = if api.json { row.to_string() } else { line };
+            super::out(format!("{text}\n").as_bytes())?;
         }
     }
 }

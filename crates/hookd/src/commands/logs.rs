@@ -33,12 +33,24 @@ pub struct Logging<'a> {
     pub otlp: Option<&'a str>,
 }
 
+/// Added to a filter that does not name sqlx.
+const QUIET_NOTICES: &str = "sqlx::postgres::notice=warn";
+
 /// Logs to standard error (standard output is for results).
 pub fn init(logging: Logging<'_>) -> anyhow::Result<()> {
-    let filter = || match std::env::var(LOG_VAR) {
-        Ok(from_env) => EnvFilter::try_new(&from_env)
-            .with_context(|| format!("{LOG_VAR}: not a valid tracing filter")),
-        Err(_) => EnvFilter::try_new(logging.filter).context("log: not a valid tracing filter"),
+    let filter = || {
+        let (text, key) = match std::env::var(LOG_VAR) {
+            Ok(from_env) => (from_env, LOG_VAR),
+            Err(_) => (logging.filter.to_owned(), "log"),
+        };
+        // PostgreSQL's notices ("relation … already exists, skipping" from the idempotent
+        // migrations) are not news at info; a filter that names sqlx decides for itself.
+        let text = if text.contains("sqlx") {
+            text
+        } else {
+            format!("{text},{QUIET_NOTICES}")
+        };
+        EnvFilter::try_new(&text).with_context(|| format!("{key}: not a valid tracing filter"))
     };
     let lines = match logging.format {
         LogFormat::Text => {

@@ -35,14 +35,15 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .context("the server stopped with an error")
 }
 
-/// On the first start, creates an admin token and prints it, once, with where to use it.
+/// Prints where the admin API and UI are; on the first start (no token, no `admin_token`)
+/// creates an admin token and prints it, once.
 async fn announce_admin_token(store: &dyn Store, settings: &Settings) -> anyhow::Result<()> {
     let token = hookd_server::bootstrap_admin_token(store, settings)
         .await
         .context("creating the first admin token")?;
+    println!("Admin API: {}/api/v1", settings.public_url);
+    println!("Admin UI: {}/ui/", settings.public_url);
     if let Some(token) = token {
-        println!("Admin API: {}/api/v1", settings.public_url);
-        println!("Admin UI: {}/ui/", settings.public_url);
         println!("Admin token (shown once): {token}");
     }
     Ok(())

@@ -11,10 +11,14 @@ const CELL_CHARS: usize = 60;
 /// What to show of an answer.
 #[derive(Debug, Clone, Copy)]
 pub enum View {
-    /// A list, with these columns (field names; an absent field shows `-`).
+    /// A list, with these columns (field names, `a.b` for a field inside one; an absent field
+    /// shows `-`).
     Table(&'static [&'static str]),
     /// One object, field by field.
     Fields,
+    /// One object, field by field, with the columns of some of its lists of objects (the
+    /// others show their scalar fields).
+    Record(&'static [(&'static str, &'static [&'static str])]),
 }
 
 /// The text of `answer` seen as `view`, ending in a newline (empty for an empty answer).
@@ -33,7 +37,8 @@ pub fn render(answer: &Value, view: View) -> String {
             }
             text
         }
-        (_, Value::Object(fields)) => object(fields),
+        (View::Record(lists), Value::Object(fields)) => object(fields, lists),
+        (_, Value::Object(fields)) => object(fields, &[]),
         (_, Value::Array(rows)) => table(rows, &[]),
         (_, other) => format!("{}\n", cell(other)),
     }
@@ -56,7 +61,7 @@ fn table(rows: &[Value], columns: &[&str]) -> String {
             columns
                 .iter()
                 .map(|c| {
-                    let text = cell(row.get(*c).unwrap_or(&Value::Null));
+                    let text = cell(field(row, c));
                     if whole(c) {
                         text
                     } else {
@@ -98,14 +103,26 @@ fn is_list_of_objects(value: &Value) -> bool {
         .is_some_and(|items| !items.is_empty() && items.iter().all(Value::is_object))
 }
 
-/// `field  value` lines; lists of objects follow as tables of their own.
-fn object(fields: &Map<String, Value>) -> String {
+/// The value at `path` (`a` or `a.b`) in `row`; null when absent.
+fn field<'v>(row: &'v Value, path: &str) -> &'v Value {
+    path.split('.')
+        .try_fold(row, |value, name| value.get(name))
+        .unwrap_or(&Value::Null)
+}
+
+/// `field  value` lines; lists of objects follow as tables of their own, with the columns
+/// `lists` gives them.
+fn object(fields: &Map<String, Value>, lists: &[(&str, &[&str])]) -> String {
     let mut lines = Vec::new();
     let mut tables = String::new();
     for (name, value) in ordered(fields) {
         if is_list_of_objects(value) {
             let rows = value.as_array().map(Vec::as_slice).unwrap_or_default();
-            tables.push_str(&format!("\n{name}:\n{}", table(rows, &[])));
+            let columns = lists
+                .iter()
+                .find(|(list, _)| list == name)
+                .map_or(&[][..], |(_, columns)| columns);
+            tables.push_str(&format!("\n{name}:\n{}", table(rows, columns)));
         } else {
             lines.push(vec![name.clone(), cell(value)]);
         }
@@ -220,6 +237,26 @@ mod tests {
              attempts:\n\
              ATTEMPT  DURATION_MS\n\
              1        12\n"
+        );
+    }
+
+    #[test]
+    fn a_record_gives_its_lists_columns_inside_their_objects() {
+        let delivery = json!({"id": "dlv_1", "attempts": [
+            {"attempt": 1, "response": {"status": 500}, "error": null},
+            {"attempt": 2, "response": null, "error": "timed out"}]});
+        let text = render(
+            &delivery,
+            View::Record(&[("attempts", &["attempt", "response.status", "error"])]),
+        );
+        assert_eq!(
+            text,
+            "id  dlv_1\n\
+             \n\
+             attempts:\n\
+             ATTEMPT  RESPONSE.STATUS  ERROR\n\
+             1        500              -\n\
+             2        -                timed out\n"
         );
     }
 

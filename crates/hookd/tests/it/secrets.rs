@@ -88,7 +88,11 @@ async fn a_lost_key_file_stops_hookd_and_says_what_to_restore() {
     let wrong = hookd_store_sql::secrets::MasterKey::generate_text();
     let (ok, _, stderr) = run(&["migrate"], &db, &[("HOOKD_SECRETS_KEY", &wrong)]);
     assert!(!ok);
-    assert!(stderr.contains("secrets_key:"), "{stderr}");
+    assert_eq!(
+        stderr.matches("secrets_key:").count(),
+        1,
+        "named once, not again as its own cause: {stderr}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
