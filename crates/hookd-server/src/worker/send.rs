@@ -312,15 +312,23 @@ async fn send(
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     let mut body = Vec::new();
+    let mut cut_short = false;
     // Read a little past the limit so truncation is known, then stop: the rest is not ours to keep.
     while body.len() <= MAX_RECORDED_BODY {
         match resp.chunk().await {
             Ok(Some(chunk)) => body.extend_from_slice(&chunk),
             Ok(None) => break,
-            Err(e) => return Err(classify(e)),
+            // The receiver answered: its status decides the outcome, even when the body after it
+            // broke off (shorter than its Content-Length, a TLS peer closing without
+            // close_notify, a stall past the timeout). What arrived is kept, marked truncated.
+            Err(_) => {
+                cut_short = true;
+                break;
+            }
         }
     }
-    let (text, body_truncated) = record_body(&body);
+    let (text, truncated) = record_body(&body);
+    let body_truncated = truncated || cut_short;
     Ok(Received {
         record: ResponseRecord {
             status,

@@ -215,6 +215,36 @@ async fn transport_errors_are_recorded_and_retried(b: Backend) {
     assert!(d["next_attempt_at"].is_string());
 }
 
+backend_test!(a_status_counts_even_when_the_body_after_it_breaks_off);
+async fn a_status_counts_even_when_the_body_after_it_breaks_off(b: Backend) {
+    let app = spawn_app(&b).await;
+    // A receiver that answers 200, promises 100 bytes of body, sends 7 and closes.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let mut request = vec![0; 65536];
+            let _ = socket.read(&mut request).await;
+            let _ = socket
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial")
+                .await;
+        }
+    });
+    app.create_webhook(json!({"name": "short", "url": format!("http://{addr}/"),
+        "events": [{"type": "short.*"}], "retry_schedule": [3600]}))
+        .await;
+    let dlv = publish_one(&app, json!({"type": "short.x"})).await;
+    let d = app
+        .wait_delivery(&dlv, |d| d["attempt_count"].as_u64() >= Some(1))
+        .await;
+    assert_eq!(d["status"], "succeeded", "{d}");
+    let response = &d["attempts"][0]["response"];
+    assert_eq!(response["status"], 200);
+    assert_eq!(response["body"], "partial");
+    assert_eq!(response["body_truncated"], true);
+}
+
 backend_test!(test_endpoint_sends_now_and_returns_the_attempt);
 async fn test_endpoint_sends_now_and_returns_the_attempt(b: Backend) {
     let app = spawn_app(&b).await;
