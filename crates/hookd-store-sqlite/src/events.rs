@@ -8,7 +8,7 @@ use hookd_core::store::{Enqueued, EventToStore, NewDelivery, Page};
 use hookd_store_sql::events::{self as sql, sort_out};
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
 
-use crate::rows::{self, encode_err, event_columns, placeholders, IDS_PER_QUERY};
+use crate::rows::{self, cached, encode_err, event_columns, placeholders, IDS_PER_QUERY};
 
 /// Delivery rows per multi-row `INSERT`. Each row binds 9 parameters; SQLite allows 32766 per
 /// statement, so 1000 rows (9000 parameters) stays well inside while keeping a fan-out to
@@ -52,7 +52,7 @@ async fn insert_events(
     for chunk in keyless.chunks(EVENT_ROWS_PER_INSERT) {
         event_rows(chunk, now_ms)?
             .build()
-            .persistent(false)
+            .persistent(cached(chunk.len()))
             .execute(&mut *conn)
             .await?;
     }
@@ -94,7 +94,7 @@ async fn insert_keyed(
     insert.push(" ON CONFLICT (idempotency_key) DO NOTHING RETURNING id");
     insert
         .build()
-        .persistent(false)
+        .persistent(cached(chunk.len()))
         .fetch_all(conn)
         .await?
         .iter()
@@ -174,8 +174,11 @@ async fn insert_deliveries(
             .push_bind(now_ms)
             .push_bind(now_ms);
     });
-    // Shapes vary with the chunk size: do not let them crowd hot statements out of the cache.
-    insert.build().persistent(false).execute(conn).await?;
+    insert
+        .build()
+        .persistent(cached(chunk.len()))
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
@@ -205,7 +208,7 @@ pub(crate) async fn by_ids(reader: &SqlitePool, ids: &[EventId]) -> sqlx::Result
             concat!("SELECT ", event_columns!(), " FROM events WHERE id IN ({})"),
             placeholders(chunk.len())
         );
-        let mut query = sqlx::query(&sql).persistent(false);
+        let mut query = sqlx::query(&sql).persistent(cached(chunk.len()));
         for id in chunk {
             query = query.bind(id.as_str());
         }

@@ -153,6 +153,9 @@ fn connect_options(url: &str) -> Result<SqliteConnectOptions, StoreError> {
         // commits. That is the trade hookd makes for write throughput.
         .synchronous(SqliteSynchronous::Normal)
         .busy_timeout(BUSY_TIMEOUT)
+        // Room for every fixed statement and the small shapes of the built ones
+        // (`rows::cached`), so none is prepared again at each use.
+        .statement_cache_capacity(256)
         // hookd keeps integrity itself (deliveries outlive deleted webhooks, as cancelled).
         .foreign_keys(false))
 }

@@ -14,7 +14,7 @@ use hookd_core::store::Outcome;
 use hookd_store_sql::outcomes::{apply_circuit, apply_effect, by_webhook, grouped, next_state};
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
 
-use crate::rows::{encode_err, placeholders, IDS_PER_QUERY};
+use crate::rows::{cached, encode_err, placeholders, IDS_PER_QUERY};
 use crate::webhooks::bump_version;
 
 /// Outcomes per multi-row statement. The delivery update binds 8 parameters a row (the attempt
@@ -81,7 +81,7 @@ async fn clear_failing(conn: &mut SqliteConnection, ids: &[&str]) -> sqlx::Resul
          WHERE failing_since IS NOT NULL AND id IN ({})",
         placeholders(ids.len())
     );
-    let mut query = sqlx::query(&sql).persistent(false);
+    let mut query = sqlx::query(&sql).persistent(cached(ids.len()));
     for id in ids {
         query = query.bind(*id);
     }
@@ -107,8 +107,11 @@ async fn insert_attempts(conn: &mut SqliteConnection, chunk: &[Outcome]) -> sqlx
             .push_bind(record);
     });
     insert.push(" ON CONFLICT (id) DO NOTHING");
-    // Shapes vary with the chunk size: do not let them crowd hot statements out of the cache.
-    insert.build().persistent(false).execute(conn).await?;
+    insert
+        .build()
+        .persistent(cached(chunk.len()))
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
@@ -117,9 +120,11 @@ async fn insert_attempts(conn: &mut SqliteConnection, chunk: &[Outcome]) -> sqlx
 /// lease, so a repeat no longer matches. (`UPDATE ... FROM` would pick an arbitrary one.)
 async fn move_deliveries(conn: &mut SqliteConnection, chunk: &[Outcome]) -> sqlx::Result<()> {
     let mut seen = HashSet::new();
-    let firsts = chunk
+    let firsts: Vec<&Outcome> = chunk
         .iter()
-        .filter(|o| seen.insert((o.attempt.delivery_id.as_str(), o.lease_token.as_str())));
+        .filter(|o| seen.insert((o.attempt.delivery_id.as_str(), o.lease_token.as_str())))
+        .collect();
+    let rows = firsts.len();
     let mut update = QueryBuilder::<Sqlite>::new(
         "WITH v (id, lease_token, status, attempts, next_attempt_at, last_status_code, \
          last_error, updated_at) AS (",
@@ -143,6 +148,10 @@ async fn move_deliveries(conn: &mut SqliteConnection, chunk: &[Outcome]) -> sqlx
              lease_token = NULL, updated_at = v.updated_at
          FROM v WHERE deliveries.id = v.id AND deliveries.lease_token = v.lease_token",
     );
-    update.build().persistent(false).execute(conn).await?;
+    update
+        .build()
+        .persistent(cached(rows))
+        .execute(conn)
+        .await?;
     Ok(())
 }

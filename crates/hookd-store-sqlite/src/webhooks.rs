@@ -8,7 +8,7 @@ use hookd_store_sql::secrets::{self, Keys};
 use hookd_store_sql::webhooks as sql;
 use sqlx::{Row, Sqlite, SqliteConnection, SqlitePool};
 
-use crate::rows::{self, placeholders, webhook_columns, IDS_PER_QUERY};
+use crate::rows::{self, cached, placeholders, webhook_columns, IDS_PER_QUERY};
 
 pub(crate) async fn bump_version(conn: &mut SqliteConnection) -> sqlx::Result<()> {
     sql::bump_version::<Sqlite>(conn).await
@@ -113,7 +113,7 @@ pub(crate) async fn by_ids(reader: &SqlitePool, ids: &[WebhookId]) -> sqlx::Resu
             ),
             placeholders(chunk.len())
         );
-        let mut query = sqlx::query(&sql).persistent(false);
+        let mut query = sqlx::query(&sql).persistent(cached(chunk.len()));
         for id in chunk {
             query = query.bind(id.as_str());
         }
