@@ -8,6 +8,7 @@ pub(crate) use hookd_testkit::backend_test;
 
 mod auth;
 mod delivery;
+mod delivery_stats;
 mod events;
 mod faults;
 mod inbound;
