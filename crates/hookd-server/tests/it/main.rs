@@ -24,6 +24,7 @@ mod secrets;
 mod templates;
 mod tls;
 mod ui;
+mod ui_dashboard;
 mod ui_inbound;
 mod webdriver;
 mod webhooks;
