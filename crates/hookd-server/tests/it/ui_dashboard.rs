@@ -38,6 +38,17 @@ async fn bars(b: &Browser, kind: &str) -> Value {
     .await
 }
 
+/// Waits until a chart shows the axis title `title` (SVG text has no `innerText`).
+async fn wait_axis(b: &Browser, title: &str) {
+    b.wait_for(
+        &format!("the axis title {title:?}"),
+        "return [...document.querySelectorAll('main svg text')] \
+           .some(t => t.getClientRects().length && t.textContent === arguments[0]);",
+        vec![json!(title)],
+    )
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ui_dashboard_draws_the_windows_attempts_and_narrows_to_a_webhook() {
     let app = spawn_app(&Backend::Sqlite).await;
@@ -72,7 +83,7 @@ async fn ui_dashboard_draws_the_windows_attempts_and_narrows_to_a_webhook() {
         .await;
     assert!(points.as_u64().unwrap() >= 1, "latency points: {points}");
     b.wait_text("main figcaption", "p95 latency").await;
-    b.wait_text("main svg", "Minute started").await;
+    wait_axis(&b, "Minute started (local time)").await;
     assert_labelled(&b).await;
     b.screenshots("dashboard").await;
 
@@ -87,7 +98,7 @@ async fn ui_dashboard_draws_the_windows_attempts_and_narrows_to_a_webhook() {
     // The last day, per hour, still of that webhook.
     b.choose(&b.by_label(".filters", "Window").await, "24h")
         .await;
-    b.wait_text("main svg", "Hour started").await;
+    wait_axis(&b, "Hour started (local time)").await;
     wait_totals(&b, "the failing webhook's day", 4, 0, 4).await;
     assert_eq!(b.value_of(".filters", "Webhook").await, bad_hook["id"]);
     b.screenshots("dashboard-day").await;
