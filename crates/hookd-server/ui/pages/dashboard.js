@@ -2,16 +2,16 @@
 // webhook or one, from one call to `/stats/deliveries`: totals as text, a stacked bar chart of
 // succeeded and failed attempts per bucket, and a line chart of the p50 and p95 latency. The
 // charts are inline SVG built here (no library); colours come from style.css (the CSP allows
-// no inline style). It refreshes every 10 s while the page is visible.
+// no inline style), at the width of their container. It refreshes every 10 s while the page is
+// visible.
 
 import { api, qs } from '../api.js';
 import { h, svg, field, select, banner, showError, poll } from '../dom.js';
 
 const WINDOWS = [['1h', 'Last hour'], ['24h', 'Last day']];
 const POLL_MS = 10000;
-/** The charts' drawing box (the SVG scales to its container) and the room for the axes. */
-const W = 720;
-const H = 220;
+/** The charts' height in pixels and the room for the axes; the width is the container's. */
+const H = 240;
 const PAD = { left: 56, right: 12, top: 12, bottom: 40 };
 
 export async function render(ctx) {
@@ -46,15 +46,28 @@ export async function render(ctx) {
   filters.addEventListener('submit', (ev) => { ev.preventDefault(); go(); });
 
   const path = '/stats/deliveries' + qs({ window: win, webhook_id: q.get('webhook_id') });
+  let last = null;
+  const draw = (stats) => {
+    bars.replaceChildren(barChart(stats, width(bars)), legend([['succeeded', 'Succeeded'], ['failed', 'Failed']]));
+    lines.replaceChildren(latencyChart(stats, width(lines)), legend([['p50', 'p50 latency'], ['p95', 'p95 latency']]));
+  };
   const load = async () => {
-    const stats = await api('GET', path);
-    const totals = showSummary(summary, stats);
+    last = await api('GET', path);
+    const totals = showSummary(summary, last);
     empty.hidden = totals.attempts > 0;
-    bars.replaceChildren(barChart(stats), legend([['succeeded', 'Succeeded'], ['failed', 'Failed']]));
-    lines.replaceChildren(latencyChart(stats), legend([['p50', 'p50 latency'], ['p95', 'p95 latency']]));
+    draw(last);
   };
   try { await load(); } catch (e) { showError(ctx.main, e, err); }
   poll(ctx, POLL_MS, load);
+  // Drawn at the container's width: again when that changes (before the next paint).
+  let drawnAt = width(bars);
+  const resized = new ResizeObserver(() => {
+    if (!last || width(bars) === drawnAt) return;
+    drawnAt = width(bars);
+    draw(last);
+  });
+  resized.observe(bars);
+  ctx.onLeave(() => resized.disconnect());
 }
 
 /** The window's totals as text (`data-total` names each), returned as numbers. */
@@ -63,16 +76,18 @@ function showSummary(dl, stats) {
   const t = { attempts: sum('attempts'), succeeded: sum('succeeded'), failed: sum('failed') };
   const p95s = stats.buckets.map((b) => b.latency_p95_ms).filter((v) => v != null);
   const rate = t.attempts ? `${Math.round((100 * t.succeeded) / t.attempts)} %` : '—';
-  const fact = (key, label, value) => [h('dt', {}, label), h('dd', { 'data-total': key }, String(value))];
-  dl.replaceChildren(...[
+  const fact = (key, label, value) => h('div', {}, h('dt', {}, label), h('dd', { 'data-total': key }, String(value)));
+  dl.replaceChildren(
     fact('attempts', 'Attempts', t.attempts),
     fact('succeeded', 'Succeeded', t.succeeded),
     fact('failed', 'Failed', t.failed),
     fact('success_rate', 'Success rate', rate),
-    fact('peak_p95', 'Highest p95', p95s.length ? `${Math.max(...p95s)} ms` : '—'),
-  ].flat());
+    fact('peak_p95', 'Highest p95', p95s.length ? `${Math.max(...p95s)} ms` : '—'));
   return t;
 }
+
+/** The width to draw a chart in: its container's, so the axis text keeps its size. */
+const width = (el) => Math.max(300, Math.min(1400, el.clientWidth || 720));
 
 /** A legend: one swatch (coloured by its class) and label per series. */
 function legend(series) {
@@ -95,7 +110,7 @@ function niceMax(v) {
 }
 
 /** The frame both charts share: y axis with ticks and its title, x axis with a few times. */
-function frame(stats, yMax, yTitle, title) {
+function frame(stats, W, yMax, yTitle, title) {
   const n = stats.buckets.length;
   const plotW = W - PAD.left - PAD.right;
   const plotH = H - PAD.top - PAD.bottom;
@@ -108,9 +123,10 @@ function frame(stats, yMax, yTitle, title) {
     axes.append(svg('line', { x1: PAD.left, x2: W - PAD.right, y1: y(v), y2: y(v), class: v ? 'grid' : 'base' }),
       svg('text', { x: PAD.left - 6, y: y(v) + 4, 'text-anchor': 'end' }, fmt(v)));
   }
-  const every = Math.max(1, Math.round(n / 6));
+  // About one time label per 90 px.
+  const every = Math.max(1, Math.ceil(n / Math.max(2, Math.floor(plotW / 90))));
   stats.buckets.forEach((b, i) => {
-    if (i % every && i !== n - 1) return;
+    if (i !== n - 1 && (i % every || n - 1 - i < every / 2)) return;
     axes.append(svg('text', { x: x(i) + plotW / n / 2, y: H - PAD.bottom + 16, 'text-anchor': 'middle' },
       label(b.start, i === 0 && stats.window === '24h')));
   });
@@ -125,9 +141,9 @@ function frame(stats, yMax, yTitle, title) {
 const fmt = (v) => (Number.isInteger(v) ? String(v) : v.toFixed(1));
 
 /** Stacked bars per bucket: succeeded at the bottom, failed on top; one `rect` per non-zero count. */
-function barChart(stats) {
+function barChart(stats, W) {
   const max = niceMax(Math.max(0, ...stats.buckets.map((b) => b.attempts)));
-  const { root, x, y, slot } = frame(stats, max, 'Attempts', 'Succeeded and failed attempts per bucket');
+  const { root, x, y, slot } = frame(stats, W, max, 'Attempts', 'Succeeded and failed attempts per bucket');
   const g = svg('g', { class: 'bars' });
   const width = Math.max(1, slot * 0.8);
   stats.buckets.forEach((b, i) => {
@@ -147,10 +163,10 @@ function barChart(stats) {
 }
 
 /** p50 and p95 latency per bucket as lines, broken where a bucket has no latency. */
-function latencyChart(stats) {
+function latencyChart(stats, W) {
   const values = stats.buckets.flatMap((b) => [b.latency_p50_ms, b.latency_p95_ms]).filter((v) => v != null);
   const max = niceMax(Math.max(0, ...values));
-  const { root, x, y, slot } = frame(stats, max, 'Latency (ms)', 'p50 and p95 attempt latency per bucket');
+  const { root, x, y, slot } = frame(stats, W, max, 'Latency (ms)', 'p50 and p95 attempt latency per bucket');
   for (const [key, cls] of [['latency_p50_ms', 'p50'], ['latency_p95_ms', 'p95']]) {
     let d = '';
     let open = false;
