@@ -50,6 +50,7 @@ impl StatsWindow {
 
 /// Which window, and whose attempts.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct DeliveryStatsQuery {
     /// `1h` (default: 60 one-minute buckets) or `24h` (24 one-hour buckets).
     #[param(value_type = Option<StatsWindow>)]

@@ -78,6 +78,7 @@ async fn openapi_document_lists_the_api(b: Backend) {
         "/api/v1/webhooks/{id}/test",
         "/api/v1/events/batch",
         "/api/v1/deliveries/{id}/retry",
+        "/api/v1/stats/deliveries",
         "/hooks/{key}",
         "/health",
         "/ready",

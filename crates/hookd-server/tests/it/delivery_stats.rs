@@ -131,3 +131,43 @@ async fn delivery_stats_refuse_bad_parameters_and_anonymous_callers(b: Backend) 
         .unwrap();
     assert_eq!(anonymous.status().as_u16(), 401);
 }
+
+backend_test!(delivery_stats_are_in_the_openapi_document);
+async fn delivery_stats_are_in_the_openapi_document(b: Backend) {
+    let app = spawn_app(&b).await;
+    let (_, doc) = app.get("/openapi.json").await;
+    let op = &doc["paths"]["/api/v1/stats/deliveries"]["get"];
+    let params = op["parameters"].as_array().expect("parameters");
+    let window = params
+        .iter()
+        .find(|p| p["name"] == "window")
+        .expect("a window parameter");
+    assert_eq!(
+        (&window["in"], &window["required"]),
+        (&json!("query"), &json!(false))
+    );
+    let reference = window["schema"]["$ref"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{window}"));
+    let name = reference.rsplit('/').next().unwrap();
+    assert_eq!(
+        doc["components"]["schemas"][name]["enum"],
+        json!(["1h", "24h"]),
+        "{window}"
+    );
+    assert!(params.iter().any(|p| p["name"] == "webhook_id"));
+    for status in ["200", "400", "401", "503"] {
+        assert!(op["responses"][status].is_object(), "lists {status}");
+    }
+    let bucket = &doc["components"]["schemas"]["DeliveryStatsBucket"]["properties"];
+    for field in [
+        "start",
+        "succeeded",
+        "failed",
+        "attempts",
+        "latency_p50_ms",
+        "latency_p95_ms",
+    ] {
+        assert!(bucket[field].is_object(), "bucket field {field}");
+    }
+}
