@@ -10,9 +10,11 @@ use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Row, 
 
 use crate::rows::decode_err;
 
-/// `$1` the window's start, `$2` the bucket length, `$3` its end (all ms).
+/// `$1` the window's start, `$2` the bucket length, `$3` its end (all ms). An attempt written
+/// without the columns (by an older hookd still running during an upgrade) counts as failed,
+/// without a latency, and only in the window of all webhooks.
 const GROUPS: &str = "SELECT (started_at - $1) / $2 AS bucket, latency_ms,
-                             COUNT(*) AS attempts, SUM(succeeded) AS succeeded
+                             COUNT(*) AS attempts, COALESCE(SUM(succeeded), 0) AS succeeded
                       FROM attempts
                       WHERE started_at >= $1 AND started_at < $3";
 

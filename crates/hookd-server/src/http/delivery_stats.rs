@@ -33,7 +33,7 @@ pub enum StatsWindow {
 impl StatsWindow {
     fn parse(s: Option<&str>) -> Result<Self, ApiError> {
         match s {
-            None | Some("") | Some("1h") => Ok(Self::Hour),
+            None | Some("1h") => Ok(Self::Hour),
             Some("24h") => Ok(Self::Day),
             Some(_) => Err(ApiError::bad_param("window", "must be 1h or 24h")),
         }

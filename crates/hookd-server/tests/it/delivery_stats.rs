@@ -110,6 +110,7 @@ async fn delivery_stats_refuse_bad_parameters_and_anonymous_callers(b: Backend) 
     for (query, field) in [
         ("?window=7d", "window"),
         ("?window=1H", "window"),
+        ("?window=", "window"),
         ("?webhook_id=nope", "webhook_id"),
     ] {
         let (status, body) = app.get(&format!("/stats/deliveries{query}")).await;
