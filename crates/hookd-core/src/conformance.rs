@@ -34,6 +34,7 @@ use crate::inbound::spec::{InboundSpec, Mode};
 use crate::inbound::workflow::Response;
 use crate::retry::WebhookEffect;
 use crate::schedule::{Schedule, ScheduleSpec, Timing};
+use crate::series::{AttemptBucket, AttemptWindow};
 use crate::signature::SigningSecret;
 use crate::store::{
     Claim, DeliveryFilter, Enqueued, EventToStore, ExecutionClaim, Firing, Lane, NewDelivery,
@@ -84,6 +85,7 @@ macro_rules! conformance_tests {
             recover_failed_requeues_failed_deliveries_since,
             list_deliveries_filters_and_pages,
             webhook_stats_count_the_window_and_show_the_newest,
+            attempt_series_count_each_bucket_of_the_window,
             claims_say_when_to_look_again,
             claims_hold_each_webhooks_in_flight_cap,
             claims_go_round_robin_across_webhooks,
@@ -1368,6 +1370,87 @@ pub async fn webhook_stats_count_the_window_and_show_the_newest(store: &dyn Stor
         "a wider window"
     );
     assert_eq!(store.webhook_stats(&[], T0).await.unwrap(), []);
+}
+
+pub async fn attempt_series_count_each_bucket_of_the_window(store: &dyn Store) {
+    let [a, b] = [(); 2].map(|()| WebhookId::generate(seq()));
+    const MIN: i64 = 60_000;
+    // Attempts are recorded whatever their lease says; each is made by hand here.
+    let tried = |webhook: WebhookId, at: i64, status: Option<u16>, ms: u64| async move {
+        let d = delivery(store, &queue(store, &webhook, at).await).await;
+        let mut attempt = attempt(&d, 1, status, at);
+        attempt.duration_ms = ms;
+        attempt
+    };
+    let mut attempts = vec![
+        tried(a.clone(), T0 - 1, Some(200), 1).await,
+        tried(a.clone(), T0, Some(200), 10).await,
+        tried(a.clone(), T0 + 1, Some(204), 30).await,
+        tried(a.clone(), T0 + MIN - 1, Some(500), 100).await,
+        tried(b.clone(), T0 + MIN, None, 5000).await,
+        tried(b.clone(), T0 + 2 * MIN, None, 0).await,
+        tried(a.clone(), T0 + 3 * MIN, Some(200), 1).await,
+    ];
+    // Nothing was sent: a failure without a latency.
+    attempts[5].error_kind = Some(ErrorKind::Gone);
+    let outcomes: Vec<Outcome> = attempts
+        .into_iter()
+        .map(|attempt| Outcome {
+            lease_token: "no lease".into(),
+            next: NextState::Failed,
+            webhook: WebhookEffect::Unchanged,
+            disable_if_failing_since_before: 0,
+            circuit: flow::Signal::Neutral,
+            circuit_policy: CIRCUIT,
+            now_ms: attempt.started_at,
+            attempt,
+        })
+        .collect();
+    record(store, &outcomes).await;
+
+    let series = |webhook_id: Option<WebhookId>| async move {
+        let window = AttemptWindow {
+            from_ms: T0,
+            bucket_ms: MIN,
+            buckets: 3,
+            webhook_id,
+        };
+        store.attempt_series(&window).await.expect("attempt_series")
+    };
+    let bucket = |i: i64, [attempts, succeeded]: [u64; 2], p50: Option<u64>, p95: Option<u64>| {
+        AttemptBucket {
+            start_ms: T0 + i * MIN,
+            attempts,
+            succeeded,
+            failed: attempts - succeeded,
+            latency_p50_ms: p50,
+            latency_p95_ms: p95,
+        }
+    };
+    let empty = |i| bucket(i, [0, 0], None, None);
+    assert_eq!(
+        series(None).await,
+        [
+            bucket(0, [3, 2], Some(30), Some(100)),
+            bucket(1, [1, 0], Some(5000), Some(5000)),
+            bucket(2, [1, 0], None, None),
+        ],
+        "every bucket, oldest first; the window's edges are [from, to)"
+    );
+    assert_eq!(
+        series(Some(a)).await,
+        [bucket(0, [3, 2], Some(30), Some(100)), empty(1), empty(2)]
+    );
+    assert_eq!(
+        series(Some(b)).await,
+        [
+            empty(0),
+            bucket(1, [1, 0], Some(5000), Some(5000)),
+            bucket(2, [1, 0], None, None)
+        ]
+    );
+    let unknown = WebhookId::generate(seq());
+    assert_eq!(series(Some(unknown)).await, [empty(0), empty(1), empty(2)]);
 }
 
 pub async fn claims_say_when_to_look_again(store: &dyn Store) {

@@ -19,6 +19,7 @@ pub mod payload;
 pub mod retry;
 pub mod route_call;
 pub mod schedule;
+pub mod series;
 pub mod signature;
 pub mod store;
 pub mod template;

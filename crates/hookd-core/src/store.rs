@@ -18,6 +18,7 @@ use crate::ids::{DeliveryId, EventId, ExecutionId, InboundId, ScheduleId, TokenI
 use crate::inbound::record::{Execution, InboundHook};
 use crate::retry::WebhookEffect;
 use crate::schedule::Schedule;
+use crate::series::{AttemptBucket, AttemptWindow};
 use crate::webhook::Webhook;
 
 /// A storage failure. Details are for logs, never for API responses.
@@ -356,6 +357,10 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         ids: &[WebhookId],
         since_ms: i64,
     ) -> StoreResult<Vec<WebhookStats>>;
+    /// The attempts started in the window (of one webhook, or all), bucket by bucket: every
+    /// bucket, oldest first. Reads only the window's range of an index on `started_at`, so the
+    /// cost follows the window, not what retention keeps.
+    async fn attempt_series(&self, window: &AttemptWindow) -> StoreResult<Vec<AttemptBucket>>;
     /// Makes a delivery that is not being delivered due now (`pending` if it never ran, else
     /// `retrying`). `None` if it does not exist; `Some(false)` if it is being delivered.
     async fn retry_delivery_now(&self, id: &DeliveryId, now_ms: i64) -> StoreResult<Option<bool>>;

@@ -4,6 +4,7 @@
 
 import { token, signOut } from './api.js';
 import * as signin from './pages/signin.js';
+import * as dashboard from './pages/dashboard.js';
 import * as webhooks from './pages/webhooks.js';
 import * as webhookForm from './pages/webhook_form.js';
 import * as deliveries from './pages/deliveries.js';
@@ -15,6 +16,7 @@ import * as executions from './pages/executions.js';
 /** [pattern, page, nav section, title]; `:id` captures one path segment. */
 const ROUTES = [
   ['/signin', signin.render, null, 'Sign in'],
+  ['/dashboard', dashboard.render, 'dashboard', 'Dashboard'],
   ['/webhooks', webhooks.render, 'webhooks', 'Webhooks'],
   ['/webhooks/new', webhookForm.render, 'webhooks', 'New webhook'],
   ['/webhooks/:id', webhookForm.render, 'webhooks', 'Webhook'],

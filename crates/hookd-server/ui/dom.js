@@ -198,3 +198,16 @@ export function pre(text, label) {
 export function pretty(json) {
   try { return JSON.stringify(JSON.parse(json), null, 2); } catch { return json; }
 }
+
+const SVG_NS = 'http://www.w3.org/2000/svg';
+
+/** Creates an SVG element (attributes as given; text children become text nodes, as in `h`). */
+export function svg(tag, attrs, ...children) {
+  const el = document.createElementNS(SVG_NS, tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v == null || v === false) continue;
+    if (k === 'class') el.setAttribute('class', v);
+    else el.setAttribute(k, String(v));
+  }
+  return append(el, children);
+}

@@ -23,9 +23,11 @@ pub(crate) async fn seed(
                    created_at, updated_at)
                SELECT $2 || tail, $1 || tail, $6, 'succeeded', 1, NULL, NULL, NULL, 200, NULL,
                    $7, $7 FROM s)
-         INSERT INTO attempts (id, delivery_id, started_at, record)
+         INSERT INTO attempts (id, delivery_id, started_at, record, webhook_id, succeeded,
+             latency_ms)
          SELECT $3 || tail, $2 || tail, $7,
-             replace(replace($8, '{ATTEMPT_MARK}', $3 || tail), '{DELIVERY_MARK}', $2 || tail)
+             replace(replace($8, '{ATTEMPT_MARK}', $3 || tail), '{DELIVERY_MARK}', $2 || tail),
+             $6, 1, $9
          FROM s"
     );
     for (from, to) in History::chunks(count) {
@@ -39,6 +41,7 @@ pub(crate) async fn seed(
             .bind(&h.webhook_id)
             .bind(h.at_ms)
             .bind(&h.attempt_record)
+            .bind(h.latency_ms)
             .execute(pool)
             .await?;
     }

@@ -35,6 +35,7 @@ mod tokens;
 mod wake;
 mod webhooks;
 
+use hookd_core::series::{AttemptBucket, AttemptWindow};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -295,6 +296,13 @@ impl Store for PgStore {
         since_ms: i64,
     ) -> StoreResult<Vec<WebhookStats>> {
         deliveries::webhook_stats(&self.pool, ids, since_ms)
+            .await
+            .map_err(store_err)
+    }
+
+    async fn attempt_series(&self, window: &AttemptWindow) -> StoreResult<Vec<AttemptBucket>> {
+        let mut conn = self.pool.acquire().await.map_err(store_err)?;
+        hookd_store_sql::series::attempt_series::<sqlx::Postgres>(&mut conn, window)
             .await
             .map_err(store_err)
     }

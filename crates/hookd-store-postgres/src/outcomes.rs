@@ -54,18 +54,32 @@ async fn insert_attempts(conn: &mut PgConnection, outcomes: &[Outcome]) -> sqlx:
     let ids: Vec<&str> = attempts.clone().map(|a| a.id.as_str()).collect();
     let delivery_ids: Vec<&str> = attempts.clone().map(|a| a.delivery_id.as_str()).collect();
     let started: Vec<i64> = attempts.clone().map(|a| a.started_at).collect();
+    let webhooks: Vec<&str> = attempts.clone().map(|a| a.webhook_id.as_str()).collect();
+    let succeeded: Vec<i32> = attempts.clone().map(|a| i32::from(a.succeeded())).collect();
+    let latencies: Vec<Option<i64>> = attempts
+        .clone()
+        .map(|a| {
+            a.latency_ms()
+                .map(|ms| i64::try_from(ms).unwrap_or(i64::MAX))
+        })
+        .collect();
     let records = attempts
         .map(|a| serde_json::to_string(a).map_err(encode_err))
         .collect::<sqlx::Result<Vec<String>>>()?;
     sqlx::query(
-        "INSERT INTO attempts (id, delivery_id, started_at, record)
-         SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::text[])
+        "INSERT INTO attempts (id, delivery_id, started_at, record, webhook_id, succeeded,
+             latency_ms)
+         SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[],
+             $6::integer[], $7::bigint[])
          ON CONFLICT (id) DO NOTHING",
     )
     .bind(ids)
     .bind(delivery_ids)
     .bind(started)
     .bind(records)
+    .bind(webhooks)
+    .bind(succeeded)
+    .bind(latencies)
     .execute(conn)
     .await?;
     Ok(())

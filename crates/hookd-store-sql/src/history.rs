@@ -23,6 +23,8 @@ pub struct History {
     pub attempt_prefix: String,
     pub webhook_id: String,
     pub at_ms: i64,
+    /// The attempt's latency (its `duration_ms`), for the `latency_ms` column.
+    pub latency_ms: i64,
     /// The JSON of an attempt answered 200, with [`ATTEMPT_MARK`] and [`DELIVERY_MARK`] for
     /// its ids.
     pub attempt_record: String,
@@ -57,6 +59,7 @@ impl History {
             attempt_prefix: AttemptId::bulk_prefix(at_ms),
             webhook_id: webhook.as_str().to_owned(),
             at_ms,
+            latency_ms: attempt.duration_ms as i64,
             attempt_record: serde_json::to_string(&attempt).expect("an attempt serializes"),
         }
     }

@@ -10,6 +10,7 @@
 //! ([`claims`]). Those are generic over [`sqlx::Database`]; a backend picks its
 //! database type and keeps opening and committing the transaction. Per-webhook delivery
 //! statistics ([`stats`]) take the dialect's id predicate from the backend.
+//! Attempts over time ([`series`]) are one statement both dialects run as written.
 //!
 //! It must not know which database it runs on: no connection options, no dialect syntax
 //! (`BEGIN IMMEDIATE`, `INDEXED BY`, `FOR UPDATE SKIP LOCKED`, `UNNEST`, `ANY`, `pg_notify`,
@@ -31,6 +32,7 @@ pub mod prune;
 pub mod rows;
 pub mod schedules;
 pub mod secrets;
+pub mod series;
 pub mod stats;
 pub mod tokens;
 pub mod webhooks;

@@ -30,9 +30,11 @@ pub(crate) async fn seed(
          FROM t"
     );
     let attempts = format!(
-        "{SERIES} INSERT INTO attempts (id, delivery_id, started_at, record)
+        "{SERIES} INSERT INTO attempts (id, delivery_id, started_at, record, webhook_id,
+             succeeded, latency_ms)
          SELECT $3 || tail, $4 || tail, $5,
-             replace(replace($6, '{ATTEMPT_MARK}', $3 || tail), '{DELIVERY_MARK}', $4 || tail)
+             replace(replace($6, '{ATTEMPT_MARK}', $3 || tail), '{DELIVERY_MARK}', $4 || tail),
+             $7, 1, $8
          FROM t"
     );
     for (from, to) in History::chunks(count) {
@@ -60,6 +62,8 @@ pub(crate) async fn seed(
             .bind(&h.delivery_prefix)
             .bind(h.at_ms)
             .bind(&h.attempt_record)
+            .bind(&h.webhook_id)
+            .bind(h.latency_ms)
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;

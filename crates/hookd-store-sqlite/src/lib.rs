@@ -25,6 +25,7 @@ mod tokens;
 mod wake;
 mod webhooks;
 
+use hookd_core::series::{AttemptBucket, AttemptWindow};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -349,6 +350,13 @@ impl Store for SqliteStore {
         since_ms: i64,
     ) -> StoreResult<Vec<WebhookStats>> {
         deliveries::webhook_stats(&self.reader, ids, since_ms)
+            .await
+            .map_err(store_err)
+    }
+
+    async fn attempt_series(&self, window: &AttemptWindow) -> StoreResult<Vec<AttemptBucket>> {
+        let mut conn = self.reader.acquire().await.map_err(store_err)?;
+        hookd_store_sql::series::attempt_series::<sqlx::Sqlite>(&mut conn, window)
             .await
             .map_err(store_err)
     }

@@ -18,7 +18,7 @@ use crate::rows::{cached, encode_err, placeholders, IDS_PER_QUERY};
 use crate::webhooks::bump_version;
 
 /// Outcomes per multi-row statement. The delivery update binds 8 parameters a row (the attempt
-/// insert 4), so 1000 rows bind 8000, well inside SQLite's 32766, and the worker's largest
+/// insert 7), so 1000 rows bind 8000, well inside SQLite's 32766, and the worker's largest
 /// batch (512) takes one statement of each kind.
 const OUTCOMES_PER_STATEMENT: usize = 1000;
 
@@ -97,14 +97,19 @@ async fn insert_attempts(conn: &mut SqliteConnection, chunk: &[Outcome]) -> sqlx
         .map(|o| serde_json::to_string(&o.attempt))
         .collect::<Result<Vec<_>, _>>()
         .map_err(encode_err)?;
-    let mut insert =
-        QueryBuilder::<Sqlite>::new("INSERT INTO attempts (id, delivery_id, started_at, record) ");
+    let mut insert = QueryBuilder::<Sqlite>::new(
+        "INSERT INTO attempts (id, delivery_id, started_at, record, webhook_id, succeeded, \
+         latency_ms) ",
+    );
     insert.push_values(chunk.iter().zip(records), |mut row, (o, record)| {
         let a = &o.attempt;
         row.push_bind(a.id.as_str())
             .push_bind(a.delivery_id.as_str())
             .push_bind(a.started_at)
-            .push_bind(record);
+            .push_bind(record)
+            .push_bind(a.webhook_id.as_str())
+            .push_bind(i64::from(a.succeeded()))
+            .push_bind(a.latency_ms().map(latency));
     });
     insert.push(" ON CONFLICT (id) DO NOTHING");
     insert
@@ -113,6 +118,11 @@ async fn insert_attempts(conn: &mut SqliteConnection, chunk: &[Outcome]) -> sqlx
         .execute(conn)
         .await?;
     Ok(())
+}
+
+/// A latency as stored (a `u64` of milliseconds beyond `i64` is not a latency anyone waited).
+fn latency(ms: u64) -> i64 {
+    i64::try_from(ms).unwrap_or(i64::MAX)
 }
 
 /// Moves each delivery that is still under the lease that sent its attempt. The first outcome

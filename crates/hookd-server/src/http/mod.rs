@@ -3,6 +3,7 @@
 //! the reverse proxy's routes as the fallback.
 
 pub mod deliveries;
+mod delivery_stats;
 pub mod events;
 mod extract;
 pub mod inbound;
@@ -71,6 +72,7 @@ pub fn app(state: AppState) -> Router {
         .merge(schedule_preview::router())
         .merge(inbound::router())
         .merge(deliveries::router())
+        .merge(delivery_stats::router())
         .split_for_parts();
     let doc = Json(openapi::complete(&doc));
     let api = api

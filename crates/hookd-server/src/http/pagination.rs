@@ -21,6 +21,7 @@ pub struct ListOut<T> {
 
 /// The paging part of a list query, as received.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PageQuery {
     /// Rows per page, 1 to 1000 (default 50).
     pub limit: Option<String>,

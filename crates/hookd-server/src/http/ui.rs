@@ -38,6 +38,7 @@ const ASSETS: &[Asset] = assets![
     ("api.js", "text/javascript; charset=utf-8"),
     ("dom.js", "text/javascript; charset=utf-8"),
     ("pages/signin.js", "text/javascript; charset=utf-8"),
+    ("pages/dashboard.js", "text/javascript; charset=utf-8"),
     ("pages/webhooks.js", "text/javascript; charset=utf-8"),
     ("pages/webhook_form.js", "text/javascript; charset=utf-8"),
     ("pages/webhook_editors.js", "text/javascript; charset=utf-8"),

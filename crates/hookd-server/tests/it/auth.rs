@@ -78,6 +78,7 @@ async fn openapi_document_lists_the_api(b: Backend) {
         "/api/v1/webhooks/{id}/test",
         "/api/v1/events/batch",
         "/api/v1/deliveries/{id}/retry",
+        "/api/v1/stats/deliveries",
         "/hooks/{key}",
         "/health",
         "/ready",
@@ -95,6 +96,20 @@ async fn openapi_document_lists_the_api(b: Backend) {
         assert!(
             get[status].is_object(),
             "GET /webhooks/{{id}} lists {status}"
+        );
+    }
+    // Query strings are documented as such, each parameter optional.
+    for path in [
+        "/api/v1/deliveries",
+        "/api/v1/webhooks/stats",
+        "/api/v1/stats/deliveries",
+    ] {
+        let params = doc["paths"][path]["get"]["parameters"].as_array().unwrap();
+        assert!(
+            params
+                .iter()
+                .all(|p| p["in"] == "query" && p["required"] == false),
+            "{path}: {params:?}"
         );
     }
     assert_eq!(doc["paths"]["/health"]["get"]["security"], json!([]));

@@ -8,6 +8,7 @@ pub(crate) use hookd_testkit::backend_test;
 
 mod auth;
 mod delivery;
+mod delivery_stats;
 mod events;
 mod faults;
 mod inbound;
@@ -23,6 +24,7 @@ mod secrets;
 mod templates;
 mod tls;
 mod ui;
+mod ui_dashboard;
 mod ui_inbound;
 mod webdriver;
 mod webhooks;

@@ -169,6 +169,25 @@ impl TestApp {
         }
     }
 
+    /// Polls until `n` deliveries have finished (succeeded or failed), or the deadline passes.
+    pub async fn wait_finished(&self, n: usize) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let (_, list) = self.get("/deliveries?limit=100").await;
+            let done = list["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|d| d["status"] == "succeeded" || d["status"] == "failed")
+                .count();
+            if done >= n {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{done} of {n} finished");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// The deliveries of an event.
     pub async fn deliveries_of(&self, event_id: &str) -> Vec<Value> {
         let (_, list) = self.get(&format!("/deliveries?event_id={event_id}")).await;

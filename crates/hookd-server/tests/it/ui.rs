@@ -385,25 +385,6 @@ async fn ui_previews_form_bodies_with_an_hmac_signature() {
     assert_eq!(hook["signature"]["header"], "X-Frappe-Webhook-Signature");
 }
 
-/// Polls until `n` deliveries have finished (succeeded or failed).
-async fn wait_all_finished(app: &TestApp, n: usize) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let (_, list) = app.get("/deliveries?limit=100").await;
-        let done = list["data"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|d| d["status"] == "succeeded" || d["status"] == "failed")
-            .count();
-        if done >= n {
-            return;
-        }
-        assert!(Instant::now() < deadline, "{done} of {n} finished");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ui_filters_deliveries_and_loads_more() {
     let app = spawn_app(&Backend::Sqlite).await;
@@ -423,7 +404,7 @@ async fn ui_filters_deliveries_and_loads_more() {
     assert_eq!(status, StatusCode::ACCEPTED);
     bad.wait_for(30).await;
     good.wait_for(30).await;
-    wait_all_finished(&app, 60).await;
+    app.wait_finished(60).await;
     let Some(b) = signed_in(&app).await else {
         return;
     };
