@@ -376,6 +376,39 @@ pub enum DeliveriesCommand {
     Get { id: String },
     /// Send a delivery again now.
     Retry { id: String },
+    /// Attempts per minute over the last hour (or per hour over the last day): succeeded,
+    /// failed, p50/p95 latency, of every webhook or of one (the dashboard's numbers).
+    Stats {
+        /// 1h (60 one-minute buckets) or 24h (24 one-hour buckets).
+        #[arg(long, value_enum, default_value_t = StatsWindow::Hour)]
+        window: StatsWindow,
+        /// Only this webhook's attempts.
+        #[arg(
+            long = "webhook",
+            visible_alias = "webhook-id",
+            value_name = "WEBHOOK_ID"
+        )]
+        webhook_id: Option<String>,
+    },
+}
+
+/// The windows `deliveries stats --window` takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StatsWindow {
+    #[value(name = "1h")]
+    Hour,
+    #[value(name = "24h")]
+    Day,
+}
+
+impl StatsWindow {
+    /// The name the API takes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Hour => "1h",
+            Self::Day => "24h",
+        }
+    }
 }
 
 /// The states of a delivery, as `deliveries list --status` takes them.

@@ -30,6 +30,18 @@ const DELIVERY_COLUMNS: &[&str] = &[
     "updated_at",
     "last_error",
 ];
+/// The dashboard's numbers: one row per bucket.
+const DELIVERY_STATS: View = View::Record(&[(
+    "buckets",
+    &[
+        "start",
+        "attempts",
+        "succeeded",
+        "failed",
+        "latency_p50_ms",
+        "latency_p95_ms",
+    ],
+)]);
 /// A delivery with its attempts.
 const DELIVERY_RECORD: View = View::Record(&[(
     "attempts",
@@ -435,6 +447,16 @@ pub async fn deliveries(args: &ClientArgs, command: DeliveriesCommand) -> anyhow
         }
         DeliveriesCommand::Get { id } => {
             (api.get(&["deliveries", &id], &[]).await?, DELIVERY_RECORD)
+        }
+        DeliveriesCommand::Stats { window, webhook_id } => {
+            let query = [
+                ("window", Some(window.as_str())),
+                ("webhook_id", webhook_id.as_deref()),
+            ];
+            (
+                api.get(&["stats", "deliveries"], &query).await?,
+                DELIVERY_STATS,
+            )
         }
         DeliveriesCommand::Retry { id } => (
             api.post(&["deliveries", &id, "retry"], None).await?,

@@ -174,6 +174,41 @@ async fn webhooks_events_and_deliveries_from_the_command_line(b: Backend) {
     assert_eq!(answer.text().lines().count(), 3, "{}", answer.text());
     receiver.wait_distinct(3, Duration::from_secs(30)).await;
 
+    // The dashboard's numbers: the three attempts, once their outcomes are recorded.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let series = cli(&base, &["deliveries", "stats", "--webhook", &webhook_id]).await;
+        let rows: Vec<Vec<&str>> = series
+            .text()
+            .lines()
+            .skip_while(|l| *l != "buckets:")
+            .skip(2)
+            .map(|l| l.split_whitespace().collect())
+            .collect();
+        assert_eq!(rows.len(), 60, "60 minutes: {}", series.text());
+        let sum =
+            |column: usize| -> u64 { rows.iter().map(|r| r[column].parse::<u64>().unwrap()).sum() };
+        if sum(1) == 3 {
+            assert_eq!(
+                (sum(2), sum(3)),
+                (3, 0),
+                "succeeded, failed: {}",
+                series.text()
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never counted: {}",
+            series.text()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let day = cli(&base, &["deliveries", "stats", "--window", "24h", "--json"])
+        .await
+        .json();
+    assert_eq!(day["buckets"].as_array().map(Vec::len), Some(24), "{day}");
+
     let stats = cli(&base, &["webhooks", "stats", "--json"]).await.json();
     assert_eq!(stats["data"][0]["webhook_id"], webhook_id.as_str());
     let secret = cli(&base, &["webhooks", "secret", &webhook_id, "--json"])
