@@ -22,7 +22,7 @@ export async function render(ctx) {
   const webhook = select([['', 'All webhooks']], { name: 'webhook_id' });
   const filters = h('form', { class: 'filters', role: 'search' },
     field('Window', windowSel, { name: 'window' }), field('Webhook', webhook, { name: 'webhook_id' }));
-  const summary = h('dl', { class: 'facts', 'aria-live': 'polite' });
+  const summary = h('dl', { class: 'facts' });
   const empty = h('p', { class: 'empty', hidden: true }, 'No attempts in this window.');
   const bars = h('figure', { class: 'chart' });
   const lines = h('figure', { class: 'chart' });
