@@ -38,7 +38,7 @@ use crate::series::{AttemptBucket, AttemptWindow};
 use crate::signature::SigningSecret;
 use crate::store::{
     Claim, DeliveryFilter, Enqueued, EventToStore, ExecutionClaim, Firing, Lane, NewDelivery,
-    NextState, Outcome, Page, Store, StoreError, TokenRecord, WebhookStats, Written,
+    NextState, Outcome, Page, Store, StoreError, TokenRecord, WebhookStats, Work, Written,
 };
 use crate::time::rfc3339;
 use crate::webhook::{
@@ -442,10 +442,11 @@ async fn join<A: Future, B: Future>(a: A, b: B) -> (A::Output, B::Output) {
     .await
 }
 
-async fn timed(f: impl Future<Output = ()>) -> Duration {
+/// How long `f` took, with what it gave.
+async fn timed<T>(f: impl Future<Output = T>) -> (Duration, T) {
     let start = Instant::now();
-    f.await;
-    start.elapsed()
+    let out = f.await;
+    (start.elapsed(), out)
 }
 
 async fn migrate_both(store: &dyn Store, other: &dyn Store) {
@@ -2046,14 +2047,15 @@ async fn claim_and_finish(name: &str, store: &dyn Store) -> usize {
     sent
 }
 
+/// Returns the work the wake-up named, for backends that can tell kinds apart to check.
 pub async fn wait_for_work_wakes_when_another_handle_enqueues(
     store: &dyn Store,
     other: &dyn Store,
-) {
+) -> Work {
     migrate_both(store, other).await;
     // The first call subscribes (a listener, a change counter) and returns what was pending.
     store.wait_for_work(Duration::from_millis(1)).await;
-    let quiet = timed(store.wait_for_work(Duration::from_millis(300))).await;
+    let (quiet, _) = timed(store.wait_for_work(Duration::from_millis(300))).await;
     assert!(
         quiet >= Duration::from_millis(250),
         "returned after {quiet:?} with nothing queued"
@@ -2061,11 +2063,16 @@ pub async fn wait_for_work_wakes_when_another_handle_enqueues(
 
     let wh = WebhookId::generate(seq());
     let waiting = timed(store.wait_for_work(Duration::from_secs(10)));
-    let (waited, ()) = join(waiting, async {
+    let ((waited, work), ()) = join(waiting, async {
         queue(other, &wh, T0).await;
     })
     .await;
     assert!(waited < Duration::from_secs(5), "woke after {waited:?}");
+    assert!(
+        work.first,
+        "new deliveries wake the first-attempt lane: {work:?}"
+    );
+    work
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -2659,16 +2666,17 @@ async fn drain_executions(store: &dyn Store) -> Vec<ExecutionId> {
     }
 }
 
+/// Returns the work the wake-up named, as the case above.
 pub async fn wait_for_work_wakes_when_another_handle_queues_an_execution(
     store: &dyn Store,
     other: &dyn Store,
-) {
+) -> Work {
     migrate_both(store, other).await;
     // The first call subscribes (a listener, a change counter) and returns what was pending.
     store.wait_for_work(Duration::from_millis(1)).await;
     let hook = InboundId::generate(seq());
     let waiting = timed(store.wait_for_work(Duration::from_secs(10)));
-    let (waited, ()) = join(waiting, async {
+    let ((waited, work), ()) = join(waiting, async {
         let queued = queued_execution(&hook, T0);
         other
             .insert_executions(std::slice::from_ref(&queued))
@@ -2677,6 +2685,11 @@ pub async fn wait_for_work_wakes_when_another_handle_queues_an_execution(
     })
     .await;
     assert!(waited < Duration::from_secs(5), "woke after {waited:?}");
+    assert!(
+        work.executions,
+        "a queued execution wakes the runner: {work:?}"
+    );
+    work
 }
 
 pub async fn seeded_history_is_finished_and_readable(store: &dyn Store) {

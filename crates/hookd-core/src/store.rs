@@ -285,6 +285,52 @@ impl WebhookStats {
 }
 
 /// Every use case hookd needs from its database.
+/// What another process queued, as a wake-up tells it: each kind wakes only the loop that
+/// takes it, so a publish does not make every worker's retry lane and execution runner look at
+/// the database too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Work {
+    /// New deliveries (published events, fired schedules): first attempts.
+    pub first: bool,
+    /// Deliveries due again (retried by hand, recovered).
+    pub retry: bool,
+    /// Queued inbound executions.
+    pub executions: bool,
+}
+
+impl Work {
+    /// Anything may have changed.
+    pub const ALL: Work = Work {
+        first: true,
+        retry: true,
+        executions: true,
+    };
+    pub const FIRST: Work = Work {
+        first: true,
+        retry: false,
+        executions: false,
+    };
+    pub const RETRY: Work = Work {
+        first: false,
+        retry: true,
+        executions: false,
+    };
+    pub const EXECUTIONS: Work = Work {
+        first: false,
+        retry: false,
+        executions: true,
+    };
+
+    /// Both kinds of work.
+    pub fn and(self, other: Work) -> Work {
+        Work {
+            first: self.first || other.first,
+            retry: self.retry || other.retry,
+            executions: self.executions || other.executions,
+        }
+    }
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + std::fmt::Debug {
     /// Applies pending migrations, then checks that the configured keys open the stored
@@ -429,9 +475,11 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn list_executions(&self, hook: &InboundId, page: &Page) -> StoreResult<Vec<Execution>>;
 
     // --- waking workers ---
-    /// Returns when deliveries may have been queued by another process, or after `max_wait`.
-    /// PostgreSQL uses LISTEN/NOTIFY; SQLite watches the file's change counter.
-    async fn wait_for_work(&self, max_wait: Duration);
+    /// Returns when deliveries may have been queued by another process, or after `max_wait`,
+    /// with what kind of work was queued when the backend can tell ([`Work::ALL`] otherwise, and
+    /// at `max_wait`). PostgreSQL uses LISTEN/NOTIFY with the kind as payload; SQLite watches the
+    /// file's change counter.
+    async fn wait_for_work(&self, max_wait: Duration) -> Work;
 
     // --- retention ---
     /// Deletes finished deliveries with their attempts, events with no unfinished delivery, and

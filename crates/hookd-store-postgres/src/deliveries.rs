@@ -141,7 +141,7 @@ pub(crate) async fn retry_now(
         .execute(&mut *tx)
         .await?;
     if done.rows_affected() > 0 {
-        crate::wake::notify(&mut tx, channel).await?;
+        crate::wake::notify(&mut tx, channel, crate::wake::Kind::Deliveries).await?;
         tx.commit().await?;
         return Ok(Some(true));
     }
@@ -192,7 +192,7 @@ pub(crate) async fn recover_failed(
         .execute(&mut *tx)
         .await?;
     if done.rows_affected() > 0 {
-        crate::wake::notify(&mut tx, channel).await?;
+        crate::wake::notify(&mut tx, channel, crate::wake::Kind::Deliveries).await?;
     }
     tx.commit().await?;
     Ok(done.rows_affected())

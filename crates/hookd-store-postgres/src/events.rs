@@ -26,7 +26,7 @@ pub(crate) async fn enqueue(
         .any(|(_, d)| d.status == DeliveryStatus::Pending)
     {
         // Delivered at commit, so a woken worker finds the rows.
-        crate::wake::notify(&mut tx, channel).await?;
+        crate::wake::notify(&mut tx, channel, crate::wake::Kind::First).await?;
     }
     tx.commit().await?;
     Ok(results)

@@ -39,7 +39,7 @@ pub(crate) async fn insert(pool: &PgPool, channel: &str, batch: &[Execution]) ->
         sql::insert::<Postgres, i32>(&mut tx, e).await?;
     }
     if batch.iter().any(|e| e.status == ExecutionStatus::Queued) {
-        crate::wake::notify(&mut tx, channel).await?;
+        crate::wake::notify(&mut tx, channel, crate::wake::Kind::Executions).await?;
     }
     tx.commit().await
 }

@@ -47,7 +47,7 @@ use hookd_core::inbound::record::{Execution, InboundHook};
 use hookd_core::schedule::Schedule;
 use hookd_core::store::{
     Claim, Claimed, DeliveryFilter, Enqueued, EventToStore, ExecutionClaim, Firing, KeyRotation,
-    Outcome, Page, Store, StoreError, StoreResult, TokenRecord, WebhookStats, Written,
+    Outcome, Page, Store, StoreError, StoreResult, TokenRecord, WebhookStats, Work, Written,
 };
 use hookd_core::webhook::Webhook;
 use hookd_store_sql::secrets::{self, Keys};
@@ -360,8 +360,8 @@ impl Store for PgStore {
             .map_err(store_err)
     }
 
-    async fn wait_for_work(&self, max_wait: Duration) {
-        self.waker.wait(max_wait).await;
+    async fn wait_for_work(&self, max_wait: Duration) -> Work {
+        self.waker.wait(max_wait).await
     }
 
     async fn insert_schedule(&self, schedule: &Schedule) -> StoreResult<()> {

@@ -39,7 +39,7 @@ pub(crate) async fn fire(pool: &PgPool, channel: &str, f: &Firing) -> sqlx::Resu
     let mut tx = pool.begin().await?;
     let fired = sql::fire::<Postgres>(&mut tx, f).await?;
     if fired {
-        crate::wake::notify(&mut tx, channel).await?;
+        crate::wake::notify(&mut tx, channel, crate::wake::Kind::First).await?;
         tx.commit().await?;
     }
     Ok(fired)

@@ -1,12 +1,15 @@
 //! Waking workers with LISTEN/NOTIFY: writes that queue pending deliveries `pg_notify` the
-//! store's channel in their transaction (delivered at commit); [`Waker::wait`] listens on it.
+//! store's channel in their transaction (delivered at commit), with the kind of work as payload
+//! ([`Kind`]); [`Waker::wait`] listens on it and says which kinds came, so a worker wakes only
+//! the loops that take them.
 //!
 //! The channel name includes the current schema, so installations (or parallel tests) in
 //! different schemas of one database do not wake each other.
 
 use std::time::Duration;
 
-use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
+use hookd_core::store::Work;
+use sqlx::postgres::{PgConnectOptions, PgListener, PgNotification, PgPoolOptions};
 use sqlx::{PgConnection, PgPool, Row};
 use tokio::sync::Mutex;
 use tokio::time::{sleep_until, timeout_at, Instant};
@@ -26,10 +29,44 @@ pub(crate) async fn channel_name(pool: &PgPool) -> sqlx::Result<String> {
     .try_get("channel")
 }
 
-/// Queues a notification on `channel`; PostgreSQL sends it when the transaction commits.
-pub(crate) async fn notify(conn: &mut PgConnection, channel: &str) -> sqlx::Result<()> {
-    sqlx::query("SELECT pg_notify($1, '')")
+/// What a notification says was queued (its payload).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// New deliveries: first attempts.
+    First,
+    /// Deliveries made due by hand or recovered: either lane.
+    Deliveries,
+    /// Inbound executions.
+    Executions,
+}
+
+impl Kind {
+    fn payload(self) -> &'static str {
+        match self {
+            Self::First => "first",
+            Self::Deliveries => "deliveries",
+            Self::Executions => "executions",
+        }
+    }
+}
+
+/// The work a notification's payload names; anything else (an older hookd sends none) may be
+/// anything.
+fn work(payload: &str) -> Work {
+    match payload {
+        "first" => Work::FIRST,
+        "deliveries" => Work::FIRST.and(Work::RETRY),
+        "executions" => Work::EXECUTIONS,
+        _ => Work::ALL,
+    }
+}
+
+/// Queues a notification of `kind` on `channel`; PostgreSQL sends it when the transaction
+/// commits (one per transaction, channel and payload).
+pub(crate) async fn notify(conn: &mut PgConnection, channel: &str, kind: Kind) -> sqlx::Result<()> {
+    sqlx::query("SELECT pg_notify($1, $2)")
         .bind(channel)
+        .bind(kind.payload())
         .execute(conn)
         .await?;
     Ok(())
@@ -52,28 +89,38 @@ impl Waker {
         }
     }
 
-    /// Returns on the first notification (one sent since the previous wait counts), when the
-    /// listening connection had to be re-established (notifications may have been lost), or at
+    /// Returns on the first notification (one sent since the previous wait counts) with the
+    /// work it and those already received with it name; [`Work::ALL`] when the listening
+    /// connection had to be re-established (notifications may have been lost) or at
     /// `max_wait`. Without a working listener it sleeps out `max_wait`.
-    pub(crate) async fn wait(&self, max_wait: Duration) {
+    pub(crate) async fn wait(&self, max_wait: Duration) -> Work {
         let deadline = Instant::now() + max_wait;
         let Ok(mut slot) = timeout_at(deadline, self.listener.lock()).await else {
-            return;
+            return Work::ALL;
         };
         if slot.is_none() {
             match self.listen().await {
                 Ok(listener) => *slot = Some(listener),
                 Err(e) => {
                     drop(slot);
-                    return give_up(e, deadline).await;
+                    give_up(e, deadline).await;
+                    return Work::ALL;
                 }
             }
         }
         let listener = slot.as_mut().expect("set above");
-        if let Ok(Err(e)) = timeout_at(deadline, listener.try_recv()).await {
-            *slot = None;
-            drop(slot);
-            give_up(e, deadline).await;
+        match timeout_at(deadline, listener.try_recv()).await {
+            Ok(Ok(Some(first))) => received(first, listener),
+            // The connection was lost and is re-established on the next receive: what was sent
+            // meanwhile is gone.
+            Ok(Ok(None)) => Work::ALL,
+            Ok(Err(e)) => {
+                *slot = None;
+                drop(slot);
+                give_up(e, deadline).await;
+                Work::ALL
+            }
+            Err(_) => Work::ALL,
         }
     }
 
@@ -91,7 +138,32 @@ impl Waker {
     }
 }
 
+/// The work `first` names, with that of the notifications already buffered behind it.
+fn received(first: PgNotification, listener: &mut PgListener) -> Work {
+    let mut work_named = work(first.payload());
+    while let Some(more) = listener.next_buffered() {
+        work_named = work_named.and(work(more.payload()));
+    }
+    work_named
+}
+
 async fn give_up(e: sqlx::Error, deadline: Instant) {
     tracing::warn!(error = %e, "cannot LISTEN for new deliveries; sleeping instead");
     sleep_until(deadline).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payloads_name_the_work_and_unknown_ones_mean_anything() {
+        for kind in [Kind::First, Kind::Deliveries, Kind::Executions] {
+            assert_ne!(work(kind.payload()), Work::ALL, "{kind:?}");
+        }
+        assert_eq!(work(Kind::First.payload()), Work::FIRST);
+        assert!(work(Kind::Deliveries.payload()).retry);
+        assert_eq!(work(Kind::Executions.payload()), Work::EXECUTIONS);
+        assert_eq!(work(""), Work::ALL, "an older hookd's notification");
+    }
 }

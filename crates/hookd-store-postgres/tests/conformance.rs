@@ -5,7 +5,7 @@
 
 use async_trait::async_trait;
 use hookd_core::conformance::TestDatabase;
-use hookd_core::store::Store;
+use hookd_core::store::{Store, Work};
 use hookd_store_postgres::{testing, PgStore};
 use hookd_store_sql::secrets::{Keys, MasterKey};
 use sqlx::postgres::{PgPool, PgPoolOptions};
@@ -59,3 +59,22 @@ impl TestDatabase for Schema {
 }
 
 hookd_core::conformance_tests!(fresh());
+
+/// PostgreSQL's notifications say what was queued: a publish wakes other workers' first-attempt
+/// lanes only, a queued execution their execution runners only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wake_ups_name_the_work_queued() {
+    use hookd_core::conformance::{self as c, TestDatabase as _};
+    for case in [Work::FIRST, Work::EXECUTIONS] {
+        let Some(db) = fresh().await else { return };
+        let (store, other) = (db.open().await, db.open().await);
+        let work = if case == Work::FIRST {
+            c::wait_for_work_wakes_when_another_handle_enqueues(&*store, &*other).await
+        } else {
+            c::wait_for_work_wakes_when_another_handle_queues_an_execution(&*store, &*other).await
+        };
+        assert_eq!(work, case);
+        drop((store, other));
+        db.remove().await;
+    }
+}

@@ -38,7 +38,7 @@ use hookd_core::inbound::record::{Execution, InboundHook};
 use hookd_core::schedule::Schedule;
 use hookd_core::store::{
     Claim, Claimed, DeliveryFilter, Enqueued, EventToStore, ExecutionClaim, Firing, KeyRotation,
-    Outcome, Page, Store, StoreError, StoreResult, TokenRecord, WebhookStats, Written,
+    Outcome, Page, Store, StoreError, StoreResult, TokenRecord, WebhookStats, Work, Written,
 };
 use hookd_core::webhook::Webhook;
 use hookd_store_sql::secrets::{self, Keys};
@@ -416,8 +416,10 @@ impl Store for SqliteStore {
             .map_err(store_err)
     }
 
-    async fn wait_for_work(&self, max_wait: Duration) {
+    async fn wait_for_work(&self, max_wait: Duration) -> Work {
+        // A changed file says nothing of what changed.
         self.watcher.wait(max_wait).await;
+        Work::ALL
     }
 
     async fn insert_schedule(&self, schedule: &Schedule) -> StoreResult<()> {

@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use hookd_core::store::{Claim, Claimed, Lane};
+use hookd_core::store::{Claim, Claimed, Lane, Work};
 use hookd_core::{Delivery, ErrorKind, Event, Store, Webhook};
 use tokio::sync::{mpsc, watch, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
@@ -72,8 +72,20 @@ impl Wakes {
 
     /// Anything may have changed (another process wrote to the database).
     pub fn everything(&self) {
-        self.deliveries();
-        self.executions();
+        self.work(Work::ALL);
+    }
+
+    /// Another process queued this work: wakes the loops that take it.
+    pub fn work(&self, work: Work) {
+        if work.first {
+            self.first.notify_waiters();
+        }
+        if work.retry {
+            self.retry.notify_waiters();
+        }
+        if work.executions {
+            self.executions.notify_waiters();
+        }
     }
 
     fn lane(&self, lane: Lane) -> &Notify {
@@ -515,7 +527,7 @@ impl Worker {
     async fn relay_external_wakeups(self, mut shutdown: watch::Receiver<bool>) {
         while !*shutdown.borrow() {
             tokio::select! {
-                _ = self.store.wait_for_work(IDLE_MAX) => self.wake.everything(),
+                work = self.store.wait_for_work(IDLE_MAX) => self.wake.work(work),
                 _ = shutdown.changed() => {}
             }
         }
