@@ -34,12 +34,20 @@ fn out(bytes: &[u8]) -> anyhow::Result<()> {
 
 /// Log filter of the commands that load no configuration.
 const CLIENT_LOG: &str = "warn";
+/// `hookd bench`'s: the client's, without sqlx's slow-statement warnings.
+const BENCH_LOG: &str = "warn,sqlx::query=error";
 
 /// Runs `cli`'s command to its end.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     if !cli.command.loads_config() {
+        let filter = match cli.command {
+            // Seeding a history runs statements that take seconds on purpose: sqlx's
+            // slow-statement warnings (each with the whole statement) are not news there.
+            Command::Bench(_) => BENCH_LOG,
+            _ => CLIENT_LOG,
+        };
         logs::init(logs::Logging {
-            filter: CLIENT_LOG,
+            filter,
             format: LogFormat::Text,
             otlp: None,
         })?;
