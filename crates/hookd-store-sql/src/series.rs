@@ -1,8 +1,10 @@
 //! Attempts over time ([`hookd_core::series`]): one statement groups the window's attempts by
-//! bucket and latency, read from the `attempts (started_at, succeeded, latency_ms)` index or,
-//! for one webhook, `attempts (webhook_id, started_at, succeeded, latency_ms)`: a range scan of
-//! the window's entries alone (the index covers the statement), so the cost follows the window,
-//! not what retention keeps. Grouping by latency keeps the answer small (a bucket's distinct
+//! bucket and latency, read by a range scan of the window's entries alone in an index on the
+//! start time that covers the statement, so the cost follows the window, not what retention
+//! keeps. PostgreSQL has `attempts (started_at, succeeded, latency_ms)` and, for one webhook,
+//! `attempts (webhook_id, started_at, succeeded, latency_ms)`; SQLite, whose one writer pays for
+//! every index an attempt updates, has one, `attempts (started_at, webhook_id, succeeded,
+//! latency_ms)`, and picks one webhook's attempts out of the window's. Grouping by latency keeps the answer small (a bucket's distinct
 //! latencies in milliseconds) while the percentiles stay exact.
 
 use hookd_core::series::{self, AttemptBucket, AttemptGroup, AttemptWindow};
