@@ -2,7 +2,9 @@
 
 use std::path::PathBuf;
 
+use clap::builder::TypedValueParser as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use hookd_core::delivery::DeliveryStatus;
 
 /// hookd: a self-hosted webhook server that sends and receives webhooks.
 #[derive(Debug, Parser)]
@@ -367,7 +369,7 @@ pub enum DeliveriesCommand {
         #[arg(long = "event", visible_alias = "event-id", value_name = "EVENT_ID")]
         event_id: Option<String>,
         /// Only those in this state.
-        #[arg(long, value_enum)]
+        #[arg(long, value_parser = delivery_status())]
         status: Option<DeliveryStatus>,
         #[command(flatten)]
         page: PageArgs,
@@ -380,8 +382,8 @@ pub enum DeliveriesCommand {
     /// failed, p50/p95 latency, of every webhook or of one (the dashboard's numbers).
     Stats {
         /// 1h (60 one-minute buckets) or 24h (24 one-hour buckets).
-        #[arg(long, value_enum, default_value_t = StatsWindow::Hour)]
-        window: StatsWindow,
+        #[arg(long, value_parser = ["1h", "24h"], default_value = "1h")]
+        window: String,
         /// Only this webhook's attempts.
         #[arg(
             long = "webhook",
@@ -392,48 +394,10 @@ pub enum DeliveriesCommand {
     },
 }
 
-/// The windows `deliveries stats --window` takes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum StatsWindow {
-    #[value(name = "1h")]
-    Hour,
-    #[value(name = "24h")]
-    Day,
-}
-
-impl StatsWindow {
-    /// The name the API takes.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Hour => "1h",
-            Self::Day => "24h",
-        }
-    }
-}
-
-/// The states of a delivery, as `deliveries list --status` takes them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum DeliveryStatus {
-    Pending,
-    Delivering,
-    Succeeded,
-    Retrying,
-    Failed,
-    Cancelled,
-}
-
-impl DeliveryStatus {
-    /// The name the API takes.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Delivering => "delivering",
-            Self::Succeeded => "succeeded",
-            Self::Retrying => "retrying",
-            Self::Failed => "failed",
-            Self::Cancelled => "cancelled",
-        }
-    }
+/// `--status`: the names of [`DeliveryStatus`], each offered (and listed in errors) by clap.
+fn delivery_status() -> impl clap::builder::TypedValueParser<Value = DeliveryStatus> {
+    clap::builder::PossibleValuesParser::new(DeliveryStatus::ALL.map(DeliveryStatus::as_str))
+        .map(|name| DeliveryStatus::parse(&name).expect("one of the possible values"))
 }
 
 #[derive(Debug, Args)]

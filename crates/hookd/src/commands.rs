@@ -1,6 +1,14 @@
 //! Runs a parsed command line. One module per command group; this file holds what they share:
 //! loading the configuration, starting logs and opening the database.
 
+/// `println!` that returns the error of a standard output its reader closed (`hookd … | head`)
+/// instead of panicking; `main` ends such a command quietly.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        $crate::commands::out(format!("{}\n", format_args!($($arg)*)).as_bytes())
+    };
+}
+
 mod bench;
 mod client;
 mod logs;
@@ -24,7 +32,7 @@ use crate::config::{Backend, Config, LogFormat, Overrides};
 
 /// Writes `bytes` to standard output; an error (a reader that went away) is returned, not a
 /// panic as `print!` makes it.
-fn out(bytes: &[u8]) -> anyhow::Result<()> {
+pub(crate) fn out(bytes: &[u8]) -> anyhow::Result<()> {
     use std::io::Write as _;
     let mut stdout = std::io::stdout().lock();
     stdout.write_all(bytes)?;

@@ -62,7 +62,7 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
         concurrency: args.concurrency.max(1),
         deadline: Duration::from_secs(args.deadline_secs),
     };
-    println!(
+    say!(
         "scenario {:?}: {} events × {} webhooks ({:.0} % failing), rate {}, {} publishers",
         args.scenario,
         opts.events,
@@ -74,7 +74,7 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
             format!("{}/s", opts.rate)
         },
         opts.concurrency
-    );
+    )?;
     let report = match (&args.server, &args.token) {
         (Some(server), Some(token)) => {
             opts.server = server.trim_end_matches('/').to_owned();
@@ -83,7 +83,7 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
         }
         _ => embedded(args, opts).await?,
     };
-    println!("{report}");
+    say!("{report}")?;
     Ok(())
 }
 
@@ -122,10 +122,11 @@ async fn proxy(args: &BenchArgs) -> anyhow::Result<()> {
         requests: args.events.unwrap_or(20_000),
         concurrency: args.concurrency.max(1),
     };
-    println!(
+    say!(
         "scenario Proxy: {} requests × 3 (direct; proxied; proxied and recorded), {} in flight",
-        opts.requests, opts.concurrency
-    );
+        opts.requests,
+        opts.concurrency
+    )?;
     let hookd = Embedded::start(args, settings).await?;
     let opts = ProxyBenchOptions {
         proxied_url: format!("{}/up/item", hookd.base),
@@ -134,7 +135,7 @@ async fn proxy(args: &BenchArgs) -> anyhow::Result<()> {
     };
     let report = hookd_server::bench::proxy::run(opts).await;
     hookd.stop().await;
-    println!("{}", report.map_err(|e| anyhow!(e))?);
+    say!("{}", report.map_err(|e| anyhow!(e))?)?;
     Ok(())
 }
 
@@ -166,7 +167,7 @@ async fn inbound(args: &BenchArgs) -> anyhow::Result<()> {
         .as_str()
         .ok_or_else(|| anyhow!("no url in {created}"))?
         .to_owned();
-    println!(
+    say!(
         "scenario {:?}: {requests} requests, rate {}, {} callers",
         args.scenario,
         if rate == 0 {
@@ -175,7 +176,7 @@ async fn inbound(args: &BenchArgs) -> anyhow::Result<()> {
             format!("{rate}/s")
         },
         args.concurrency
-    );
+    )?;
     let opts = hookd_server::bench::inbound::InboundBenchOptions {
         url,
         requests,
@@ -185,7 +186,7 @@ async fn inbound(args: &BenchArgs) -> anyhow::Result<()> {
     };
     let report = hookd_server::bench::inbound::run(opts).await;
     hookd.stop().await;
-    println!("{}", report.map_err(|e| anyhow!(e))?);
+    say!("{}", report.map_err(|e| anyhow!(e))?)?;
     Ok(())
 }
 
@@ -209,7 +210,7 @@ async fn noisy(args: &BenchArgs) -> anyhow::Result<()> {
         deadline: Duration::from_secs(args.deadline_secs.min(NOISY_PHASE_WAIT_SECS)),
         max_in_flight: settings.delivery.max_in_flight_per_webhook,
     };
-    println!(
+    say!(
         "scenario Noisy: 3 phases of {} events to the healthy webhook and {} to the bad ones, \
          rate {}, {} publishers each; hanging webhooks time out after {} s",
         opts.events,
@@ -221,7 +222,7 @@ async fn noisy(args: &BenchArgs) -> anyhow::Result<()> {
         },
         opts.concurrency,
         settings.delivery.timeout.as_secs()
-    );
+    )?;
     let hookd = Embedded::start(args, settings).await?;
     let opts = NoisyBenchOptions {
         server: hookd.base.clone(),
@@ -231,7 +232,7 @@ async fn noisy(args: &BenchArgs) -> anyhow::Result<()> {
     let report = hookd_server::bench::noisy::run(opts).await;
     // Hanging requests would hold a graceful stop for the delivery timeout: print and go.
     if let Ok(report) = &report {
-        println!("{report}");
+        say!("{report}")?;
     }
     hookd.abandon().await;
     report.map(drop).map_err(|e| anyhow!(e))
@@ -343,11 +344,11 @@ impl Embedded {
             .seed_history(&id, count, an_hour_ago)
             .await
             .context("storing the history")?;
-        println!(
+        say!(
             "history: {count} finished deliveries (with their events and attempts) stored in \
              {:.1} s",
             started.elapsed().as_secs_f64()
-        );
+        )?;
         Ok(())
     }
 

@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 
 use super::table::{self, View};
 use crate::cli::{
-    ClientArgs, DeliveriesCommand, EventsCommand, InboundCommand, PageArgs, PublishArgs,
+    ClientArgs, DataArg, DeliveriesCommand, EventsCommand, InboundCommand, PageArgs, PublishArgs,
     SchedulesCommand, WebhooksCommand,
 };
 
@@ -196,19 +196,40 @@ impl ApiClient {
         self.call(Method::POST, path, &[], body).await
     }
 
-    /// A page of the list at `path`.
-    async fn list(&self, path: &[&str], page: &PageArgs) -> anyhow::Result<Option<Value>> {
+    /// A page of the list at `path`, with the filters of `query` beside the page's.
+    async fn list(
+        &self,
+        path: &[&str],
+        page: &PageArgs,
+        query: &Query<'_>,
+    ) -> anyhow::Result<Option<Value>> {
         let limit = page.limit.map(|n| n.to_string());
-        let query = [
+        let mut all = vec![
             ("limit", limit.as_deref()),
             ("cursor", page.cursor.as_deref()),
         ];
-        self.get(path, &query).await
+        all.extend_from_slice(query);
+        self.get(path, &all).await
     }
 
     /// `PATCH` of the fields in `body`.
     async fn patch(&self, path: &[&str], body: &Value) -> anyhow::Result<Option<Value>> {
         self.call(Method::PATCH, path, &[], Some(body)).await
+    }
+
+    /// `POST` of a `--data` body: a create.
+    async fn create(&self, path: &[&str], data: &DataArg) -> anyhow::Result<Option<Value>> {
+        self.post(path, Some(&read_data(&data.data)?)).await
+    }
+
+    /// `PATCH` of a `--data` body: an update of the fields it gives.
+    async fn update(&self, path: &[&str], data: &DataArg) -> anyhow::Result<Option<Value>> {
+        self.patch(path, &read_data(&data.data)?).await
+    }
+
+    /// `PATCH {"active": …}`: how schedules and inbound hooks are turned on and off.
+    async fn set_active(&self, path: &[&str], active: bool) -> anyhow::Result<Option<Value>> {
+        self.patch(path, &json!({ "active": active })).await
     }
 
     /// `DELETE`, answered by `{"deleted": id}` when the server answers nothing.
@@ -285,17 +306,13 @@ pub async fn webhooks(args: &ClientArgs, command: WebhooksCommand) -> anyhow::Re
     let api = ApiClient::new(args)?;
     let (answer, view) = match command {
         WebhooksCommand::List(page) => (
-            api.list(&["webhooks"], &page).await?,
+            api.list(&["webhooks"], &page, &[]).await?,
             View::Table(WEBHOOK_COLUMNS),
         ),
         WebhooksCommand::Get { id } => (api.get(&["webhooks", &id], &[]).await?, View::Fields),
-        WebhooksCommand::Create(data) => {
-            let body = read_data(&data.data)?;
-            (api.post(&["webhooks"], Some(&body)).await?, View::Fields)
-        }
+        WebhooksCommand::Create(data) => (api.create(&["webhooks"], &data).await?, View::Fields),
         WebhooksCommand::Update { id, data } => {
-            let body = read_data(&data.data)?;
-            (api.patch(&["webhooks", &id], &body).await?, View::Fields)
+            (api.update(&["webhooks", &id], &data).await?, View::Fields)
         }
         WebhooksCommand::Delete { id } => {
             (api.delete(&["webhooks", &id], &id).await?, View::Fields)
@@ -393,7 +410,7 @@ pub async fn events(args: &ClientArgs, command: EventsCommand) -> anyhow::Result
             (api.post(&["route-calls"], Some(&body)).await?, View::Fields)
         }
         EventsCommand::List(page) => (
-            api.list(&["events"], &page).await?,
+            api.list(&["events"], &page, &[]).await?,
             View::Table(EVENT_COLUMNS),
         ),
         EventsCommand::Get { id } => (api.get(&["events", &id], &[]).await?, View::Fields),
@@ -432,16 +449,13 @@ pub async fn deliveries(args: &ClientArgs, command: DeliveriesCommand) -> anyhow
             status,
             page,
         } => {
-            let limit = page.limit.map(|n| n.to_string());
-            let query = [
+            let filters = [
                 ("webhook_id", webhook_id.as_deref()),
                 ("event_id", event_id.as_deref()),
                 ("status", status.map(|s| s.as_str())),
-                ("limit", limit.as_deref()),
-                ("cursor", page.cursor.as_deref()),
             ];
             (
-                api.get(&["deliveries"], &query).await?,
+                api.list(&["deliveries"], &page, &filters).await?,
                 View::Table(DELIVERY_COLUMNS),
             )
         }
@@ -471,29 +485,23 @@ pub async fn schedules(args: &ClientArgs, command: SchedulesCommand) -> anyhow::
     let api = ApiClient::new(args)?;
     let (answer, view) = match command {
         SchedulesCommand::List(page) => (
-            api.list(&["schedules"], &page).await?,
+            api.list(&["schedules"], &page, &[]).await?,
             View::Table(SCHEDULE_COLUMNS),
         ),
         SchedulesCommand::Get { id } => (api.get(&["schedules", &id], &[]).await?, View::Fields),
-        SchedulesCommand::Create(data) => {
-            let body = read_data(&data.data)?;
-            (api.post(&["schedules"], Some(&body)).await?, View::Fields)
-        }
+        SchedulesCommand::Create(data) => (api.create(&["schedules"], &data).await?, View::Fields),
         SchedulesCommand::Update { id, data } => {
-            let body = read_data(&data.data)?;
-            (api.patch(&["schedules", &id], &body).await?, View::Fields)
+            (api.update(&["schedules", &id], &data).await?, View::Fields)
         }
         SchedulesCommand::Delete { id } => {
             (api.delete(&["schedules", &id], &id).await?, View::Fields)
         }
         SchedulesCommand::Enable { id } => (
-            api.patch(&["schedules", &id], &json!({"active": true}))
-                .await?,
+            api.set_active(&["schedules", &id], true).await?,
             View::Fields,
         ),
         SchedulesCommand::Disable { id } => (
-            api.patch(&["schedules", &id], &json!({"active": false}))
-                .await?,
+            api.set_active(&["schedules", &id], false).await?,
             View::Fields,
         ),
         SchedulesCommand::Run { id } => (
@@ -516,31 +524,25 @@ pub async fn inbound(args: &ClientArgs, command: InboundCommand) -> anyhow::Resu
     let api = ApiClient::new(args)?;
     let (answer, view) = match command {
         InboundCommand::List(page) => (
-            api.list(&["inbound"], &page).await?,
+            api.list(&["inbound"], &page, &[]).await?,
             View::Table(INBOUND_COLUMNS),
         ),
         InboundCommand::Get { id } => (api.get(&["inbound", &id], &[]).await?, View::Fields),
-        InboundCommand::Create(data) => {
-            let body = read_data(&data.data)?;
-            (api.post(&["inbound"], Some(&body)).await?, View::Fields)
-        }
+        InboundCommand::Create(data) => (api.create(&["inbound"], &data).await?, View::Fields),
         InboundCommand::Update { id, data } => {
-            let body = read_data(&data.data)?;
-            (api.patch(&["inbound", &id], &body).await?, View::Fields)
+            (api.update(&["inbound", &id], &data).await?, View::Fields)
         }
         InboundCommand::Delete { id } => (api.delete(&["inbound", &id], &id).await?, View::Fields),
-        InboundCommand::Enable { id } => (
-            api.patch(&["inbound", &id], &json!({"active": true}))
-                .await?,
-            View::Fields,
-        ),
+        InboundCommand::Enable { id } => {
+            (api.set_active(&["inbound", &id], true).await?, View::Fields)
+        }
         InboundCommand::Disable { id } => (
-            api.patch(&["inbound", &id], &json!({"active": false}))
-                .await?,
+            api.set_active(&["inbound", &id], false).await?,
             View::Fields,
         ),
         InboundCommand::Executions { id, page } => (
-            api.list(&["inbound", &id, "executions"], &page).await?,
+            api.list(&["inbound", &id, "executions"], &page, &[])
+                .await?,
             View::Table(EXECUTION_COLUMNS),
         ),
         InboundCommand::Execution { id } => {

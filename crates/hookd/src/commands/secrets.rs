@@ -145,7 +145,7 @@ pub(super) fn explain(e: anyhow::Error, generated: Option<&Path>) -> anyhow::Err
 
 /// `hookd secrets generate-key`: a new master key on standard output.
 pub fn generate_key() -> anyhow::Result<()> {
-    println!("{}", MasterKey::generate_text());
+    say!("{}", MasterKey::generate_text())?;
     Ok(())
 }
 

@@ -41,10 +41,21 @@ async fn announce_admin_token(store: &dyn Store, settings: &Settings) -> anyhow:
     let token = hookd_server::bootstrap_admin_token(store, settings)
         .await
         .context("creating the first admin token")?;
-    println!("Admin API: {}/api/v1", settings.public_url);
-    println!("Admin UI: {}/ui/", settings.public_url);
-    if let Some(token) = token {
-        println!("Admin token (shown once): {token}");
+    let mut lines = format!(
+        "Admin API: {url}/api/v1\nAdmin UI: {url}/ui/\n",
+        url = settings.public_url
+    );
+    if let Some(token) = &token {
+        lines.push_str(&format!("Admin token (shown once): {token}\n"));
+    }
+    // A closed standard output does not stop the server; the token is then lost, so say how
+    // to make another.
+    if let Err(e) = super::out(lines.as_bytes()) {
+        tracing::warn!(
+            error = %e,
+            token_lost = token.is_some(),
+            "cannot print the admin URLs to standard output (`hookd token create` makes a token)"
+        );
     }
     Ok(())
 }
@@ -122,7 +133,7 @@ fn parse_open_files_limit(limits: &str) -> Option<u64> {
 pub async fn migrate(args: &ConfigArgs) -> anyhow::Result<()> {
     let config = load_config(args, None)?;
     open_store(&config).await?;
-    println!("Database {} is migrated.", config.database_url);
+    say!("Database {} is migrated.", config.database_url)?;
     Ok(())
 }
 

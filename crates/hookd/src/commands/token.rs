@@ -17,6 +17,6 @@ pub async fn create(name: &str, args: &ConfigArgs) -> anyhow::Result<()> {
         "Admin token `{name}` created in {} (shown once):",
         config.database_url
     );
-    println!("{token}");
+    say!("{token}")?;
     Ok(())
 }

@@ -16,7 +16,7 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<()> {
     let body = read_body(args.body_file.as_deref())?;
     let now = chrono::Utc::now().timestamp();
     verify(args, &body, now)?;
-    println!("ok");
+    say!("ok")?;
     Ok(())
 }
 

@@ -488,14 +488,16 @@ fn a_mistyped_delivery_status_is_refused_naming_the_flag_and_the_choices() {
 
 #[test]
 fn output_cut_off_by_its_reader_ends_the_command_quietly() {
-    // `hookd completions bash | head -1`: the reader goes away before the script is written.
-    let mut child = crate::support::command(&["completions", "bash"], "", &[])
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    drop(child.stdout.take());
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{:?}: {stderr}", out.status);
-    assert!(!stderr.contains("panicked"), "{stderr}");
+    // `hookd completions bash | head -1`: the reader goes away before the output is written.
+    for args in [&["completions", "bash"][..], &["secrets", "generate-key"]] {
+        let mut child = crate::support::command(args, "", &[])
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{args:?}: {:?}: {stderr}", out.status);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
 }
