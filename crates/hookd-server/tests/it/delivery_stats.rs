@@ -6,7 +6,7 @@ use hookd_core::time::parse_rfc3339;
 use serde_json::{json, Value};
 
 use crate::backend_test;
-use crate::support::{spawn_app, Backend, Reply, TestApp, TestReceiver};
+use crate::support::{spawn_app, Backend, TestApp};
 
 /// `(succeeded, failed, attempts)` summed over the answer's buckets.
 fn totals(stats: &Value) -> (u64, u64, u64) {
@@ -49,20 +49,8 @@ fn assert_buckets(stats: &Value, n: usize, seconds: i64) {
 backend_test!(delivery_stats_count_attempts_per_bucket_and_webhook);
 async fn delivery_stats_count_attempts_per_bucket_and_webhook(b: Backend) {
     let app = spawn_app(&b).await;
-    let (good, bad) = (TestReceiver::start().await, TestReceiver::start().await);
-    bad.always(Reply::status(500));
-    let good_hook = app
-        .create_webhook(json!({"name": "good", "url": good.url("/")}))
-        .await;
-    let bad_hook = app
-        .create_webhook(json!({"name": "bad", "url": bad.url("/"), "max_attempts": 1}))
-        .await;
-    let events: Vec<_> = (0..3)
-        .map(|i| json!({"type": "x.y", "data": {"i": i}}))
-        .collect();
-    let (status, _) = app.post("/events/batch", json!({ "events": events })).await;
-    assert_eq!(status, StatusCode::ACCEPTED);
-    app.wait_finished(6).await;
+    let hooks = app.good_and_bad(500, 3).await;
+    let (good_hook, bad_hook) = (&hooks.good_hook, &hooks.bad_hook);
 
     let hour = stats(&app, "").await;
     assert_eq!(

@@ -13,7 +13,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use hookd_core::Store;
 use hookd_server::{Settings, WorkerMode};
-use serde_json::Value;
+use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
@@ -41,6 +41,13 @@ pub async fn fresh_store(backend: &Backend) -> (Arc<dyn Store>, Option<TempDb>) 
 
 /// The admin token every test app accepts.
 pub const TOKEN: &str = "test-admin-token-0123456789";
+
+/// What [`TestApp::good_and_bad`] made; its receivers answer as long as it is kept.
+pub struct GoodAndBad {
+    _receivers: (TestReceiver, TestReceiver),
+    pub good_hook: Value,
+    pub bad_hook: Value,
+}
 
 /// A running hookd.
 pub struct TestApp {
@@ -185,6 +192,31 @@ impl TestApp {
             }
             assert!(Instant::now() < deadline, "{done} of {n} finished");
             tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Two webhooks, `good` to a receiver that answers 200 and `bad` (one attempt) to one that
+    /// answers `bad_status`, and `events` events (`x.y`) that go to both, every delivery
+    /// finished.
+    pub async fn good_and_bad(&self, bad_status: u16, events: usize) -> GoodAndBad {
+        let (good, bad) = (TestReceiver::start().await, TestReceiver::start().await);
+        bad.always(Reply::status(bad_status));
+        let good_hook = self
+            .create_webhook(json!({"name": "good", "url": good.url("/")}))
+            .await;
+        let bad_hook = self
+            .create_webhook(json!({"name": "bad", "url": bad.url("/"), "max_attempts": 1}))
+            .await;
+        let batch: Vec<_> = (0..events)
+            .map(|i| json!({"type": "x.y", "data": {"i": i}}))
+            .collect();
+        let (status, _) = self.post("/events/batch", json!({ "events": batch })).await;
+        assert_eq!(status, StatusCode::ACCEPTED);
+        self.wait_finished(2 * events).await;
+        GoodAndBad {
+            _receivers: (good, bad),
+            good_hook,
+            bad_hook,
         }
     }
 

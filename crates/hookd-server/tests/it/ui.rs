@@ -388,23 +388,9 @@ async fn ui_previews_form_bodies_with_an_hmac_signature() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ui_filters_deliveries_and_loads_more() {
     let app = spawn_app(&Backend::Sqlite).await;
-    let good = TestReceiver::start().await;
-    let bad = TestReceiver::start().await;
     // A 4xx: the endpoint answers, so its circuit stays closed while all 30 fail.
-    bad.always(Reply::status(400));
-    app.create_webhook(json!({"name": "good", "url": good.url("/")}))
-        .await;
-    let bad_hook = app
-        .create_webhook(json!({"name": "bad", "url": bad.url("/"), "max_attempts": 1}))
-        .await;
-    let events: Vec<_> = (0..30)
-        .map(|i| json!({"type": "x.y", "data": {"i": i}}))
-        .collect();
-    let (status, _) = app.post("/events/batch", json!({ "events": events })).await;
-    assert_eq!(status, StatusCode::ACCEPTED);
-    bad.wait_for(30).await;
-    good.wait_for(30).await;
-    app.wait_finished(60).await;
+    let hooks = app.good_and_bad(400, 30).await;
+    let bad_hook = &hooks.bad_hook;
     let Some(b) = signed_in(&app).await else {
         return;
     };

@@ -3,10 +3,9 @@
 //! narrowed to one webhook and to the last day from its controls. Saved as screenshots like
 //! the other pages.
 
-use axum::http::StatusCode;
 use serde_json::{json, Value};
 
-use crate::support::{spawn_app, Backend, Reply, TestReceiver};
+use crate::support::{spawn_app, Backend};
 use crate::ui::{assert_labelled, signed_in};
 use crate::webdriver::Browser;
 
@@ -52,19 +51,8 @@ async fn wait_axis(b: &Browser, title: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ui_dashboard_draws_the_windows_attempts_and_narrows_to_a_webhook() {
     let app = spawn_app(&Backend::Sqlite).await;
-    let (good, bad) = (TestReceiver::start().await, TestReceiver::start().await);
-    bad.always(Reply::status(500));
-    app.create_webhook(json!({"name": "good", "url": good.url("/")}))
-        .await;
-    let bad_hook = app
-        .create_webhook(json!({"name": "bad", "url": bad.url("/"), "max_attempts": 1}))
-        .await;
-    let events: Vec<_> = (0..4)
-        .map(|i| json!({"type": "x.y", "data": {"i": i}}))
-        .collect();
-    let (status, _) = app.post("/events/batch", json!({ "events": events })).await;
-    assert_eq!(status, StatusCode::ACCEPTED);
-    app.wait_finished(8).await;
+    let hooks = app.good_and_bad(500, 4).await;
+    let bad_hook = &hooks.bad_hook;
     let Some(b) = signed_in(&app).await else {
         return;
     };
