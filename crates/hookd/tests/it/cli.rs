@@ -60,6 +60,14 @@ async fn cli(base: &str, args: &[&str]) -> Run {
     }
 }
 
+/// `hookd <resource> create --data <body> --json`: the created record.
+async fn create(base: &str, resource: &str, body: &Value) -> Value {
+    let data = body.to_string();
+    cli(base, &[resource, "create", "--data", &data, "--json"])
+        .await
+        .json()
+}
+
 /// The line of `text` that starts with `field` (a `field  value` line of one object).
 fn field_line<'t>(text: &'t str, field: &str) -> &'t str {
     text.lines()
@@ -84,12 +92,8 @@ async fn webhooks_events_and_deliveries_from_the_command_line(b: Backend) {
     let url = format!("http://{}/orders", receiver.addr);
 
     let body = json!({"name": "orders", "url": url, "events": [{"type": "order.*"}]});
-    let webhook = cli(
-        &base,
-        &["webhooks", "create", "--json", "--data", &body.to_string()],
-    )
-    .await;
-    let webhook_id = webhook.json()["id"].as_str().unwrap().to_owned();
+    let webhook = create(&base, "webhooks", &body).await;
+    let webhook_id = webhook["id"].as_str().unwrap().to_owned();
 
     let list = cli(&base, &["webhooks", "list"]).await;
     let header: Vec<&str> = list
@@ -244,20 +248,11 @@ async fn schedules_and_inbound_hooks_from_the_command_line(b: Backend) {
     let receiver = Counter::start(Duration::ZERO).await;
     let url = format!("http://{}/nightly", receiver.addr);
     let body = json!({"name": "target", "url": url});
-    let webhook = cli(
-        &base,
-        &["webhooks", "create", "--json", "--data", &body.to_string()],
-    )
-    .await;
-    let webhook_id = webhook.json()["id"].as_str().unwrap().to_owned();
+    let webhook = create(&base, "webhooks", &body).await;
+    let webhook_id = webhook["id"].as_str().unwrap().to_owned();
 
     let body = json!({"name": "nightly", "webhook_id": webhook_id, "cron": "0 3 * * *"});
-    let created = cli(
-        &base,
-        &["schedules", "create", "--data", &body.to_string(), "--json"],
-    )
-    .await;
-    let schedule = created.json();
+    let schedule = create(&base, "schedules", &body).await;
     let schedule_id = schedule["id"].as_str().unwrap().to_owned();
     assert_eq!(schedule["active"], true);
 
@@ -308,12 +303,7 @@ async fn schedules_and_inbound_hooks_from_the_command_line(b: Backend) {
 
     // An inbound hook: its URL takes a request, which shows as an execution.
     let body = json!({"name": "orders in", "mode": "sync", "workflow": []});
-    let hook = cli(
-        &base,
-        &["inbound", "create", "--data", &body.to_string(), "--json"],
-    )
-    .await;
-    let hook = hook.json();
+    let hook = create(&base, "inbound", &body).await;
     let hook_id = hook["id"].as_str().unwrap().to_owned();
     let hook_url = hook["url"].as_str().unwrap().to_owned();
     let list = cli(&base, &["inbound", "list"]).await;
