@@ -174,6 +174,10 @@ pub struct ClientArgs {
     /// Print the server's JSON answer instead of a table (for scripts).
     #[arg(long, global = true)]
     pub json: bool,
+    /// Longest wait for the server's answer, in seconds [default: 30; `webhooks test`, which
+    /// waits for the target, 150].
+    #[arg(long, global = true, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub timeout: Option<u64>,
 }
 
 /// A page of a list.

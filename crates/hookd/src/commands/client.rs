@@ -83,8 +83,13 @@ const STATS_COLUMNS: &[&str] = &[
 ];
 const PUBLISHED_COLUMNS: &[&str] = &["id", "deliveries", "duplicate"];
 
-/// Longest wait for one answer: `webhooks test` waits for the target, up to its own timeout.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(150);
+/// Longest wait for one answer unless `--timeout` says otherwise: a server that stalls is named
+/// after this, not waited on for ever.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// `webhooks test`'s: it waits for the target, up to the webhook's own timeout.
+const TEST_TIMEOUT: Duration = Duration::from_secs(150);
+/// Longest wait for the connection itself.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often `tail` asks for the latest deliveries.
 const TAIL_INTERVAL: Duration = Duration::from_secs(1);
 /// How many of the latest deliveries `tail` watches.
@@ -98,6 +103,10 @@ struct ApiClient {
     /// The server's base URL, as given by `--server`.
     base: Url,
     token: String,
+    /// Longest wait for one answer.
+    timeout: Duration,
+    /// Whether `--timeout` set it (a command that waits longer leaves it then).
+    timeout_given: bool,
 }
 
 impl std::fmt::Debug for ApiClient {
@@ -121,7 +130,7 @@ impl ApiClient {
             "no admin token: pass --token or set HOOKD_TOKEN (`hookd token create` makes one)",
         )?;
         let http = reqwest::Client::builder()
-            .timeout(REQUEST_TIMEOUT)
+            .connect_timeout(CONNECT_TIMEOUT)
             .user_agent(concat!("hookd-cli/", env!("CARGO_PKG_VERSION")))
             .build()
             .context("cannot build the HTTP client")?;
@@ -130,7 +139,18 @@ impl ApiClient {
             json: args.json,
             base,
             token,
+            timeout: args.timeout.map_or(REQUEST_TIMEOUT, Duration::from_secs),
+            timeout_given: args.timeout.is_some(),
         })
+    }
+
+    /// The client for a call that waits on something else (`webhooks test`): `wait` unless
+    /// `--timeout` was given.
+    fn waiting(mut self, wait: Duration) -> Self {
+        if !self.timeout_given {
+            self.timeout = wait;
+        }
+        self
     }
 
     /// `/api/v1/<path...>` on the server, each path segment escaped.
@@ -162,6 +182,7 @@ impl ApiClient {
         let mut request = self
             .http
             .request(method.clone(), url.clone())
+            .timeout(self.timeout)
             .bearer_auth(&self.token);
         if let Some(body) = body {
             request = request
@@ -171,12 +192,12 @@ impl ApiClient {
         let response = request
             .send()
             .await
-            .with_context(|| format!("{method} {url} failed"))?;
+            .map_err(|e| self.failed(e, &method, &url))?;
         let status = response.status();
         let bytes = response
             .bytes()
             .await
-            .with_context(|| format!("reading the answer to {url}"))?;
+            .map_err(|e| self.failed(e, &method, &url))?;
         if !status.is_success() {
             return Err(api_error(status, &bytes));
         }
@@ -186,6 +207,19 @@ impl ApiClient {
         serde_json::from_slice(&bytes)
             .map(Some)
             .context("the server answered with invalid JSON")
+    }
+
+    /// A failed call, saying so when it was the timeout.
+    fn failed(&self, e: reqwest::Error, method: &Method, url: &Url) -> anyhow::Error {
+        let what = if e.is_timeout() {
+            format!(
+                "{method} {url}: no answer within {} s (--timeout SECONDS to wait longer)",
+                self.timeout.as_secs()
+            )
+        } else {
+            format!("{method} {url} failed")
+        };
+        anyhow::Error::new(e).context(what)
     }
 
     async fn get(&self, path: &[&str], query: &Query<'_>) -> anyhow::Result<Option<Value>> {
@@ -304,6 +338,10 @@ fn read_data(arg: &str) -> anyhow::Result<Value> {
 /// `hookd webhooks …`.
 pub async fn webhooks(args: &ClientArgs, command: WebhooksCommand) -> anyhow::Result<()> {
     let api = ApiClient::new(args)?;
+    let api = match command {
+        WebhooksCommand::Test { .. } => api.waiting(TEST_TIMEOUT),
+        _ => api,
+    };
     let (answer, view) = match command {
         WebhooksCommand::List(page) => (
             api.list(&["webhooks"], &page, &[]).await?,
@@ -654,6 +692,7 @@ mod tests {
             server: server.into(),
             token: Some("t".into()),
             json: false,
+            timeout: None,
         };
         ApiClient::new(&args).unwrap()
     }
@@ -682,12 +721,14 @@ mod tests {
             server: "http://h".into(),
             token: None,
             json: false,
+            timeout: None,
         };
         assert!(format!("{:#}", ApiClient::new(&no_token).unwrap_err()).contains("HOOKD_TOKEN"));
         let bad = ClientArgs {
             server: "h:8080".into(),
             token: Some("t".into()),
             json: false,
+            timeout: None,
         };
         assert!(format!("{:#}", ApiClient::new(&bad).unwrap_err()).contains("--server"));
     }

@@ -345,3 +345,36 @@ async fn schedules_and_inbound_hooks_from_the_command_line(b: Backend) {
         missing.stderr
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_stalls_is_named_after_the_timeout() {
+    // Accepts connections and never answers.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            open.push(socket);
+        }
+    });
+    let started = Instant::now();
+    let run = cli(&base, &["webhooks", "list", "--timeout", "1"]).await;
+    assert!(!run.ok);
+    assert!(
+        run.stderr.contains("no answer within 1 s") && run.stderr.contains("--timeout"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    let zero = cli(&base, &["webhooks", "list", "--timeout", "0"]).await;
+    assert!(
+        !zero.ok && zero.stderr.contains("--timeout"),
+        "{}",
+        zero.stderr
+    );
+    held.abort();
+}
