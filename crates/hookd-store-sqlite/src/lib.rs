@@ -109,9 +109,24 @@ async fn open_pool(
                 tokio::time::sleep(OPEN_RETRY_STEP * attempt).await;
                 attempt += 1;
             }
+            Err(e) if is_io_or_full(&e) => {
+                return Err(StoreError::Unavailable(format!(
+                    "{e}: is the disk full, or the file's directory not writable?"
+                )))
+            }
             opened => return opened.map_err(StoreError::backend),
         }
     }
+}
+
+/// `SQLITE_IOERR` or `SQLITE_FULL`, with or without an extended code: what opening a file on a
+/// full disk gives (the `-shm` file cannot grow: "disk I/O error").
+fn is_io_or_full(e: &sqlx::Error) -> bool {
+    let code = match e {
+        sqlx::Error::Database(db) => db.code().and_then(|c| c.parse::<i32>().ok()),
+        _ => None,
+    };
+    code.is_some_and(|c| matches!(c & 0xff, 10 | 13))
 }
 
 /// Whether a connection coming back to its pool may serve again. sqlx counts transactions

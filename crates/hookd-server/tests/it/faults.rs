@@ -624,3 +624,82 @@ async fn a_group_commit_the_database_refuses_fails_only_the_bad_request() {
         "every valid event stored"
     );
 }
+
+/// The SQLite store on `url` with the master key `key` (the same on every opening).
+async fn sqlite_with_key(url: &str, key: &str) -> hookd_core::store::StoreResult<SqliteStore> {
+    let keys = Keys::new(
+        hookd_store_sql::secrets::MasterKey::parse(key).unwrap(),
+        Vec::new(),
+    );
+    SqliteStore::connect(url, keys).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upgrade_migration_on_a_full_disk_changes_nothing_and_runs_once_there_is_room() {
+    let Some(disk) = SmallDisk::mount(16) else {
+        return;
+    };
+    let key = hookd_store_sql::secrets::MasterKey::generate_text();
+    let url = format!("sqlite://{}", disk.0.join("hookd.db").display());
+    let store = sqlite_with_key(&url, &key).await.expect("open");
+    store.migrate().await.expect("migrate");
+    let webhook = hookd_core::ids::WebhookId::generate(1_600_000_000_000);
+    store
+        .seed_history(&webhook, 3_000, 1_600_000_000_000)
+        .await
+        .expect("seed");
+    drop(store);
+    // Back to the previous release's schema: before the attempt series (version 7).
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    let schema = |pool: sqlx::SqlitePool| async move {
+        let index: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM sqlite_master WHERE name = 'attempts_started'",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        let recorded: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM hookd_migrations WHERE version = 7")
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        pool.close().await;
+        (index, recorded)
+    };
+    for sql in [
+        "DROP INDEX attempts_started",
+        "ALTER TABLE attempts DROP COLUMN webhook_id",
+        "ALTER TABLE attempts DROP COLUMN succeeded",
+        "ALTER TABLE attempts DROP COLUMN latency_ms",
+        "DELETE FROM hookd_migrations WHERE version = 7",
+        "PRAGMA wal_checkpoint(TRUNCATE)",
+    ] {
+        sqlx::query(sql).execute(&pool).await.unwrap();
+    }
+    pool.close().await;
+
+    let filler = disk.0.join("filler");
+    fill(&filler);
+    let failed = match sqlite_with_key(&url, &key).await {
+        Ok(store) => store.migrate().await.err(),
+        Err(e) => Some(e),
+    };
+    let failed = failed.expect("the migration cannot be written on a full disk");
+    assert!(failed.to_string().contains("full"), "{failed}");
+    std::fs::remove_file(&filler).unwrap();
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    assert_eq!(
+        schema(pool).await,
+        (0, 0),
+        "nothing of the migration was kept"
+    );
+
+    let store = sqlite_with_key(&url, &key).await.expect("open with room");
+    store
+        .migrate()
+        .await
+        .expect("the migration runs once there is room");
+    drop(store);
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    assert_eq!(schema(pool).await, (1, 1));
+}
