@@ -172,6 +172,10 @@ pub struct Claimed {
     /// Some webhook's due deliveries wait for one of its requests in flight to finish
     /// ([`crate::flow::Plan::waits_for_a_slot`]).
     pub waits_for_a_slot: bool,
+    /// What the claim planned with: each webhook's state as read under its lock (whether it
+    /// is active and its circuit, fresher than a cached copy of the webhook). May be empty
+    /// when nothing was taken.
+    pub candidates: Vec<crate::flow::Candidate>,
 }
 
 impl Claimed {
@@ -181,6 +185,7 @@ impl Claimed {
             deliveries: Vec::new(),
             next_at: plan.next_at,
             waits_for_a_slot: plan.waits_for_a_slot,
+            candidates: Vec::new(),
         }
     }
 }
@@ -371,6 +376,22 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         events: &[EventToStore],
         now_ms: i64,
     ) -> StoreResult<Vec<Enqueued>>;
+    /// Stores events as [`Store::enqueue_events`] does and, in the same transaction, claims
+    /// first attempts as [`Store::claim_due_deliveries`] would for `claim` (its lane
+    /// [`Lane::First`]): a worker in the publisher's process then sends what was just published
+    /// without a claim of its own, and the rows are written once, already leased. The claim is
+    /// the same fair claim, within every webhook's limits. `None`: nothing was claimed here
+    /// (nothing was queued, or the store does not claim in a publish: the default), and the
+    /// worker's lanes claim as usual.
+    async fn enqueue_events_and_claim(
+        &self,
+        events: &[EventToStore],
+        now_ms: i64,
+        claim: &Claim,
+    ) -> StoreResult<(Vec<Enqueued>, Option<Claimed>)> {
+        let _ = claim;
+        Ok((self.enqueue_events(events, now_ms).await?, None))
+    }
     async fn get_event(&self, id: &EventId) -> StoreResult<Option<Event>>;
     async fn list_events(&self, page: &Page) -> StoreResult<Vec<Event>>;
     async fn events_by_ids(&self, ids: &[EventId]) -> StoreResult<Vec<Event>>;

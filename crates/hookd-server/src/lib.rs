@@ -59,6 +59,8 @@ pub struct AppState {
     pub metrics: Arc<metrics::Metrics>,
     /// The reverse proxy's routes and upstream client.
     pub proxy: proxy::Proxy,
+    /// What publishes hand to this process's worker, when one runs.
+    pub handoff: Arc<worker::Handoff>,
 }
 
 impl AppState {
@@ -68,10 +70,16 @@ impl AppState {
         let sender = HttpSender::new(&settings.delivery.allow_networks);
         let proxy = proxy::Proxy::new(&settings.proxy);
         let webhooks: Arc<publish::WebhookCache> = Arc::default();
+        let handoff = Arc::new(worker::Handoff::new(&settings.delivery));
         let inbound = Arc::new(inbound::Runtime::new(&settings.inbound));
         Self {
             settings: Arc::new(settings),
-            committer: publish::Committer::start(store.clone(), webhooks.clone(), wake.clone()),
+            committer: publish::Committer::start(
+                store.clone(),
+                webhooks.clone(),
+                wake.clone(),
+                handoff.clone(),
+            ),
             executions: inbound::ExecutionCommitter::start(store.clone()),
             store,
             wake,
@@ -82,6 +90,7 @@ impl AppState {
             tokens: Arc::default(),
             metrics: Arc::default(),
             proxy,
+            handoff,
         }
     }
 
@@ -95,6 +104,7 @@ impl AppState {
             committer: self.committer.clone(),
             inbound: self.inbound.clone(),
             metrics: self.metrics.clone(),
+            handoff: self.handoff.clone(),
         }
     }
 }

@@ -9,19 +9,20 @@
 //! requests are committed one by one, so only a request the database refuses fails (a database
 //! that is unavailable fails them all at once).
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hookd_core::store::{Enqueued, EventToStore, NewDelivery};
+use hookd_core::store::{Claimed, Enqueued, EventToStore, NewDelivery};
 use hookd_core::template::{Condition, Context};
 use hookd_core::webhook::EventMatcher;
 use hookd_core::{
-    DeliveryId, DeliveryStatus, Event, EventId, NewEvent, Store, StoreError, Webhook,
+    DeliveryId, DeliveryStatus, Event, EventId, NewEvent, Store, StoreError, Webhook, WebhookId,
 };
 use tokio::sync::{mpsc, oneshot, Mutex};
 use tracing::Instrument as _;
 
-use crate::worker::Wakes;
+use crate::worker::{Handoff, Wakes};
 
 use crate::AppState;
 
@@ -47,7 +48,7 @@ struct Checked {
 /// An active webhook with its `events` entries and condition compiled.
 #[derive(Debug)]
 pub struct ActiveWebhook {
-    pub webhook: Webhook,
+    pub webhook: Arc<Webhook>,
     /// Which events (and which entry of `events`) the webhook fires for.
     pub filters: EventMatcher,
     pub condition: Gate,
@@ -72,7 +73,7 @@ impl ActiveWebhook {
                 tracing::warn!(webhook_id = %webhook.id, error = %e,
                     "a stored events entry does not compile; the webhook gets no deliveries");
                 return Self {
-                    webhook,
+                    webhook: Arc::new(webhook),
                     filters: EventMatcher::default(),
                     condition: Gate::Broken,
                 };
@@ -90,7 +91,7 @@ impl ActiveWebhook {
             },
         };
         Self {
-            webhook,
+            webhook: Arc::new(webhook),
             filters,
             condition,
         }
@@ -167,7 +168,13 @@ const GROUP_MAX_EVENTS: usize = 1000;
 const CONDITIONS_BUDGET: Duration = Duration::from_millis(500);
 
 type Reply = oneshot::Sender<Result<Vec<Enqueued>, StoreError>>;
-type Job = (Vec<EventToStore>, Reply);
+
+/// One request's planned events, the webhooks they were matched against, and its answer.
+struct Job {
+    events: Vec<EventToStore>,
+    hooks: Arc<Vec<ActiveWebhook>>,
+    reply: Reply,
+}
 
 /// The handle API requests use to have events committed by the group-commit task.
 #[derive(Debug, Clone)]
@@ -178,11 +185,21 @@ pub struct Committer {
 }
 
 impl Committer {
-    /// Starts the group-commit task, which stores what callers planned and wakes `wake`
-    /// whenever deliveries were queued.
-    pub fn start(store: Arc<dyn Store>, webhooks: Arc<WebhookCache>, wake: Arc<Wakes>) -> Self {
+    /// Starts the group-commit task, which stores what callers planned, hands what it could
+    /// claim to this process's worker (`handoff`) and wakes `wake` for the rest.
+    pub fn start(
+        store: Arc<dyn Store>,
+        webhooks: Arc<WebhookCache>,
+        wake: Arc<Wakes>,
+        handoff: Arc<Handoff>,
+    ) -> Self {
         let (tx, rx) = mpsc::channel(1024);
-        tokio::spawn(group_commit(store.clone(), wake, rx));
+        let group = Group {
+            store: store.clone(),
+            wake,
+            handoff,
+        };
+        tokio::spawn(group_commit(group, rx));
         Self {
             tx,
             store,
@@ -198,8 +215,9 @@ impl Committer {
         let hooks = self.webhooks.active(&*self.store).await?;
         let now = crate::now_ms();
         let conditional = hooks.iter().any(|h| !matches!(h.condition, Gate::Open));
+        let matched = hooks.clone();
         let planned = if conditional {
-            tokio::task::spawn_blocking(move || plan_events(batch, &hooks, now))
+            tokio::task::spawn_blocking(move || plan_events(batch, &matched, now))
                 .await
                 .map_err(|e| StoreError::Backend(format!("matching events failed: {e}").into()))?
         } else {
@@ -207,7 +225,12 @@ impl Committer {
         };
         let (reply, answer) = oneshot::channel();
         let gone = || StoreError::Backend("the publisher stopped".into());
-        self.tx.send((planned, reply)).await.map_err(|_| gone())?;
+        let job = Job {
+            events: planned,
+            hooks,
+            reply,
+        };
+        self.tx.send(job).await.map_err(|_| gone())?;
         answer.await.map_err(|_| gone())?
     }
 }
@@ -220,64 +243,150 @@ fn plan_events(batch: Vec<NewEvent>, hooks: &[ActiveWebhook], now: i64) -> Vec<E
         .collect()
 }
 
-async fn group_commit(store: Arc<dyn Store>, wake: Arc<Wakes>, mut rx: mpsc::Receiver<Job>) {
+/// What the group-commit task works with.
+struct Group {
+    store: Arc<dyn Store>,
+    wake: Arc<Wakes>,
+    handoff: Arc<Handoff>,
+}
+
+async fn group_commit(group: Group, mut rx: mpsc::Receiver<Job>) {
     while let Some(first) = rx.recv().await {
+        let mut size = first.events.len();
         let mut jobs = vec![first];
-        let mut size = jobs[0].0.len();
         while size < GROUP_MAX_EVENTS {
             match rx.try_recv() {
                 Ok(job) => {
-                    size += job.0.len();
+                    size += job.events.len();
                     jobs.push(job);
                 }
                 Err(_) => break,
             }
         }
-        commit_group(&*store, &wake, jobs, size).await;
+        group.commit(jobs, size).await;
     }
 }
 
-/// Stores the events of `jobs` in one transaction and answers each job.
-async fn commit_group(store: &dyn Store, wake: &Wakes, jobs: Vec<Job>, size: usize) {
-    let mut all = Vec::with_capacity(size);
-    let mut replies = Vec::with_capacity(jobs.len());
-    for (batch, reply) in jobs {
-        replies.push((batch.len(), reply));
-        all.extend(batch);
-    }
-    let queued = all.iter().any(|e| !e.deliveries.is_empty());
-    match store.enqueue_events(&all, crate::now_ms()).await {
-        Ok(results) => {
-            if queued {
-                wake.queued();
-            }
-            let mut results = results.into_iter();
-            for (n, reply) in replies {
-                let _ = reply.send(Ok(results.by_ref().take(n).collect()));
+impl Group {
+    /// Stores the events of `jobs` in one transaction, answers each job, and hands what the
+    /// transaction claimed to the worker.
+    async fn commit(&self, jobs: Vec<Job>, size: usize) {
+        let mut all = Vec::with_capacity(size);
+        let mut replies = Vec::with_capacity(jobs.len());
+        let mut matched: Vec<Arc<Vec<ActiveWebhook>>> = Vec::new();
+        for job in jobs {
+            replies.push((job.events.len(), job.reply));
+            all.extend(job.events);
+            if !matched.iter().any(|m| Arc::ptr_eq(m, &job.hooks)) {
+                matched.push(job.hooks);
             }
         }
-        // One request alone, or a database out of reach (every request would fail alike).
-        Err(e) if replies.len() == 1 || matches!(e, StoreError::Unavailable(_)) => {
-            fail_all(replies.into_iter().map(|(_, r)| r), &e)
-        }
-        // One request's events may be what the database refused: nothing of the group was
-        // stored, so each request is committed on its own and only the bad one fails.
-        Err(e) => {
-            tracing::warn!(error = %e, requests = replies.len(), "a group commit failed; committing its requests one by one");
-            let mut events = all.into_iter();
-            for (n, reply) in replies {
-                let own: Vec<EventToStore> = events.by_ref().take(n).collect();
-                let queued = own.iter().any(|e| !e.deliveries.is_empty());
-                let result = store.enqueue_events(&own, crate::now_ms()).await;
-                match &result {
-                    Ok(_) if queued => wake.queued(),
-                    Ok(_) => {}
-                    Err(e) => tracing::error!(error = %e, "storing published events failed"),
+        let queued: usize = all.iter().map(|e| e.deliveries.len()).sum();
+        let now = crate::now_ms();
+        let grant = self
+            .handoff
+            .grant(queued.min(crate::worker::CLAIM_BATCH as usize), now);
+        let stored = match &grant {
+            Some(grant) => {
+                self.store
+                    .enqueue_events_and_claim(&all, now, &grant.claim)
+                    .await
+            }
+            None => self
+                .store
+                .enqueue_events(&all, now)
+                .await
+                .map(|results| (results, None)),
+        };
+        match stored {
+            Ok((results, claimed)) => {
+                let created: Vec<bool> = results
+                    .iter()
+                    .map(|r| matches!(r, Enqueued::Created { .. }))
+                    .collect();
+                let mut results = results.into_iter();
+                for (n, reply) in replies {
+                    let _ = reply.send(Ok(results.by_ref().take(n).collect()));
                 }
-                let _ = reply.send(result);
+                let claimed = grant.zip(claimed);
+                let all_taken = match &claimed {
+                    Some((_, claimed)) => all_taken(&all, &created, claimed),
+                    None => false,
+                };
+                if queued > 0 && !all_taken {
+                    self.wake.queued();
+                }
+                if let Some((grant, claimed)) = claimed {
+                    let (events, hooks) = known(all, &created, &matched, &claimed, now);
+                    self.handoff.hand(grant, claimed, events, hooks);
+                }
+            }
+            // One request alone, or a database out of reach (every request would fail alike).
+            Err(e) if replies.len() == 1 || matches!(e, StoreError::Unavailable(_)) => {
+                fail_all(replies.into_iter().map(|(_, r)| r), &e)
+            }
+            // One request's events may be what the database refused: nothing of the group was
+            // stored, so each request is committed on its own and only the bad one fails.
+            Err(e) => {
+                drop(grant);
+                tracing::warn!(error = %e, requests = replies.len(), "a group commit failed; committing its requests one by one");
+                let mut events = all.into_iter();
+                for (n, reply) in replies {
+                    let own: Vec<EventToStore> = events.by_ref().take(n).collect();
+                    let queued = own.iter().any(|e| !e.deliveries.is_empty());
+                    let result = self.store.enqueue_events(&own, crate::now_ms()).await;
+                    match &result {
+                        Ok(_) if queued => self.wake.queued(),
+                        Ok(_) => {}
+                        Err(e) => tracing::error!(error = %e, "storing published events failed"),
+                    }
+                    let _ = reply.send(result);
+                }
             }
         }
     }
+}
+
+/// Whether the claim took every delivery the stored events queued (the lane then need not
+/// look).
+fn all_taken(all: &[EventToStore], created: &[bool], claimed: &Claimed) -> bool {
+    let taken: HashSet<&DeliveryId> = claimed.deliveries.iter().map(|d| &d.id).collect();
+    all.iter()
+        .zip(created)
+        .filter(|(_, &created)| created)
+        .flat_map(|(e, _)| &e.deliveries)
+        .all(|d| taken.contains(&d.id))
+}
+
+/// The events and webhooks of what the claim took, as far as the publish holds them: the
+/// events it stored (moved, not copied) and the webhooks it matched them against.
+fn known(
+    all: Vec<EventToStore>,
+    created: &[bool],
+    matched: &[Arc<Vec<ActiveWebhook>>],
+    claimed: &Claimed,
+    now: i64,
+) -> (
+    HashMap<EventId, Arc<Event>>,
+    HashMap<WebhookId, Arc<Webhook>>,
+) {
+    let event_ids: HashSet<&EventId> = claimed.deliveries.iter().map(|d| &d.event_id).collect();
+    let hook_ids: HashSet<&WebhookId> = claimed.deliveries.iter().map(|d| &d.webhook_id).collect();
+    let events = all
+        .into_iter()
+        .zip(created)
+        .filter(|(e, &created)| created && event_ids.contains(&e.id))
+        .map(|(e, _)| (e.id.clone(), Arc::new(e.event.into_event(e.id, now))))
+        .collect();
+    let mut hooks = HashMap::with_capacity(hook_ids.len());
+    for hook in matched.iter().flat_map(|m| m.iter()) {
+        if hook_ids.contains(&hook.webhook.id) {
+            hooks
+                .entry(hook.webhook.id.clone())
+                .or_insert_with(|| hook.webhook.clone());
+        }
+    }
+    (events, hooks)
 }
 
 /// Answers every job of a group with the error that stopped it.

@@ -36,7 +36,8 @@ const RETRY_SOON_MS: i64 = 10;
 /// an expired lease). A `delivering` row whose lease ran out is due again: that is how a
 /// crashed worker's deliveries come back.
 pub(crate) async fn claim(pool: &PgPool, claim: &Claim) -> sqlx::Result<Claimed> {
-    let plan = claim.plan(&candidates(pool, claim).await?);
+    let read = candidates(pool, claim).await?;
+    let plan = claim.plan(&read);
     if plan.grants.is_empty() {
         return Ok(Claimed::idle(&plan));
     }
@@ -73,6 +74,7 @@ pub(crate) async fn claim(pool: &PgPool, claim: &Claim) -> sqlx::Result<Claimed>
         deliveries: claimed,
         next_at: plan.next_at,
         waits_for_a_slot: plan.waits_for_a_slot,
+        candidates: read,
     })
 }
 

@@ -7,7 +7,7 @@ use hookd_core::ids::{DeliveryId, WebhookId};
 use hookd_core::store::{Claim, Claimed, DeliveryFilter, Lane, Page, WebhookStats};
 use hookd_store_sql::deliveries::{self as sql, lease_until};
 use hookd_store_sql::{candidate_limit_columns, claims, stats};
-use sqlx::{Row, Sqlite, SqlitePool};
+use sqlx::{Row, Sqlite, SqliteConnection, SqlitePool};
 
 use crate::rows::{self, delivery_columns, IDS_PER_QUERY};
 
@@ -136,20 +136,36 @@ pub(crate) async fn claim(
     reader: &SqlitePool,
     claim: &Claim,
 ) -> sqlx::Result<Claimed> {
-    let (candidates_sql, claim_sql) = match claim.lane {
-        Lane::First => (CANDIDATES_FIRST, CLAIM_FIRST),
-        Lane::Retry => (CANDIDATES_RETRY, CLAIM_RETRY),
-    };
-    let look = claim.plan(&candidates(reader, candidates_sql, claim).await?);
+    let look = claim.plan(&candidates(reader, lane_sql(claim.lane).0, claim).await?);
     if look.grants.is_empty() {
         return Ok(Claimed::idle(&look));
     }
     let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
+    let claimed = claim_in(&mut tx, claim).await?;
+    tx.commit().await?;
+    Ok(claimed)
+}
+
+/// The claim's candidate and leasing statements for a lane.
+fn lane_sql(lane: Lane) -> (&'static str, &'static str) {
+    match lane {
+        Lane::First => (CANDIDATES_FIRST, CLAIM_FIRST),
+        Lane::Retry => (CANDIDATES_RETRY, CLAIM_RETRY),
+    }
+}
+
+/// The claim's writing part, inside a write transaction the caller opened (a claim's own, or
+/// a publish's): reads the candidates under the write lock, plans, leases what the plan grants
+/// and moves the rate limiters on.
+pub(crate) async fn claim_in(
+    tx: &mut SqliteConnection,
+    claim: &Claim,
+) -> sqlx::Result<Claimed> {
+    let (candidates_sql, claim_sql) = lane_sql(claim.lane);
     let candidates = candidates(&mut *tx, candidates_sql, claim).await?;
     let plan = claim.plan(&candidates);
     if plan.grants.is_empty() {
         // Another claim took the room since the look; nothing was written.
-        tx.commit().await?;
         return Ok(Claimed::idle(&plan));
     }
     let grants: Vec<(&str, u32)> = plan
@@ -170,13 +186,13 @@ pub(crate) async fn claim(
         .map(rows::delivery)
         .collect::<sqlx::Result<Vec<_>>>()?;
     let rates = claims::rate_updates(&candidates, &claimed, claim.now_ms);
-    claims::set_rates::<Sqlite>(&mut tx, &rates).await?;
-    tx.commit().await?;
+    claims::set_rates::<Sqlite>(&mut *tx, &rates).await?;
     claimed.sort_by(|a, b| a.id.cmp(&b.id));
     Ok(Claimed {
         deliveries: claimed,
         next_at: plan.next_at,
         waits_for_a_slot: plan.waits_for_a_slot,
+        candidates,
     })
 }
 

@@ -4,7 +4,7 @@ use std::collections::{HashMap, HashSet};
 
 use hookd_core::event::Event;
 use hookd_core::ids::EventId;
-use hookd_core::store::{Enqueued, EventToStore, NewDelivery, Page};
+use hookd_core::store::{Claim, Claimed, Enqueued, EventToStore, NewDelivery, Page};
 use hookd_store_sql::events::{self as sql, sort_out};
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
 
@@ -23,19 +23,30 @@ const EVENT_ROWS_PER_INSERT: usize = 1000;
 /// to the connection's worker thread, so rows go in multi-row statements across all events:
 /// events without an idempotency key in one, keyed events in another that says which were
 /// stored, and the deliveries of every stored event in a third.
+///
+/// With `claim`, the transaction then claims first attempts as a claim of its own would
+/// ([`crate::deliveries::claim_in`]): the rows just inserted are leased before anyone can see
+/// them, so the publisher's worker needs no claim transaction of its own.
 pub(crate) async fn enqueue(
     writer: &SqlitePool,
     events: &[EventToStore],
     now_ms: i64,
-) -> sqlx::Result<Vec<Enqueued>> {
+    claim: Option<&Claim>,
+) -> sqlx::Result<(Vec<Enqueued>, Option<Claimed>)> {
     let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
     let firsts = insert_events(&mut tx, events, now_ms).await?;
     let (results, deliveries) = sort_out(events, firsts);
     for chunk in deliveries.chunks(DELIVERY_ROWS_PER_INSERT) {
         insert_deliveries(&mut tx, chunk, now_ms).await?;
     }
+    let claimed = match claim {
+        Some(claim) if !deliveries.is_empty() => {
+            Some(crate::deliveries::claim_in(&mut tx, claim).await?)
+        }
+        _ => None,
+    };
     tx.commit().await?;
-    Ok(results)
+    Ok((results, claimed))
 }
 
 /// Inserts the events, keeping each idempotency key's first event. Returns, in input order,

@@ -336,7 +336,19 @@ impl Store for SqliteStore {
         events: &[EventToStore],
         now_ms: i64,
     ) -> StoreResult<Vec<Enqueued>> {
-        events::enqueue(&self.writer, events, now_ms)
+        let (results, _) = events::enqueue(&self.writer, events, now_ms, None)
+            .await
+            .map_err(store_err)?;
+        Ok(results)
+    }
+
+    async fn enqueue_events_and_claim(
+        &self,
+        events: &[EventToStore],
+        now_ms: i64,
+        claim: &Claim,
+    ) -> StoreResult<(Vec<Enqueued>, Option<Claimed>)> {
+        events::enqueue(&self.writer, events, now_ms, Some(claim))
             .await
             .map_err(store_err)
     }

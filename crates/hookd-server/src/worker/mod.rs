@@ -12,6 +12,7 @@
 
 mod executions;
 mod guard;
+pub mod handoff;
 mod recorder;
 pub mod scheduler;
 pub mod send;
@@ -29,10 +30,11 @@ use tracing::field::Empty;
 use tracing::Instrument as _;
 
 use crate::settings::Settings;
+pub use handoff::Handoff;
 use send::HttpSender;
 
 /// Most deliveries claimed in one query.
-const CLAIM_BATCH: u32 = 256;
+pub(crate) const CLAIM_BATCH: u32 = 256;
 /// Longest an idle lane sleeps without any signal: a safety net, not the wake-up mechanism.
 const IDLE_MAX: Duration = Duration::from_secs(5);
 /// How often retention pruning runs.
@@ -111,6 +113,23 @@ pub struct Worker {
     /// Inbound hooks' compiled workflows.
     pub inbound: Arc<crate::inbound::Runtime>,
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// The budget of requests in flight, and what publishes in this process hand over.
+    pub handoff: Arc<Handoff>,
+}
+
+/// Deliveries leased under one token, with one slot of the budget each.
+#[derive(Debug)]
+pub(crate) struct Leased {
+    pub deliveries: Vec<Delivery>,
+    pub slots: Slots,
+    pub token: String,
+}
+
+/// Events and webhooks already at hand for a claim's deliveries.
+#[derive(Debug, Default)]
+pub(crate) struct Known {
+    pub events: HashMap<hookd_core::EventId, Arc<Event>>,
+    pub hooks: HashMap<hookd_core::WebhookId, Arc<Webhook>>,
 }
 
 /// What one claim-and-dispatch step did.
@@ -246,6 +265,25 @@ impl Budget {
         slots
     }
 
+    /// Takes as many slots for `lane` as are free, up to `max`, without waiting; `None` when
+    /// none is.
+    pub fn try_reserve(&self, lane: Lane, max: usize) -> Option<Slots> {
+        let free = match lane {
+            Lane::First => self.all.available_permits(),
+            Lane::Retry => self
+                .all
+                .available_permits()
+                .min(self.retries.available_permits()),
+        };
+        let n = u32::try_from(max.min(free)).ok().filter(|&n| n > 0)?;
+        let retry = match lane {
+            Lane::First => None,
+            Lane::Retry => Some(self.retries.clone().try_acquire_many_owned(n).ok()?),
+        };
+        let all = self.all.clone().try_acquire_many_owned(n).ok()?;
+        Some(Slots { all, retry })
+    }
+
     /// Waits for a slot for `lane`.
     pub async fn acquire(&self, lane: Lane) -> Slot {
         let retry = match lane {
@@ -287,7 +325,7 @@ impl Worker {
         let slot_waiters = Arc::new(AtomicBool::new(false));
         let recorded = Arc::new(AtomicU64::new(0));
         let circuits = recorder::Circuits::default();
-        let recorder_failing = Arc::new(AtomicBool::new(false));
+        let recorder_failing = self.handoff.recorder_failing();
         let recorder = tokio::spawn(recorder::run(
             recorder::Recorder {
                 store: self.store.clone(),
@@ -302,18 +340,23 @@ impl Worker {
             rx,
         ));
         let mut tasks = JoinSet::new();
-        let budget = Budget::new(self.settings.delivery.concurrency);
+        let state = LaneState {
+            budget: self.handoff.budget(),
+            slot_waiters,
+            recorded,
+            circuits,
+            recorder_failing,
+        };
         for lane in [Lane::First, Lane::Retry] {
-            let state = LaneState {
-                budget: budget.clone(),
-                slot_waiters: slot_waiters.clone(),
-                recorded: recorded.clone(),
-                circuits: circuits.clone(),
-                recorder_failing: recorder_failing.clone(),
-            };
-            tasks.spawn(self.clone().lane(lane, state, tx.clone(), shutdown.clone()));
+            let (state, tx) = (state.clone(), tx.clone());
+            tasks.spawn(self.clone().lane(lane, state, tx, shutdown.clone()));
         }
-        drop(tx);
+        if let Some(handed) = self.handoff.open() {
+            let dispatch = self.clone().take_handoffs(state, tx, handed, shutdown.clone());
+            tasks.spawn(dispatch);
+        } else {
+            drop(tx);
+        }
         tasks.spawn(self.clone().relay_external_wakeups(shutdown.clone()));
         tasks.spawn(scheduler::run(
             self.store.clone(),
@@ -408,6 +451,7 @@ impl Worker {
             deliveries: claimed,
             next_at,
             waits_for_a_slot,
+            ..
         } = self
             .store
             .claim_due_deliveries(&claim)
@@ -422,10 +466,37 @@ impl Worker {
         }
         let n = claimed.len();
         slots.truncate(n);
-        let (events, hooks) = self.load_context(&claimed).await?;
+        let known = self.load_context(&claimed, Known::default()).await?;
+        let leased = Leased {
+            deliveries: claimed,
+            slots,
+            token,
+        };
+        self.dispatch(leased, known, state, tx, inflight, &span)
+            .await;
+        Ok(Step::Dispatched(n))
+    }
+
+    /// Starts sending claimed deliveries, each with one of `slots`, in `inflight`; those whose
+    /// webhook is disabled or whose webhook or event is gone get their outcome without a send.
+    async fn dispatch(
+        &self,
+        leased: Leased,
+        Known { events, hooks }: Known,
+        state: &LaneState,
+        tx: &mpsc::Sender<hookd_core::store::Outcome>,
+        inflight: &mut JoinSet<()>,
+        span: &tracing::Span,
+    ) {
         state.circuits.note_loaded(hooks.values().map(|w| &**w));
+        let Leased {
+            deliveries,
+            mut slots,
+            token,
+        } = leased;
+        let token = token.as_str();
         let permits = std::iter::from_fn(|| slots.take());
-        for (delivery, permit) in claimed.into_iter().zip(permits) {
+        for (delivery, permit) in deliveries.into_iter().zip(permits) {
             let (event, hook) = (
                 events.get(&delivery.event_id),
                 hooks.get(&delivery.webhook_id),
@@ -434,21 +505,21 @@ impl Worker {
                 let outcome = match hook {
                     Some(h) => {
                         let why = "the webhook is disabled";
-                        send::not_sent(&delivery, Some(h), &token, ErrorKind::WebhookDisabled, why)
+                        send::not_sent(&delivery, Some(h), token, ErrorKind::WebhookDisabled, why)
                     }
                     None => {
                         let why = "the webhook or the event no longer exists";
-                        send::not_sent(&delivery, None, &token, ErrorKind::Gone, why)
+                        send::not_sent(&delivery, None, token, ErrorKind::Gone, why)
                     }
                 };
                 let _ = tx.send(outcome).await;
                 drop(permit);
                 continue;
             };
-            let (me, tx, token) = (self.clone(), tx.clone(), token.clone());
+            let (me, tx, token) = (self.clone(), tx.clone(), token.to_owned());
             let (event, hook) = (event.clone(), hook.clone());
             let span = tracing::info_span!(
-                parent: &span,
+                parent: span,
                 "attempt",
                 delivery_id = %delivery.id,
                 webhook_id = %delivery.webhook_id,
@@ -469,7 +540,6 @@ impl Worker {
                 .instrument(span),
             );
         }
-        Ok(Step::Dispatched(n))
     }
 }
 
@@ -493,34 +563,88 @@ fn note_attempt(tried: &hookd_core::Attempt) {
 }
 
 impl Worker {
+    /// The events and webhooks of `claimed`: those `known` lacks are read.
     async fn load_context(
         &self,
         claimed: &[Delivery],
-    ) -> Result<
-        (
-            HashMap<hookd_core::EventId, Arc<Event>>,
-            HashMap<hookd_core::WebhookId, Arc<Webhook>>,
-        ),
-        hookd_core::StoreError,
-    > {
-        let mut event_ids: Vec<_> = claimed.iter().map(|d| d.event_id.clone()).collect();
+        mut known: Known,
+    ) -> Result<Known, hookd_core::StoreError> {
+        let mut event_ids: Vec<_> = claimed
+            .iter()
+            .map(|d| &d.event_id)
+            .filter(|id| !known.events.contains_key(*id))
+            .cloned()
+            .collect();
         event_ids.sort();
         event_ids.dedup();
-        let mut hook_ids: Vec<_> = claimed.iter().map(|d| d.webhook_id.clone()).collect();
+        let mut hook_ids: Vec<_> = claimed
+            .iter()
+            .map(|d| &d.webhook_id)
+            .filter(|id| !known.hooks.contains_key(*id))
+            .cloned()
+            .collect();
         hook_ids.sort();
         hook_ids.dedup();
-        let events = self.store.events_by_ids(&event_ids).await?;
-        let hooks = self.store.webhooks_by_ids(&hook_ids).await?;
-        Ok((
-            events
-                .into_iter()
-                .map(|e| (e.id.clone(), Arc::new(e)))
-                .collect(),
-            hooks
-                .into_iter()
-                .map(|w| (w.id.clone(), Arc::new(w)))
-                .collect(),
-        ))
+        if !event_ids.is_empty() {
+            let events = self.store.events_by_ids(&event_ids).await?;
+            known
+                .events
+                .extend(events.into_iter().map(|e| (e.id.clone(), Arc::new(e))));
+        }
+        if !hook_ids.is_empty() {
+            let hooks = self.store.webhooks_by_ids(&hook_ids).await?;
+            known
+                .hooks
+                .extend(hooks.into_iter().map(|w| (w.id.clone(), Arc::new(w))));
+        }
+        Ok(known)
+    }
+
+    /// Sends what publishes in this process claimed and handed over ([`Handoff`]) until
+    /// `shutdown`; then takes no more, sends what was already handed and lets it finish.
+    async fn take_handoffs(
+        self,
+        state: LaneState,
+        tx: mpsc::Sender<hookd_core::store::Outcome>,
+        mut handed: mpsc::UnboundedReceiver<handoff::Handed>,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        let mut inflight = JoinSet::new();
+        while !*shutdown.borrow() {
+            while inflight.try_join_next().is_some() {}
+            tokio::select! {
+                next = handed.recv() => match next {
+                    Some(next) => self.dispatch_handed(next, &state, &tx, &mut inflight).await,
+                    None => break,
+                },
+                _ = shutdown.changed() => {}
+            }
+        }
+        self.handoff.close();
+        handed.close();
+        while let Some(next) = handed.recv().await {
+            self.dispatch_handed(next, &state, &tx, &mut inflight).await;
+        }
+        while inflight.join_next().await.is_some() {}
+    }
+
+    async fn dispatch_handed(
+        &self,
+        handoff::Handed { leased, known }: handoff::Handed,
+        state: &LaneState,
+        tx: &mpsc::Sender<hookd_core::store::Outcome>,
+        inflight: &mut JoinSet<()>,
+    ) {
+        let claimed = leased.deliveries.len();
+        let span = tracing::info_span!("claim", lane = ?Lane::First, handed = true, claimed);
+        match self.load_context(&leased.deliveries, known).await {
+            Ok(known) => {
+                self.dispatch(leased, known, state, tx, inflight, &span)
+                    .await
+            }
+            Err(e) => tracing::warn!(parent: &span, error = %e,
+                "reading the events or webhooks of handed deliveries failed; they go again when their lease ends"),
+        }
     }
 
     /// Turns the store's cross-process signal (another process queued work) into a local wake-up.

@@ -587,6 +587,9 @@ async fn a_group_commit_the_database_refuses_fails_only_the_bad_request() {
         store.clone(),
         Arc::new(WebhookCache::default()),
         Arc::new(hookd_server::worker::Wakes::default()),
+        Arc::new(hookd_server::worker::Handoff::new(
+            &hookd_server::DeliverySettings::default(),
+        )),
     );
     let event = |model: &str| NewEvent {
         event_type: EventType::parse("a.b").unwrap(),
