@@ -88,6 +88,7 @@ macro_rules! conformance_tests {
             attempt_series_count_each_bucket_of_the_window,
             claims_say_when_to_look_again,
             claims_hold_each_webhooks_in_flight_cap,
+            a_publish_that_claims_leases_within_each_webhooks_limits,
             claims_go_round_robin_across_webhooks,
             rate_limited_webhooks_wait_their_turn,
             open_circuits_hold_deliveries_until_a_probe_closes_them,
@@ -1603,6 +1604,75 @@ pub async fn claims_hold_each_webhooks_in_flight_cap(store: &dyn Store) {
     };
     let fourth = per_webhook(&claimed(store, &after_leases).await);
     assert_eq!(fourth[&capped], 2, "expired leases are no longer in flight");
+}
+
+pub async fn a_publish_that_claims_leases_within_each_webhooks_limits(store: &dyn Store) {
+    let capped = limited(store, Some(2), None).await;
+    let free = limited(store, None, None).await;
+    let older = queue(store, &free, T0 - 100).await;
+    let mut new: Vec<NewDelivery> = (0..3).map(|_| pending(&capped, T0)).collect();
+    new.push(pending(&free, T0));
+    let new_ids: Vec<DeliveryId> = new.iter().map(|d| d.id.clone()).collect();
+    let published = event(None, new);
+    let c = claim(Lane::First, T0, 3);
+    let (results, taken) = store
+        .enqueue_events_and_claim(std::slice::from_ref(&published), T0, &c)
+        .await
+        .expect("enqueue_events_and_claim");
+    assert_eq!(
+        results,
+        [Enqueued::Created {
+            id: published.id.clone(),
+            deliveries: 4
+        }]
+    );
+    let Some(taken) = taken else {
+        // A store that claims nothing in a publish leaves everything to the lanes.
+        let all = claim_ids(store, &claim(Lane::First, T0, 10)).await;
+        assert_eq!(
+            all.len(),
+            3,
+            "the older delivery and the capped webhook's cap"
+        );
+        return;
+    };
+    let mut taken = taken.deliveries;
+    taken.sort_by(|a, b| a.id.cmp(&b.id));
+    assert_eq!(
+        per_webhook(&taken),
+        BTreeMap::from([(capped.clone(), 2), (free.clone(), 1)]),
+        "the claim's limit, within the capped webhook's cap"
+    );
+    assert!(
+        taken.iter().any(|d| d.id == older),
+        "the free webhook's oldest delivery goes first, not the one just published"
+    );
+    for d in &taken {
+        assert_eq!(d.status, DeliveryStatus::Delivering);
+        assert_eq!(d.attempts, 0);
+        assert_eq!(
+            state(store, &d.id).await,
+            (DeliveryStatus::Delivering, 0, Some(T0 + LEASE_MS)),
+            "leased when the publish committed"
+        );
+    }
+    let waiting: Vec<&DeliveryId> = new_ids
+        .iter()
+        .filter(|id| !taken.iter().any(|d| &d.id == *id))
+        .collect();
+    assert_eq!(waiting.len(), 2);
+    for id in &waiting {
+        assert_eq!(state(store, id).await.0, DeliveryStatus::Pending);
+    }
+    // The lanes find only what the publish left, within the cap.
+    let rest = claimed(store, &claim(Lane::First, T0 + 1, 10)).await;
+    assert_eq!(per_webhook(&rest), BTreeMap::from([(free.clone(), 1)]));
+    // The lease is the publish's claim's: an outcome under its token moves the delivery.
+    let done = taken.iter().find(|d| d.webhook_id == capped).unwrap();
+    record(store, &[answer(&c, done, T0 + 2, ok())]).await;
+    assert_eq!(state(store, &done.id).await.0, DeliveryStatus::Succeeded);
+    let after = claimed(store, &claim(Lane::First, T0 + 3, 10)).await;
+    assert_eq!(per_webhook(&after), BTreeMap::from([(capped.clone(), 1)]));
 }
 
 pub async fn claims_go_round_robin_across_webhooks(store: &dyn Store) {

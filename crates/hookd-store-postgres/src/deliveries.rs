@@ -7,7 +7,7 @@ use hookd_core::ids::{DeliveryId, WebhookId};
 use hookd_core::store::{Claim, Claimed, DeliveryFilter, Lane, Page, WebhookStats};
 use hookd_store_sql::deliveries::{self as sql, lease_until};
 use hookd_store_sql::stats;
-use sqlx::{PgPool, Postgres, Row};
+use sqlx::{PgConnection, PgPool, Postgres, Row};
 
 use crate::rows::{self, delivery_columns};
 
@@ -41,6 +41,49 @@ pub(crate) async fn claim(pool: &PgPool, claim: &Claim) -> sqlx::Result<Claimed>
     if plan.grants.is_empty() {
         return Ok(Claimed::idle(&plan));
     }
+    let claimed = lease(pool, claim, &plan).await?;
+    if claimed.is_empty() {
+        // Another claim took the room between the plan and the lock: plan again, so the lane
+        // sleeps until the right time; if the plan still grants something, the rows were being
+        // written by another transaction and passed over: look again shortly.
+        let again = claim.plan(&candidates(pool, claim).await?);
+        let mut idle = Claimed::idle(&again);
+        if !again.grants.is_empty() {
+            idle.next_at = Some(claim.now_ms + RETRY_SOON_MS);
+        }
+        return Ok(idle);
+    }
+    Ok(Claimed {
+        deliveries: claimed,
+        next_at: plan.next_at,
+        waits_for_a_slot: plan.waits_for_a_slot,
+        candidates: read,
+    })
+}
+
+/// The claim inside a transaction the caller opened (a publish's): plans with what the
+/// transaction sees, its own new rows included, and leases; the claim lock is then held until
+/// that transaction ends. Nothing taken is not planned again: the caller wakes the lanes for
+/// what it left.
+pub(crate) async fn claim_in(conn: &mut PgConnection, claim: &Claim) -> sqlx::Result<Claimed> {
+    let read = candidates(&mut *conn, claim).await?;
+    let plan = claim.plan(&read);
+    if plan.grants.is_empty() {
+        return Ok(Claimed::idle(&plan));
+    }
+    Ok(Claimed {
+        deliveries: lease(&mut *conn, claim, &plan).await?,
+        next_at: plan.next_at,
+        waits_for_a_slot: plan.waits_for_a_slot,
+        candidates: read,
+    })
+}
+
+/// Leases what `plan` grants (`hookd_claim_deliveries`); the deliveries in id order.
+async fn lease<'e, E>(db: E, claim: &Claim, plan: &flow::Plan) -> sqlx::Result<Vec<Delivery>>
+where
+    E: sqlx::Executor<'e, Database = Postgres>,
+{
     let ids: Vec<&str> = plan.grants.iter().map(|g| g.webhook_id.as_str()).collect();
     let counts: Vec<i64> = plan.grants.iter().map(|g| i64::from(g.count)).collect();
     let mut claimed = sqlx::query(CLAIM)
@@ -53,36 +96,23 @@ pub(crate) async fn claim(pool: &PgPool, claim: &Claim) -> sqlx::Result<Claimed>
         .bind(counts)
         .bind(i64::from(claim.default_max_in_flight))
         .bind(flow::RATE_TOLERANCE_US)
-        .fetch_all(pool)
+        .fetch_all(db)
         .await?
         .iter()
         .map(rows::delivery)
         .collect::<sqlx::Result<Vec<_>>>()?;
-    if claimed.is_empty() {
-        // Another claim took the room between the plan and the lock: plan again, so the lane
-        // sleeps until the right time; if the plan still grants something, the rows were being
-        // written by another transaction and passed over: look again shortly.
-        let again = claim.plan(&candidates(pool, claim).await?);
-        let mut idle = Claimed::idle(&again);
-        if !again.grants.is_empty() {
-            idle.next_at = Some(claim.now_ms + RETRY_SOON_MS);
-        }
-        return Ok(idle);
-    }
     claimed.sort_by(|a, b| a.id.cmp(&b.id));
-    Ok(Claimed {
-        deliveries: claimed,
-        next_at: plan.next_at,
-        waits_for_a_slot: plan.waits_for_a_slot,
-        candidates: read,
-    })
+    Ok(claimed)
 }
 
-async fn candidates(pool: &PgPool, claim: &Claim) -> sqlx::Result<Vec<Candidate>> {
+async fn candidates<'e, E>(db: E, claim: &Claim) -> sqlx::Result<Vec<Candidate>>
+where
+    E: sqlx::Executor<'e, Database = Postgres>,
+{
     sqlx::query(CANDIDATES)
         .bind(claim.lane == Lane::First)
         .bind(claim.now_ms)
-        .fetch_all(pool)
+        .fetch_all(db)
         .await?
         .iter()
         .map(rows::candidate)

@@ -1,35 +1,52 @@
 //! Events and the deliveries they cause, written together in one transaction, and event reads.
 
+use std::collections::HashSet;
+
 use hookd_core::delivery::DeliveryStatus;
 use hookd_core::event::Event;
-use hookd_core::ids::EventId;
-use hookd_core::store::{Enqueued, EventToStore, NewDelivery, Page};
+use hookd_core::ids::{DeliveryId, EventId};
+use hookd_core::store::{Claim, Claimed, Enqueued, EventToStore, NewDelivery, Page};
 use hookd_store_sql::events::{self as sql, sort_out};
 use sqlx::{PgConnection, PgPool, Postgres};
 
 use crate::rows::{self, encode_err, event_columns, int};
 
+/// Stores the events and their deliveries in one transaction.
+///
+/// With `claim`, the transaction then claims first attempts as a claim of its own would
+/// ([`crate::deliveries::claim_in`]), and notifies other processes only of what it left.
 pub(crate) async fn enqueue(
     pool: &PgPool,
     channel: &str,
     events: &[EventToStore],
     now_ms: i64,
-) -> sqlx::Result<Vec<Enqueued>> {
+    claim: Option<&Claim>,
+) -> sqlx::Result<(Vec<Enqueued>, Option<Claimed>)> {
     let mut tx = pool.begin().await?;
     let firsts = insert_events(&mut tx, events, now_ms).await?;
     let (results, deliveries) = sort_out(events, firsts);
     if !deliveries.is_empty() {
         insert_deliveries(&mut tx, &deliveries, now_ms).await?;
     }
+    let claimed = match claim {
+        Some(claim) if !deliveries.is_empty() => {
+            Some(crate::deliveries::claim_in(&mut tx, claim).await?)
+        }
+        _ => None,
+    };
+    let taken: HashSet<&DeliveryId> = claimed
+        .iter()
+        .flat_map(|c| c.deliveries.iter().map(|d| &d.id))
+        .collect();
     if deliveries
         .iter()
-        .any(|(_, d)| d.status == DeliveryStatus::Pending)
+        .any(|(_, d)| d.status == DeliveryStatus::Pending && !taken.contains(&d.id))
     {
         // Delivered at commit, so a woken worker finds the rows.
         crate::wake::notify(&mut tx, channel, crate::wake::Kind::First).await?;
     }
     tx.commit().await?;
-    Ok(results)
+    Ok((results, claimed))
 }
 
 /// Inserts every event in one statement (one array per column, as for deliveries), skipping

@@ -267,7 +267,19 @@ impl Store for PgStore {
         events: &[EventToStore],
         now_ms: i64,
     ) -> StoreResult<Vec<Enqueued>> {
-        events::enqueue(&self.pool, &self.channel, events, now_ms)
+        let (results, _) = events::enqueue(&self.pool, &self.channel, events, now_ms, None)
+            .await
+            .map_err(store_err)?;
+        Ok(results)
+    }
+
+    async fn enqueue_events_and_claim(
+        &self,
+        events: &[EventToStore],
+        now_ms: i64,
+        claim: &Claim,
+    ) -> StoreResult<(Vec<Enqueued>, Option<Claimed>)> {
+        events::enqueue(&self.pool, &self.channel, events, now_ms, Some(claim))
             .await
             .map_err(store_err)
     }

@@ -157,10 +157,7 @@ fn lane_sql(lane: Lane) -> (&'static str, &'static str) {
 /// The claim's writing part, inside a write transaction the caller opened (a claim's own, or
 /// a publish's): reads the candidates under the write lock, plans, leases what the plan grants
 /// and moves the rate limiters on.
-pub(crate) async fn claim_in(
-    tx: &mut SqliteConnection,
-    claim: &Claim,
-) -> sqlx::Result<Claimed> {
+pub(crate) async fn claim_in(tx: &mut SqliteConnection, claim: &Claim) -> sqlx::Result<Claimed> {
     let (candidates_sql, claim_sql) = lane_sql(claim.lane);
     let candidates = candidates(&mut *tx, candidates_sql, claim).await?;
     let plan = claim.plan(&candidates);

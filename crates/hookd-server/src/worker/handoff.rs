@@ -163,3 +163,79 @@ fn correct(hooks: &mut HashMap<WebhookId, Arc<Webhook>>, candidates: &[Candidate
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use hookd_core::flow::{Circuit, Limits};
+    use hookd_core::webhook::WebhookSpec;
+
+    use super::*;
+
+    fn hook(n: u8) -> Arc<Webhook> {
+        let spec: WebhookSpec = serde_json::from_value(serde_json::json!({
+            "name": format!("w{n}"), "url": "http://127.0.0.1:9/", "method": "POST",
+            "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "events": [{"type": "a.*"}]
+        }))
+        .unwrap();
+        Arc::new(Webhook {
+            id: WebhookId::generate(i64::from(n)),
+            active: true,
+            disabled_reason: None,
+            failing_since: None,
+            spec,
+            created_at: 0,
+            updated_at: 0,
+            circuit: Circuit::default(),
+        })
+    }
+
+    fn candidate(w: &Webhook, limits: Option<Limits>) -> Candidate {
+        Candidate {
+            webhook_id: w.id.clone(),
+            due_at: 0,
+            in_flight: 0,
+            limits,
+        }
+    }
+
+    fn limits(active: bool, circuit: Circuit) -> Option<Limits> {
+        Some(Limits {
+            active,
+            max_in_flight: None,
+            rate_limit: None,
+            rate_tat_us: 0,
+            circuit,
+        })
+    }
+
+    #[test]
+    fn cached_webhooks_take_the_claims_state_and_gone_ones_are_read_again() {
+        let (same, probing, disabled, gone) = (hook(1), hook(2), hook(3), hook(4));
+        let mut hooks: HashMap<WebhookId, Arc<Webhook>> = [&same, &probing, &disabled, &gone]
+            .into_iter()
+            .map(|w| (w.id.clone(), w.clone()))
+            .collect();
+        let half_open = Circuit {
+            consecutive_failures: 3,
+            open_until: Some(5),
+            opens: 1,
+        };
+        correct(
+            &mut hooks,
+            &[
+                candidate(&same, limits(true, Circuit::default())),
+                candidate(&probing, limits(true, half_open)),
+                candidate(&disabled, limits(false, Circuit::default())),
+                candidate(&gone, None),
+            ],
+        );
+        assert!(Arc::ptr_eq(&hooks[&same.id], &same), "unchanged: kept");
+        assert_eq!(
+            hooks[&probing.id].circuit, half_open,
+            "another process's circuit"
+        );
+        assert_eq!(hooks[&probing.id].spec, probing.spec);
+        assert!(!hooks[&disabled.id].active, "disabled since the cache load");
+        assert!(!hooks.contains_key(&gone.id), "gone: read again");
+    }
+}

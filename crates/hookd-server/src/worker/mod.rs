@@ -352,7 +352,9 @@ impl Worker {
             tasks.spawn(self.clone().lane(lane, state, tx, shutdown.clone()));
         }
         if let Some(handed) = self.handoff.open() {
-            let dispatch = self.clone().take_handoffs(state, tx, handed, shutdown.clone());
+            let dispatch = self
+                .clone()
+                .take_handoffs(state, tx, handed, shutdown.clone());
             tasks.spawn(dispatch);
         } else {
             drop(tx);

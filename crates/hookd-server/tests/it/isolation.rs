@@ -320,3 +320,30 @@ async fn limits_are_validated_shown_and_reset(b: Backend) {
     let (_, got) = app.get(&path).await;
     assert_eq!(got["max_in_flight"], 7, "a refused patch changes nothing");
 }
+
+backend_test!(a_publish_beside_the_worker_leases_its_deliveries_before_it_answers);
+async fn a_publish_beside_the_worker_leases_its_deliveries_before_it_answers(b: Backend) {
+    let app = spawn_app(&b).await;
+    let stuck = hanging().await;
+    let hook = app
+        .create_webhook(
+            json!({"name": "held", "url": stuck.url("/"), "max_in_flight": 2,
+            "timeout_ms": 20000, "events": [{"type": "held.*"}]}),
+        )
+        .await;
+    publish(&app, "held.x", 3).await;
+    // Read as soon as the publish is answered: its transaction claimed, within the cap.
+    let mut statuses: Vec<String> = deliveries(&app, &hook)
+        .await
+        .iter()
+        .map(|d| d["status"].as_str().unwrap().to_owned())
+        .collect();
+    statuses.sort();
+    assert_eq!(
+        statuses,
+        ["delivering", "delivering", "pending"],
+        "two leased by the publish, at the webhook's cap; the third waits for a slot"
+    );
+    stuck.wait_for(2).await;
+    assert_eq!(stuck.max_open(), 2, "the cap holds");
+}
