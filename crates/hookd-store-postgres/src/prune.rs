@@ -19,8 +19,13 @@ pub(crate) async fn prune(pool: &PgPool, before_ms: i64) -> sqlx::Result<u64> {
         }
     }
     let events = hookd_store_sql::prune::orphan_events(pool, before_ms, PRUNE_BATCH).await?;
-    let executions =
-        hookd_store_sql::prune::finished_executions(pool, before_ms, PRUNE_BATCH).await?;
+    let executions = hookd_store_sql::prune::finished_executions(
+        pool,
+        hookd_store_sql::prune::DELETE_FINISHED_EXECUTIONS,
+        before_ms,
+        PRUNE_BATCH,
+    )
+    .await?;
     Ok(removed + events + executions)
 }
 

@@ -12,7 +12,8 @@ pub const DELETE_ORPHAN_EVENTS: &str = "DELETE FROM events WHERE id IN (
                  LIMIT $2)";
 
 /// Removes up to `$2` finished executions created before `$1`. The predicate repeats the
-/// retention index's word for word.
+/// retention index's word for word (PostgreSQL's; SQLite's index states it as equalities and
+/// has its own statement).
 pub const DELETE_FINISHED_EXECUTIONS: &str = "DELETE FROM executions WHERE id IN (
                  SELECT id FROM executions
                  WHERE status IN ('succeeded', 'failed', 'timed_out', 'rejected')
@@ -32,10 +33,12 @@ where
     in_batches(pool, DELETE_ORPHAN_EVENTS, before_ms, batch).await
 }
 
-/// Removes the executions in a final state created before `before_ms`, `batch` per statement
-/// (each its own transaction); returns how many. Queued and running ones stay, however old.
+/// Removes the executions in a final state created before `before_ms` with `statement` (the
+/// dialect's [`DELETE_FINISHED_EXECUTIONS`]), `batch` per statement (each its own
+/// transaction); returns how many. Queued and running ones stay, however old.
 pub async fn finished_executions<DB>(
     pool: &Pool<DB>,
+    statement: &str,
     before_ms: i64,
     batch: usize,
 ) -> sqlx::Result<u64>
@@ -46,7 +49,7 @@ where
     i64: for<'q> Encode<'q, DB> + Type<DB>,
     DB::QueryResult: RowsAffected,
 {
-    in_batches(pool, DELETE_FINISHED_EXECUTIONS, before_ms, batch).await
+    in_batches(pool, statement, before_ms, batch).await
 }
 
 /// Runs `sql` (binding `$1` before, `$2` batch) until it removes fewer than `batch` rows.

@@ -55,11 +55,11 @@ macro_rules! candidates_sql {
 }
 const CANDIDATES_FIRST: &str = candidates_sql!(
     "deliveries_queue_first",
-    "status IN ('pending', 'retrying', 'delivering') AND attempts = 0"
+    "(status = 'pending' OR status = 'retrying' OR status = 'delivering') AND attempts = 0"
 );
 const CANDIDATES_RETRY: &str = candidates_sql!(
     "deliveries_queue_retry",
-    "status IN ('pending', 'retrying', 'delivering') AND attempts > 0"
+    "(status = 'pending' OR status = 'retrying' OR status = 'delivering') AND attempts > 0"
 );
 
 /// Leases what the plan grants: for each `[webhook_id, n]` of the JSON array `$5`, its `n`
@@ -117,11 +117,11 @@ macro_rules! claim_sql {
 }
 const CLAIM_FIRST: &str = claim_sql!(
     "deliveries_queue_first",
-    "status IN ('pending', 'retrying', 'delivering') AND attempts = 0"
+    "(status = 'pending' OR status = 'retrying' OR status = 'delivering') AND attempts = 0"
 );
 const CLAIM_RETRY: &str = claim_sql!(
     "deliveries_queue_retry",
-    "status IN ('pending', 'retrying', 'delivering') AND attempts > 0"
+    "(status = 'pending' OR status = 'retrying' OR status = 'delivering') AND attempts > 0"
 );
 
 /// A fair claim ([`hookd_store_sql::claims`]) in one `BEGIN IMMEDIATE` transaction: SQLite's

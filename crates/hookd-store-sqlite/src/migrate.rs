@@ -16,6 +16,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (5, include_str!("../migrations/0005_intake.sql")),
     (6, include_str!("../migrations/0006_secrets.sql")),
     (7, include_str!("../migrations/0007_attempt_series.sql")),
+    (8, include_str!("../migrations/0008_predicates.sql")),
 ];
 
 /// The runner's table, with the SHA-256 of each migration's SQL in `checksum`.

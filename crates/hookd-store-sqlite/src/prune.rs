@@ -10,6 +10,15 @@ use crate::rows::placeholders;
 /// API never wait long for the write lock.
 const PRUNE_BATCH: usize = 500;
 
+/// Removes up to `$2` finished executions created before `$1`; the predicate repeats the
+/// retention index's (`0008_predicates`) word for word.
+const DELETE_FINISHED_EXECUTIONS: &str = "DELETE FROM executions WHERE id IN (
+                 SELECT id FROM executions INDEXED BY executions_finished
+                 WHERE (status = 'succeeded' OR status = 'failed' OR status = 'timed_out'
+                        OR status = 'rejected')
+                 AND created_at < $1
+                 LIMIT $2)";
+
 pub(crate) async fn prune(writer: &SqlitePool, before_ms: i64) -> sqlx::Result<u64> {
     let mut removed = 0;
     loop {
@@ -20,8 +29,13 @@ pub(crate) async fn prune(writer: &SqlitePool, before_ms: i64) -> sqlx::Result<u
         }
     }
     let events = hookd_store_sql::prune::orphan_events(writer, before_ms, PRUNE_BATCH).await?;
-    let executions =
-        hookd_store_sql::prune::finished_executions(writer, before_ms, PRUNE_BATCH).await?;
+    let executions = hookd_store_sql::prune::finished_executions(
+        writer,
+        DELETE_FINISHED_EXECUTIONS,
+        before_ms,
+        PRUNE_BATCH,
+    )
+    .await?;
     Ok(removed + events + executions)
 }
 
@@ -30,7 +44,8 @@ async fn prune_deliveries(writer: &SqlitePool, before_ms: i64) -> sqlx::Result<(
     let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
     let ids: Vec<String> = sqlx::query(
         "SELECT id FROM deliveries INDEXED BY deliveries_finished
-         WHERE status IN ('succeeded', 'failed', 'cancelled') AND created_at < $1
+         WHERE (status = 'succeeded' OR status = 'failed' OR status = 'cancelled')
+           AND created_at < $1
          LIMIT $2",
     )
     .bind(before_ms)
