@@ -1,11 +1,13 @@
 //! Recording attempt outcomes: the attempt row, the delivery's next state (only under the lease
 //! that sent it) and the effect on the webhook's health, all in one transaction per batch.
 //!
-//! sqlx runs every statement on the connection's worker thread, so each one is a round trip
-//! with thread wake-ups. A batch therefore costs a few statements whatever its size: one
-//! multi-row `INSERT` of attempts and one `UPDATE ... FROM` of deliveries per chunk, one
-//! statement clearing the failure clock of every healthy webhook, and statements of their own
-//! only for webhooks that are failing or being disabled.
+//! sqlx runs every statement on the connection's worker thread, so each call is a round trip
+//! with thread wake-ups. A batch therefore costs a few calls whatever its size: one that runs,
+//! per chunk, the statement clearing the failure clock of every healthy webhook (first chunk
+//! only), the multi-row `INSERT` of attempts and the `UPDATE ... FROM` of deliveries together
+//! (sqlx runs the statements of one text in one call, binding its `?`s in order; each
+//! statement's result still comes back on its own, so this saves the requests, not the
+//! answers), and statements of their own only for webhooks that are failing or being disabled.
 
 use std::collections::HashSet;
 
@@ -14,7 +16,7 @@ use hookd_core::store::Outcome;
 use hookd_store_sql::outcomes::{apply_circuit, apply_effect, by_webhook, grouped, next_state};
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
 
-use crate::rows::{cached, encode_err, placeholders, IDS_PER_QUERY};
+use crate::rows::{cached, encode_err, IDS_PER_QUERY};
 use crate::webhooks::bump_version;
 
 /// Outcomes per multi-row statement. The delivery update binds 8 parameters a row (the attempt
@@ -27,10 +29,15 @@ pub(crate) async fn record(writer: &SqlitePool, outcomes: &[Outcome]) -> sqlx::R
         return Ok(());
     }
     let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
-    let disabled = apply_effects(&mut tx, outcomes).await?;
+    let (mut healthy, disabled) = apply_effects(&mut tx, outcomes).await?;
     for chunk in outcomes.chunks(OUTCOMES_PER_STATEMENT) {
-        insert_attempts(&mut tx, chunk).await?;
-        move_deliveries(&mut tx, chunk).await?;
+        let clear = std::mem::take(&mut healthy);
+        let mut batch = QueryBuilder::<Sqlite>::new("");
+        let cleared = push_clear_failing(&mut batch, &clear);
+        let rows = push_attempts(&mut batch, chunk)?;
+        let moved = push_moves(&mut batch, chunk);
+        let small = [cleared, rows, moved].into_iter().all(cached);
+        batch.build().persistent(small).execute(&mut *tx).await?;
     }
     if disabled {
         bump_version(&mut tx).await?;
@@ -39,12 +46,21 @@ pub(crate) async fn record(writer: &SqlitePool, outcomes: &[Outcome]) -> sqlx::R
 }
 
 /// Applies the webhook effects in the shared order ([`by_webhook`]), then the circuit signals
-/// (statements only for webhooks with a signal). Webhooks whose only effect is `Healthy` are
-/// cleared together in one statement. `true` when a webhook was turned off.
-async fn apply_effects(conn: &mut SqliteConnection, outcomes: &[Outcome]) -> sqlx::Result<bool> {
+/// (statements only for webhooks with a signal), except for the webhooks whose only effect is
+/// `Healthy`: their ids are returned, to be cleared together in the batch's statement (as
+/// many as one `IN` list holds; more, in statements of their own here). The flag says a
+/// webhook was turned off.
+async fn apply_effects<'a>(
+    conn: &mut SqliteConnection,
+    outcomes: &'a [Outcome],
+) -> sqlx::Result<(Vec<&'a str>, bool)> {
     let (healthy, others) = split_healthy(&by_webhook(outcomes));
-    for ids in healthy.chunks(IDS_PER_QUERY) {
-        clear_failing(conn, ids).await?;
+    if healthy.len() > IDS_PER_QUERY {
+        for ids in healthy.chunks(IDS_PER_QUERY) {
+            let mut clear = QueryBuilder::<Sqlite>::new("");
+            push_clear_failing(&mut clear, ids);
+            clear.build().persistent(false).execute(&mut *conn).await?;
+        }
     }
     let mut disabled = false;
     for outcome in others {
@@ -53,7 +69,12 @@ async fn apply_effects(conn: &mut SqliteConnection, outcomes: &[Outcome]) -> sql
     for group in grouped(outcomes) {
         apply_circuit::<Sqlite, i64>(conn, &group, "").await?;
     }
-    Ok(disabled)
+    let healthy = if healthy.len() > IDS_PER_QUERY {
+        Vec::new()
+    } else {
+        healthy
+    };
+    Ok((healthy, disabled))
 }
 
 /// Splits outcomes sorted by webhook into the webhooks whose every effect is `Healthy` or
@@ -74,34 +95,40 @@ fn split_healthy<'a>(sorted: &[&'a Outcome]) -> (Vec<&'a str>, Vec<&'a Outcome>)
     (healthy, others)
 }
 
-/// Stops the failure clock of these webhooks (a success).
-async fn clear_failing(conn: &mut SqliteConnection, ids: &[&str]) -> sqlx::Result<()> {
-    let sql = format!(
-        "UPDATE webhooks SET failing_since = NULL
-         WHERE failing_since IS NOT NULL AND id IN ({})",
-        placeholders(ids.len())
-    );
-    let mut query = sqlx::query(&sql).persistent(cached(ids.len()));
-    for id in ids {
-        query = query.bind(*id);
+/// Appends the statement that stops the failure clock of these webhooks (a success), if any;
+/// returns how many ids it binds.
+fn push_clear_failing<'a>(batch: &mut QueryBuilder<'a, Sqlite>, ids: &[&'a str]) -> usize {
+    if ids.is_empty() {
+        return 0;
     }
-    query.execute(conn).await?;
-    Ok(())
+    batch.push(
+        "UPDATE webhooks SET failing_since = NULL WHERE failing_since IS NOT NULL AND id IN (",
+    );
+    let mut list = batch.separated(", ");
+    for id in ids {
+        list.push_bind(*id);
+    }
+    batch.push("); ");
+    ids.len()
 }
 
-/// Inserting the same attempt twice (a batch retried after an unclear commit, or twice in one
-/// batch) is a no-op, as the first insert wins.
-async fn insert_attempts(conn: &mut SqliteConnection, chunk: &[Outcome]) -> sqlx::Result<()> {
+/// Appends the insert of the chunk's attempts; returns its row count. Inserting the same
+/// attempt twice (a batch retried after an unclear commit, or twice in one batch) is a no-op,
+/// as the first insert wins.
+fn push_attempts<'a>(
+    batch: &mut QueryBuilder<'a, Sqlite>,
+    chunk: &'a [Outcome],
+) -> sqlx::Result<usize> {
     let records = chunk
         .iter()
         .map(|o| serde_json::to_string(&o.attempt))
         .collect::<Result<Vec<_>, _>>()
         .map_err(encode_err)?;
-    let mut insert = QueryBuilder::<Sqlite>::new(
+    batch.push(
         "INSERT INTO attempts (id, delivery_id, started_at, record, webhook_id, succeeded, \
          latency_ms) ",
     );
-    insert.push_values(chunk.iter().zip(records), |mut row, (o, record)| {
+    batch.push_values(chunk.iter().zip(records), |mut row, (o, record)| {
         let a = &o.attempt;
         row.push_bind(a.id.as_str())
             .push_bind(a.delivery_id.as_str())
@@ -111,13 +138,8 @@ async fn insert_attempts(conn: &mut SqliteConnection, chunk: &[Outcome]) -> sqlx
             .push_bind(i64::from(a.succeeded()))
             .push_bind(a.latency_ms().map(latency));
     });
-    insert.push(" ON CONFLICT (id) DO NOTHING");
-    insert
-        .build()
-        .persistent(cached(chunk.len()))
-        .execute(conn)
-        .await?;
-    Ok(())
+    batch.push(" ON CONFLICT (id) DO NOTHING; ");
+    Ok(chunk.len())
 }
 
 /// A latency as stored (a `u64` of milliseconds beyond `i64` is not a latency anyone waited).
@@ -125,21 +147,22 @@ fn latency(ms: u64) -> i64 {
     i64::try_from(ms).unwrap_or(i64::MAX)
 }
 
-/// Moves each delivery that is still under the lease that sent its attempt. The first outcome
-/// for a delivery and lease wins, as when outcomes were applied one by one: that one clears the
-/// lease, so a repeat no longer matches. (`UPDATE ... FROM` would pick an arbitrary one.)
-async fn move_deliveries(conn: &mut SqliteConnection, chunk: &[Outcome]) -> sqlx::Result<()> {
+/// Appends the update moving each delivery that is still under the lease that sent its
+/// attempt; returns its row count. The first outcome for a delivery and lease wins, as when
+/// outcomes were applied one by one: that one clears the lease, so a repeat no longer matches.
+/// (`UPDATE ... FROM` would pick an arbitrary one.)
+fn push_moves<'a>(batch: &mut QueryBuilder<'a, Sqlite>, chunk: &'a [Outcome]) -> usize {
     let mut seen = HashSet::new();
     let firsts: Vec<&Outcome> = chunk
         .iter()
         .filter(|o| seen.insert((o.attempt.delivery_id.as_str(), o.lease_token.as_str())))
         .collect();
     let rows = firsts.len();
-    let mut update = QueryBuilder::<Sqlite>::new(
+    batch.push(
         "WITH v (id, lease_token, status, attempts, next_attempt_at, last_status_code, \
          last_error, updated_at) AS (",
     );
-    update.push_values(firsts, |mut row, o| {
+    batch.push_values(firsts, |mut row, o| {
         let a = &o.attempt;
         let (status, next_attempt_at) = next_state(&o.next);
         row.push_bind(a.delivery_id.as_str())
@@ -151,17 +174,12 @@ async fn move_deliveries(conn: &mut SqliteConnection, chunk: &[Outcome]) -> sqlx
             .push_bind(a.error.as_deref())
             .push_bind(o.now_ms);
     });
-    update.push(
+    batch.push(
         ") UPDATE deliveries
          SET status = v.status, attempts = v.attempts, next_attempt_at = v.next_attempt_at,
              last_status_code = v.last_status_code, last_error = v.last_error,
              lease_token = NULL, updated_at = v.updated_at
          FROM v WHERE deliveries.id = v.id AND deliveries.lease_token = v.lease_token",
     );
-    update
-        .build()
-        .persistent(cached(rows))
-        .execute(conn)
-        .await?;
-    Ok(())
+    rows
 }
