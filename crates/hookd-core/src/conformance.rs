@@ -80,6 +80,7 @@ macro_rules! conformance_tests {
             webhook_edits_keep_the_workers_failure_clock,
             an_outcome_repeated_in_a_batch_moves_its_delivery_once,
             webhook_effects_batch_across_webhooks_in_order_within_one,
+            a_batch_clears_the_failure_clock_of_more_webhooks_than_one_list_holds,
             disable_effect_turns_the_webhook_off,
             retry_delivery_now_makes_deliveries_due,
             recover_failed_requeues_failed_deliveries_since,
@@ -1131,6 +1132,37 @@ pub async fn webhook_effects_batch_across_webhooks_in_order_within_one(store: &d
         [None, None, Some(T0 + 42), None],
         "healthy clears; c fails after its success; d is healthy after failing"
     );
+}
+
+/// 600 webhooks, each failing, answer 2xx in one batch: more than a statement's list of ids
+/// (500 on SQLite), so the clearing takes statements of its own; every clock stops and every
+/// delivery moves.
+pub async fn a_batch_clears_the_failure_clock_of_more_webhooks_than_one_list_holds(
+    store: &dyn Store,
+) {
+    let mut hooks = Vec::new();
+    for i in 0..600 {
+        let mut w = webhook(&format!("h{i}"));
+        w.failing_since = Some(T0 - 10);
+        store.insert_webhook(&w).await.unwrap();
+        hooks.push(w.id);
+    }
+    let e = event(None, hooks.iter().map(|w| pending(w, T0)).collect());
+    enqueue(store, vec![e], T0).await;
+    let c = claim(Lane::First, T0, 1_000);
+    let all = claimed(store, &c).await;
+    assert_eq!(all.len(), 600);
+    let outcomes: Vec<Outcome> = all.iter().map(|d| answer(&c, d, T0, ok())).collect();
+    record(store, &outcomes).await;
+    for id in &hooks {
+        assert_eq!(webhook_state(store, id).await.failing_since, None, "{id}");
+    }
+    for d in &all {
+        assert_eq!(
+            delivery(store, &d.id).await.status,
+            DeliveryStatus::Succeeded
+        );
+    }
 }
 
 /// Fails `w` for six days; the failure window is five.
