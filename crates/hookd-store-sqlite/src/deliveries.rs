@@ -11,6 +11,19 @@ use sqlx::{Row, Sqlite, SqliteConnection, SqlitePool};
 
 use crate::rows::{self, delivery_columns, IDS_PER_QUERY};
 
+/// The lanes' conditions, word for word those of the partial indexes `deliveries_queue_first`
+/// and `deliveries_queue_retry` (`0008_predicates`), so the planner may use them.
+macro_rules! first_lane {
+    () => {
+        "(status = 'pending' OR status = 'retrying' OR status = 'delivering') AND attempts = 0"
+    };
+}
+macro_rules! retry_lane {
+    () => {
+        "(status = 'pending' OR status = 'retrying' OR status = 'delivering') AND attempts > 0"
+    };
+}
+
 /// Every webhook with unfinished deliveries in the lane (a skip scan: one index step per
 /// webhook), its earliest due time, its requests in flight and its limits. `$1`: now. The
 /// lane predicates repeat the partial indexes' word for word.
@@ -18,7 +31,7 @@ use crate::rows::{self, delivery_columns, IDS_PER_QUERY};
 /// `INDEXED BY` names the indexes: without statistics SQLite's planner may prefer another
 /// index, and a missing index is then an error rather than a silent slowdown.
 macro_rules! candidates_sql {
-    ($index:literal, $lane:literal) => {
+    ($index:literal, $lane:expr) => {
         concat!(
             "WITH RECURSIVE hooks (webhook_id) AS (
                  SELECT (SELECT webhook_id FROM deliveries INDEXED BY ",
@@ -53,14 +66,8 @@ macro_rules! candidates_sql {
         )
     };
 }
-const CANDIDATES_FIRST: &str = candidates_sql!(
-    "deliveries_queue_first",
-    "(status = 'pending' OR status = 'retrying' OR status = 'delivering') AND attempts = 0"
-);
-const CANDIDATES_RETRY: &str = candidates_sql!(
-    "deliveries_queue_retry",
-    "(status = 'pending' OR status = 'retrying' OR status = 'delivering') AND attempts > 0"
-);
+const CANDIDATES_FIRST: &str = candidates_sql!("deliveries_queue_first", first_lane!());
+const CANDIDATES_RETRY: &str = candidates_sql!("deliveries_queue_retry", retry_lane!());
 
 /// Leases what the plan grants: for each `[webhook_id, n]` of the JSON array `$5`, its `n`
 /// oldest due deliveries, taken round-robin (every webhook's first, oldest first, then every
@@ -69,7 +76,7 @@ const CANDIDATES_RETRY: &str = candidates_sql!(
 /// later due time): a row-value comparison would not seek on `id`, and deliveries published
 /// together share their due time.
 macro_rules! claim_sql {
-    ($index:literal, $lane:literal) => {
+    ($index:literal, $lane:expr) => {
         concat!(
             "UPDATE deliveries
              SET status = 'delivering', next_attempt_at = $1, lease_token = $2, updated_at = $3
@@ -115,14 +122,8 @@ macro_rules! claim_sql {
         )
     };
 }
-const CLAIM_FIRST: &str = claim_sql!(
-    "deliveries_queue_first",
-    "(status = 'pending' OR status = 'retrying' OR status = 'delivering') AND attempts = 0"
-);
-const CLAIM_RETRY: &str = claim_sql!(
-    "deliveries_queue_retry",
-    "(status = 'pending' OR status = 'retrying' OR status = 'delivering') AND attempts > 0"
-);
+const CLAIM_FIRST: &str = claim_sql!("deliveries_queue_first", first_lane!());
+const CLAIM_RETRY: &str = claim_sql!("deliveries_queue_retry", retry_lane!());
 
 /// A fair claim ([`hookd_store_sql::claims`]) in one `BEGIN IMMEDIATE` transaction: SQLite's
 /// single writer keeps every other claim, in this process or another, out until it commits.

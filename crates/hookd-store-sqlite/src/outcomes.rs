@@ -2,9 +2,9 @@
 //! that sent it) and the effect on the webhook's health, all in one transaction per batch.
 //!
 //! sqlx runs every statement on the connection's worker thread, so each call is a round trip
-//! with thread wake-ups. A batch therefore costs a few calls whatever its size: one that runs,
-//! per chunk, the statement clearing the failure clock of every healthy webhook (first chunk
-//! only), the multi-row `INSERT` of attempts and the `UPDATE ... FROM` of deliveries together
+//! with thread wake-ups. A batch therefore costs a few calls whatever its size: one per chunk
+//! that runs the statement clearing the failure clock of healthy webhooks (up to one list of
+//! them), the multi-row `INSERT` of attempts and the `UPDATE ... FROM` of deliveries together
 //! (sqlx runs the statements of one text in one call, binding its `?`s in order; each
 //! statement's result still comes back on its own, so this saves the requests, not the
 //! answers), and statements of their own only for webhooks that are failing or being disabled.
@@ -29,15 +29,22 @@ pub(crate) async fn record(writer: &SqlitePool, outcomes: &[Outcome]) -> sqlx::R
         return Ok(());
     }
     let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
-    let (mut healthy, disabled) = apply_effects(&mut tx, outcomes).await?;
+    let (healthy, disabled) = apply_effects(&mut tx, outcomes).await?;
+    // Each chunk's call also clears one list of healthy webhooks; what a chunk's list cannot
+    // hold (hundreds of webhooks in one batch) is cleared after, a list per call.
+    let mut clears = healthy.chunks(IDS_PER_QUERY);
     for chunk in outcomes.chunks(OUTCOMES_PER_STATEMENT) {
-        let clear = std::mem::take(&mut healthy);
         let mut batch = QueryBuilder::<Sqlite>::new("");
-        let cleared = push_clear_failing(&mut batch, &clear);
+        let cleared = push_clear_failing(&mut batch, clears.next().unwrap_or_default());
         let rows = push_attempts(&mut batch, chunk)?;
         let moved = push_moves(&mut batch, chunk);
         let small = [cleared, rows, moved].into_iter().all(cached);
         batch.build().persistent(small).execute(&mut *tx).await?;
+    }
+    for ids in clears {
+        let mut clear = QueryBuilder::<Sqlite>::new("");
+        push_clear_failing(&mut clear, ids);
+        clear.build().persistent(false).execute(&mut *tx).await?;
     }
     if disabled {
         bump_version(&mut tx).await?;
@@ -47,21 +54,13 @@ pub(crate) async fn record(writer: &SqlitePool, outcomes: &[Outcome]) -> sqlx::R
 
 /// Applies the webhook effects in the shared order ([`by_webhook`]), then the circuit signals
 /// (statements only for webhooks with a signal), except for the webhooks whose only effect is
-/// `Healthy`: their ids are returned, to be cleared together in the batch's statement (as
-/// many as one `IN` list holds; more, in statements of their own here). The flag says a
+/// `Healthy`: their ids are returned, to be cleared with the batch's rows. The flag says a
 /// webhook was turned off.
 async fn apply_effects<'a>(
     conn: &mut SqliteConnection,
     outcomes: &'a [Outcome],
 ) -> sqlx::Result<(Vec<&'a str>, bool)> {
     let (healthy, others) = split_healthy(&by_webhook(outcomes));
-    if healthy.len() > IDS_PER_QUERY {
-        for ids in healthy.chunks(IDS_PER_QUERY) {
-            let mut clear = QueryBuilder::<Sqlite>::new("");
-            push_clear_failing(&mut clear, ids);
-            clear.build().persistent(false).execute(&mut *conn).await?;
-        }
-    }
     let mut disabled = false;
     for outcome in others {
         disabled |= apply_effect::<Sqlite>(conn, outcome).await?;
@@ -69,11 +68,6 @@ async fn apply_effects<'a>(
     for group in grouped(outcomes) {
         apply_circuit::<Sqlite, i64>(conn, &group, "").await?;
     }
-    let healthy = if healthy.len() > IDS_PER_QUERY {
-        Vec::new()
-    } else {
-        healthy
-    };
     Ok((healthy, disabled))
 }
 

@@ -1,13 +1,56 @@
 //! The attempt series reads only its window: SQLite plans it as a search of the covering
 //! index on the attempts' start time (for all webhooks or one), never a scan of the table,
 //! however many old attempts retention keeps. And what every delivery and execution costs to
-//! write: the partial indexes' conditions build no temporary b-tree.
+//! write: the partial indexes' conditions build no temporary b-tree, and the upgrade that
+//! rebuilt them with those conditions keeps their rows.
 
 use hookd_core::ids::WebhookId;
 use hookd_core::store::Store;
 use hookd_store_sql::secrets::Keys;
 use hookd_store_sql::series;
 use hookd_store_sqlite::SqliteStore;
+
+/// A database file of a test's own, removed with its WAL files when the test ends.
+struct TempFile(std::path::PathBuf);
+
+impl TempFile {
+    fn new(name: &str) -> Self {
+        let file = format!("hookd-{name}-{:016x}.db", rand::random::<u64>());
+        Self(std::env::temp_dir().join(file))
+    }
+
+    fn url(&self) -> String {
+        format!("sqlite://{}", self.0.display())
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", self.0.display()));
+        }
+    }
+}
+
+/// A store on `url` with every migration applied.
+async fn migrated(url: &str) -> SqliteStore {
+    let store = SqliteStore::connect(url, Keys::ephemeral())
+        .await
+        .expect("open");
+    store.migrate().await.expect("migrate");
+    store
+}
+
+/// A migrated store on `url` holding `n` finished deliveries of one webhook, from 2020.
+async fn with_history(url: &str, n: u64) -> (SqliteStore, WebhookId) {
+    let store = migrated(url).await;
+    let webhook = WebhookId::generate(1_600_000_000_000);
+    store
+        .seed_history(&webhook, n, 1_600_000_000_000)
+        .await
+        .expect("seed");
+    (store, webhook)
+}
 
 /// The plan's detail lines of `sql`, its parameters bound to the window's values.
 async fn plan(url: &str, sql: &str, webhook: Option<&str>) -> Vec<String> {
@@ -27,18 +70,10 @@ async fn plan(url: &str, sql: &str, webhook: Option<&str>) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_attempt_series_searches_the_start_time_index() {
-    let path = std::env::temp_dir().join(format!("hookd-plans-{:016x}.db", rand::random::<u64>()));
-    let url = format!("sqlite://{}", path.display());
-    let store = SqliteStore::connect(&url, Keys::ephemeral())
-        .await
-        .expect("open");
-    store.migrate().await.expect("migrate");
+    let file = TempFile::new("plans");
+    let url = file.url();
     // A day of old history outside the window, as retention keeps it.
-    let webhook = WebhookId::generate(1_600_000_000_000);
-    store
-        .seed_history(&webhook, 5_000, 1_600_000_000_000)
-        .await
-        .expect("seed");
+    let (store, webhook) = with_history(&url, 5_000).await;
     drop(store);
 
     let all = plan(&url, &series::query_all(), None).await;
@@ -61,9 +96,6 @@ async fn the_attempt_series_searches_the_start_time_index() {
             .any(|d| d.starts_with("SCAN attempts")),
         "{all:?} {one:?}"
     );
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-    }
 }
 
 /// How many temporary b-trees SQLite's program for `sql` opens (`OpenEphemeral`), with
@@ -82,13 +114,9 @@ async fn ephemeral_tables(pool: &sqlx::SqlitePool, sql: &str, params: usize) -> 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writing_a_delivery_or_an_execution_builds_no_temporary_table() {
-    let path = std::env::temp_dir().join(format!("hookd-writes-{:016x}.db", rand::random::<u64>()));
-    let url = format!("sqlite://{}", path.display());
-    let store = SqliteStore::connect(&url, Keys::ephemeral())
-        .await
-        .expect("open");
-    store.migrate().await.expect("migrate");
-    drop(store);
+    let file = TempFile::new("writes");
+    let url = file.url();
+    drop(migrated(&url).await);
     let pool = sqlx::SqlitePool::connect(&url).await.expect("open");
     // Every write checks each partial index's condition for the rows it writes: an IN list
     // of more than two constants there would build a b-tree of them for every statement.
@@ -118,7 +146,36 @@ async fn writing_a_delivery_or_an_execution_builds_no_temporary_table() {
         assert_eq!(ephemeral_tables(&pool, sql, params).await, 0, "{sql}");
     }
     pool.close().await;
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_upgrade_to_equalities_keeps_the_rows_of_the_indexes_it_rebuilds() {
+    let file = TempFile::new("upgrade");
+    let url = file.url();
+    let (store, _) = with_history(&url, 1_000).await;
+    // Back to version 7: the retention index with its IN list, as that release made it.
+    let pool = sqlx::SqlitePool::connect(&url).await.expect("open");
+    for sql in [
+        "DROP INDEX deliveries_finished",
+        "CREATE INDEX deliveries_finished ON deliveries (created_at)
+             WHERE status IN ('succeeded', 'failed', 'cancelled')",
+        "DELETE FROM hookd_migrations WHERE version = 8",
+    ] {
+        sqlx::query(sql).execute(&pool).await.expect(sql);
     }
+    store.migrate().await.expect("migrate from version 7");
+    let finished: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM deliveries INDEXED BY deliveries_finished
+         WHERE (status = 'succeeded' OR status = 'failed' OR status = 'cancelled')
+           AND created_at < $1",
+    )
+    .bind(i64::MAX)
+    .fetch_one(&pool)
+    .await
+    .expect("the rebuilt index answers the retention query");
+    assert_eq!(
+        finished, 1_000,
+        "every finished delivery is in the rebuilt index"
+    );
+    pool.close().await;
 }
