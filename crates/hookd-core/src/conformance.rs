@@ -103,6 +103,7 @@ macro_rules! conformance_tests {
             execution_claims_lease_due_queued_ones,
             prune_removes_old_finished_executions_only,
             seeded_history_is_finished_and_readable,
+            workers_say_they_are_alive_and_the_silent_are_forgotten,
         );
         $crate::conformance_tests!(@pair $fresh;
             migrations_run_concurrently_and_repeat_safely,
@@ -246,6 +247,7 @@ fn claim(lane: Lane, now_ms: i64, limit: u32) -> Claim {
         lease: LEASE,
         lease_token: format!("lease-{}", seq()),
         default_max_in_flight: 1_000,
+        share: crate::share::Share::everything(),
     }
 }
 
@@ -1564,6 +1566,7 @@ pub async fn claims_hold_each_webhooks_in_flight_cap(store: &dyn Store) {
 
     let c = Claim {
         default_max_in_flight: 4,
+        share: crate::share::Share::everything(),
         ..claim(Lane::First, T0, 256)
     };
     let first = claimed(store, &c).await;
@@ -1577,6 +1580,7 @@ pub async fn claims_hold_each_webhooks_in_flight_cap(store: &dyn Store) {
 
     let again = Claim {
         default_max_in_flight: 4,
+        share: crate::share::Share::everything(),
         ..claim(Lane::First, T0 + 1, 256)
     };
     let second = store.claim_due_deliveries(&again).await.unwrap();
@@ -1596,6 +1600,7 @@ pub async fn claims_hold_each_webhooks_in_flight_cap(store: &dyn Store) {
         store,
         &Claim {
             default_max_in_flight: 4,
+            share: crate::share::Share::everything(),
             lease_token: "third".into(),
             ..claim(Lane::First, T0 + 3, 256)
         },
@@ -1608,12 +1613,14 @@ pub async fn claims_hold_each_webhooks_in_flight_cap(store: &dyn Store) {
     let third = third[0].clone();
     let c3 = Claim {
         default_max_in_flight: 4,
+        share: crate::share::Share::everything(),
         lease_token: "third".into(),
         ..claim(Lane::First, T0 + 3, 256)
     };
     record(store, &[answer(&c3, &third, T0 + 4, retry_at(T0 + 4))]).await;
     let retries = Claim {
         default_max_in_flight: 4,
+        share: crate::share::Share::everything(),
         ..claim(Lane::Retry, T0 + 5, 256)
     };
     assert_eq!(
@@ -1623,6 +1630,7 @@ pub async fn claims_hold_each_webhooks_in_flight_cap(store: &dyn Store) {
     );
     let firsts = Claim {
         default_max_in_flight: 4,
+        share: crate::share::Share::everything(),
         ..claim(Lane::First, T0 + 5, 256)
     };
     assert!(
@@ -1632,6 +1640,7 @@ pub async fn claims_hold_each_webhooks_in_flight_cap(store: &dyn Store) {
     // Expired leases are no longer in flight.
     let after_leases = Claim {
         default_max_in_flight: 4,
+        share: crate::share::Share::everything(),
         ..claim(Lane::First, T0 + LEASE_MS + 10, 256)
     };
     let fourth = per_webhook(&claimed(store, &after_leases).await);
@@ -2175,6 +2184,73 @@ pub async fn wait_for_work_wakes_when_another_handle_enqueues(
         "new deliveries wake the first-attempt lane: {work:?}"
     );
     work
+}
+
+/// What a wake-up names for a worker that owns none of the webhooks new deliveries were queued
+/// for: the first attempts are left out where the backend names them (PostgreSQL), so the
+/// caller checks it; `other` then queues for one it owns, which must wake it.
+pub async fn a_wake_up_for_another_workers_webhooks(store: &dyn Store, other: &dyn Store) -> Work {
+    migrate_both(store, other).await;
+    let (theirs, mine) = (WebhookId::generate(seq()), WebhookId::generate(seq()));
+    let owned = mine.clone();
+    let only_mine = move |id: &WebhookId| *id == owned;
+    store
+        .wait_for_work_of(Duration::from_millis(1), &only_mine)
+        .await;
+    let waiting = timed(store.wait_for_work_of(Duration::from_secs(10), &only_mine));
+    let ((waited, work), ()) = join(waiting, async {
+        queue(other, &theirs, T0).await;
+    })
+    .await;
+    assert!(waited < Duration::from_secs(5), "woke after {waited:?}");
+    let waiting = timed(store.wait_for_work_of(Duration::from_secs(10), &only_mine));
+    let ((waited, own), ()) = join(waiting, async {
+        queue(other, &mine, T0).await;
+    })
+    .await;
+    assert!(waited < Duration::from_secs(5), "woke after {waited:?}");
+    assert!(own.first, "its own webhook's deliveries wake it: {own:?}");
+    work
+}
+
+// ---------------------------------------------------------------------------------------------
+// Workers
+// ---------------------------------------------------------------------------------------------
+
+pub async fn workers_say_they_are_alive_and_the_silent_are_forgotten(store: &dyn Store) {
+    let beat = |id: &'static str, at: i64| async move {
+        store
+            .worker_heartbeat(id, at, at - 10_000)
+            .await
+            .expect("heartbeat")
+    };
+    assert_eq!(beat("wk_b", T0).await, ["wk_b"]);
+    assert_eq!(
+        beat("wk_a", T0 + 1_000).await,
+        ["wk_a", "wk_b"],
+        "in id order"
+    );
+    assert_eq!(
+        beat("wk_a", T0 + 5_000).await,
+        ["wk_a", "wk_b"],
+        "a beat again keeps one row"
+    );
+    assert_eq!(
+        beat("wk_a", T0 + 10_500).await,
+        ["wk_a"],
+        "wk_b said nothing for 10 s"
+    );
+    assert_eq!(
+        beat("wk_b", T0 + 11_000).await,
+        ["wk_a", "wk_b"],
+        "and is back"
+    );
+    store.worker_leave("wk_b").await.expect("leave");
+    assert_eq!(beat("wk_a", T0 + 12_000).await, ["wk_a"], "gone at once");
+    store
+        .worker_leave("wk_z")
+        .await
+        .expect("leaving twice is fine");
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ pub mod retry;
 pub mod route_call;
 pub mod schedule;
 pub mod series;
+pub mod share;
 pub mod signature;
 pub mod store;
 pub mod template;

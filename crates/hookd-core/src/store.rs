@@ -147,13 +147,16 @@ pub struct Claim {
     pub lease_token: String,
     /// The in-flight cap of webhooks that set no `max_in_flight`.
     pub default_max_in_flight: u32,
+    /// The webhooks this worker looks at first; other workers' are due here later.
+    pub share: crate::share::Share,
 }
 
 impl Claim {
-    /// What this claim may take of each candidate ([`crate::flow::plan`]).
+    /// What this claim may take of each candidate ([`crate::flow::plan`]), the webhooks of
+    /// other workers due later ([`crate::share::Share::candidates`]).
     pub fn plan(&self, candidates: &[crate::flow::Candidate]) -> crate::flow::Plan {
         crate::flow::plan(
-            candidates,
+            &self.share.candidates(candidates),
             self.now_ms,
             self.default_max_in_flight,
             self.limit,
@@ -289,7 +292,9 @@ impl WebhookStats {
     }
 }
 
-/// Every use case hookd needs from its database.
+/// Which webhooks a worker looks at first, for [`Store::wait_for_work_of`].
+pub type Mine = dyn Fn(&WebhookId) -> bool + Send + Sync;
+
 /// What another process queued, as a wake-up tells it: each kind wakes only the loop that
 /// takes it, so a publish does not make every worker's retry lane and execution runner look at
 /// the database too.
@@ -336,6 +341,7 @@ impl Work {
     }
 }
 
+/// Every use case hookd needs from its database.
 #[async_trait]
 pub trait Store: Send + Sync + std::fmt::Debug {
     /// Applies pending migrations, then checks that the configured keys open the stored
@@ -402,6 +408,17 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// round-robin, and never more than its [`crate::flow`] limits allow (in-flight cap, rate,
     /// circuit), counted over every process sharing the database.
     async fn claim_due_deliveries(&self, claim: &Claim) -> StoreResult<Claimed>;
+    /// Notes that worker `id` is alive at `now_ms`, forgets the workers not seen since
+    /// `expired_before`, and returns the ids of the workers alive, in order (`id` among them):
+    /// the processes that share the webhooks out ([`crate::share`]).
+    async fn worker_heartbeat(
+        &self,
+        id: &str,
+        now_ms: i64,
+        expired_before: i64,
+    ) -> StoreResult<Vec<String>>;
+    /// Forgets worker `id`: it is stopping.
+    async fn worker_leave(&self, id: &str) -> StoreResult<()>;
     /// Deliveries not finished yet (pending, delivering or retrying): the queue depth.
     async fn queue_depth(&self) -> StoreResult<u64>;
     /// How many webhooks have their circuit open or half open at `now_ms`: `(open, half_open)`.
@@ -501,6 +518,14 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// at `max_wait`). PostgreSQL uses LISTEN/NOTIFY with the kind as payload; SQLite watches the
     /// file's change counter.
     async fn wait_for_work(&self, max_wait: Duration) -> Work;
+    /// As [`Store::wait_for_work`], for a worker that looks first at the webhooks `mine`
+    /// accepts ([`crate::share`]): a backend whose wake-ups name the webhooks that got new
+    /// deliveries leaves out the first attempts of the others (their owners take them), and
+    /// may then return no work at all.
+    async fn wait_for_work_of(&self, max_wait: Duration, mine: &Mine) -> Work {
+        let _ = mine;
+        self.wait_for_work(max_wait).await
+    }
 
     // --- retention ---
     /// Deletes finished deliveries with their attempts, events with no unfinished delivery, and

@@ -38,12 +38,15 @@ pub(crate) async fn enqueue(
         .iter()
         .flat_map(|c| c.deliveries.iter().map(|d| &d.id))
         .collect();
-    if deliveries
+    let left: Vec<_> = deliveries
         .iter()
-        .any(|(_, d)| d.status == DeliveryStatus::Pending && !taken.contains(&d.id))
-    {
-        // Delivered at commit, so a woken worker finds the rows.
-        crate::wake::notify(&mut tx, channel, crate::wake::Kind::First).await?;
+        .filter(|(_, d)| d.status == DeliveryStatus::Pending && !taken.contains(&d.id))
+        .map(|(_, d)| &d.webhook_id)
+        .collect();
+    if !left.is_empty() {
+        // Delivered at commit, so a woken worker finds the rows; named, so a worker that owns
+        // none of the webhooks need not look.
+        crate::wake::notify_first(&mut tx, channel, left).await?;
     }
     tx.commit().await?;
     Ok((results, claimed))

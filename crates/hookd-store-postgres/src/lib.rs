@@ -325,6 +325,23 @@ impl Store for PgStore {
             .map_err(store_err)
     }
 
+    async fn worker_heartbeat(
+        &self,
+        id: &str,
+        now_ms: i64,
+        expired_before: i64,
+    ) -> StoreResult<Vec<String>> {
+        hookd_store_sql::workers::heartbeat(&self.pool, id, now_ms, expired_before)
+            .await
+            .map_err(store_err)
+    }
+
+    async fn worker_leave(&self, id: &str) -> StoreResult<()> {
+        hookd_store_sql::workers::leave(&self.pool, id)
+            .await
+            .map_err(store_err)
+    }
+
     async fn queue_depth(&self) -> StoreResult<u64> {
         deliveries::queue_depth(&self.pool).await.map_err(store_err)
     }
@@ -373,7 +390,11 @@ impl Store for PgStore {
     }
 
     async fn wait_for_work(&self, max_wait: Duration) -> Work {
-        self.waker.wait(max_wait).await
+        self.waker.wait(max_wait, &|_| true).await
+    }
+
+    async fn wait_for_work_of(&self, max_wait: Duration, mine: &hookd_core::store::Mine) -> Work {
+        self.waker.wait(max_wait, mine).await
     }
 
     async fn insert_schedule(&self, schedule: &Schedule) -> StoreResult<()> {

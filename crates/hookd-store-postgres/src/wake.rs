@@ -8,6 +8,7 @@
 
 use std::time::Duration;
 
+use hookd_core::ids::WebhookId;
 use hookd_core::store::Work;
 use sqlx::postgres::{PgConnectOptions, PgListener, PgNotification, PgPoolOptions};
 use sqlx::{PgConnection, PgPool, Row};
@@ -50,15 +51,50 @@ impl Kind {
     }
 }
 
-/// The work a notification's payload names; anything else (an older hookd sends none) may be
-/// anything.
-fn work(payload: &str) -> Work {
+/// Longest list of webhooks a notification names; a publish for more says `first` alone
+/// (PostgreSQL's payloads stop at 8,000 bytes).
+const MAX_NAMED: usize = 4_000;
+
+/// The work a notification's payload names, for a worker that looks first at the webhooks
+/// `mine` accepts: `first:<id>,<id>…` (first attempts of those webhooks) is nothing for it when
+/// it owns none of them. Anything else (an older hookd sends none) may be anything.
+fn work(payload: &str, mine: &dyn Fn(&WebhookId) -> bool) -> Work {
     match payload {
         "first" => Work::FIRST,
         "deliveries" => Work::FIRST.and(Work::RETRY),
         "executions" => Work::EXECUTIONS,
-        _ => Work::ALL,
+        _ => match payload.strip_prefix("first:") {
+            Some(ids)
+                if !ids
+                    .split(',')
+                    .any(|id| mine(&WebhookId::from_trusted(id.into()))) =>
+            {
+                Work::default()
+            }
+            Some(_) => Work::FIRST,
+            None => Work::ALL,
+        },
     }
+}
+
+/// The payload of a notification of first attempts queued for `webhooks`: named, so a worker
+/// that owns none of them need not look ([`hookd_core::share`]), unless they are too many.
+fn first_for<'a>(webhooks: impl IntoIterator<Item = &'a WebhookId>) -> String {
+    let mut payload = String::from("first:");
+    let mut named = std::collections::HashSet::new();
+    for id in webhooks {
+        if !named.insert(id) {
+            continue;
+        }
+        if named.len() > 1 {
+            payload.push(',');
+        }
+        payload.push_str(id.as_str());
+        if payload.len() > MAX_NAMED {
+            return Kind::First.payload().to_owned();
+        }
+    }
+    payload
 }
 
 /// Queues a notification of `kind` on `channel`; PostgreSQL sends it when the transaction
@@ -67,6 +103,20 @@ pub(crate) async fn notify(conn: &mut PgConnection, channel: &str, kind: Kind) -
     sqlx::query("SELECT pg_notify($1, $2)")
         .bind(channel)
         .bind(kind.payload())
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Queues a notification of first attempts queued for `webhooks` (see [`notify`]).
+pub(crate) async fn notify_first<'a>(
+    conn: &mut PgConnection,
+    channel: &str,
+    webhooks: impl IntoIterator<Item = &'a WebhookId>,
+) -> sqlx::Result<()> {
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(channel)
+        .bind(first_for(webhooks))
         .execute(conn)
         .await?;
     Ok(())
@@ -93,7 +143,7 @@ impl Waker {
     /// work it and those already received with it name; [`Work::ALL`] when the listening
     /// connection had to be re-established (notifications may have been lost) or at
     /// `max_wait`. Without a working listener it sleeps out `max_wait`.
-    pub(crate) async fn wait(&self, max_wait: Duration) -> Work {
+    pub(crate) async fn wait(&self, max_wait: Duration, mine: &hookd_core::store::Mine) -> Work {
         let deadline = Instant::now() + max_wait;
         let Ok(mut slot) = timeout_at(deadline, self.listener.lock()).await else {
             return Work::ALL;
@@ -110,7 +160,7 @@ impl Waker {
         }
         let listener = slot.as_mut().expect("set above");
         match timeout_at(deadline, listener.try_recv()).await {
-            Ok(Ok(Some(first))) => received(first, listener),
+            Ok(Ok(Some(first))) => received(first, listener, mine),
             // The connection was lost and is re-established on the next receive: what was sent
             // meanwhile is gone.
             Ok(Ok(None)) => Work::ALL,
@@ -139,10 +189,14 @@ impl Waker {
 }
 
 /// The work `first` names, with that of the notifications already buffered behind it.
-fn received(first: PgNotification, listener: &mut PgListener) -> Work {
-    let mut work_named = work(first.payload());
+fn received(
+    first: PgNotification,
+    listener: &mut PgListener,
+    mine: &dyn Fn(&WebhookId) -> bool,
+) -> Work {
+    let mut work_named = work(first.payload(), mine);
     while let Some(more) = listener.next_buffered() {
-        work_named = work_named.and(work(more.payload()));
+        work_named = work_named.and(work(more.payload(), mine));
     }
     work_named
 }
@@ -156,14 +210,41 @@ async fn give_up(e: sqlx::Error, deadline: Instant) {
 mod tests {
     use super::*;
 
+    fn any(_: &WebhookId) -> bool {
+        true
+    }
+
     #[test]
     fn payloads_name_the_work_and_unknown_ones_mean_anything() {
         for kind in [Kind::First, Kind::Deliveries, Kind::Executions] {
-            assert_ne!(work(kind.payload()), Work::ALL, "{kind:?}");
+            assert_ne!(work(kind.payload(), &any), Work::ALL, "{kind:?}");
         }
-        assert_eq!(work(Kind::First.payload()), Work::FIRST);
-        assert!(work(Kind::Deliveries.payload()).retry);
-        assert_eq!(work(Kind::Executions.payload()), Work::EXECUTIONS);
-        assert_eq!(work(""), Work::ALL, "an older hookd's notification");
+        assert_eq!(work(Kind::First.payload(), &any), Work::FIRST);
+        assert!(work(Kind::Deliveries.payload(), &any).retry);
+        assert_eq!(work(Kind::Executions.payload(), &any), Work::EXECUTIONS);
+        assert_eq!(work("", &any), Work::ALL, "an older hookd's notification");
+    }
+
+    #[test]
+    fn first_attempts_of_named_webhooks_are_work_only_for_a_worker_owning_one() {
+        let ids: Vec<WebhookId> = ["wh_a", "wh_b", "wh_a"]
+            .iter()
+            .map(|id| WebhookId::from_trusted((*id).into()))
+            .collect();
+        let payload = first_for(&ids);
+        assert_eq!(payload, "first:wh_a,wh_b", "each named once");
+        let owns_b = |id: &WebhookId| id.as_str() == "wh_b";
+        let owns_c = |id: &WebhookId| id.as_str() == "wh_c";
+        assert_eq!(work(&payload, &owns_b), Work::FIRST);
+        assert_eq!(work(&payload, &owns_c), Work::default(), "not its webhooks");
+        let many: Vec<WebhookId> = (0..1_000)
+            .map(|i| WebhookId::from_trusted(format!("wh_{i:026}")))
+            .collect();
+        assert_eq!(
+            first_for(&many),
+            "first",
+            "too many to name: for every worker"
+        );
+        assert_eq!(work(&first_for(&many), &owns_c), Work::FIRST);
     }
 }

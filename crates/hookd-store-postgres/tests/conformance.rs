@@ -78,3 +78,16 @@ async fn wake_ups_name_the_work_queued() {
         db.remove().await;
     }
 }
+
+/// A publish names the webhooks it queued first attempts for: a worker that owns none of them
+/// is not woken to look ([`hookd_core::share`]).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wake_ups_for_another_workers_webhooks_name_no_work() {
+    use hookd_core::conformance::{self as c, TestDatabase as _};
+    let Some(db) = fresh().await else { return };
+    let (store, other) = (db.open().await, db.open().await);
+    let work = c::a_wake_up_for_another_workers_webhooks(&*store, &*other).await;
+    assert_eq!(work, Work::default(), "nothing of its own was queued");
+    drop((store, other));
+    db.remove().await;
+}

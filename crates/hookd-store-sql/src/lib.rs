@@ -36,6 +36,7 @@ pub mod series;
 pub mod stats;
 pub mod tokens;
 pub mod webhooks;
+pub mod workers;
 
 use hookd_core::store::Written;
 use sqlx::{Database, Encode, Executor, IntoArguments, Type};

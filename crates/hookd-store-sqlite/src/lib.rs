@@ -394,6 +394,23 @@ impl Store for SqliteStore {
             .map_err(store_err)
     }
 
+    async fn worker_heartbeat(
+        &self,
+        id: &str,
+        now_ms: i64,
+        expired_before: i64,
+    ) -> StoreResult<Vec<String>> {
+        hookd_store_sql::workers::heartbeat(&self.writer, id, now_ms, expired_before)
+            .await
+            .map_err(store_err)
+    }
+
+    async fn worker_leave(&self, id: &str) -> StoreResult<()> {
+        hookd_store_sql::workers::leave(&self.writer, id)
+            .await
+            .map_err(store_err)
+    }
+
     async fn queue_depth(&self) -> StoreResult<u64> {
         deliveries::queue_depth(&self.reader)
             .await

@@ -17,6 +17,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (6, include_str!("../migrations/0006_secrets.sql")),
     (7, include_str!("../migrations/0007_attempt_series.sql")),
     (8, include_str!("../migrations/0008_predicates.sql")),
+    (9, include_str!("../migrations/0009_workers.sql")),
 ];
 
 /// The runner's table, with the SHA-256 of each migration's SQL in `checksum`.

@@ -83,6 +83,7 @@ async fn claim_all(store: &SqliteStore, token: &str) -> Vec<Delivery> {
         lease: Duration::from_secs(30),
         lease_token: token.to_owned(),
         default_max_in_flight: 10_000,
+        share: hookd_core::share::Share::everything(),
     };
     store
         .claim_due_deliveries(&claim)

@@ -107,6 +107,8 @@ impl Handoff {
             lease: self.lease,
             lease_token: crate::auth::generate_token(),
             default_max_in_flight: self.default_max_in_flight,
+            // A publish takes what it queued whichever worker owns the webhooks: it is here.
+            share: hookd_core::share::Share::everything(),
         };
         Some(Grant { slots, claim })
     }

@@ -22,6 +22,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use hookd_core::share::Share;
 use hookd_core::store::{Claim, Claimed, Lane, Work};
 use hookd_core::{Delivery, ErrorKind, Event, Store, Webhook};
 use tokio::sync::{mpsc, watch, Notify, OwnedSemaphorePermit, Semaphore};
@@ -41,6 +42,10 @@ const IDLE_MAX: Duration = Duration::from_secs(5);
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 /// How often a lane looks again whether the recorder writes again.
 const RECORDER_WAIT: Duration = Duration::from_millis(200);
+/// How often a worker tells the others it is alive ([`hookd_core::share`]).
+const HEARTBEAT: Duration = Duration::from_secs(2);
+/// How long a worker that stopped saying so still counts as alive.
+const HEARTBEAT_TTL: Duration = Duration::from_secs(10);
 
 /// What wakes the worker's loops: one signal per loop, so work of one kind wakes only the loop
 /// that takes it (each wake costs a loop a look at the database).
@@ -160,6 +165,8 @@ struct LaneState {
     circuits: recorder::Circuits,
     /// Set by the recorder while it cannot write outcomes: the lanes then claim nothing.
     recorder_failing: Arc<AtomicBool>,
+    /// The webhooks this worker looks at first, kept by [`Worker::share_out`].
+    share: Arc<std::sync::RwLock<Share>>,
 }
 
 /// The process's budget of requests in flight, shared by the lanes: first attempts may use all
@@ -340,12 +347,15 @@ impl Worker {
             rx,
         ));
         let mut tasks = JoinSet::new();
+        let id = format!("wk_{}", crate::auth::generate_token());
+        let share = Arc::new(std::sync::RwLock::new(Share::everything()));
         let state = LaneState {
             budget: self.handoff.budget(),
             slot_waiters,
             recorded,
             circuits,
             recorder_failing,
+            share: share.clone(),
         };
         for lane in [Lane::First, Lane::Retry] {
             let (state, tx) = (state.clone(), tx.clone());
@@ -359,7 +369,10 @@ impl Worker {
         } else {
             drop(tx);
         }
-        tasks.spawn(self.clone().relay_external_wakeups(shutdown.clone()));
+        tasks.spawn(
+            self.clone()
+                .relay_external_wakeups(share.clone(), shutdown.clone()),
+        );
         tasks.spawn(scheduler::run(
             self.store.clone(),
             self.schedules.clone(),
@@ -367,9 +380,40 @@ impl Worker {
             shutdown.clone(),
         ));
         tasks.spawn(self.clone().run_executions(shutdown.clone()));
+        tasks.spawn(self.clone().share_out(id.clone(), share, shutdown.clone()));
         tasks.spawn(self.clone().prune_periodically(shutdown));
         while tasks.join_next().await.is_some() {}
         let _ = recorder.await;
+        if let Err(e) = self.store.worker_leave(&id).await {
+            tracing::debug!(error = %e, "could not tell the other workers this one stopped");
+        }
+    }
+
+    /// Says every [`HEARTBEAT`] that this worker is alive, and keeps its [`Share`] of the
+    /// webhooks up to date with the workers alive. While the database cannot say, the last
+    /// share holds (ownership only decides who looks first).
+    async fn share_out(
+        self,
+        id: String,
+        share: Arc<std::sync::RwLock<Share>>,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        let ttl = HEARTBEAT_TTL.as_millis() as i64;
+        while !*shutdown.borrow() {
+            let now = crate::now_ms();
+            match self.store.worker_heartbeat(&id, now, now - ttl).await {
+                Ok(live) => {
+                    let next = Share::new(&id, &live);
+                    let mut current = share.write().unwrap_or_else(|e| e.into_inner());
+                    if *current != next {
+                        tracing::debug!(workers = next.workers(), "the workers alive changed");
+                        *current = next;
+                    }
+                }
+                Err(e) => tracing::debug!(error = %e, "the worker heartbeat failed"),
+            }
+            pause(HEARTBEAT, &mut shutdown).await;
+        }
     }
 
     async fn lane(
@@ -447,6 +491,11 @@ impl Worker {
             lease: self.settings.delivery.lease,
             lease_token: token.clone(),
             default_max_in_flight: self.settings.delivery.max_in_flight_per_webhook,
+            share: state
+                .share
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
         };
         let span = tracing::info_span!("claim", ?lane, limit = claim.limit, claimed = Empty);
         let Claimed {
@@ -649,11 +698,22 @@ impl Worker {
         }
     }
 
-    /// Turns the store's cross-process signal (another process queued work) into a local wake-up.
-    async fn relay_external_wakeups(self, mut shutdown: watch::Receiver<bool>) {
+    /// Turns the store's cross-process signal (another process queued work) into a local
+    /// wake-up; new deliveries only of webhooks other workers own wake nothing.
+    async fn relay_external_wakeups(
+        self,
+        share: Arc<std::sync::RwLock<Share>>,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        let mine = move |webhook: &hookd_core::WebhookId| {
+            share
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .owns(webhook)
+        };
         while !*shutdown.borrow() {
             tokio::select! {
-                work = self.store.wait_for_work(IDLE_MAX) => self.wake.work(work),
+                work = self.store.wait_for_work_of(IDLE_MAX, &mine) => self.wake.work(work),
                 _ = shutdown.changed() => {}
             }
         }
