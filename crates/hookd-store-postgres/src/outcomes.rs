@@ -1,14 +1,18 @@
 //! Recording attempt outcomes: the attempt rows, the deliveries' next states (only under the
 //! lease that sent each) and the effects on the webhooks' health, all in one transaction per
-//! batch, and the circuit breakers they move. Attempts and deliveries are written with one statement each per batch (arrays
-//! `UNNEST`ed into rows), so a batch of hundreds of outcomes costs a few round trips, not
-//! hundreds, when the database is across a network.
+//! batch, and the circuit breakers they move. The attempts, the deliveries and the failure
+//! clocks of the webhooks that answered are written by one statement per batch (arrays
+//! `UNNEST`ed into rows): a batch of hundreds of outcomes to dozens of healthy webhooks is one
+//! round trip. Only failing, disabled or circuit-moving webhooks cost statements of their own,
+//! in a transaction around it.
 
 use std::collections::HashSet;
 
+use hookd_core::flow::Signal;
+use hookd_core::retry::WebhookEffect;
 use hookd_core::store::Outcome;
 use hookd_store_sql::outcomes::{
-    apply_circuit, apply_effect, distinct_effects, grouped, next_state,
+    apply_circuit, apply_effect, by_webhook, distinct_effects, grouped, next_state, split_healthy,
 };
 use sqlx::{PgConnection, PgPool, Postgres};
 
@@ -19,37 +23,61 @@ pub(crate) async fn record(pool: &PgPool, outcomes: &[Outcome]) -> sqlx::Result<
     if outcomes.is_empty() {
         return Ok(());
     }
+    let (healthy, _) = split_healthy(&by_webhook(outcomes));
+    let groups = grouped(outcomes);
+    if groups.iter().flatten().all(|o| needs_no_statement(o)) {
+        // The usual batch (every webhook answered, no circuit to move): one statement, which is
+        // a transaction of its own.
+        return write_rows(pool, outcomes, &healthy).await;
+    }
     let mut tx = pool.begin().await?;
     // Row locks follow the order of the other writes: webhooks (in id order), then deliveries
     // (in id order), then the version row, so batches, webhook updates and deletes do not
     // deadlock in the usual plans. Should PostgreSQL still find a cycle, it aborts one
     // transaction with an error and nothing of that batch is written.
-    let disabled = apply_effects(&mut tx, outcomes).await?;
-    insert_attempts(&mut tx, outcomes).await?;
-    move_deliveries(&mut tx, outcomes).await?;
+    let disabled = apply_effects(&mut tx, &groups, &healthy).await?;
+    write_rows(&mut *tx, outcomes, &healthy).await?;
     if disabled {
         bump_version(&mut tx).await?;
     }
     tx.commit().await
 }
 
+/// An outcome whose webhook effect and circuit signal cost no statement of their own: a
+/// success clears the failure clock with the batch's rows ([`write_rows`]).
+fn needs_no_statement(o: &Outcome) -> bool {
+    o.circuit == Signal::Neutral
+        && matches!(o.webhook, WebhookEffect::Healthy | WebhookEffect::Unchanged)
+}
+
 /// Applies the webhook effects and circuit signals in the shared order (webhooks in id order),
-/// one webhook at a time, so its row is locked once in that order. `true` when a webhook was
-/// turned off.
-async fn apply_effects(conn: &mut PgConnection, outcomes: &[Outcome]) -> sqlx::Result<bool> {
+/// one webhook at a time, so its row is locked once in that order; the failure clocks of the
+/// `healthy` webhooks are left to [`write_rows`]. `true` when a webhook was turned off.
+async fn apply_effects(
+    conn: &mut PgConnection,
+    groups: &[Vec<&Outcome>],
+    healthy: &[&str],
+) -> sqlx::Result<bool> {
     let mut disabled = false;
-    for group in grouped(outcomes) {
-        for outcome in distinct_effects(&group) {
-            disabled |= apply_effect::<Postgres>(conn, outcome).await?;
+    for group in groups {
+        if !healthy.contains(&group[0].attempt.webhook_id.as_str()) {
+            for outcome in distinct_effects(group) {
+                disabled |= apply_effect::<Postgres>(conn, outcome).await?;
+            }
         }
-        apply_circuit::<Postgres, i32>(conn, &group, " FOR UPDATE").await?;
+        apply_circuit::<Postgres, i32>(conn, group, " FOR UPDATE").await?;
     }
     Ok(disabled)
 }
 
-/// Inserts every attempt in one statement (one array per column). Inserting the same attempt
-/// twice (a batch retried after an unclear commit) is a no-op.
-async fn insert_attempts(conn: &mut PgConnection, outcomes: &[Outcome]) -> sqlx::Result<()> {
+/// Writes a batch's rows in one statement: the failure clocks of the `healthy` webhooks stop,
+/// every attempt is inserted (inserting the same attempt twice, a batch retried after an
+/// unclear commit, is a no-op), and every delivery still under the lease that sent its attempt
+/// moves on ([`move_deliveries`] binds those). One round trip per batch, whatever it holds.
+async fn write_rows<'e, E>(db: E, outcomes: &[Outcome], healthy: &[&str]) -> sqlx::Result<()>
+where
+    E: sqlx::Executor<'e, Database = Postgres>,
+{
     let attempts = outcomes.iter().map(|o| &o.attempt);
     let ids: Vec<&str> = attempts.clone().map(|a| a.id.as_str()).collect();
     let delivery_ids: Vec<&str> = attempts.clone().map(|a| a.delivery_id.as_str()).collect();
@@ -66,30 +94,49 @@ async fn insert_attempts(conn: &mut PgConnection, outcomes: &[Outcome]) -> sqlx:
     let records = attempts
         .map(|a| serde_json::to_string(a).map_err(encode_err))
         .collect::<sqlx::Result<Vec<String>>>()?;
-    sqlx::query(
-        "INSERT INTO attempts (id, delivery_id, started_at, record, webhook_id, succeeded,
-             latency_ms)
-         SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[],
-             $6::integer[], $7::bigint[])
-         ON CONFLICT (id) DO NOTHING",
+    let query = sqlx::query(
+        "WITH cleared AS (
+             UPDATE webhooks SET failing_since = NULL
+             WHERE id = ANY($9::text[]) AND failing_since IS NOT NULL),
+         inserted AS (
+             INSERT INTO attempts (id, delivery_id, started_at, record, webhook_id, succeeded,
+                 latency_ms)
+             SELECT * FROM UNNEST($10::text[], $11::text[], $12::bigint[], $13::text[],
+                 $14::text[], $15::integer[], $16::bigint[])
+             ON CONFLICT (id) DO NOTHING)
+         UPDATE deliveries AS d
+         SET status = u.status, attempts = u.attempts, next_attempt_at = u.next_attempt_at,
+             last_status_code = u.status_code, last_error = u.error, lease_token = NULL,
+             updated_at = u.now_ms
+         FROM UNNEST($1::text[], $2::text[], $3::text[], $4::integer[], $5::bigint[],
+                     $6::integer[], $7::text[], $8::bigint[])
+             AS u (id, lease_token, status, attempts, next_attempt_at, status_code, error, now_ms)
+         WHERE d.id = u.id AND d.lease_token = u.lease_token",
     )
-    .bind(ids)
-    .bind(delivery_ids)
-    .bind(started)
-    .bind(records)
-    .bind(webhooks)
-    .bind(succeeded)
-    .bind(latencies)
-    .execute(conn)
-    .await?;
+    // Planned each time with its arrays (see "Plans" in the crate's documentation).
+    .persistent(false);
+    move_deliveries(query, outcomes)
+        .bind(healthy)
+        .bind(ids)
+        .bind(delivery_ids)
+        .bind(started)
+        .bind(records)
+        .bind(webhooks)
+        .bind(succeeded)
+        .bind(latencies)
+        .execute(db)
+        .await?;
     Ok(())
 }
 
-/// Moves every delivery still under the lease that sent its attempt, in one statement: a batch
-/// costs the same few round trips however many outcomes it holds. The first outcome for a
-/// delivery and lease wins, as when outcomes were applied one by one (`UPDATE … FROM` would
-/// pick an arbitrary one of two rows matching the same delivery).
-async fn move_deliveries(conn: &mut PgConnection, outcomes: &[Outcome]) -> sqlx::Result<()> {
+/// Binds `$1`–`$8` of [`write_rows`]: every delivery still under the lease that sent its
+/// attempt, sorted by id. The first outcome for a delivery and lease wins, as when outcomes
+/// were applied one by one (`UPDATE … FROM` would pick an arbitrary one of two rows matching
+/// the same delivery).
+fn move_deliveries<'q>(
+    query: sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>,
+    outcomes: &'q [Outcome],
+) -> sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments> {
     let mut seen = HashSet::new();
     let mut outcomes: Vec<&Outcome> = outcomes
         .iter()
@@ -113,27 +160,13 @@ async fn move_deliveries(conn: &mut PgConnection, outcomes: &[Outcome]) -> sqlx:
         .map(|o| o.attempt.error.as_deref())
         .collect();
     let now: Vec<i64> = outcomes.iter().map(|o| o.now_ms).collect();
-    sqlx::query(
-        "UPDATE deliveries AS d
-         SET status = u.status, attempts = u.attempts, next_attempt_at = u.next_attempt_at,
-             last_status_code = u.status_code, last_error = u.error, lease_token = NULL,
-             updated_at = u.now_ms
-         FROM UNNEST($1::text[], $2::text[], $3::text[], $4::integer[], $5::bigint[],
-                     $6::integer[], $7::text[], $8::bigint[])
-             AS u (id, lease_token, status, attempts, next_attempt_at, status_code, error, now_ms)
-         WHERE d.id = u.id AND d.lease_token = u.lease_token",
-    )
-    // Planned each time with its arrays (see "Plans" in the crate's documentation).
-    .persistent(false)
-    .bind(ids)
-    .bind(leases)
-    .bind(statuses)
-    .bind(attempts)
-    .bind(due)
-    .bind(codes)
-    .bind(errors)
-    .bind(now)
-    .execute(conn)
-    .await?;
-    Ok(())
+    query
+        .bind(ids)
+        .bind(leases)
+        .bind(statuses)
+        .bind(attempts)
+        .bind(due)
+        .bind(codes)
+        .bind(errors)
+        .bind(now)
 }

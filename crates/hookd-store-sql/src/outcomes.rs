@@ -38,6 +38,24 @@ pub fn grouped(outcomes: &[Outcome]) -> Vec<Vec<&Outcome>> {
         .collect()
 }
 
+/// Splits outcomes sorted by webhook into the webhooks whose every effect is `Healthy` or
+/// `Unchanged` (with at least one `Healthy`), and the outcomes of all other webhooks, in order.
+/// Each effect only touches its own webhook's row, so the two parts may be applied apart.
+pub fn split_healthy<'a>(sorted: &[&'a Outcome]) -> (Vec<&'a str>, Vec<&'a Outcome>) {
+    let (mut healthy, mut others) = (Vec::new(), Vec::new());
+    for group in sorted.chunk_by(|a, b| a.attempt.webhook_id == b.attempt.webhook_id) {
+        let only_healthy = group
+            .iter()
+            .all(|o| matches!(o.webhook, WebhookEffect::Healthy | WebhookEffect::Unchanged));
+        if !only_healthy {
+            others.extend_from_slice(group);
+        } else if group.iter().any(|o| o.webhook == WebhookEffect::Healthy) {
+            healthy.push(group[0].attempt.webhook_id.as_str());
+        }
+    }
+    (healthy, others)
+}
+
 /// One webhook's outcomes less repeats of the same effect, as [`by_webhook`] leaves them out.
 pub fn distinct_effects<'a>(group: &[&'a Outcome]) -> Vec<&'a Outcome> {
     let mut effects = group.to_vec();

@@ -11,9 +11,10 @@
 
 use std::collections::HashSet;
 
-use hookd_core::retry::WebhookEffect;
 use hookd_core::store::Outcome;
-use hookd_store_sql::outcomes::{apply_circuit, apply_effect, by_webhook, grouped, next_state};
+use hookd_store_sql::outcomes::{
+    apply_circuit, apply_effect, by_webhook, grouped, next_state, split_healthy,
+};
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
 
 use crate::rows::{cached, encode_err, IDS_PER_QUERY};
@@ -69,24 +70,6 @@ async fn apply_effects<'a>(
         apply_circuit::<Sqlite, i64>(conn, &group, "").await?;
     }
     Ok((healthy, disabled))
-}
-
-/// Splits outcomes sorted by webhook into the webhooks whose every effect is `Healthy` or
-/// `Unchanged` (with at least one `Healthy`), and the outcomes of all other webhooks, in order.
-/// Each effect only touches its own webhook's row, so the two parts may be applied apart.
-fn split_healthy<'a>(sorted: &[&'a Outcome]) -> (Vec<&'a str>, Vec<&'a Outcome>) {
-    let (mut healthy, mut others) = (Vec::new(), Vec::new());
-    for group in sorted.chunk_by(|a, b| a.attempt.webhook_id == b.attempt.webhook_id) {
-        let only_healthy = group
-            .iter()
-            .all(|o| matches!(o.webhook, WebhookEffect::Healthy | WebhookEffect::Unchanged));
-        if !only_healthy {
-            others.extend_from_slice(group);
-        } else if group.iter().any(|o| o.webhook == WebhookEffect::Healthy) {
-            healthy.push(group[0].attempt.webhook_id.as_str());
-        }
-    }
-    (healthy, others)
 }
 
 /// Appends the statement that stops the failure clock of these webhooks (a success), if any;
