@@ -306,6 +306,10 @@ pub struct Work {
     pub retry: bool,
     /// Queued inbound executions.
     pub executions: bool,
+    /// New deliveries only of webhooks other workers own ([`Store::wait_for_work_of`]): their
+    /// owners take them; this worker looks once they have waited
+    /// [`crate::share::STEAL_AFTER_MS`], should an owner be gone.
+    pub elsewhere: bool,
 }
 
 impl Work {
@@ -314,21 +318,31 @@ impl Work {
         first: true,
         retry: true,
         executions: true,
+        elsewhere: false,
     };
     pub const FIRST: Work = Work {
         first: true,
         retry: false,
         executions: false,
+        elsewhere: false,
     };
     pub const RETRY: Work = Work {
         first: false,
         retry: true,
         executions: false,
+        elsewhere: false,
     };
     pub const EXECUTIONS: Work = Work {
         first: false,
         retry: false,
         executions: true,
+        elsewhere: false,
+    };
+    pub const ELSEWHERE: Work = Work {
+        first: false,
+        retry: false,
+        executions: false,
+        elsewhere: true,
     };
 
     /// Both kinds of work.
@@ -337,6 +351,7 @@ impl Work {
             first: self.first || other.first,
             retry: self.retry || other.retry,
             executions: self.executions || other.executions,
+            elsewhere: self.elsewhere || other.elsewhere,
         }
     }
 }
@@ -520,8 +535,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn wait_for_work(&self, max_wait: Duration) -> Work;
     /// As [`Store::wait_for_work`], for a worker that looks first at the webhooks `mine`
     /// accepts ([`crate::share`]): a backend whose wake-ups name the webhooks that got new
-    /// deliveries leaves out the first attempts of the others (their owners take them), and
-    /// may then return no work at all.
+    /// deliveries leaves out the first attempts of the others (their owners take them), saying
+    /// only [`Work::elsewhere`].
     async fn wait_for_work_of(&self, max_wait: Duration, mine: &Mine) -> Work {
         let _ = mine;
         self.wait_for_work(max_wait).await

@@ -23,6 +23,9 @@ pub struct Metrics {
     latency_sum_ms: AtomicU64,
     /// Inbound hook requests answered, by status code.
     inbound: std::sync::Mutex<std::collections::BTreeMap<u16, u64>>,
+    /// The worker processes sharing the webhooks, as this process's worker last read them (0
+    /// before it did, or without a worker).
+    workers: AtomicU64,
 }
 
 impl Metrics {
@@ -45,6 +48,11 @@ impl Metrics {
             self.latency_sum_ms
                 .fetch_add(o.attempt.duration_ms, Ordering::Relaxed);
         }
+    }
+
+    /// Notes how many worker processes share the webhooks now.
+    pub fn workers(&self, n: usize) {
+        self.workers.store(n as u64, Ordering::Relaxed);
     }
 
     /// Counts an inbound hook request answered with `status`.
@@ -106,6 +114,15 @@ impl Metrics {
                 "hookd_inbound_requests_total{{status=\"{status}\"}} {n}"
             );
         }
+        out.push_str(
+            "# HELP hookd_workers Worker processes alive that share the webhooks out, as this process's worker last read them.\n",
+        );
+        out.push_str("# TYPE hookd_workers gauge\n");
+        let _ = writeln!(
+            out,
+            "hookd_workers {}",
+            self.workers.load(Ordering::Relaxed)
+        );
         out
     }
 }

@@ -57,7 +57,8 @@ const MAX_NAMED: usize = 4_000;
 
 /// The work a notification's payload names, for a worker that looks first at the webhooks
 /// `mine` accepts: `first:<id>,<id>…` (first attempts of those webhooks) is nothing for it when
-/// it owns none of them. Anything else (an older hookd sends none) may be anything.
+/// it owns none of them but [`Work::elsewhere`]. Anything else (an older hookd sends none) may
+/// be anything.
 fn work(payload: &str, mine: &dyn Fn(&WebhookId) -> bool) -> Work {
     match payload {
         "first" => Work::FIRST,
@@ -69,7 +70,7 @@ fn work(payload: &str, mine: &dyn Fn(&WebhookId) -> bool) -> Work {
                     .split(',')
                     .any(|id| mine(&WebhookId::from_trusted(id.into()))) =>
             {
-                Work::default()
+                Work::ELSEWHERE
             }
             Some(_) => Work::FIRST,
             None => Work::ALL,
@@ -236,7 +237,7 @@ mod tests {
         let owns_b = |id: &WebhookId| id.as_str() == "wh_b";
         let owns_c = |id: &WebhookId| id.as_str() == "wh_c";
         assert_eq!(work(&payload, &owns_b), Work::FIRST);
-        assert_eq!(work(&payload, &owns_c), Work::default(), "not its webhooks");
+        assert_eq!(work(&payload, &owns_c), Work::ELSEWHERE, "not its webhooks");
         let many: Vec<WebhookId> = (0..1_000)
             .map(|i| WebhookId::from_trusted(format!("wh_{i:026}")))
             .collect();

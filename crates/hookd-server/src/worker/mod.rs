@@ -404,6 +404,7 @@ impl Worker {
             match self.store.worker_heartbeat(&id, now, now - ttl).await {
                 Ok(live) => {
                     let next = Share::new(&id, &live);
+                    self.metrics.workers(next.workers());
                     let mut current = share.write().unwrap_or_else(|e| e.into_inner());
                     if *current != next {
                         tracing::debug!(workers = next.workers(), "the workers alive changed");
@@ -699,7 +700,9 @@ impl Worker {
     }
 
     /// Turns the store's cross-process signal (another process queued work) into a local
-    /// wake-up; new deliveries only of webhooks other workers own wake nothing.
+    /// wake-up. New deliveries only of webhooks other workers own wake the first-attempt lane
+    /// once, [`STEAL_AFTER_MS`](hookd_core::share::STEAL_AFTER_MS) later (one look a second at
+    /// most), when they would be this worker's to take should their owner be gone.
     async fn relay_external_wakeups(
         self,
         share: Arc<std::sync::RwLock<Share>>,
@@ -711,9 +714,26 @@ impl Worker {
                 .unwrap_or_else(|e| e.into_inner())
                 .owns(webhook)
         };
+        let steal_after = Duration::from_millis(hookd_core::share::STEAL_AFTER_MS as u64 + 10);
+        let mut look_later: Option<tokio::time::Instant> = None;
         while !*shutdown.borrow() {
+            let later = async {
+                match look_later {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
-                work = self.store.wait_for_work_of(IDLE_MAX, &mine) => self.wake.work(work),
+                work = self.store.wait_for_work_of(IDLE_MAX, &mine) => {
+                    if work.elsewhere && look_later.is_none() {
+                        look_later = Some(tokio::time::Instant::now() + steal_after);
+                    }
+                    self.wake.work(work);
+                }
+                _ = later => {
+                    look_later = None;
+                    self.wake.queued();
+                }
                 _ = shutdown.changed() => {}
             }
         }

@@ -203,6 +203,76 @@ async fn a_killed_worker_loses_nothing(b: Backend) {
     );
 }
 
+/// A worker's `/metrics` until `hookd_workers` says `n`.
+async fn wait_workers(metrics: &str, n: usize) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let want = format!("hookd_workers {n}\n");
+    loop {
+        let body = match reqwest::get(metrics).await {
+            Ok(resp) => resp.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        if body.contains(&want) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{metrics} never counted {n} workers"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+backend_test!(a_killed_workers_share_of_the_webhooks_is_still_delivered);
+async fn a_killed_workers_share_of_the_webhooks_is_still_delivered(b: Backend) {
+    let (db, _temp) = b.fresh_db().await;
+    let (_api_proc, api) = api_only(&db).await;
+    let rx = Counter::start(Duration::ZERO).await;
+    // Twenty webhooks: each worker owns some (all on one side has odds of one in half a million).
+    for i in 0..20 {
+        api.post(
+            "/webhooks",
+            json!({"name": format!("r{i}"), "url": format!("http://{}/{i}", rx.addr)}),
+        )
+        .await;
+    }
+    let (one, two) = (
+        format!("127.0.0.1:{}", free_port()),
+        format!("127.0.0.1:{}", free_port()),
+    );
+    let mut doomed = hookd(&["worker", "--listen", &one], &db, &WORKER_ENV);
+    let _survivor = hookd(&["worker", "--listen", &two], &db, &WORKER_ENV);
+    let survivor_metrics = format!("http://{two}/metrics");
+    wait_workers(&format!("http://{one}/metrics"), 2).await;
+    wait_workers(&survivor_metrics, 2).await;
+    api.post("/events", json!({"type": "a.b", "data": {"round": 1}}))
+        .await;
+    rx.wait_distinct(20, Duration::from_secs(30)).await;
+    doomed.0.kill().unwrap(); // SIGKILL: it never says it stopped
+    doomed.0.wait().unwrap();
+    // The dead worker still counts as alive for a while (10 s); its webhooks' deliveries go
+    // through the survivor once they have waited a second, long before it is forgotten.
+    api.post("/events", json!({"type": "a.b", "data": {"round": 2}}))
+        .await;
+    rx.wait_distinct(40, Duration::from_secs(30)).await;
+    let metrics = reqwest::get(&survivor_metrics)
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("hookd_workers 2\n"),
+        "delivered only once the dead worker was forgotten"
+    );
+    // Once the dead worker is forgotten, the survivor owns every webhook.
+    wait_workers(&survivor_metrics, 1).await;
+    api.post("/events", json!({"type": "a.b", "data": {"round": 3}}))
+        .await;
+    rx.wait_distinct(60, Duration::from_secs(30)).await;
+    api.wait_all_succeeded(60, Duration::from_secs(30)).await;
+}
+
 backend_test!(ambient_proxy_variables_are_ignored);
 async fn ambient_proxy_variables_are_ignored(b: Backend) {
     let (db, _temp) = b.fresh_db().await;
