@@ -1,14 +1,16 @@
 //! Sharing the webhooks out among the worker processes alive.
 //!
-//! Every worker is woken by every publish (PostgreSQL's `NOTIFY` reaches all listeners). Were
-//! each to claim whatever it finds, two or three workers would split each publish's deliveries
+//! PostgreSQL's `NOTIFY` reaches every listener. Were every worker woken by every publish and
+//! to claim whatever it finds, two or three workers would split each publish's deliveries
 //! into smaller claims, each with its own statements, outcome batches and waits for the claim
 //! lock: measured on one PostgreSQL, three workers delivered a third less than one. So each
 //! webhook has an owner among the workers alive, found by rendezvous hashing (the worker with
 //! the highest score for the webhook): a worker joining or leaving moves only its own share.
 //!
 //! Ownership decides who looks first, never who may claim: a claim still takes its lock and
-//! every limit holds across processes. Another worker's webhook is due here
+//! every limit holds across processes. A publish's own claim (the in-process hand-off) takes
+//! only its worker's webhooks too, and notifications name the webhooks, so the owners are the
+//! ones woken. Another worker's webhook is due here
 //! [`STEAL_AFTER_MS`] later than for its owner ([`Share::candidates`]), so deliveries of a
 //! webhook whose owner is busy, stuck or dead still go, a second late at worst.
 
@@ -153,6 +155,43 @@ mod tests {
         assert!(Share::new("wk_a", &[]).owns(hook), "itself counts as alive");
         assert!(Share::new("wk_a", &live(&["wk_a"])).owns(hook));
         assert_eq!(Share::new("wk_a", &live(&["wk_b"])).workers(), 2);
+    }
+
+    #[test]
+    fn a_webhook_of_another_worker_at_its_cap_still_waits_for_a_slot_here() {
+        let workers = live(&["wk_a", "wk_b"]);
+        let a = Share::new("wk_a", &workers);
+        let theirs = hooks(40)
+            .into_iter()
+            .find(|h| !a.owns(h))
+            .expect("one of 40");
+        let full = Candidate {
+            webhook_id: theirs,
+            due_at: 100,
+            in_flight: 4,
+            limits: Some(crate::flow::Limits {
+                active: true,
+                max_in_flight: Some(4),
+                rate_limit: None,
+                rate_tat_us: 0,
+                circuit: crate::flow::Circuit::default(),
+            }),
+        };
+        let claim = crate::store::Claim {
+            lane: crate::store::Lane::First,
+            now_ms: 200,
+            limit: 16,
+            lease: std::time::Duration::from_secs(30),
+            lease_token: "t".into(),
+            default_max_in_flight: 64,
+            share: a,
+        };
+        let plan = claim.plan(&[full]);
+        assert!(plan.grants.is_empty());
+        assert!(
+            plan.waits_for_a_slot,
+            "a slot this process frees must wake its lanes"
+        );
     }
 
     #[test]

@@ -34,9 +34,10 @@ pub(crate) async fn record(pool: &PgPool, outcomes: &[Outcome]) -> sqlx::Result<
     // Row locks follow the order of the other writes: webhooks (in id order), then deliveries
     // (in id order), then the version row, so batches, webhook updates and deletes do not
     // deadlock in the usual plans. Should PostgreSQL still find a cycle, it aborts one
-    // transaction with an error and nothing of that batch is written.
-    let disabled = apply_effects(&mut tx, &groups, &healthy).await?;
-    write_rows(&mut *tx, outcomes, &healthy).await?;
+    // transaction with an error and nothing of that batch is written. Every webhook effect,
+    // the healthy ones' too, is applied here in that order, none in the rows' statement.
+    let disabled = apply_effects(&mut tx, &groups).await?;
+    write_rows(&mut *tx, outcomes, &[]).await?;
     if disabled {
         bump_version(&mut tx).await?;
     }
@@ -51,26 +52,21 @@ fn needs_no_statement(o: &Outcome) -> bool {
 }
 
 /// Applies the webhook effects and circuit signals in the shared order (webhooks in id order),
-/// one webhook at a time, so its row is locked once in that order; the failure clocks of the
-/// `healthy` webhooks are left to [`write_rows`]. `true` when a webhook was turned off.
-async fn apply_effects(
-    conn: &mut PgConnection,
-    groups: &[Vec<&Outcome>],
-    healthy: &[&str],
-) -> sqlx::Result<bool> {
+/// one webhook at a time, so its row is locked once in that order. `true` when a webhook was
+/// turned off.
+async fn apply_effects(conn: &mut PgConnection, groups: &[Vec<&Outcome>]) -> sqlx::Result<bool> {
     let mut disabled = false;
     for group in groups {
-        if !healthy.contains(&group[0].attempt.webhook_id.as_str()) {
-            for outcome in distinct_effects(group) {
-                disabled |= apply_effect::<Postgres>(conn, outcome).await?;
-            }
+        for outcome in distinct_effects(group) {
+            disabled |= apply_effect::<Postgres>(conn, outcome).await?;
         }
         apply_circuit::<Postgres, i32>(conn, group, " FOR UPDATE").await?;
     }
     Ok(disabled)
 }
 
-/// Writes a batch's rows in one statement: the failure clocks of the `healthy` webhooks stop,
+/// Writes a batch's rows in one statement: the failure clocks of the `healthy` webhooks stop
+/// (their rows locked in id order first, as every other write locks webhooks),
 /// every attempt is inserted (inserting the same attempt twice, a batch retried after an
 /// unclear commit, is a no-op), and every delivery still under the lease that sent its attempt
 /// moves on ([`move_deliveries`] binds those). One round trip per batch, whatever it holds.
@@ -95,9 +91,11 @@ where
         .map(|a| serde_json::to_string(a).map_err(encode_err))
         .collect::<sqlx::Result<Vec<String>>>()?;
     let query = sqlx::query(
-        "WITH cleared AS (
-             UPDATE webhooks SET failing_since = NULL
-             WHERE id = ANY($9::text[]) AND failing_since IS NOT NULL),
+        "WITH locked AS (
+             SELECT id FROM webhooks WHERE id = ANY($9::text[]) AND failing_since IS NOT NULL
+             ORDER BY id FOR UPDATE),
+         cleared AS (
+             UPDATE webhooks AS w SET failing_since = NULL FROM locked WHERE w.id = locked.id),
          inserted AS (
              INSERT INTO attempts (id, delivery_id, started_at, record, webhook_id, succeeded,
                  latency_ms)

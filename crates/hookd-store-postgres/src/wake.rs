@@ -51,7 +51,7 @@ impl Kind {
     }
 }
 
-/// Longest list of webhooks a notification names; a publish for more says `first` alone
+/// Longest payload, in bytes, that names webhooks; a publish for more says `first` alone
 /// (PostgreSQL's payloads stop at 8,000 bytes).
 const MAX_NAMED: usize = 4_000;
 

@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hookd_core::flow::Candidate;
+use hookd_core::share::Share;
 use hookd_core::store::{Claim, Claimed, Lane};
 use hookd_core::{Event, EventId, Webhook, WebhookId};
 use tokio::sync::mpsc;
@@ -37,6 +38,9 @@ pub struct Handoff {
     rx: Mutex<Option<mpsc::UnboundedReceiver<Handed>>>,
     lease: Duration,
     default_max_in_flight: u32,
+    /// The webhooks this process's worker looks at first ([`hookd_core::share`]), kept by the
+    /// worker: a publish claims only those, and leaves the others to their owners.
+    share: Arc<std::sync::RwLock<Share>>,
 }
 
 /// Slots of the budget and the claim a publish may make with them.
@@ -66,11 +70,17 @@ impl Handoff {
             rx: Mutex::new(Some(rx)),
             lease: delivery.lease,
             default_max_in_flight: delivery.max_in_flight_per_webhook,
+            share: Arc::default(),
         }
     }
 
     pub(crate) fn budget(&self) -> Budget {
         self.budget.clone()
+    }
+
+    /// The worker's share of the webhooks, which it keeps up to date and publishes claim by.
+    pub(crate) fn share(&self) -> Arc<std::sync::RwLock<Share>> {
+        self.share.clone()
     }
 
     pub(crate) fn recorder_failing(&self) -> Arc<AtomicBool> {
@@ -107,8 +117,9 @@ impl Handoff {
             lease: self.lease,
             lease_token: crate::auth::generate_token(),
             default_max_in_flight: self.default_max_in_flight,
-            // A publish takes what it queued whichever worker owns the webhooks: it is here.
-            share: hookd_core::share::Share::everything(),
+            // Another worker's webhooks are due later here, so they are left to their owner
+            // (notified of what was left).
+            share: self.share.read().unwrap_or_else(|e| e.into_inner()).clone(),
         };
         Some(Grant { slots, claim })
     }

@@ -348,7 +348,7 @@ impl Worker {
         ));
         let mut tasks = JoinSet::new();
         let id = format!("wk_{}", crate::auth::generate_token());
-        let share = Arc::new(std::sync::RwLock::new(Share::everything()));
+        let share = self.handoff.share();
         let state = LaneState {
             budget: self.handoff.budget(),
             slot_waiters,
@@ -380,13 +380,10 @@ impl Worker {
             shutdown.clone(),
         ));
         tasks.spawn(self.clone().run_executions(shutdown.clone()));
-        tasks.spawn(self.clone().share_out(id.clone(), share, shutdown.clone()));
+        tasks.spawn(self.clone().share_out(id, share, shutdown.clone()));
         tasks.spawn(self.clone().prune_periodically(shutdown));
         while tasks.join_next().await.is_some() {}
         let _ = recorder.await;
-        if let Err(e) = self.store.worker_leave(&id).await {
-            tracing::debug!(error = %e, "could not tell the other workers this one stopped");
-        }
     }
 
     /// Says every [`HEARTBEAT`] that this worker is alive, and keeps its [`Share`] of the
@@ -414,6 +411,10 @@ impl Worker {
                 Err(e) => tracing::debug!(error = %e, "the worker heartbeat failed"),
             }
             pause(HEARTBEAT, &mut shutdown).await;
+        }
+        // The lanes claim nothing more: the others may take this worker's share at once.
+        if let Err(e) = self.store.worker_leave(&id).await {
+            tracing::debug!(error = %e, "could not tell the other workers this one stopped");
         }
     }
 
