@@ -179,6 +179,21 @@ async fn a_killed_worker_loses_nothing(b: Backend) {
     rx.wait_distinct(5, Duration::from_secs(30)).await;
     doomed.0.kill().unwrap(); // SIGKILL
     doomed.0.wait().unwrap();
+    // Requests the worker had written before it died may still be arriving: they were in
+    // flight too. No other worker runs yet, so once nothing new has come for a while, the
+    // receiver has seen all of them.
+    let mut quiet_since = (rx.distinct(), std::time::Instant::now());
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while quiet_since.1.elapsed() < Duration::from_millis(500) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "arrivals never stopped"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        if rx.distinct() != quiet_since.0 {
+            quiet_since = (rx.distinct(), std::time::Instant::now());
+        }
+    }
     let before: std::collections::HashMap<String, u32> = rx.seen.lock().unwrap().clone();
     let _next = hookd(&["worker"], &db, &WORKER_ENV);
     // Every delivery ends recorded as succeeded: the ones the killed worker had in flight come
