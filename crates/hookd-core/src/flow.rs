@@ -247,15 +247,29 @@ pub struct Plan {
 /// Decides what a claim at `now_ms` may take of each candidate, at most `batch` in all per
 /// webhook (the claim itself stops at `batch` in all, round-robin across webhooks).
 pub fn plan(candidates: &[Candidate], now_ms: i64, default_max_in_flight: u32, batch: u32) -> Plan {
+    plan_for(candidates, now_ms, default_max_in_flight, batch, &|_| 0)
+}
+
+/// [`plan`] for a claimer to which a webhook's deliveries fall due `delay` ms later than their
+/// due time (another worker owns the webhook, [`crate::share`]). A webhook at its cap waits for
+/// a slot by its real due time: a slot this claimer's process frees wakes it either way.
+pub fn plan_for(
+    candidates: &[Candidate],
+    now_ms: i64,
+    default_max_in_flight: u32,
+    batch: u32,
+    delay: &dyn Fn(&WebhookId) -> i64,
+) -> Plan {
     let mut plan = Plan::default();
     let mut later = |at: i64| plan_later(&mut plan.next_at, at);
     let mut grants = Vec::new();
     for c in candidates {
+        let due_at = c.due_at.saturating_add(delay(&c.webhook_id));
         let Some(limits) = c.limits.as_ref().filter(|l| l.active) else {
-            if c.due_at <= now_ms {
+            if due_at <= now_ms {
                 grants.push(grant(c, batch));
             } else {
-                later(c.due_at);
+                later(due_at);
             }
             continue;
         };
@@ -264,7 +278,7 @@ pub fn plan(candidates: &[Candidate], now_ms: i64, default_max_in_flight: u32, b
         match limits.circuit.state(now_ms) {
             CircuitState::Closed => {}
             CircuitState::Open { until } => {
-                later(until.max(c.due_at));
+                later(until.max(due_at));
                 continue;
             }
             CircuitState::HalfOpen => room = room.min(u32::from(c.in_flight == 0)),
@@ -276,13 +290,13 @@ pub fn plan(candidates: &[Candidate], now_ms: i64, default_max_in_flight: u32, b
         if let Some(rate) = limits.rate_limit {
             let allowed = rate_allowance(rate, limits.rate_tat_us, now_ms * 1000);
             if allowed == 0 {
-                later(rate_next_ms(limits.rate_tat_us).max(c.due_at));
+                later(rate_next_ms(limits.rate_tat_us).max(due_at));
                 continue;
             }
             room = room.min(allowed);
         }
-        if c.due_at > now_ms {
-            later(c.due_at);
+        if due_at > now_ms {
+            later(due_at);
             continue;
         }
         grants.push(Grant {

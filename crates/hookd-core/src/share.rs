@@ -14,10 +14,8 @@
 //! [`STEAL_AFTER_MS`] later than for its owner ([`Share::candidates`]), so deliveries of a
 //! webhook whose owner is busy, stuck or dead still go, a second late at worst.
 
-use std::borrow::Cow;
 use std::sync::Arc;
 
-use crate::flow::Candidate;
 use crate::ids::WebhookId;
 
 /// How much later a webhook another worker owns is due for this one.
@@ -63,31 +61,22 @@ impl Share {
         if self.live.len() <= 1 {
             return true;
         }
+        let score = |worker: &Arc<str>| score(webhook.as_str(), worker);
         let owner = self
             .live
             .iter()
-            .max_by_key(|worker| (score(webhook.as_str(), worker), Arc::clone(worker)));
+            .max_by(|a, b| score(a).cmp(&score(b)).then_with(|| a.cmp(b)));
         owner.is_some_and(|owner| owner == me)
     }
 
-    /// The candidates as this worker plans with them: those of webhooks it does not own are
-    /// due [`STEAL_AFTER_MS`] later (their owner takes them first).
-    pub fn candidates<'a>(&self, candidates: &'a [Candidate]) -> Cow<'a, [Candidate]> {
-        if candidates.iter().all(|c| self.owns(&c.webhook_id)) {
-            return Cow::Borrowed(candidates);
+    /// How much later `webhook`'s deliveries fall due for this worker than for their owner:
+    /// [`STEAL_AFTER_MS`] for another worker's webhook, else nothing.
+    pub fn delay(&self, webhook: &WebhookId) -> i64 {
+        if self.owns(webhook) {
+            0
+        } else {
+            STEAL_AFTER_MS
         }
-        Cow::Owned(
-            candidates
-                .iter()
-                .map(|c| {
-                    let mut c = c.clone();
-                    if !self.owns(&c.webhook_id) {
-                        c.due_at = c.due_at.saturating_add(STEAL_AFTER_MS);
-                    }
-                    c
-                })
-                .collect(),
-        )
     }
 }
 
@@ -165,7 +154,7 @@ mod tests {
             .into_iter()
             .find(|h| !a.owns(h))
             .expect("one of 40");
-        let full = Candidate {
+        let full = crate::flow::Candidate {
             webhook_id: theirs,
             due_at: 100,
             in_flight: 4,
@@ -199,21 +188,10 @@ mod tests {
         let workers = live(&["wk_a", "wk_b"]);
         let a = Share::new("wk_a", &workers);
         let all = hooks(40);
-        let mine = all.iter().find(|h| a.owns(h)).expect("one of 40").clone();
-        let theirs = all.iter().find(|h| !a.owns(h)).expect("one of 40").clone();
-        let candidate = |id: &WebhookId| Candidate {
-            webhook_id: id.clone(),
-            due_at: 100,
-            in_flight: 0,
-            limits: None,
-        };
-        let read = [candidate(&mine), candidate(&theirs)];
-        let planned = a.candidates(&read);
-        assert_eq!(planned[0].due_at, 100);
-        assert_eq!(planned[1].due_at, 100 + STEAL_AFTER_MS);
-        assert!(matches!(
-            Share::everything().candidates(&read),
-            Cow::Borrowed(_)
-        ));
+        let mine = all.iter().find(|h| a.owns(h)).expect("one of 40");
+        let theirs = all.iter().find(|h| !a.owns(h)).expect("one of 40");
+        assert_eq!(a.delay(mine), 0);
+        assert_eq!(a.delay(theirs), STEAL_AFTER_MS);
+        assert_eq!(Share::everything().delay(theirs), 0);
     }
 }

@@ -152,27 +152,16 @@ pub struct Claim {
 }
 
 impl Claim {
-    /// What this claim may take of each candidate ([`crate::flow::plan`]), the webhooks of
-    /// other workers due later ([`crate::share::Share::candidates`]). Whether a webhook at its
-    /// cap waits for a slot goes by its real due time: a slot this process frees must wake it,
-    /// whoever owns the webhook.
+    /// What this claim may take of each candidate ([`crate::flow::plan_for`]); another
+    /// worker's webhooks fall due here later ([`crate::share::Share::delay`]).
     pub fn plan(&self, candidates: &[crate::flow::Candidate]) -> crate::flow::Plan {
-        let plan = |candidates: &[crate::flow::Candidate]| {
-            crate::flow::plan(
-                candidates,
-                self.now_ms,
-                self.default_max_in_flight,
-                self.limit,
-            )
-        };
-        match self.share.candidates(candidates) {
-            std::borrow::Cow::Borrowed(all) => plan(all),
-            std::borrow::Cow::Owned(shifted) => {
-                let mut planned = plan(&shifted);
-                planned.waits_for_a_slot |= plan(candidates).waits_for_a_slot;
-                planned
-            }
-        }
+        crate::flow::plan_for(
+            candidates,
+            self.now_ms,
+            self.default_max_in_flight,
+            self.limit,
+            &|webhook| self.share.delay(webhook),
+        )
     }
 }
 

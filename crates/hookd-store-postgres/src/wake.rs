@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use hookd_core::ids::WebhookId;
-use hookd_core::store::Work;
+use hookd_core::store::{Mine, Work};
 use sqlx::postgres::{PgConnectOptions, PgListener, PgNotification, PgPoolOptions};
 use sqlx::{PgConnection, PgPool, Row};
 use tokio::sync::Mutex;
@@ -59,7 +59,7 @@ const MAX_NAMED: usize = 4_000;
 /// `mine` accepts: `first:<id>,<id>…` (first attempts of those webhooks) is nothing for it when
 /// it owns none of them but [`Work::elsewhere`]. Anything else (an older hookd sends none) may
 /// be anything.
-fn work(payload: &str, mine: &dyn Fn(&WebhookId) -> bool) -> Work {
+fn work(payload: &str, mine: &Mine) -> Work {
     match payload {
         "first" => Work::FIRST,
         "deliveries" => Work::FIRST.and(Work::RETRY),
@@ -101,12 +101,7 @@ fn first_for<'a>(webhooks: impl IntoIterator<Item = &'a WebhookId>) -> String {
 /// Queues a notification of `kind` on `channel`; PostgreSQL sends it when the transaction
 /// commits (one per transaction, channel and payload).
 pub(crate) async fn notify(conn: &mut PgConnection, channel: &str, kind: Kind) -> sqlx::Result<()> {
-    sqlx::query("SELECT pg_notify($1, $2)")
-        .bind(channel)
-        .bind(kind.payload())
-        .execute(conn)
-        .await?;
-    Ok(())
+    send(conn, channel, kind.payload()).await
 }
 
 /// Queues a notification of first attempts queued for `webhooks` (see [`notify`]).
@@ -115,9 +110,13 @@ pub(crate) async fn notify_first<'a>(
     channel: &str,
     webhooks: impl IntoIterator<Item = &'a WebhookId>,
 ) -> sqlx::Result<()> {
+    send(conn, channel, &first_for(webhooks)).await
+}
+
+async fn send(conn: &mut PgConnection, channel: &str, payload: &str) -> sqlx::Result<()> {
     sqlx::query("SELECT pg_notify($1, $2)")
         .bind(channel)
-        .bind(first_for(webhooks))
+        .bind(payload)
         .execute(conn)
         .await?;
     Ok(())
@@ -144,7 +143,7 @@ impl Waker {
     /// work it and those already received with it name; [`Work::ALL`] when the listening
     /// connection had to be re-established (notifications may have been lost) or at
     /// `max_wait`. Without a working listener it sleeps out `max_wait`.
-    pub(crate) async fn wait(&self, max_wait: Duration, mine: &hookd_core::store::Mine) -> Work {
+    pub(crate) async fn wait(&self, max_wait: Duration, mine: &Mine) -> Work {
         let deadline = Instant::now() + max_wait;
         let Ok(mut slot) = timeout_at(deadline, self.listener.lock()).await else {
             return Work::ALL;
@@ -190,11 +189,7 @@ impl Waker {
 }
 
 /// The work `first` names, with that of the notifications already buffered behind it.
-fn received(
-    first: PgNotification,
-    listener: &mut PgListener,
-    mine: &dyn Fn(&WebhookId) -> bool,
-) -> Work {
+fn received(first: PgNotification, listener: &mut PgListener, mine: &Mine) -> Work {
     let mut work_named = work(first.payload(), mine);
     while let Some(more) = listener.next_buffered() {
         work_named = work_named.and(work(more.payload(), mine));

@@ -40,7 +40,7 @@ pub struct Handoff {
     default_max_in_flight: u32,
     /// The webhooks this process's worker looks at first ([`hookd_core::share`]), kept by the
     /// worker: a publish claims only those, and leaves the others to their owners.
-    share: Arc<std::sync::RwLock<Share>>,
+    share: std::sync::RwLock<Share>,
 }
 
 /// Slots of the budget and the claim a publish may make with them.
@@ -70,7 +70,7 @@ impl Handoff {
             rx: Mutex::new(Some(rx)),
             lease: delivery.lease,
             default_max_in_flight: delivery.max_in_flight_per_webhook,
-            share: Arc::default(),
+            share: std::sync::RwLock::default(),
         }
     }
 
@@ -78,9 +78,26 @@ impl Handoff {
         self.budget.clone()
     }
 
-    /// The worker's share of the webhooks, which it keeps up to date and publishes claim by.
-    pub(crate) fn share(&self) -> Arc<std::sync::RwLock<Share>> {
-        self.share.clone()
+    /// The worker's share of the webhooks now, which its lanes and publishes claim by.
+    pub(crate) fn share(&self) -> Share {
+        self.share.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Whether the worker owns `webhook` now.
+    pub(crate) fn owns(&self, webhook: &WebhookId) -> bool {
+        self.share
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .owns(webhook)
+    }
+
+    /// Takes `next` as the worker's share (its heartbeat read the workers alive); `true` when
+    /// that changed it.
+    pub(crate) fn set_share(&self, next: Share) -> bool {
+        let mut current = self.share.write().unwrap_or_else(|e| e.into_inner());
+        let changed = *current != next;
+        *current = next;
+        changed
     }
 
     pub(crate) fn recorder_failing(&self) -> Arc<AtomicBool> {
@@ -119,7 +136,7 @@ impl Handoff {
             default_max_in_flight: self.default_max_in_flight,
             // Another worker's webhooks are due later here, so they are left to their owner
             // (notified of what was left).
-            share: self.share.read().unwrap_or_else(|e| e.into_inner()).clone(),
+            share: self.share(),
         };
         Some(Grant { slots, claim })
     }

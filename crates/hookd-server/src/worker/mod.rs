@@ -165,8 +165,6 @@ struct LaneState {
     circuits: recorder::Circuits,
     /// Set by the recorder while it cannot write outcomes: the lanes then claim nothing.
     recorder_failing: Arc<AtomicBool>,
-    /// The webhooks this worker looks at first, kept by [`Worker::share_out`].
-    share: Arc<std::sync::RwLock<Share>>,
 }
 
 /// The process's budget of requests in flight, shared by the lanes: first attempts may use all
@@ -347,15 +345,12 @@ impl Worker {
             rx,
         ));
         let mut tasks = JoinSet::new();
-        let id = format!("wk_{}", crate::auth::generate_token());
-        let share = self.handoff.share();
         let state = LaneState {
             budget: self.handoff.budget(),
             slot_waiters,
             recorded,
             circuits,
             recorder_failing,
-            share: share.clone(),
         };
         for lane in [Lane::First, Lane::Retry] {
             let (state, tx) = (state.clone(), tx.clone());
@@ -369,10 +364,7 @@ impl Worker {
         } else {
             drop(tx);
         }
-        tasks.spawn(
-            self.clone()
-                .relay_external_wakeups(share.clone(), shutdown.clone()),
-        );
+        tasks.spawn(self.clone().relay_external_wakeups(shutdown.clone()));
         tasks.spawn(scheduler::run(
             self.store.clone(),
             self.schedules.clone(),
@@ -380,7 +372,7 @@ impl Worker {
             shutdown.clone(),
         ));
         tasks.spawn(self.clone().run_executions(shutdown.clone()));
-        tasks.spawn(self.clone().share_out(id, share, shutdown.clone()));
+        tasks.spawn(self.clone().share_out(shutdown.clone()));
         tasks.spawn(self.clone().prune_periodically(shutdown));
         while tasks.join_next().await.is_some() {}
         let _ = recorder.await;
@@ -389,23 +381,18 @@ impl Worker {
     /// Says every [`HEARTBEAT`] that this worker is alive, and keeps its [`Share`] of the
     /// webhooks up to date with the workers alive. While the database cannot say, the last
     /// share holds (ownership only decides who looks first).
-    async fn share_out(
-        self,
-        id: String,
-        share: Arc<std::sync::RwLock<Share>>,
-        mut shutdown: watch::Receiver<bool>,
-    ) {
+    async fn share_out(self, mut shutdown: watch::Receiver<bool>) {
+        let id = format!("wk_{}", crate::auth::generate_token());
         let ttl = HEARTBEAT_TTL.as_millis() as i64;
         while !*shutdown.borrow() {
             let now = crate::now_ms();
             match self.store.worker_heartbeat(&id, now, now - ttl).await {
                 Ok(live) => {
                     let next = Share::new(&id, &live);
-                    self.metrics.workers(next.workers());
-                    let mut current = share.write().unwrap_or_else(|e| e.into_inner());
-                    if *current != next {
-                        tracing::debug!(workers = next.workers(), "the workers alive changed");
-                        *current = next;
+                    let workers = next.workers();
+                    self.metrics.workers(workers);
+                    if self.handoff.set_share(next) {
+                        tracing::debug!(workers, "the workers alive changed");
                     }
                 }
                 Err(e) => tracing::debug!(error = %e, "the worker heartbeat failed"),
@@ -493,11 +480,7 @@ impl Worker {
             lease: self.settings.delivery.lease,
             lease_token: token.clone(),
             default_max_in_flight: self.settings.delivery.max_in_flight_per_webhook,
-            share: state
-                .share
-                .read()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone(),
+            share: self.handoff.share(),
         };
         let span = tracing::info_span!("claim", ?lane, limit = claim.limit, claimed = Empty);
         let Claimed {
@@ -704,17 +687,9 @@ impl Worker {
     /// wake-up. New deliveries only of webhooks other workers own wake the first-attempt lane
     /// once, [`STEAL_AFTER_MS`](hookd_core::share::STEAL_AFTER_MS) later (one look a second at
     /// most), when they would be this worker's to take should their owner be gone.
-    async fn relay_external_wakeups(
-        self,
-        share: Arc<std::sync::RwLock<Share>>,
-        mut shutdown: watch::Receiver<bool>,
-    ) {
-        let mine = move |webhook: &hookd_core::WebhookId| {
-            share
-                .read()
-                .unwrap_or_else(|e| e.into_inner())
-                .owns(webhook)
-        };
+    async fn relay_external_wakeups(self, mut shutdown: watch::Receiver<bool>) {
+        let handoff = self.handoff.clone();
+        let mine = move |webhook: &hookd_core::WebhookId| handoff.owns(webhook);
         let steal_after = Duration::from_millis(hookd_core::share::STEAL_AFTER_MS as u64 + 10);
         let mut look_later: Option<tokio::time::Instant> = None;
         while !*shutdown.borrow() {
