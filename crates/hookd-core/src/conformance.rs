@@ -2213,6 +2213,28 @@ pub async fn a_wake_up_for_another_workers_webhooks(store: &dyn Store, other: &d
     work
 }
 
+/// What `store` is woken with when `other` publishes first attempts for more webhooks than a
+/// wake-up can name, none of them `store`'s (a store that names webhooks then wakes every
+/// worker).
+pub async fn a_wake_up_for_too_many_webhooks_to_name(store: &dyn Store, other: &dyn Store) -> Work {
+    migrate_both(store, other).await;
+    let mine = WebhookId::generate(seq());
+    let only_mine = move |id: &WebhookId| *id == mine;
+    store
+        .wait_for_work_of(Duration::from_millis(1), &only_mine)
+        .await;
+    let many: Vec<NewDelivery> = (0..300)
+        .map(|_| pending(&WebhookId::generate(seq()), T0))
+        .collect();
+    let waiting = timed(store.wait_for_work_of(Duration::from_secs(10), &only_mine));
+    let ((waited, work), ()) = join(waiting, async {
+        enqueue(other, vec![event(None, many)], T0).await;
+    })
+    .await;
+    assert!(waited < Duration::from_secs(5), "woke after {waited:?}");
+    work
+}
+
 // ---------------------------------------------------------------------------------------------
 // Workers
 // ---------------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ use hookd_core::ids::{DeliveryId, WebhookId};
 use hookd_core::store::{Claim, Claimed, DeliveryFilter, Lane, Page, WebhookStats};
 use hookd_store_sql::deliveries::{self as sql, lease_until};
 use hookd_store_sql::stats;
-use sqlx::{PgConnection, PgPool, Postgres, Row};
+use sqlx::{PgPool, Postgres, Row};
 
 use crate::rows::{self, delivery_columns};
 
@@ -55,24 +55,6 @@ pub(crate) async fn claim(pool: &PgPool, claim: &Claim) -> sqlx::Result<Claimed>
     }
     Ok(Claimed {
         deliveries: claimed,
-        next_at: plan.next_at,
-        waits_for_a_slot: plan.waits_for_a_slot,
-        candidates: read,
-    })
-}
-
-/// The claim inside a transaction the caller opened (a publish's): plans with what the
-/// transaction sees, its own new rows included, and leases; the claim lock is then held until
-/// that transaction ends. Nothing taken is not planned again: the caller wakes the lanes for
-/// what it left.
-pub(crate) async fn claim_in(conn: &mut PgConnection, claim: &Claim) -> sqlx::Result<Claimed> {
-    let read = candidates(&mut *conn, claim).await?;
-    let plan = claim.plan(&read);
-    if plan.grants.is_empty() {
-        return Ok(Claimed::idle(&plan));
-    }
-    Ok(Claimed {
-        deliveries: lease(&mut *conn, claim, &plan).await?,
         next_at: plan.next_at,
         waits_for_a_slot: plan.waits_for_a_slot,
         candidates: read,

@@ -1,20 +1,23 @@
-//! Events and the deliveries they cause, written together in one transaction, and event reads.
+//! Events and the deliveries they cause, written together in one statement, and event reads.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use hookd_core::delivery::DeliveryStatus;
 use hookd_core::event::Event;
-use hookd_core::ids::{DeliveryId, EventId};
+use hookd_core::flow;
+use hookd_core::ids::{EventId, WebhookId};
 use hookd_core::store::{Claim, Claimed, Enqueued, EventToStore, NewDelivery, Page};
+use hookd_store_sql::deliveries::lease_until;
 use hookd_store_sql::events::{self as sql, sort_out};
-use sqlx::{PgConnection, PgPool, Postgres};
+use sqlx::{PgConnection, PgPool, Postgres, Row};
 
 use crate::rows::{self, encode_err, event_columns, int};
 
-/// Stores the events and their deliveries in one transaction.
-///
-/// With `claim`, the transaction then claims first attempts as a claim of its own would
-/// ([`crate::deliveries::claim_in`]), and notifies other processes only of what it left.
+/// The publish in one statement (`hookd_publish`, migration 0010): the events (an event whose
+/// idempotency key is taken is skipped with its deliveries), their deliveries, with `claim`
+/// the claim of first attempts of the webhooks it may take ([`grants`]) as the lanes' claim
+/// makes it ([`crate::deliveries`]), and the notification naming the webhooks it left pending.
+/// One call is one transaction and one round trip, where separate statements took seven.
 pub(crate) async fn enqueue(
     pool: &PgPool,
     channel: &str,
@@ -22,98 +25,189 @@ pub(crate) async fn enqueue(
     now_ms: i64,
     claim: Option<&Claim>,
 ) -> sqlx::Result<(Vec<Enqueued>, Option<Claimed>)> {
-    let mut tx = pool.begin().await?;
-    let firsts = insert_events(&mut tx, events, now_ms).await?;
-    let (results, deliveries) = sort_out(events, firsts);
-    if !deliveries.is_empty() {
-        insert_deliveries(&mut tx, &deliveries, now_ms).await?;
+    // Events go in in the order of their keys, so two publishes that share keys wait for each
+    // other in the same order and cannot deadlock. `ON CONFLICT DO NOTHING` waits for a
+    // concurrent transaction holding the same key, so of two concurrent publishes exactly one
+    // stores the event; within one call a repeated key is stored once, for its first event.
+    let mut order: Vec<&EventToStore> = events.iter().collect();
+    order.sort_by(|a, b| {
+        (a.event.idempotency_key.as_deref()).cmp(&b.event.idempotency_key.as_deref())
+    });
+    let mut data = Vec::with_capacity(events.len());
+    for e in &order {
+        data.push(serde_json::to_string(&e.event.data).map_err(encode_err)?);
     }
-    let claimed = match claim {
-        Some(claim) if !deliveries.is_empty() => {
-            Some(crate::deliveries::claim_in(&mut tx, claim).await?)
+    let deliveries: Vec<(&EventId, &NewDelivery)> = events
+        .iter()
+        .flat_map(|e| e.deliveries.iter().map(move |d| (&e.id, d)))
+        .collect();
+    let grants = claim.map(|c| grants(c, &deliveries)).unwrap_or_default();
+    let claim = claim.filter(|_| !grants.is_empty());
+    let rows = sqlx::query(PUBLISH)
+        .bind(now_ms)
+        .bind(channel)
+        .bind(i32::try_from(crate::wake::MAX_NAMED).unwrap_or(i32::MAX))
+        .bind(order.iter().map(|e| e.id.as_str()).collect::<Vec<_>>())
+        .bind(
+            order
+                .iter()
+                .map(|e| e.event.event_type.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            order
+                .iter()
+                .map(|e| e.event.model.as_deref())
+                .collect::<Vec<_>>(),
+        )
+        .bind(data)
+        .bind(
+            order
+                .iter()
+                .map(|e| e.event.occurred_at)
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            order
+                .iter()
+                .map(|e| e.event.idempotency_key.as_deref())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            deliveries
+                .iter()
+                .map(|(_, d)| d.id.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            deliveries
+                .iter()
+                .map(|(e, _)| e.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            deliveries
+                .iter()
+                .map(|(_, d)| d.webhook_id.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            deliveries
+                .iter()
+                .map(|(_, d)| d.status.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            deliveries
+                .iter()
+                .map(|(_, d)| d.next_attempt_at)
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            deliveries
+                .iter()
+                .map(|(_, d)| d.entry_index.map(int))
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            deliveries
+                .iter()
+                .map(|(_, d)| d.lease.as_deref())
+                .collect::<Vec<_>>(),
+        )
+        .bind(claim.map(|c| c.lease_token.as_str()))
+        .bind(claim.map(lease_until))
+        .bind(claim.map(|c| i64::from(c.limit)))
+        .bind(grants.iter().map(|(w, _)| w.as_str()).collect::<Vec<_>>())
+        .bind(grants.iter().map(|(_, n)| *n).collect::<Vec<_>>())
+        .bind(claim.map(|c| i64::from(c.default_max_in_flight)))
+        .bind(flow::RATE_TOLERANCE_US)
+        .fetch_all(pool)
+        .await?;
+    let mut skipped = HashSet::new();
+    let mut claimed = claim.map(|_| Claimed {
+        deliveries: Vec::new(),
+        next_at: None,
+        waits_for_a_slot: false,
+        candidates: Vec::new(),
+    });
+    for row in &rows {
+        let kind: &str = row.try_get("kind")?;
+        match (kind, claimed.as_mut()) {
+            ("duplicate", _) => {
+                skipped.insert(EventId::from_trusted(row.try_get("id")?));
+            }
+            ("claimed", Some(claimed)) => {
+                let delivery = rows::delivery(row)?;
+                if !claimed
+                    .candidates
+                    .iter()
+                    .any(|c| c.webhook_id == delivery.webhook_id)
+                {
+                    claimed.candidates.push(rows::candidate(row)?);
+                }
+                claimed.deliveries.push(delivery);
+            }
+            _ => {
+                return Err(sqlx::Error::Protocol(format!(
+                    "hookd_publish returned a {kind:?} row"
+                )))
+            }
         }
-        _ => None,
-    };
-    let taken: HashSet<&DeliveryId> = claimed
-        .iter()
-        .flat_map(|c| c.deliveries.iter().map(|d| &d.id))
-        .collect();
-    let left: Vec<_> = deliveries
-        .iter()
-        .filter(|(_, d)| d.status == DeliveryStatus::Pending && !taken.contains(&d.id))
-        .map(|(_, d)| &d.webhook_id)
-        .collect();
-    if !left.is_empty() {
-        // Delivered at commit, so a woken worker finds the rows; named, so a worker that owns
-        // none of the webhooks need not look.
-        crate::wake::notify_first(&mut tx, channel, left).await?;
     }
-    tx.commit().await?;
+    if let Some(claimed) = claimed.as_mut() {
+        claimed.deliveries.sort_by(|a, b| a.id.cmp(&b.id));
+    }
+    let firsts = if skipped.is_empty() {
+        vec![None; events.len()]
+    } else {
+        holders(pool, events, &skipped).await?
+    };
+    let (results, _) = sort_out(events, firsts);
     Ok((results, claimed))
 }
 
-/// Inserts every event in one statement (one array per column, as for deliveries), skipping
-/// those whose idempotency key is taken; returns, per event in order, `None` when it was
-/// inserted or the event that holds its key.
-///
-/// `ON CONFLICT DO NOTHING` waits for a concurrent transaction holding the same key, so of two
-/// concurrent requests exactly one inserts and the other sees its event; within one statement
-/// a repeated key is inserted once, for its first row. Rows go in the order of their keys, so
-/// two transactions that share keys wait for each other in the same order and cannot deadlock.
-async fn insert_events(
-    conn: &mut PgConnection,
+/// `hookd_publish`'s arguments: `$1` now, `$2` channel, `$3` longest payload naming webhooks,
+/// `$4`–`$9` the events' columns, `$10`–`$16` the deliveries', `$17` the lease token (null: no
+/// claim), `$18` lease end, `$19` the claim's limit, `$20`/`$21` webhook ids and counts it may
+/// take, `$22` the default cap, `$23` the rate limiter's tolerance (µs).
+const PUBLISH: &str = "SELECT * FROM hookd_publish($1, $2, $3, $4::text[], $5::text[], $6::text[],
+    $7::text[], $8::bigint[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[],
+    $14::bigint[], $15::integer[], $16::text[], $17, $18, $19, $20::text[], $21::bigint[], $22, $23)";
+
+/// What a publish's claim may take: each webhook of the claim's share with first attempts in
+/// the publish, as many as it has there (at most the claim's limit). The claim cuts each to
+/// what the webhook's limits allow and takes its oldest due deliveries first, so a webhook
+/// with a backlog still sends in order; the lanes take what is left, and other webhooks.
+fn grants(claim: &Claim, deliveries: &[(&EventId, &NewDelivery)]) -> Vec<(WebhookId, i64)> {
+    let mut grants: Vec<(WebhookId, i64)> = Vec::new();
+    for (_, d) in deliveries {
+        if d.status != DeliveryStatus::Pending || !claim.share.owns(&d.webhook_id) {
+            continue;
+        }
+        match grants.iter_mut().find(|(w, _)| *w == d.webhook_id) {
+            Some((_, n)) => *n = (*n + 1).min(i64::from(claim.limit)),
+            None => grants.push((d.webhook_id.clone(), 1)),
+        }
+    }
+    grants
+}
+
+/// For each event in order, `None` when it was stored, or the stored event holding the
+/// idempotency key of one `skipped` (read after the publish, which waited for that event's
+/// transaction to commit).
+async fn holders(
+    pool: &PgPool,
     events: &[EventToStore],
-    now_ms: i64,
+    skipped: &HashSet<EventId>,
 ) -> sqlx::Result<Vec<Option<Event>>> {
-    let mut order: Vec<usize> = (0..events.len()).collect();
-    order.sort_by(|&a, &b| {
-        let key = |i: usize| events[i].event.idempotency_key.as_deref();
-        key(a).cmp(&key(b)).then(a.cmp(&b))
-    });
-    let mut ids = Vec::with_capacity(events.len());
-    let mut types = Vec::with_capacity(events.len());
-    let mut models = Vec::with_capacity(events.len());
-    let mut data = Vec::with_capacity(events.len());
-    let mut occurred = Vec::with_capacity(events.len());
-    let mut keys = Vec::with_capacity(events.len());
-    for &i in &order {
-        let e = &events[i];
-        ids.push(e.id.as_str());
-        types.push(e.event.event_type.as_str());
-        models.push(e.event.model.as_deref());
-        data.push(serde_json::to_string(&e.event.data).map_err(encode_err)?);
-        occurred.push(e.event.occurred_at);
-        keys.push(e.event.idempotency_key.as_deref());
-    }
-    let inserted: Vec<String> = sqlx::query_scalar(concat!(
-        "INSERT INTO events (",
-        event_columns!(),
-        ") SELECT id, event_type, model, data, occurred_at, idempotency_key, $7
-         FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[])
-             WITH ORDINALITY AS e (id, event_type, model, data, occurred_at, idempotency_key, n)
-         ORDER BY n
-         ON CONFLICT (idempotency_key) DO NOTHING
-         RETURNING id"
-    ))
-    .bind(ids)
-    .bind(types)
-    .bind(models)
-    .bind(data)
-    .bind(occurred)
-    .bind(keys)
-    .bind(now_ms)
-    .fetch_all(&mut *conn)
-    .await?;
-    if inserted.len() == events.len() {
-        return Ok(vec![None; events.len()]);
-    }
-    let inserted: std::collections::HashSet<&str> = inserted.iter().map(String::as_str).collect();
     let taken: Vec<&str> = events
         .iter()
-        .filter(|e| !inserted.contains(e.id.as_str()))
+        .filter(|e| skipped.contains(&e.id))
         .filter_map(|e| e.event.idempotency_key.as_deref())
         .collect();
-    let holders: std::collections::HashMap<String, Event> = by_idempotency_keys(conn, &taken)
+    let mut conn = pool.acquire().await?;
+    let holders: HashMap<String, Event> = by_idempotency_keys(&mut conn, &taken)
         .await?
         .into_iter()
         .filter_map(|h| Some((h.idempotency_key.clone()?, h)))
@@ -121,7 +215,7 @@ async fn insert_events(
     events
         .iter()
         .map(|e| match e.event.idempotency_key.as_deref() {
-            _ if inserted.contains(e.id.as_str()) => Ok(None),
+            _ if !skipped.contains(&e.id) => Ok(None),
             Some(key) => holders
                 .get(key)
                 .cloned()
@@ -147,49 +241,6 @@ async fn by_idempotency_keys(conn: &mut PgConnection, keys: &[&str]) -> sqlx::Re
     .iter()
     .map(rows::event)
     .collect()
-}
-
-/// Inserts every delivery in one statement: one array per column, `UNNEST`ed into rows. The
-/// statement has the same shape for any fan-out, so it is prepared once per connection and has
-/// no bound-parameter limit to chunk around.
-async fn insert_deliveries(
-    conn: &mut PgConnection,
-    deliveries: &[(&EventId, &NewDelivery)],
-    now_ms: i64,
-) -> sqlx::Result<()> {
-    let ids: Vec<&str> = deliveries.iter().map(|(_, d)| d.id.as_str()).collect();
-    let event_ids: Vec<&str> = deliveries.iter().map(|(e, _)| e.as_str()).collect();
-    let webhook_ids: Vec<&str> = deliveries
-        .iter()
-        .map(|(_, d)| d.webhook_id.as_str())
-        .collect();
-    let statuses: Vec<&str> = deliveries.iter().map(|(_, d)| d.status.as_str()).collect();
-    let due: Vec<i64> = deliveries.iter().map(|(_, d)| d.next_attempt_at).collect();
-    let entries: Vec<Option<i32>> = deliveries
-        .iter()
-        .map(|(_, d)| d.entry_index.map(int))
-        .collect();
-    let leases: Vec<Option<&str>> = deliveries.iter().map(|(_, d)| d.lease.as_deref()).collect();
-    sqlx::query(
-        "INSERT INTO deliveries (id, event_id, webhook_id, status, attempts, next_attempt_at,
-             entry_index, lease_token, created_at, updated_at)
-         SELECT id, event_id, webhook_id, status, 0, next_attempt_at, entry_index, lease_token,
-             $8, $8
-         FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::integer[],
-             $7::text[])
-             AS d (id, event_id, webhook_id, status, next_attempt_at, entry_index, lease_token)",
-    )
-    .bind(ids)
-    .bind(event_ids)
-    .bind(webhook_ids)
-    .bind(statuses)
-    .bind(due)
-    .bind(entries)
-    .bind(leases)
-    .bind(now_ms)
-    .execute(conn)
-    .await?;
-    Ok(())
 }
 
 pub(crate) async fn get(pool: &PgPool, id: &EventId) -> sqlx::Result<Option<Event>> {

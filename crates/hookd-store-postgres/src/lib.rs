@@ -124,6 +124,7 @@ impl PgStore {
         let pool = PgPoolOptions::new()
             .max_connections(pg.pool_size.max(1))
             .acquire_timeout(acquire_timeout)
+            .test_before_acquire(false)
             .connect_with(options.clone())
             .await;
         let pool = match pool {

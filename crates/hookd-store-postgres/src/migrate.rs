@@ -20,6 +20,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (7, include_str!("../migrations/0007_secrets.sql")),
     (8, include_str!("../migrations/0008_attempt_series.sql")),
     (9, include_str!("../migrations/0009_workers.sql")),
+    (10, include_str!("../migrations/0010_publish.sql")),
 ];
 
 /// The runner's table; `checksum` (the SHA-256 of each migration's SQL) is added to a table

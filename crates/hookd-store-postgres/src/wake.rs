@@ -51,9 +51,9 @@ impl Kind {
     }
 }
 
-/// Longest payload, in bytes, that names webhooks; a publish for more says `first` alone
-/// (PostgreSQL's payloads stop at 8,000 bytes).
-const MAX_NAMED: usize = 4_000;
+/// Longest payload, in bytes, that names webhooks (`first:<id>,<id>`, made by `hookd_publish`);
+/// a publish for more says `first` alone (PostgreSQL's payloads stop at 8,000 bytes).
+pub(crate) const MAX_NAMED: usize = 4_000;
 
 /// The work a notification's payload names, for a worker that looks first at the webhooks
 /// `mine` accepts: `first:<id>,<id>…` (first attempts of those webhooks) is nothing for it when
@@ -78,39 +78,10 @@ fn work(payload: &str, mine: &Mine) -> Work {
     }
 }
 
-/// The payload of a notification of first attempts queued for `webhooks`: named, so a worker
-/// that owns none of them need not look ([`hookd_core::share`]), unless they are too many.
-fn first_for<'a>(webhooks: impl IntoIterator<Item = &'a WebhookId>) -> String {
-    let mut payload = String::from("first:");
-    let mut named = std::collections::HashSet::new();
-    for id in webhooks {
-        if !named.insert(id) {
-            continue;
-        }
-        if named.len() > 1 {
-            payload.push(',');
-        }
-        payload.push_str(id.as_str());
-        if payload.len() > MAX_NAMED {
-            return Kind::First.payload().to_owned();
-        }
-    }
-    payload
-}
-
 /// Queues a notification of `kind` on `channel`; PostgreSQL sends it when the transaction
 /// commits (one per transaction, channel and payload).
 pub(crate) async fn notify(conn: &mut PgConnection, channel: &str, kind: Kind) -> sqlx::Result<()> {
     send(conn, channel, kind.payload()).await
-}
-
-/// Queues a notification of first attempts queued for `webhooks` (see [`notify`]).
-pub(crate) async fn notify_first<'a>(
-    conn: &mut PgConnection,
-    channel: &str,
-    webhooks: impl IntoIterator<Item = &'a WebhookId>,
-) -> sqlx::Result<()> {
-    send(conn, channel, &first_for(webhooks)).await
 }
 
 async fn send(conn: &mut PgConnection, channel: &str, payload: &str) -> sqlx::Result<()> {
@@ -223,24 +194,15 @@ mod tests {
 
     #[test]
     fn first_attempts_of_named_webhooks_are_work_only_for_a_worker_owning_one() {
-        let ids: Vec<WebhookId> = ["wh_a", "wh_b", "wh_a"]
-            .iter()
-            .map(|id| WebhookId::from_trusted((*id).into()))
-            .collect();
-        let payload = first_for(&ids);
-        assert_eq!(payload, "first:wh_a,wh_b", "each named once");
+        let payload = "first:wh_a,wh_b";
         let owns_b = |id: &WebhookId| id.as_str() == "wh_b";
         let owns_c = |id: &WebhookId| id.as_str() == "wh_c";
-        assert_eq!(work(&payload, &owns_b), Work::FIRST);
-        assert_eq!(work(&payload, &owns_c), Work::ELSEWHERE, "not its webhooks");
-        let many: Vec<WebhookId> = (0..1_000)
-            .map(|i| WebhookId::from_trusted(format!("wh_{i:026}")))
-            .collect();
+        assert_eq!(work(payload, &owns_b), Work::FIRST);
+        assert_eq!(work(payload, &owns_c), Work::ELSEWHERE, "not its webhooks");
         assert_eq!(
-            first_for(&many),
-            "first",
+            work("first", &owns_c),
+            Work::FIRST,
             "too many to name: for every worker"
         );
-        assert_eq!(work(&first_for(&many), &owns_c), Work::FIRST);
     }
 }

@@ -91,3 +91,16 @@ async fn wake_ups_for_another_workers_webhooks_name_no_work() {
     drop((store, other));
     db.remove().await;
 }
+
+/// A publish for more webhooks than a notification can name says so (`first`): every worker
+/// looks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wake_ups_for_too_many_webhooks_to_name_are_for_every_worker() {
+    use hookd_core::conformance::{self as c, TestDatabase as _};
+    let Some(db) = fresh().await else { return };
+    let (store, other) = (db.open().await, db.open().await);
+    let work = c::a_wake_up_for_too_many_webhooks_to_name(&*store, &*other).await;
+    assert_eq!(work, Work::FIRST);
+    drop((store, other));
+    db.remove().await;
+}
