@@ -90,6 +90,7 @@ macro_rules! conformance_tests {
             claims_say_when_to_look_again,
             claims_hold_each_webhooks_in_flight_cap,
             a_publish_that_claims_leases_within_each_webhooks_limits,
+            a_publish_without_older_work_leases_round_robin_within_the_caps,
             claims_go_round_robin_across_webhooks,
             rate_limited_webhooks_wait_their_turn,
             open_circuits_hold_deliveries_until_a_probe_closes_them,
@@ -1714,6 +1715,50 @@ pub async fn a_publish_that_claims_leases_within_each_webhooks_limits(store: &dy
     assert_eq!(state(store, &done.id).await.0, DeliveryStatus::Succeeded);
     let after = claimed(store, &claim(Lane::First, T0 + 3, 10)).await;
     assert_eq!(per_webhook(&after), BTreeMap::from([(capped.clone(), 1)]));
+}
+
+pub async fn a_publish_without_older_work_leases_round_robin_within_the_caps(store: &dyn Store) {
+    let capped = limited(store, Some(1), None).await;
+    let (a, b) = (
+        limited(store, None, None).await,
+        limited(store, None, None).await,
+    );
+    // Already in flight for `a` (leased by a claim earlier): it counts against nothing here.
+    let earlier = queue(store, &a, T0 - 100).await;
+    assert_eq!(
+        claim_ids(store, &claim(Lane::First, T0 - 50, 10)).await,
+        [earlier]
+    );
+    let mut new: Vec<NewDelivery> = (0..3).map(|_| pending(&capped, T0)).collect();
+    new.extend((0..3).map(|_| pending(&a, T0)));
+    new.push(pending(&b, T0));
+    let published = event(None, new);
+    let c = claim(Lane::First, T0, 4);
+    let (_, taken) = store
+        .enqueue_events_and_claim(std::slice::from_ref(&published), T0, &c)
+        .await
+        .expect("enqueue_events_and_claim");
+    let Some(taken) = taken else {
+        return; // A store that claims nothing in a publish: the test above covers it.
+    };
+    assert_eq!(
+        per_webhook(&taken.deliveries),
+        BTreeMap::from([(capped.clone(), 1), (a.clone(), 2), (b.clone(), 1)]),
+        "one round each, then `a` again; the capped webhook at its cap"
+    );
+    for d in &taken.deliveries {
+        assert_eq!(
+            state(store, &d.id).await,
+            (DeliveryStatus::Delivering, 0, Some(T0 + LEASE_MS)),
+            "leased when the publish committed"
+        );
+    }
+    let rest = claimed(store, &claim(Lane::First, T0 + 1, 10)).await;
+    assert_eq!(
+        per_webhook(&rest),
+        BTreeMap::from([(a.clone(), 1)]),
+        "the lanes find what the publish left, the capped webhook's waiting"
+    );
 }
 
 pub async fn claims_go_round_robin_across_webhooks(store: &dyn Store) {

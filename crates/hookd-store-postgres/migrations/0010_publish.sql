@@ -89,8 +89,10 @@ END $$;
 -- seven. The events are inserted in the order given (the caller orders them by idempotency
 -- key, so two publishes sharing keys wait for each other in one order); an event whose key is
 -- taken is skipped with its deliveries and returned as a `duplicate` row. With `p_token`, the
--- deliveries of `p_grant_ids` are claimed as hookd_claim_deliveries claims (under its lock,
--- within each webhook's limits, oldest first) and returned as `claimed` rows with their
+-- deliveries of `p_grant_ids` are claimed under the claim lock, within each webhook's limits
+-- (hookd_claim_room), oldest first: when none of those webhooks has older first attempts due,
+-- by inserting the new deliveries already leased (one write a delivery fewer), otherwise by
+-- hookd_claim_deliveries after the insert. They are returned as `claimed` rows with their
 -- webhook's state read under the lock (its limit columns null when the webhook is gone), due
 -- now, with the deliveries the claim took of it in flight.
 -- Webhooks left with pending first attempts are named in one notification
@@ -114,6 +116,8 @@ CREATE FUNCTION hookd_publish(
 #variable_conflict use_column
 DECLARE
     v_inserted text[];
+    v_backlog boolean := false;
+    v_lease text[] := '{}';
     v_claimed deliveries[] := '{}';
     v_left text;
 BEGIN
@@ -135,18 +139,77 @@ BEGIN
     FROM UNNEST(p_event_ids) AS e (id)
     WHERE NOT e.id = ANY (v_inserted);
 
-    INSERT INTO deliveries (id, event_id, webhook_id, status, attempts, next_attempt_at,
-        entry_index, lease_token, created_at, updated_at)
-    SELECT d.id, d.event_id, d.webhook_id, d.status, 0, d.next_attempt_at, d.entry_index,
-        d.lease_token, p_now, p_now
-    FROM UNNEST(p_ids, p_events, p_webhooks, p_statuses, p_due, p_entries, p_leases)
-        AS d (id, event_id, webhook_id, status, next_attempt_at, entry_index, lease_token)
-    WHERE d.event_id = ANY (v_inserted);
-
     IF p_token IS NOT NULL AND cardinality(p_grant_ids) > 0 THEN
+        PERFORM pg_advisory_xact_lock(hashtext('hookd_claim:' || current_schema()));
+        -- Older first attempts due for one of the webhooks go first: the claim takes them.
+        SELECT EXISTS (
+            SELECT 1 FROM UNNEST(p_grant_ids) AS g (webhook_id)
+            WHERE EXISTS (
+                SELECT 1 FROM deliveries AS q
+                WHERE q.status IN ('pending', 'retrying', 'delivering') AND q.attempts = 0
+                  AND q.webhook_id = g.webhook_id AND q.next_attempt_at <= p_now))
+        INTO v_backlog;
+        IF NOT v_backlog THEN
+            -- Otherwise the new deliveries are leased as they are inserted: up to each
+            -- webhook's room now, round-robin across webhooks, at most p_limit in all.
+            WITH room AS (
+                SELECT g.webhook_id,
+                    hookd_claim_room(g.n, w, p_now, p_default_cap, p_tolerance_us, f.in_flight)
+                        AS n
+                FROM UNNEST(p_grant_ids, p_grant_counts) AS g (webhook_id, n)
+                LEFT JOIN webhooks AS w ON w.id = g.webhook_id
+                CROSS JOIN LATERAL (
+                    SELECT COUNT(*) AS in_flight FROM deliveries AS l
+                    WHERE l.status = 'delivering' AND l.webhook_id = g.webhook_id
+                      AND l.next_attempt_at > p_now) AS f),
+            ranked AS (
+                SELECT d.id, d.n AS pos, room.n AS room,
+                    row_number() OVER (PARTITION BY d.webhook_id ORDER BY d.n) AS k
+                FROM UNNEST(p_ids, p_events, p_webhooks, p_statuses, p_due)
+                    WITH ORDINALITY AS d (id, event_id, webhook_id, status, next_attempt_at, n)
+                JOIN room ON room.webhook_id = d.webhook_id
+                WHERE d.status = 'pending' AND d.next_attempt_at <= p_now
+                  AND d.event_id = ANY (v_inserted))
+            SELECT COALESCE(array_agg(r.id), '{}') INTO v_lease
+            FROM (SELECT ranked.id FROM ranked WHERE ranked.k <= ranked.room
+                  ORDER BY ranked.k, ranked.pos LIMIT p_limit) AS r;
+        END IF;
+    END IF;
+
+    -- The rows leased here are read back from the insert itself (a lookup by id would be
+    -- planned once, while the table may still be small).
+    WITH inserted AS (
+        INSERT INTO deliveries (id, event_id, webhook_id, status, attempts, next_attempt_at,
+            entry_index, lease_token, created_at, updated_at)
+        SELECT d.id, d.event_id, d.webhook_id,
+            CASE WHEN d.id = ANY (v_lease) THEN 'delivering' ELSE d.status END, 0,
+            CASE WHEN d.id = ANY (v_lease) THEN p_lease_until ELSE d.next_attempt_at END,
+            d.entry_index,
+            CASE WHEN d.id = ANY (v_lease) THEN p_token ELSE d.lease_token END, p_now, p_now
+        FROM UNNEST(p_ids, p_events, p_webhooks, p_statuses, p_due, p_entries, p_leases)
+            AS d (id, event_id, webhook_id, status, next_attempt_at, entry_index, lease_token)
+        WHERE d.event_id = ANY (v_inserted)
+        RETURNING deliveries.*)
+    SELECT COALESCE(array_agg(ROW(inserted.*)::deliveries)
+        FILTER (WHERE inserted.id = ANY (v_lease)), '{}')
+    INTO v_claimed FROM inserted;
+
+    IF v_backlog THEN
         SELECT COALESCE(array_agg(c), '{}') INTO v_claimed
         FROM hookd_claim_deliveries(true, p_now, p_lease_until, p_token, p_limit, p_grant_ids,
             p_grant_counts, p_default_cap, p_tolerance_us) AS c;
+    ELSIF cardinality(v_lease) > 0 THEN
+        -- The rate limiters move on as a claim moves them.
+        UPDATE webhooks AS w
+        SET rate_tat_us = GREATEST(w.rate_tat_us, p_now * 1000)
+            + (1000000 + w.rate_limit - 1) / w.rate_limit * c.taken
+        FROM (SELECT d.webhook_id, COUNT(*) AS taken
+              FROM UNNEST(p_ids, p_webhooks) AS d (id, webhook_id)
+              WHERE d.id = ANY (v_lease) GROUP BY d.webhook_id) AS c
+        WHERE w.id = c.webhook_id AND w.rate_limit IS NOT NULL AND w.active;
+    END IF;
+
+    IF cardinality(v_claimed) > 0 THEN
         RETURN QUERY
         SELECT 'claimed', c.id, c.event_id, c.webhook_id, c.status, c.attempts,
             c.next_attempt_at, c.entry_index, c.last_status_code, c.last_error, c.schedule_id,

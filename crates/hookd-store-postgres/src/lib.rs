@@ -75,6 +75,8 @@ pub struct PgOptions {
 pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 /// The default pool size.
 pub const DEFAULT_POOL_SIZE: u32 = 16;
+/// A pooled connection idle longer than this is pinged before it is used again.
+const PING_IDLE_AFTER: Duration = Duration::from_secs(1);
 /// No hot statement comes near it; a statement stuck behind a lock or a runaway plan is cut
 /// off instead of holding its connection for good.
 pub const DEFAULT_STATEMENT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -124,7 +126,18 @@ impl PgStore {
         let pool = PgPoolOptions::new()
             .max_connections(pg.pool_size.max(1))
             .acquire_timeout(acquire_timeout)
+            // A connection back from a statement a moment ago is used as it is (sqlx pings every
+            // connection it returns to the pool already); one idle for a while is pinged first,
+            // so one the server dropped meanwhile (a restart) is replaced, not handed out.
             .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for > PING_IDLE_AFTER {
+                        sqlx::Connection::ping(conn).await?;
+                    }
+                    Ok(true)
+                })
+            })
             .connect_with(options.clone())
             .await;
         let pool = match pool {
