@@ -15,7 +15,12 @@
 //! look up a batch of rows by a list of ids are therefore not kept (`persistent(false)`): each
 //! run is planned with its values and the table's current size. Planning every statement that
 //! way (`plan_cache_mode = force_custom_plan`) was measured too: the claim's statements then
-//! spent as long in the planner as in execution.
+//! spent as long in the planner as in execution. The hot writes (the publish, the claim, a
+//! batch of outcomes) run in functions instead (migrations 0004, 0005 and 0010) that keep one
+//! generic plan per connection, each step of which follows an index whatever the tables held
+//! when it was made (where the planner could pick otherwise, the function turns sequential
+//! scans, hash and merge joins off for its own planning); `tests/it/plans.rs` in `hookd-server`
+//! checks it.
 //!
 //! Modules own one use case each: migrate, tokens, webhooks, events, deliveries, outcomes,
 //! schedules, inbound hooks, executions, prune and wake (LISTEN/NOTIFY).

@@ -90,29 +90,12 @@ where
     let records = attempts
         .map(|a| serde_json::to_string(a).map_err(encode_err))
         .collect::<sqlx::Result<Vec<String>>>()?;
+    // `hookd_record_rows` (migration 0010): one statement that keeps its plan.
     let query = sqlx::query(
-        "WITH locked AS (
-             SELECT id FROM webhooks WHERE id = ANY($9::text[]) AND failing_since IS NOT NULL
-             ORDER BY id FOR UPDATE),
-         cleared AS (
-             UPDATE webhooks AS w SET failing_since = NULL FROM locked WHERE w.id = locked.id),
-         inserted AS (
-             INSERT INTO attempts (id, delivery_id, started_at, record, webhook_id, succeeded,
-                 latency_ms)
-             SELECT * FROM UNNEST($10::text[], $11::text[], $12::bigint[], $13::text[],
-                 $14::text[], $15::integer[], $16::bigint[])
-             ON CONFLICT (id) DO NOTHING)
-         UPDATE deliveries AS d
-         SET status = u.status, attempts = u.attempts, next_attempt_at = u.next_attempt_at,
-             last_status_code = u.status_code, last_error = u.error, lease_token = NULL,
-             updated_at = u.now_ms
-         FROM UNNEST($1::text[], $2::text[], $3::text[], $4::integer[], $5::bigint[],
-                     $6::integer[], $7::text[], $8::bigint[])
-             AS u (id, lease_token, status, attempts, next_attempt_at, status_code, error, now_ms)
-         WHERE d.id = u.id AND d.lease_token = u.lease_token",
-    )
-    // Planned each time with its arrays (see "Plans" in the crate's documentation).
-    .persistent(false);
+        "SELECT hookd_record_rows($1::text[], $2::text[], $3::text[], $4::integer[],
+             $5::bigint[], $6::integer[], $7::text[], $8::bigint[], $9::text[], $10::text[],
+             $11::text[], $12::bigint[], $13::text[], $14::text[], $15::integer[], $16::bigint[])",
+    );
     move_deliveries(query, outcomes)
         .bind(healthy)
         .bind(ids)
