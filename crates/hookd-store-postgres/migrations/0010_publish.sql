@@ -91,9 +91,10 @@ END $$;
 -- key, so two publishes sharing keys wait for each other in one order); an event whose key is
 -- taken is skipped with its deliveries and returned as a `duplicate` row. With `p_token`, the
 -- deliveries of `p_grant_ids` are claimed under the claim lock, within each webhook's limits
--- (hookd_claim_room), oldest first: when none of those webhooks has older first attempts due,
--- by inserting the new deliveries already leased (one write a delivery fewer), otherwise by
--- hookd_claim_deliveries after the insert. They are returned as `claimed` rows with their
+-- (hookd_claim_room), oldest first: with `p_insert_leased` and none of those webhooks having
+-- older first attempts due, by inserting the new deliveries already leased (one write a
+-- delivery fewer, the lock held across the insert), otherwise by hookd_claim_deliveries after
+-- the insert. They are returned as `claimed` rows with their
 -- webhook's state read under the lock (its limit columns null when the webhook is gone), due
 -- now, with the deliveries the claim took of it in flight.
 -- Webhooks left with pending first attempts are named in one notification
@@ -105,7 +106,8 @@ CREATE FUNCTION hookd_publish(
     p_ids text[], p_events text[], p_webhooks text[], p_statuses text[], p_due bigint[],
     p_entries integer[], p_leases text[],
     p_token text, p_lease_until bigint, p_limit bigint, p_grant_ids text[],
-    p_grant_counts bigint[], p_default_cap bigint, p_tolerance_us bigint
+    p_grant_counts bigint[], p_default_cap bigint, p_tolerance_us bigint,
+    p_insert_leased boolean
 ) RETURNS TABLE (
     kind text, id text, event_id text, webhook_id text, status text, attempts integer,
     next_attempt_at bigint, entry_index integer, last_status_code integer, last_error text,
@@ -117,6 +119,7 @@ CREATE FUNCTION hookd_publish(
 #variable_conflict use_column
 DECLARE
     v_inserted text[];
+    v_claim boolean;
     v_backlog boolean := false;
     v_lease text[] := '{}';
     v_claimed deliveries[] := '{}';
@@ -140,9 +143,10 @@ BEGIN
     FROM UNNEST(p_event_ids) AS e (id)
     WHERE NOT e.id = ANY (v_inserted);
 
-    IF p_token IS NOT NULL AND cardinality(p_grant_ids) > 0 THEN
-        PERFORM pg_advisory_xact_lock(hashtext('hookd_claim:' || current_schema()));
-        -- Older first attempts due for one of the webhooks go first: the claim takes them.
+    v_claim := p_token IS NOT NULL AND cardinality(p_grant_ids) > 0;
+    IF v_claim AND p_insert_leased THEN
+        -- Older first attempts due for one of the webhooks go first: the claim after the
+        -- insert takes them.
         SELECT EXISTS (
             SELECT 1 FROM UNNEST(p_grant_ids) AS g (webhook_id)
             WHERE EXISTS (
@@ -151,8 +155,11 @@ BEGIN
                   AND q.webhook_id = g.webhook_id AND q.next_attempt_at <= p_now))
         INTO v_backlog;
         IF NOT v_backlog THEN
-            -- Otherwise the new deliveries are leased as they are inserted: up to each
-            -- webhook's room now, round-robin across webhooks, at most p_limit in all.
+            -- Otherwise the new deliveries are leased as they are inserted, under the claim
+            -- lock: up to each webhook's room now, round-robin across webhooks, at most
+            -- p_limit in all.
+            PERFORM pg_advisory_xact_lock(hashtext('hookd_claim:' || current_schema()));
+            v_claim := false;
             WITH room AS (
                 SELECT g.webhook_id,
                     hookd_claim_room(g.n, w, p_now, p_default_cap, p_tolerance_us, f.in_flight)
@@ -195,7 +202,7 @@ BEGIN
         FILTER (WHERE inserted.id = ANY (v_lease)), '{}')
     INTO v_claimed FROM inserted;
 
-    IF v_backlog THEN
+    IF v_claim THEN
         SELECT COALESCE(array_agg(c), '{}') INTO v_claimed
         FROM hookd_claim_deliveries(true, p_now, p_lease_until, p_token, p_limit, p_grant_ids,
             p_grant_counts, p_default_cap, p_tolerance_us) AS c;

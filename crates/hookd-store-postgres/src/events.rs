@@ -122,6 +122,7 @@ pub(crate) async fn enqueue(
         .bind(grants.iter().map(|(_, n)| *n).collect::<Vec<_>>())
         .bind(claim.map(|c| i64::from(c.default_max_in_flight)))
         .bind(flow::RATE_TOLERANCE_US)
+        .bind(deliveries.len() <= LEASED_INSERT_MAX)
         .fetch_all(pool)
         .await?;
     let mut skipped = HashSet::new();
@@ -170,10 +171,18 @@ pub(crate) async fn enqueue(
 /// `hookd_publish`'s arguments: `$1` now, `$2` channel, `$3` longest payload naming webhooks,
 /// `$4`–`$9` the events' columns, `$10`–`$16` the deliveries', `$17` the lease token (null: no
 /// claim), `$18` lease end, `$19` the claim's limit, `$20`/`$21` webhook ids and counts it may
-/// take, `$22` the default cap, `$23` the rate limiter's tolerance (µs).
+/// take, `$22` the default cap, `$23` the rate limiter's tolerance (µs), `$24` whether the
+/// deliveries may be inserted leased ([`LEASED_INSERT_MAX`]).
 const PUBLISH: &str = "SELECT * FROM hookd_publish($1, $2, $3, $4::text[], $5::text[], $6::text[],
     $7::text[], $8::bigint[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[],
-    $14::bigint[], $15::integer[], $16::text[], $17, $18, $19, $20::text[], $21::bigint[], $22, $23)";
+    $14::bigint[], $15::integer[], $16::text[], $17, $18, $19, $20::text[], $21::bigint[], $22, $23,
+    $24)";
+
+/// A publish of at most this many deliveries may insert them already leased, which holds the
+/// claim lock across the insert; a larger one (a fan-out) inserts first and claims after, so
+/// other claims do not wait for its insert (measured: fan-out ×50 lost a fifth of its
+/// throughput to lock waits otherwise).
+const LEASED_INSERT_MAX: usize = 64;
 
 /// What a publish's claim may take: each webhook of the claim's share with first attempts in
 /// the publish, as many as it has there (at most the claim's limit). The claim cuts each to
