@@ -89,7 +89,8 @@ END $$;
 -- round trip and one transaction (a statement outside a transaction is one), where it took
 -- seven. The events are inserted in the order given (the caller orders them by idempotency
 -- key, so two publishes sharing keys wait for each other in one order); an event whose key is
--- taken is skipped with its deliveries and returned as a `duplicate` row. With `p_token`, the
+-- taken is skipped with its deliveries, and the event holding the key is returned as a
+-- `duplicate` row. With `p_token`, the
 -- deliveries of `p_grant_ids` are claimed under the claim lock, within each webhook's limits
 -- (hookd_claim_room), oldest first: with `p_insert_leased` and none of those webhooks having
 -- older first attempts due, by inserting the new deliveries already leased (one write a
@@ -114,11 +115,13 @@ CREATE FUNCTION hookd_publish(
     schedule_id text, occurrence bigint, message text, created_at bigint, updated_at bigint,
     active boolean, max_in_flight integer, rate_limit integer, rate_tat_us bigint,
     circuit_failures integer, circuit_open_until bigint, circuit_opens integer,
-    due_at bigint, in_flight bigint
-) LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $$
+    due_at bigint, in_flight bigint, event_type text, model text, data text,
+    occurred_at bigint, idempotency_key text
+) LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan SET enable_seqscan = off AS $$
 #variable_conflict use_column
 DECLARE
     v_inserted text[];
+    v_all boolean;
     v_claim boolean;
     v_backlog boolean := false;
     v_lease text[] := '{}';
@@ -135,18 +138,27 @@ BEGIN
         RETURNING events.id)
     SELECT COALESCE(array_agg(stored.id), '{}') INTO v_inserted FROM stored;
 
-    RETURN QUERY
-    SELECT 'duplicate', e.id, NULL, NULL, NULL, NULL::integer, NULL::bigint, NULL::integer,
-        NULL::integer, NULL, NULL, NULL::bigint, NULL, NULL::bigint, NULL::bigint,
-        NULL::boolean, NULL::integer, NULL::integer, NULL::bigint, NULL::integer,
-        NULL::bigint, NULL::integer, NULL::bigint, NULL::bigint
-    FROM UNNEST(p_event_ids) AS e (id)
-    WHERE NOT e.id = ANY (v_inserted);
+    v_all := cardinality(v_inserted) = cardinality(p_event_ids);
 
-    v_claim := p_token IS NOT NULL AND cardinality(p_grant_ids) > 0;
+    -- The event holding each key taken (committed: the insert waited for it, or this call's).
+    RETURN QUERY
+    SELECT DISTINCT ON (h.id) 'duplicate', h.id, NULL, NULL, NULL, NULL::integer, NULL::bigint,
+        NULL::integer, NULL::integer, NULL, NULL, NULL::bigint, NULL, h.created_at,
+        NULL::bigint, NULL::boolean, NULL::integer, NULL::integer, NULL::bigint, NULL::integer,
+        NULL::bigint, NULL::integer, NULL::bigint, NULL::bigint, h.event_type, h.model, h.data,
+        h.occurred_at, h.idempotency_key
+    FROM UNNEST(p_event_ids, p_keys) AS e (id, idempotency_key)
+    CROSS JOIN LATERAL (
+        SELECT * FROM events AS x WHERE x.idempotency_key = e.idempotency_key) AS h
+    WHERE NOT v_all AND NOT e.id = ANY (v_inserted);
+
+
+    v_claim := p_token IS NOT NULL AND COALESCE(cardinality(p_grant_ids), 0) > 0;
     IF v_claim AND p_insert_leased THEN
-        -- Older first attempts due for one of the webhooks go first: the claim after the
-        -- insert takes them.
+        PERFORM pg_advisory_xact_lock(hashtext('hookd_claim:' || current_schema()));
+        -- Older first attempts due for one of the webhooks go first (seen under the lock, so
+        -- none another publish left waiting is passed over): the claim after the insert
+        -- takes them.
         SELECT EXISTS (
             SELECT 1 FROM UNNEST(p_grant_ids) AS g (webhook_id)
             WHERE EXISTS (
@@ -155,10 +167,8 @@ BEGIN
                   AND q.webhook_id = g.webhook_id AND q.next_attempt_at <= p_now))
         INTO v_backlog;
         IF NOT v_backlog THEN
-            -- Otherwise the new deliveries are leased as they are inserted, under the claim
-            -- lock: up to each webhook's room now, round-robin across webhooks, at most
-            -- p_limit in all.
-            PERFORM pg_advisory_xact_lock(hashtext('hookd_claim:' || current_schema()));
+            -- Otherwise the new deliveries are leased as they are inserted: up to each
+            -- webhook's room now, round-robin across webhooks, at most p_limit in all.
             v_claim := false;
             WITH room AS (
                 SELECT g.webhook_id,
@@ -177,7 +187,7 @@ BEGIN
                     WITH ORDINALITY AS d (id, event_id, webhook_id, status, next_attempt_at, n)
                 JOIN room ON room.webhook_id = d.webhook_id
                 WHERE d.status = 'pending' AND d.next_attempt_at <= p_now
-                  AND d.event_id = ANY (v_inserted))
+                  AND (v_all OR d.event_id = ANY (v_inserted)))
             SELECT COALESCE(array_agg(r.id), '{}') INTO v_lease
             FROM (SELECT ranked.id FROM ranked WHERE ranked.k <= ranked.room
                   ORDER BY ranked.k, ranked.pos LIMIT p_limit) AS r;
@@ -196,7 +206,7 @@ BEGIN
             CASE WHEN d.id = ANY (v_lease) THEN p_token ELSE d.lease_token END, p_now, p_now
         FROM UNNEST(p_ids, p_events, p_webhooks, p_statuses, p_due, p_entries, p_leases)
             AS d (id, event_id, webhook_id, status, next_attempt_at, entry_index, lease_token)
-        WHERE d.event_id = ANY (v_inserted)
+        WHERE (v_all OR d.event_id = ANY (v_inserted))
         RETURNING deliveries.*)
     SELECT COALESCE(array_agg(ROW(inserted.*)::deliveries)
         FILTER (WHERE inserted.id = ANY (v_lease)), '{}')
@@ -223,14 +233,15 @@ BEGIN
             c.next_attempt_at, c.entry_index, c.last_status_code, c.last_error, c.schedule_id,
             c.occurrence, c.message, c.created_at, c.updated_at, w.active, w.max_in_flight,
             w.rate_limit, w.rate_tat_us, w.circuit_failures, w.circuit_open_until,
-            w.circuit_opens, p_now, COUNT(*) OVER (PARTITION BY c.webhook_id)
+            w.circuit_opens, p_now, COUNT(*) OVER (PARTITION BY c.webhook_id), NULL, NULL, NULL,
+            NULL::bigint, NULL
         FROM UNNEST(v_claimed) AS c LEFT JOIN webhooks AS w ON w.id = c.webhook_id;
     END IF;
 
     SELECT string_agg(DISTINCT d.webhook_id, ',') INTO v_left
     FROM UNNEST(p_ids, p_events, p_webhooks, p_statuses)
         AS d (id, event_id, webhook_id, status)
-    WHERE d.status = 'pending' AND d.event_id = ANY (v_inserted)
+    WHERE d.status = 'pending' AND (v_all OR d.event_id = ANY (v_inserted))
       AND NOT d.id = ANY (SELECT c.id FROM UNNEST(v_claimed) AS c);
     IF v_left IS NOT NULL THEN
         PERFORM pg_notify(p_channel, CASE

@@ -1,6 +1,6 @@
 //! Events and the deliveries they cause, written together in one statement, and event reads.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use hookd_core::delivery::DeliveryStatus;
 use hookd_core::event::Event;
@@ -9,7 +9,7 @@ use hookd_core::ids::{EventId, WebhookId};
 use hookd_core::store::{Claim, Claimed, Enqueued, EventToStore, NewDelivery, Page};
 use hookd_store_sql::deliveries::lease_until;
 use hookd_store_sql::events::{self as sql, sort_out};
-use sqlx::{PgConnection, PgPool, Postgres, Row};
+use sqlx::{PgPool, Postgres, Row};
 
 use crate::rows::{self, encode_err, event_columns, int};
 
@@ -125,7 +125,7 @@ pub(crate) async fn enqueue(
         .bind(deliveries.len() <= LEASED_INSERT_MAX)
         .fetch_all(pool)
         .await?;
-    let mut skipped = HashSet::new();
+    let mut holders: HashMap<String, Event> = HashMap::new();
     let mut claimed = claim.map(|_| Claimed {
         deliveries: Vec::new(),
         next_at: None,
@@ -136,7 +136,10 @@ pub(crate) async fn enqueue(
         let kind: &str = row.try_get("kind")?;
         match (kind, claimed.as_mut()) {
             ("duplicate", _) => {
-                skipped.insert(EventId::from_trusted(row.try_get("id")?));
+                let holder = rows::event(row)?;
+                if let Some(key) = holder.idempotency_key.clone() {
+                    holders.insert(key, holder);
+                }
             }
             ("claimed", Some(claimed)) => {
                 let delivery = rows::delivery(row)?;
@@ -159,11 +162,11 @@ pub(crate) async fn enqueue(
     if let Some(claimed) = claimed.as_mut() {
         claimed.deliveries.sort_by(|a, b| a.id.cmp(&b.id));
     }
-    let firsts = if skipped.is_empty() {
-        vec![None; events.len()]
-    } else {
-        holders(pool, events, &skipped).await?
-    };
+    // An event whose key another event holds was skipped; the holder may be one of this call's.
+    let firsts = events.iter().map(|e| {
+        let key = e.event.idempotency_key.as_deref()?;
+        holders.get(key).filter(|h| h.id != e.id).cloned()
+    });
     let (results, _) = sort_out(events, firsts);
     Ok((results, claimed))
 }
@@ -200,56 +203,6 @@ fn grants(claim: &Claim, deliveries: &[(&EventId, &NewDelivery)]) -> Vec<(Webhoo
         }
     }
     grants
-}
-
-/// For each event in order, `None` when it was stored, or the stored event holding the
-/// idempotency key of one `skipped` (read after the publish, which waited for that event's
-/// transaction to commit).
-async fn holders(
-    pool: &PgPool,
-    events: &[EventToStore],
-    skipped: &HashSet<EventId>,
-) -> sqlx::Result<Vec<Option<Event>>> {
-    let taken: Vec<&str> = events
-        .iter()
-        .filter(|e| skipped.contains(&e.id))
-        .filter_map(|e| e.event.idempotency_key.as_deref())
-        .collect();
-    let mut conn = pool.acquire().await?;
-    let holders: HashMap<String, Event> = by_idempotency_keys(&mut conn, &taken)
-        .await?
-        .into_iter()
-        .filter_map(|h| Some((h.idempotency_key.clone()?, h)))
-        .collect();
-    events
-        .iter()
-        .map(|e| match e.event.idempotency_key.as_deref() {
-            _ if !skipped.contains(&e.id) => Ok(None),
-            Some(key) => holders
-                .get(key)
-                .cloned()
-                .map(Some)
-                .ok_or(sqlx::Error::RowNotFound),
-            None => Err(sqlx::Error::RowNotFound),
-        })
-        .collect()
-}
-
-/// The events holding these idempotency keys. Planned with its values each time (see "Plans"
-/// in the crate's documentation); it runs only when a batch repeats a key.
-async fn by_idempotency_keys(conn: &mut PgConnection, keys: &[&str]) -> sqlx::Result<Vec<Event>> {
-    sqlx::query(concat!(
-        "SELECT ",
-        event_columns!(),
-        " FROM events WHERE idempotency_key = ANY($1)"
-    ))
-    .persistent(false)
-    .bind(keys)
-    .fetch_all(conn)
-    .await?
-    .iter()
-    .map(rows::event)
-    .collect()
 }
 
 pub(crate) async fn get(pool: &PgPool, id: &EventId) -> sqlx::Result<Option<Event>> {
