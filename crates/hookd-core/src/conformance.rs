@@ -111,6 +111,7 @@ macro_rules! conformance_tests {
             concurrent_enqueues_with_one_key_create_once,
             concurrent_claimers_never_share_a_delivery,
             concurrent_claimers_hold_the_in_flight_cap,
+            concurrent_publishes_that_claim_hold_the_in_flight_cap,
             wait_for_work_wakes_when_another_handle_enqueues,
             concurrent_firings_of_one_occurrence_store_one,
             concurrent_claimers_never_share_an_execution,
@@ -2175,6 +2176,48 @@ pub async fn concurrent_claimers_hold_the_in_flight_cap(store: &dyn Store, other
     )
     .await;
     assert!(a + b >= 20, "both made progress: {a} + {b}");
+}
+
+pub async fn concurrent_publishes_that_claim_hold_the_in_flight_cap(
+    store: &dyn Store,
+    other: &dyn Store,
+) {
+    migrate_both(store, other).await;
+    let wh = limited(store, Some(3), None).await;
+    let (a, b) = join(
+        publish_and_claim(store, &wh, 40),
+        publish_and_claim(other, &wh, 40),
+    )
+    .await;
+    assert_eq!(a + b, 3, "the cap, over both publishers: {a} + {b}");
+    let count = |status| async move {
+        let filter = DeliveryFilter {
+            status: Some(status),
+            ..Default::default()
+        };
+        store
+            .list_deliveries(&filter, &page(1000, None))
+            .await
+            .unwrap()
+            .len()
+    };
+    assert_eq!(count(DeliveryStatus::Delivering).await, 3);
+    assert_eq!(count(DeliveryStatus::Pending).await, 77, "the rest wait");
+}
+
+/// Publishes `n` events of one delivery to `webhook`, each claiming what it may; returns how
+/// many the publishes took.
+async fn publish_and_claim(store: &dyn Store, webhook: &WebhookId, n: i64) -> usize {
+    let mut taken = 0;
+    for i in 0..n {
+        let c = claim(Lane::First, T0 + i, 4);
+        let (_, claimed) = store
+            .enqueue_events_and_claim(&[event(None, vec![pending(webhook, T0)])], T0 + i, &c)
+            .await
+            .expect("enqueue_events_and_claim");
+        taken += claimed.map_or(0, |c| c.deliveries.len());
+    }
+    taken
 }
 
 /// Claims and finishes, over and over; at no claim may more than three deliveries be under a
