@@ -402,7 +402,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// first attempts as [`Store::claim_due_deliveries`] would for `claim` (its lane
     /// [`Lane::First`]): a worker in the publisher's process then sends what was just published
     /// without a claim of its own, and the rows are written once, already leased. The claim is
-    /// the same fair claim, within every webhook's limits. `None`: nothing was claimed here
+    /// the same fair claim, within every webhook's limits; a store may confine it to the
+    /// webhooks `events` queue for (PostgreSQL does), leaving older work of other webhooks to
+    /// the lanes. `None`: nothing was claimed here
     /// (nothing was queued, or the store does not claim in a publish: the default), and the
     /// worker's lanes claim as usual.
     async fn enqueue_events_and_claim(

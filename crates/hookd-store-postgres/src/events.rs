@@ -47,79 +47,24 @@ pub(crate) async fn enqueue(
         .bind(now_ms)
         .bind(channel)
         .bind(i32::try_from(crate::wake::MAX_NAMED).unwrap_or(i32::MAX))
-        .bind(order.iter().map(|e| e.id.as_str()).collect::<Vec<_>>())
-        .bind(
-            order
-                .iter()
-                .map(|e| e.event.event_type.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            order
-                .iter()
-                .map(|e| e.event.model.as_deref())
-                .collect::<Vec<_>>(),
-        )
+        .bind(column(&order, |e| e.id.as_str()))
+        .bind(column(&order, |e| e.event.event_type.as_str()))
+        .bind(column(&order, |e| e.event.model.as_deref()))
         .bind(data)
-        .bind(
-            order
-                .iter()
-                .map(|e| e.event.occurred_at)
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            order
-                .iter()
-                .map(|e| e.event.idempotency_key.as_deref())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            deliveries
-                .iter()
-                .map(|(_, d)| d.id.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            deliveries
-                .iter()
-                .map(|(e, _)| e.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            deliveries
-                .iter()
-                .map(|(_, d)| d.webhook_id.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            deliveries
-                .iter()
-                .map(|(_, d)| d.status.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            deliveries
-                .iter()
-                .map(|(_, d)| d.next_attempt_at)
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            deliveries
-                .iter()
-                .map(|(_, d)| d.entry_index.map(int))
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            deliveries
-                .iter()
-                .map(|(_, d)| d.lease.as_deref())
-                .collect::<Vec<_>>(),
-        )
+        .bind(column(&order, |e| e.event.occurred_at))
+        .bind(column(&order, |e| e.event.idempotency_key.as_deref()))
+        .bind(column(&deliveries, |(_, d)| d.id.as_str()))
+        .bind(column(&deliveries, |(e, _)| e.as_str()))
+        .bind(column(&deliveries, |(_, d)| d.webhook_id.as_str()))
+        .bind(column(&deliveries, |(_, d)| d.status.as_str()))
+        .bind(column(&deliveries, |(_, d)| d.next_attempt_at))
+        .bind(column(&deliveries, |(_, d)| d.entry_index.map(int)))
+        .bind(column(&deliveries, |(_, d)| d.lease.as_deref()))
         .bind(claim.map(|c| c.lease_token.as_str()))
         .bind(claim.map(lease_until))
         .bind(claim.map(|c| i64::from(c.limit)))
-        .bind(grants.iter().map(|(w, _)| w.as_str()).collect::<Vec<_>>())
-        .bind(grants.iter().map(|(_, n)| *n).collect::<Vec<_>>())
+        .bind(column(&grants, |(w, _)| w.as_str()))
+        .bind(column(&grants, |(_, n)| *n))
         .bind(claim.map(|c| i64::from(c.default_max_in_flight)))
         .bind(flow::RATE_TOLERANCE_US)
         .bind(deliveries.len() <= LEASED_INSERT_MAX)
@@ -191,18 +136,33 @@ const LEASED_INSERT_MAX: usize = 64;
 /// the publish, as many as it has there (at most the claim's limit). The claim cuts each to
 /// what the webhook's limits allow and takes its oldest due deliveries first, so a webhook
 /// with a backlog still sends in order; the lanes take what is left, and other webhooks.
-fn grants(claim: &Claim, deliveries: &[(&EventId, &NewDelivery)]) -> Vec<(WebhookId, i64)> {
-    let mut grants: Vec<(WebhookId, i64)> = Vec::new();
+fn grants<'a>(
+    claim: &Claim,
+    deliveries: &[(&EventId, &'a NewDelivery)],
+) -> Vec<(&'a WebhookId, i64)> {
+    // Each webhook's place in `grants`, or `None` when another worker owns it.
+    let mut places: HashMap<&WebhookId, Option<usize>> = HashMap::new();
+    let mut grants: Vec<(&WebhookId, i64)> = Vec::new();
     for (_, d) in deliveries {
-        if d.status != DeliveryStatus::Pending || !claim.share.owns(&d.webhook_id) {
+        if d.status != DeliveryStatus::Pending {
             continue;
         }
-        match grants.iter_mut().find(|(w, _)| *w == d.webhook_id) {
-            Some((_, n)) => *n = (*n + 1).min(i64::from(claim.limit)),
-            None => grants.push((d.webhook_id.clone(), 1)),
+        let place = places.entry(&d.webhook_id).or_insert_with(|| {
+            claim.share.owns(&d.webhook_id).then(|| {
+                grants.push((&d.webhook_id, 0));
+                grants.len() - 1
+            })
+        });
+        if let Some(i) = *place {
+            grants[i].1 = (grants[i].1 + 1).min(i64::from(claim.limit));
         }
     }
     grants
+}
+
+/// One column of `rows`, as the array a statement binds.
+fn column<'a, T, U>(rows: &'a [T], value: impl Fn(&'a T) -> U) -> Vec<U> {
+    rows.iter().map(value).collect()
 }
 
 pub(crate) async fn get(pool: &PgPool, id: &EventId) -> sqlx::Result<Option<Event>> {

@@ -80,8 +80,11 @@ pub struct PgOptions {
 pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 /// The default pool size.
 pub const DEFAULT_POOL_SIZE: u32 = 16;
-/// A pooled connection idle longer than this is pinged before it is used again.
-const PING_IDLE_AFTER: Duration = Duration::from_secs(1);
+/// A pooled connection idle longer than this is pinged before it is used again. Shorter than
+/// any restart of the server, so a connection it dropped has always been idle longer; longer
+/// than the pool's turnover under load (16 connections, hundreds of statements a second), so a
+/// busy server pings none.
+const PING_IDLE_AFTER: Duration = Duration::from_millis(100);
 /// No hot statement comes near it; a statement stuck behind a lock or a runaway plan is cut
 /// off instead of holding its connection for good.
 pub const DEFAULT_STATEMENT_TIMEOUT: Duration = Duration::from_secs(30);
